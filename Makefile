@@ -1,0 +1,38 @@
+# effnet — everything starts from a fresh machine with only Python: `make demo`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+
+.PHONY: install demo test lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p demo-out
+	$(BIN)/effnet summary --phi 0
+	$(BIN)/effnet build --phi 0 --seed 0 -o demo-out/efficientnet-b0.keras --force
+
+lint: $(STAMP)
+	$(BIN)/ruff check effnet_cli tests benchmarks
+	$(BIN)/ruff format --check effnet_cli tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format effnet_cli tests benchmarks
+	$(BIN)/ruff check --fix effnet_cli tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache

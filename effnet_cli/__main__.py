@@ -1,0 +1,3 @@
+from effnet_cli.cli import run
+
+run()

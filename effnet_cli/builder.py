@@ -1,0 +1,308 @@
+"""The Keras builder: a spec's layer graph (graph.py) becomes a keras.Model.
+
+The model is a plain functional model with keras.applications' layer classes, names and order,
+so weights saved from `keras.applications.EfficientNetBx` load into it and give the same outputs.
+TensorFlow and Keras are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from effnet_cli import graph as G
+from effnet_cli import spec as S
+from effnet_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    import keras
+
+# keras.applications' initializers: EfficientNet's official "fan_out" variance scaling.
+CONV_KERNEL_INITIALIZER = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 2.0, "mode": "fan_out", "distribution": "truncated_normal"},
+}
+DENSE_KERNEL_INITIALIZER = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 1.0 / 3.0, "mode": "fan_out", "distribution": "uniform"},
+}
+BN_EPSILON = 1e-3  # Keras' BatchNormalization default, as in the paper's code
+BN_MOMENTUM = 0.99
+
+
+def import_keras() -> Any:
+    """Import Keras on the TensorFlow backend with TensorFlow's start-up noise silenced."""
+    from effnet_cli.files import silenced_stderr
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    with warnings.catch_warnings(), silenced_stderr():
+        warnings.simplefilter("ignore")
+        import keras
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # device discovery logs once, here, silenced
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    return keras
+
+
+def resolve_spec(name_or_spec: str | S.ModelSpec, **options: Any) -> S.ModelSpec:
+    if isinstance(name_or_spec, S.ModelSpec):
+        if options:
+            raise TypeError("pass options to get_spec, not with a ready ModelSpec")
+        return name_or_spec
+    return S.get_spec(name_or_spec, **options)
+
+
+def build_model(
+    name_or_spec: str | S.ModelSpec = "b0",
+    *,
+    weights: str | Path | None = None,
+    seed: int | None = None,
+    **options: Any,
+) -> keras.Model:
+    """Build the Keras model of a variant (`"b0"`, `"lite2"`, …) or of a `ModelSpec`.
+
+    `options` are `get_spec`'s (phi, resolution, num_classes, include_top, …). `seed` makes the
+    random initial weights reproducible; `weights` loads a `.weights.h5` or legacy `.h5` file.
+    """
+    spec = resolve_spec(name_or_spec, **options)
+    keras = import_keras()
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    nodes = G.build_graph(spec)
+    tensors: dict[str, Any] = {}
+    for node in nodes:
+        if isinstance(node.op, G.Input):
+            tensors[node.name] = keras.Input(shape=node.shape, name=node.name)
+            continue
+        args = [tensors[name] for name in node.inputs]
+        layer = make_layer(keras, node)
+        tensors[node.name] = layer(args if len(args) > 1 else args[0])
+    model = keras.Model(tensors[nodes[0].name], tensors[nodes[-1].name], name=spec.name)
+    _set_preprocessing_statistics(model, nodes)
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def make_layer(keras: Any, node: G.Node) -> Any:
+    """The Keras layer of one graph node, configured as keras.applications configures it."""
+    layers, name = keras.layers, node.name
+    match node.op:
+        case G.Rescale(scale=scale, offset=offset):
+            return layers.Rescaling(scale, offset, name=name)
+        case G.Normalize():
+            return layers.Normalization(axis=-1, name=name)
+        case G.Pad(padding=padding):
+            return layers.ZeroPadding2D(padding=padding, name=name)
+        case G.Conv(filters=f, kernel_size=k, strides=s, padding=p, use_bias=b, activation=a):
+            return layers.Conv2D(
+                f, k, strides=s, padding=p, use_bias=b, activation=a,
+                kernel_initializer=CONV_KERNEL_INITIALIZER, name=name,
+            )  # fmt: skip
+        case G.DepthwiseConv(kernel_size=k, strides=s, padding=p):
+            return layers.DepthwiseConv2D(
+                k, strides=s, padding=p, use_bias=False,
+                depthwise_initializer=CONV_KERNEL_INITIALIZER, name=name,
+            )  # fmt: skip
+        case G.BatchNorm():
+            return layers.BatchNormalization(
+                axis=-1, epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name
+            )
+        case G.Act(activation=activation):
+            # By name ("swish", "relu6"): a `.keras` file then loads in Keras' safe mode.
+            return layers.Activation(activation, name=name)
+        case G.GlobalPool(kind="avg"):
+            return layers.GlobalAveragePooling2D(name=name)
+        case G.GlobalPool(kind="max"):
+            return layers.GlobalMaxPooling2D(name=name)
+        case G.Reshape(target=target):
+            return layers.Reshape(target, name=name)
+        case G.Multiply():
+            return layers.Multiply(name=name)
+        case G.Add():
+            return layers.Add(name=name)
+        case G.Dropout(rate=rate, per_sample=per_sample):
+            noise_shape = (None, 1, 1, 1) if per_sample else None
+            return layers.Dropout(rate, noise_shape=noise_shape, name=name)
+        case G.Dense(units=units, activation=activation):
+            return layers.Dense(
+                units, activation=activation,
+                kernel_initializer=DENSE_KERNEL_INITIALIZER, name=name,
+            )  # fmt: skip
+    raise TypeError(f"no Keras layer for {node.op!r}")
+
+
+def _set_preprocessing_statistics(model: Any, nodes: tuple[G.Node, ...]) -> None:
+    """Give the Normalization layer the ImageNet mean and variance (keras.applications leaves
+    zeros and ones there unless weights are loaded)."""
+    import numpy as np
+
+    for node in nodes:
+        if isinstance(node.op, G.Normalize):
+            layer = model.get_layer(node.name)
+            layer.adapt_mean.assign(np.asarray(node.op.mean, "float32"))
+            layer.adapt_variance.assign(np.asarray(node.op.variance, "float32"))
+            layer.finalize_state()  # set_weights alone has no effect on outputs
+
+
+@dataclass(frozen=True)
+class WeightsReport:
+    path: str
+    layout: str  # "keras3" (.weights.h5) or "legacy-h5"
+    tensors_loaded: int
+    stddev_fix: bool  # the published files' std-in-variance slot was corrected
+
+
+def weights_layout(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(".weights.h5"):
+        return "keras3"
+    if name.endswith((".h5", ".hdf5")):
+        return "legacy-h5"
+    raise UsageError(
+        f"cannot tell the layout of weights file {path.name!r}; valid endings: "
+        ".weights.h5 (Keras 3) or .h5 (legacy, as keras.applications distributes)"
+    )
+
+
+def count_file_tensors(path: Path, layout: str) -> int:
+    """How many weight tensors a weights file holds, read without Keras."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if layout == "keras3":
+                found: list[str] = []
+                f.visititems(
+                    lambda name, obj: (
+                        found.append(name)
+                        if isinstance(obj, h5py.Dataset) and "/vars/" in f"/{name}"
+                        else None
+                    )
+                )
+                return len(found)
+            group = f.get("model_weights", f)
+            if "layer_names" not in group.attrs:
+                raise UsageError(f"{path} is an HDF5 file but holds no Keras weights")
+            return sum(
+                len(group[_text(layer)].attrs.get("weight_names", []))
+                for layer in group.attrs["layer_names"]
+            )
+    except OSError as exc:
+        raise UsageError(f"{path} is not a readable HDF5 weights file ({exc})") from None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def load_weights(model: Any, path: str | Path) -> WeightsReport:
+    """Load a weights file into `model`, refusing anything but a complete, exact match."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"weights file {str(path)!r} does not exist")
+    layout = weights_layout(path)
+    expected = len(model.weights)
+    found = count_file_tensors(path, layout)
+    if found != expected:
+        raise UsageError(
+            f"{path.name} holds {found} weight tensors but {model.name} has {expected}",
+            hint="the file is for another variant or head (--model, --num-classes, --no-top)",
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(str(path))
+        except (ValueError, KeyError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(
+                f"{path.name} does not fit {model.name}: {first}",
+                hint="the file is for another variant or head (--model, --num-classes, --no-top)",
+            ) from None
+    skipped = [str(w.message) for w in caught if "load" in str(w.message).lower()]
+    if skipped:
+        raise UsageError(f"{path.name} does not fit {model.name}: {skipped[0].splitlines()[0]}")
+    return WeightsReport(str(path), layout, found, _fix_published_stddev(model))
+
+
+def _fix_published_stddev(model: Any) -> bool:
+    """Square the variance when a file stored the ImageNet std in the variance slot.
+
+    keras.applications' published ImageNet files do (https://github.com/tensorflow/tensorflow/
+    issues/49930); keras.applications compensates with an extra Rescaling layer, but only for
+    weights="imagenet". Squaring the slot gives the same outputs with the same layers.
+    """
+    import numpy as np
+
+    try:
+        layer = model.get_layer("normalization")
+    except ValueError:
+        return False
+    variance = np.asarray(layer.adapt_variance)
+    if not np.allclose(variance, S.IMAGENET_STDDEV_RGB, atol=1e-4):
+        return False
+    layer.adapt_variance.assign(variance * variance)
+    layer.finalize_state()
+    return True
+
+
+SAVE_FORMATS = {".keras": "keras", ".weights.h5": "weights"}
+
+
+def save_format(path: Path) -> str:
+    for ending, fmt in SAVE_FORMATS.items():
+        if path.name.lower().endswith(ending):
+            return fmt
+    raise UsageError(
+        f"cannot save as {path.name!r}; valid endings: .keras (full model) or .weights.h5 (weights)"
+    )
+
+
+def build_and_save(
+    spec: S.ModelSpec,
+    weights: Path | None,
+    seed: int | None,
+    output: Path | None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """`effnet build`: check every input before TensorFlow loads, build, load, save atomically."""
+    import time
+
+    from effnet_cli import files
+
+    if output is not None:
+        fmt = save_format(output)
+        files.check_target(output, force)
+    if weights is not None:
+        if not weights.is_file():
+            raise UsageError(f"weights file {str(weights)!r} does not exist")
+        weights_layout(weights)
+    import_keras()  # outside the timing: build_seconds is the build alone
+    with files.stdout_to_stderr():
+        started = time.perf_counter()
+        model = build_model(spec, seed=seed)
+        build_seconds = time.perf_counter() - started
+        loaded = load_weights(model, weights) if weights is not None else None
+        report: dict[str, Any] = {
+            "input": S.input_contract(spec),
+            "params": int(model.count_params()),
+            "params_trainable": int(sum(int(w.numpy().size) for w in model.trainable_weights)),
+            "seed": seed,
+            "weights": vars(loaded) if loaded else None,
+            "build_seconds": build_seconds,
+            "output": None,
+        }
+        if output is not None:
+            with files.atomic_target(output) as tmp:
+                model.save(tmp) if fmt == "keras" else model.save_weights(tmp)
+            report["output"] = {
+                "path": str(output), "format": fmt, "bytes": files.size_bytes(output),
+            }  # fmt: skip
+    return report

@@ -1,0 +1,140 @@
+"""The Typer app: thin commands that parse, call, and hand rows to render.
+
+Nothing heavy is imported here: `effnet --help`, `scale-table` and the stage `summary` never load
+TensorFlow (a test proves it). Errors become one `error:` line and an exit code in `main`.
+"""
+
+# No `from __future__ import annotations`: Typer reads the Annotated options at run time.
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from click.exceptions import NoArgsIsHelpError
+from click.exceptions import UsageError as ClickUsageError
+
+from effnet_cli import __version__, render
+from effnet_cli import costs as C
+from effnet_cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, EffnetError
+from effnet_cli.options import ModelOptions, model_command
+
+app = typer.Typer(
+    name="effnet",
+    help="Build, inspect, export and benchmark EfficientNet models (Tan & Le, 2019).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"effnet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Let TensorFlow's and converters' logs through.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    if debug:
+        os.environ["EFFNET_DEBUG"] = "1"
+    if verbose:
+        os.environ["EFFNET_VERBOSE"] = "1"
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+
+
+@app.command()
+@model_command
+def summary(
+    model: ModelOptions,
+    layers: Annotated[bool, typer.Option("--layers", help="Add the per-layer view.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Per-stage table and totals: params, MACs, activation memory. Never loads TensorFlow."""
+    costs = C.count(model.spec())
+    if json_output:
+        render.emit_json("summary", render.summary_document(costs, layers))
+    else:
+        render.print_summary(costs, layers)
+
+
+@app.command()
+@model_command
+def build(
+    model: ModelOptions,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Write a .keras model or .weights.h5 weights file."),
+    ] = None,
+    force: ForceOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Build the Keras model (optionally loading weights) and save it."""
+    from effnet_cli import builder
+
+    spec = model.spec()
+    report = builder.build_and_save(spec, model.weights, model.seed, output, force)
+    report = {"model": render.model_document(spec), **report}
+    if json_output:
+        render.emit_json("build", report)
+    else:
+        render.print_build(report)
+
+
+def _command_name(argv: list[str]) -> str:
+    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+    return next((a for a in argv if a in names), "")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the CLI; map every failure to one `error:` line and DESIGN §4's exit codes."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=argv, prog_name="effnet", standalone_mode=False)
+        if result == EXIT_INTERRUPTED:  # Typer turns Ctrl-C into a silent Exit(130)
+            render.error_line("interrupted")
+        return result if isinstance(result, int) else 0
+    except NoArgsIsHelpError as exc:
+        sys.stderr.write((exc.ctx.get_help() if exc.ctx else "") + "\n")
+        return EXIT_USAGE
+    except ClickUsageError as exc:
+        command = _command_name(argv)
+        render.error_line(
+            exc.format_message(),
+            f"see '{' '.join(['effnet', command, '--help']).replace('  ', ' ')}'",
+        )
+        return EXIT_USAGE
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        render.error_line("interrupted")
+        return EXIT_INTERRUPTED
+    except EffnetError as exc:
+        if os.environ.get("EFFNET_DEBUG"):
+            raise
+        render.error_line(exc.message, exc.hint)
+        return exc.exit_code
+    except Exception as exc:  # a bug or an unforeseen library failure: still one line
+        if os.environ.get("EFFNET_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        render.error_line(f"{type(exc).__name__}: {first}", "run with --debug for the traceback")
+        return 1
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Writing artifacts safely, and keeping third-party chatter off stdout."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from effnet_cli.errors import UsageError
+
+
+def check_target(target: Path, force: bool) -> None:
+    """Refuse to replace an existing artifact without --force, or to write where we cannot."""
+    if target.is_dir() and not target.name.endswith((".savedmodel", "_savedmodel")):
+        raise UsageError(f"{target} is a directory; give a file path")
+    if target.exists() and not force:
+        raise UsageError(f"{target} already exists", hint="pass --force to replace it")
+    parent = target.parent
+    if not parent.is_dir():
+        raise UsageError(f"directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"directory {str(parent)!r} is not writable")
+
+
+@contextlib.contextmanager
+def atomic_target(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target` (same suffixes); move it over `target` on success.
+
+    On any failure or interrupt the temporary file or folder is removed: a run never leaves a
+    half-written artifact behind.
+    """
+    suffix = "".join(target.suffixes) or ""
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = tmpdir / f"artifact{suffix}"
+    try:
+        yield tmp
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def size_bytes(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+@contextlib.contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """Discard what C++ libraries write to file descriptor 2 meanwhile (unless --verbose).
+
+    TensorFlow's GPU-capable wheel logs "Could not find cuda drivers" through absl before its
+    logging is initialised, so TF_CPP_MIN_LOG_LEVEL cannot silence it. Python exceptions are
+    unaffected: they propagate and are reported after the descriptor is restored.
+    """
+    if os.environ.get("EFFNET_VERBOSE"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to file descriptor 1 (Python or C++) to stderr meanwhile.
+
+    TensorFlow, the converters and Keras' export print to stdout; effnet's stdout carries only
+    its result, so `--json` output stays one parseable document.
+    """
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (an embedding host): nothing to protect
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -1,0 +1,271 @@
+"""The layer graph of a spec: every Keras layer, its name, operation and output shape. Pure Python.
+
+`costs.py` counts over this graph and `builder.py` instantiates it, so the counter and the
+model can never disagree. Layer names, classes and order are keras.applications' own: a
+`.weights.h5` file is matched by layer class and order, a legacy `.h5` by order or name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from effnet_cli import spec as S
+
+Shape = tuple[int, ...]  # without the batch axis: (H, W, C) or (C,)
+
+
+@dataclass(frozen=True)
+class Input:
+    pass
+
+
+@dataclass(frozen=True)
+class Rescale:
+    scale: float
+    offset: float = 0.0
+
+
+@dataclass(frozen=True)
+class Normalize:
+    """keras' Normalization: weights mean (C), variance (C) and count, all non-trainable."""
+
+    mean: tuple[float, ...]
+    variance: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Pad:
+    padding: tuple[tuple[int, int], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Conv:
+    filters: int
+    kernel_size: int
+    strides: int = 1
+    padding: str = "same"
+    use_bias: bool = False
+    activation: str | None = None
+
+
+@dataclass(frozen=True)
+class DepthwiseConv:
+    kernel_size: int
+    strides: int = 1
+    padding: str = "same"
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    pass
+
+
+@dataclass(frozen=True)
+class Act:
+    activation: str
+
+
+@dataclass(frozen=True)
+class GlobalPool:
+    kind: str  # "avg" or "max"
+
+
+@dataclass(frozen=True)
+class Reshape:
+    target: Shape
+
+
+@dataclass(frozen=True)
+class Multiply:
+    pass
+
+
+@dataclass(frozen=True)
+class Add:
+    pass
+
+
+@dataclass(frozen=True)
+class Dropout:
+    rate: float
+    per_sample: bool = False  # drop-connect drops whole residual branches: noise (None,1,1,1)
+
+
+@dataclass(frozen=True)
+class Dense:
+    units: int
+    activation: str | None
+
+
+Op = (
+    Input | Rescale | Normalize | Pad | Conv | DepthwiseConv | BatchNorm | Act | GlobalPool
+    | Reshape | Multiply | Add | Dropout | Dense
+)  # fmt: skip
+
+# The Keras class each operation becomes: what `model.layers` reports.
+KERAS_CLASS: dict[type, str] = {
+    Input: "InputLayer",
+    Rescale: "Rescaling",
+    Normalize: "Normalization",
+    Pad: "ZeroPadding2D",
+    Conv: "Conv2D",
+    DepthwiseConv: "DepthwiseConv2D",
+    BatchNorm: "BatchNormalization",
+    Act: "Activation",
+    Reshape: "Reshape",
+    Multiply: "Multiply",
+    Add: "Add",
+    Dropout: "Dropout",
+    Dense: "Dense",
+}
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    op: Op
+    inputs: tuple[str, ...]
+    shape: Shape
+    stage: str  # "stem", "1".."7", "head": the row of the stage table it belongs to
+
+    @property
+    def keras_class(self) -> str:
+        if isinstance(self.op, GlobalPool):
+            return "GlobalAveragePooling2D" if self.op.kind == "avg" else "GlobalMaxPooling2D"
+        return KERAS_CLASS[type(self.op)]
+
+
+def correct_pad(size: int, kernel_size: int) -> tuple[int, int]:
+    """keras.applications' `correct_pad` on one axis: TF 'same' padding for a stride-2 conv."""
+    adjust = 1 - size % 2
+    half = kernel_size // 2
+    return (half - adjust, half)
+
+
+def conv_output(size: int, kernel_size: int, strides: int, padding: str) -> int:
+    if padding == "same":
+        return -(-size // strides)
+    return (size - kernel_size) // strides + 1
+
+
+class _Graph:
+    """Appends nodes, tracking the shape of the last one: the builder's `x = layer(x)` idiom."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+
+    @property
+    def last(self) -> Node:
+        return self.nodes[-1]
+
+    def add(self, name: str, op: Op, stage: str, *inputs: str) -> str:
+        sources = inputs or ((self.last.name,) if self.nodes else ())
+        shape = _shape(op, [self._shape_of(s) for s in sources])
+        self.nodes.append(Node(name, op, tuple(sources), shape, stage))
+        return name
+
+    def _shape_of(self, name: str) -> Shape:
+        return next(n.shape for n in reversed(self.nodes) if n.name == name)
+
+
+def _shape(op: Op, inputs: list[Shape]) -> Shape:
+    shape = inputs[0] if inputs else ()
+    match op:
+        case Pad(padding=((top, bottom), (left, right))):
+            return (shape[0] + top + bottom, shape[1] + left + right, shape[2])
+        case Conv(filters=f, kernel_size=k, strides=s, padding=p):
+            return (conv_output(shape[0], k, s, p), conv_output(shape[1], k, s, p), f)
+        case DepthwiseConv(kernel_size=k, strides=s, padding=p):
+            return (conv_output(shape[0], k, s, p), conv_output(shape[1], k, s, p), shape[2])
+        case GlobalPool():
+            return (shape[-1],)
+        case Reshape(target=target):
+            return target
+        case Dense(units=units):
+            return (units,)
+    return shape
+
+
+def build_graph(spec: S.ModelSpec) -> tuple[Node, ...]:
+    """Every layer of the model, in keras.applications' order."""
+    g = _Graph()
+    g.nodes.append(Node("input_layer", Input(), (), spec.input_shape(), "stem"))
+    _preprocessing(g, spec)
+    _stem(g, spec)
+    for block in S.expand_blocks(spec):
+        _block(g, spec, block)
+    _head(g, spec)
+    return tuple(g.nodes)
+
+
+def _preprocessing(g: _Graph, spec: S.ModelSpec) -> None:
+    if not spec.preprocessing:
+        return
+    if spec.family.preprocessing == "imagenet":
+        g.add("rescaling", Rescale(1.0 / 255.0), "stem")
+        variance = tuple(s * s for s in S.IMAGENET_STDDEV_RGB)
+        g.add("normalization", Normalize(S.IMAGENET_MEAN_RGB, variance), "stem")
+    else:  # "lite": (x - 127) / 128, the official Lite models' input contract
+        g.add("rescaling", Rescale(1.0 / 128.0, -127.0 / 128.0), "stem")
+
+
+def _stride2_pad(g: _Graph, name: str, kernel_size: int, stage: str) -> None:
+    height, width = g.last.shape[:2]
+    g.add(name, Pad((correct_pad(height, kernel_size), correct_pad(width, kernel_size))), stage)
+
+
+def _stem(g: _Graph, spec: S.ModelSpec) -> None:
+    act = spec.family.activation
+    _stride2_pad(g, "stem_conv_pad", 3, "stem")
+    g.add("stem_conv", Conv(S.stem_filters(spec), 3, strides=2, padding="valid"), "stem")
+    g.add("stem_bn", BatchNorm(), "stem")
+    g.add("stem_activation", Act(act), "stem")
+
+
+def _block(g: _Graph, spec: S.ModelSpec, block: S.Block) -> None:
+    n, stage, act = block.name, str(block.stage), spec.family.activation
+    inputs = g.last.name
+    if block.expand_ratio != 1:
+        g.add(f"{n}expand_conv", Conv(block.filters, 1), stage)
+        g.add(f"{n}expand_bn", BatchNorm(), stage)
+        g.add(f"{n}expand_activation", Act(act), stage)
+    padding = "same"
+    if block.strides == 2:
+        _stride2_pad(g, f"{n}dwconv_pad", block.kernel_size, stage)
+        padding = "valid"
+    g.add(f"{n}dwconv", DepthwiseConv(block.kernel_size, block.strides, padding), stage)
+    g.add(f"{n}bn", BatchNorm(), stage)
+    features = g.add(f"{n}activation", Act(act), stage)
+    if block.se_filters:
+        g.add(f"{n}se_squeeze", GlobalPool("avg"), stage)
+        g.add(f"{n}se_reshape", Reshape((1, 1, block.filters)), stage)
+        g.add(f"{n}se_reduce", Conv(block.se_filters, 1, use_bias=True, activation=act), stage)
+        gate = Conv(block.filters, 1, use_bias=True, activation="sigmoid")
+        g.add(f"{n}se_expand", gate, stage)
+        g.add(f"{n}se_excite", Multiply(), stage, features, g.last.name)
+    g.add(f"{n}project_conv", Conv(block.filters_out, 1), stage)
+    g.add(f"{n}project_bn", BatchNorm(), stage)
+    if block.residual:
+        if block.drop_rate > 0:
+            g.add(f"{n}drop", Dropout(block.drop_rate, per_sample=True), stage)
+        g.add(f"{n}add", Add(), stage, g.last.name, inputs)
+
+
+def _head(g: _Graph, spec: S.ModelSpec) -> None:
+    act = spec.family.activation
+    g.add("top_conv", Conv(S.head_filters(spec), 1), "head")
+    g.add("top_bn", BatchNorm(), "head")
+    g.add("top_activation", Act(act), "head")
+    if spec.include_top:
+        g.add("avg_pool", GlobalPool("avg"), "head")
+        if spec.dropout > 0:
+            g.add("top_dropout", Dropout(spec.dropout), "head")
+        activation = None if spec.classifier_activation == "none" else "softmax"
+        g.add("predictions", Dense(spec.num_classes, activation), "head")
+    elif spec.pooling is not None:
+        g.add(f"{spec.pooling}_pool", GlobalPool(spec.pooling), "head")
+
+
+def walk(nodes: tuple[Node, ...], stage: str) -> Iterator[Node]:
+    return (n for n in nodes if n.stage == stage)

@@ -1,0 +1,115 @@
+"""The model options every model command shares, declared once (DESIGN §2).
+
+`model_command` adds them to a command's signature and hands the command one `ModelOptions`.
+"""
+
+# No `from __future__ import annotations` here: Typer reads these Annotated types at run time.
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from effnet_cli import spec as S
+from effnet_cli.errors import UsageError
+
+PANEL = "Model options"
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    phi: Optional[float] = None
+    model: Optional[str] = None
+    resolution: Optional[int] = None
+    width: Optional[float] = None
+    depth: Optional[float] = None
+    num_classes: int = 1000
+    include_top: bool = True
+    pooling: Optional[str] = None
+    dropout: Optional[float] = None
+    drop_connect: float = 0.2
+    classifier_activation: str = "softmax"
+    preprocessing: bool = True
+    weights: Optional[Path] = None
+    seed: Optional[int] = None
+
+    def spec(self) -> S.ModelSpec:
+        if self.phi is not None and self.model is not None:
+            same = self.phi == int(self.phi) and self.model.lower() == f"b{int(self.phi)}"
+            if not same:
+                raise UsageError(
+                    f"--phi {self.phi:g} and --model {self.model} disagree", hint="give one of them"
+                )
+        if self.pooling is not None and self.include_top:
+            raise UsageError("--pooling applies only with --no-top (the top has its own pooling)")
+        return S.get_spec(
+            self.model or "b0",
+            phi=self.phi,
+            width=self.width,
+            depth=self.depth,
+            resolution=self.resolution,
+            dropout=self.dropout,
+            drop_connect=self.drop_connect,
+            num_classes=self.num_classes,
+            include_top=self.include_top,
+            pooling=self.pooling,
+            classifier_activation=self.classifier_activation,
+            preprocessing=self.preprocessing,
+        )
+
+
+def _option(*decls: str, help: str, **kwargs: Any) -> typer.models.OptionInfo:
+    return typer.Option(*decls, help=help, rich_help_panel=PANEL, **kwargs)
+
+
+_PARAMETERS: dict[str, Any] = {
+    "phi": Annotated[Optional[float], _option(
+        "--phi", help="Compound coefficient: 0..8 picks B0..B8; a non-integer follows the "
+        "compound rule.", min=0, max=12)],
+    "model": Annotated[Optional[str], _option(
+        "--model", "-m", help=f"Variant: {', '.join(S.model_names())}.")],
+    "resolution": Annotated[Optional[int], _option(
+        "--resolution", help="Input height and width (default: the variant's).")],
+    "width": Annotated[Optional[float], _option("--width", help="Width coefficient override.")],
+    "depth": Annotated[Optional[float], _option("--depth", help="Depth coefficient override.")],
+    "num_classes": Annotated[int, _option("--num-classes", help="Classifier outputs.")],
+    "include_top": Annotated[bool, _option(
+        "--include-top/--no-top", help="Keep the pooling + dropout + classifier head.")],
+    "pooling": Annotated[Optional[str], _option(
+        "--pooling", help="With --no-top: avg or max global pooling (default none).")],
+    "dropout": Annotated[Optional[float], _option(
+        "--dropout", help="Dropout before the classifier (default: the variant's).")],
+    "drop_connect": Annotated[float, _option(
+        "--drop-connect", help="Final stochastic-depth rate (training only).")],
+    "classifier_activation": Annotated[str, _option(
+        "--classifier-activation", help="softmax, or none for logits.")],
+    "preprocessing": Annotated[bool, _option(
+        "--preprocessing/--no-preprocessing", help="Carry the input normalization inside.")],
+    "weights": Annotated[Optional[Path], _option(
+        "--weights", help="Load a .weights.h5 (Keras 3) or legacy .h5 (keras.applications).")],
+    "seed": Annotated[Optional[int], _option(
+        "--seed", help="Seed for reproducible random weights and inputs.")],
+}  # fmt: skip
+
+
+def model_command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the shared model options; it receives them as `model: ModelOptions`."""
+    defaults = {f.name: f.default for f in fields(ModelOptions)}
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults[name],
+                          annotation=annotation)
+        for name, annotation in _PARAMETERS.items()
+    ]  # fmt: skip
+    own = [p for p in inspect.signature(func).parameters.values() if p.name != "model"]
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Any:
+        model = ModelOptions(**{name: kwargs.pop(name) for name in _PARAMETERS})
+        return func(model=model, **kwargs)
+
+    wrapper.__signature__ = inspect.Signature(own + extra)  # type: ignore[attr-defined]
+    return wrapper

@@ -1,0 +1,278 @@
+"""The only place that formats output: rich tables for people, JSON/CSV/markdown for programs.
+
+Commands compute rows once (plain dicts of raw numbers) and hand them here. stdout carries the
+result; everything else (progress, notes, errors) goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from effnet_cli import costs as C
+from effnet_cli import spec as S
+
+SCHEMA_VERSION = 1
+WIDE = 240  # columns for a non-terminal (CI logs): tables are never cut to 80
+
+
+def _console(stream: Any) -> Console:
+    is_tty = stream.isatty() if hasattr(stream, "isatty") else False
+    return Console(
+        file=stream,
+        width=None if is_tty else WIDE,
+        no_color=bool(os.environ.get("NO_COLOR")) or not is_tty,
+        highlight=False,
+        soft_wrap=False,
+    )
+
+
+def out() -> Console:
+    return _console(sys.stdout)
+
+
+def err() -> Console:
+    return _console(sys.stderr)
+
+
+def note(message: str) -> None:
+    """A line for the person at the terminal, on stderr."""
+    err().print(message, markup=False)
+
+
+def error_line(message: str, hint: str | None = None) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
+    sys.stderr.flush()
+
+
+def emit_json(kind: str, document: Mapping[str, Any]) -> None:
+    """One JSON document on stdout, tagged with its schema."""
+    payload = {"schema": f"effnet.{kind}/{SCHEMA_VERSION}", **document}
+    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------------- humanised numbers
+
+
+def count(value: float | None) -> str:
+    """5,330,571 -> '5.33M'; for tables only (JSON keeps exact integers)."""
+    if value is None:
+        return "–"
+    for factor, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= factor:
+            return (
+                f"{value / factor:.3g}{unit}"
+                if value / factor < 100
+                else f"{value / factor:.0f}{unit}"
+            )
+    return f"{value:g}"
+
+
+def size(num_bytes: float | None) -> str:
+    if num_bytes is None:
+        return "–"
+    for factor, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if num_bytes >= factor:
+            return f"{num_bytes / factor:.1f} {unit}"
+    return f"{num_bytes:.0f} B"
+
+
+def ratio(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}×"
+
+
+# ---------------------------------------------------------------------------- documents
+
+
+def model_document(spec: S.ModelSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "family": spec.family.name,
+        "base": spec.base,
+        "phi": spec.phi,
+        "width": spec.width,
+        "depth": spec.depth,
+        "resolution": spec.resolution,
+        "dropout": spec.dropout,
+        "drop_connect": spec.drop_connect,
+        "num_classes": spec.num_classes,
+        "include_top": spec.include_top,
+        "pooling": spec.pooling,
+        "classifier_activation": spec.classifier_activation,
+        "preprocessing": spec.preprocessing,
+    }
+
+
+def totals_document(costs: C.Costs) -> dict[str, int]:
+    return {
+        "params": costs.params,
+        "params_trainable": costs.params_trainable,
+        "params_non_trainable": costs.params_non_trainable,
+        "params_bn_moving": costs.params_bn_moving,
+        "params_preprocessing": costs.params_preprocessing,
+        "macs": costs.macs,
+        "param_bytes": costs.param_bytes,
+        "peak_activation_bytes": costs.peak_activation_bytes,
+    }
+
+
+def published_document(spec: S.ModelSpec) -> dict[str, Any] | None:
+    published = S.PUBLISHED.get(spec.base)
+    if published is None or spec.name != f"efficientnet-{spec.base}":
+        return None
+    return {
+        "params": published.params,
+        "macs": published.macs,
+        "top1": published.top1,
+        "top1_v1": published.top1_v1,
+        "source": published.source,
+    }
+
+
+def summary_document(costs: C.Costs, with_layers: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "model": model_document(costs.spec),
+        "input": S.input_contract(costs.spec),
+        "totals": totals_document(costs),
+        "published": published_document(costs.spec),
+        "stages": [vars(stage) for stage in costs.stages],
+    }
+    if with_layers:
+        doc["layers"] = [
+            {
+                "name": layer.name,
+                "class": layer.keras_class,
+                "stage": layer.stage,
+                "shape": list(layer.shape),
+                "params": layer.params,
+                "params_trainable": layer.params_trainable,
+                "macs": layer.macs,
+                "activation_bytes": layer.activation_bytes,
+            }
+            for layer in costs.layers
+        ]
+    return doc
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def _table(title: str | None, columns: Sequence[str], right_from: int = 1) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="right" if i >= right_from else "left", no_wrap=True)
+    return table
+
+
+def _contract_line(spec: S.ModelSpec) -> str:
+    contract = S.input_contract(spec)
+    h, w, c = spec.input_shape()
+    return (
+        f"input: float32 NHWC (batch, {h}, {w}, {c}), RGB in {contract['range']}; "
+        f"inside the model: {contract['preprocessing']}"
+    )
+
+
+def print_summary(costs: C.Costs, with_layers: bool) -> None:
+    spec, console = costs.spec, out()
+    stages = _table(
+        f"{spec.name}  (width {spec.width:g}, depth {spec.depth:g}, resolution {spec.resolution})",
+        ["stage", "operator", "resolution", "channels", "layers", "kernel", "stride", "expand",
+         "SE", "params", "MACs", "peak act."],
+        right_from=2,
+    )  # fmt: skip
+    for st in costs.stages:
+        is_block = st.expand_ratio > 0
+        stages.add_row(
+            st.stage,
+            st.operator,
+            f"{st.input_resolution}→{st.output_resolution}",
+            str(st.channels),
+            str(st.layers),
+            f"{st.kernel_size}x{st.kernel_size}",
+            str(st.strides),
+            str(st.expand_ratio) if is_block else "–",
+            ("yes" if st.se else "no") if is_block else "–",
+            count(st.params),
+            count(st.macs),
+            size(st.peak_activation_bytes),
+        )
+    console.print(stages)
+    if with_layers:
+        console.print()
+        console.print(_layers_table(costs))
+    console.print()
+    console.print(_totals_table(costs))
+    console.print(_contract_line(spec), markup=False)
+    for deviation in spec.family.deviations:
+        console.print(f"deviation from the paper: {deviation}", markup=False)
+
+
+def _layers_table(costs: C.Costs) -> Table:
+    table = _table("layers", ["name", "class", "output shape", "params", "MACs"], right_from=2)
+    for layer in costs.layers:
+        shape = "×".join(str(d) for d in layer.shape)
+        table.add_row(layer.name, layer.keras_class, shape, f"{layer.params:,}", f"{layer.macs:,}")
+    return table
+
+
+def _totals_table(costs: C.Costs) -> Table:
+    published = published_document(costs.spec)
+    table = _table("totals", ["", "value", "published"])
+    paper = published or {}
+    rows = [
+        ("params (Keras count_params)", f"{costs.params:,}", ""),
+        (
+            "  trainable (the paper's count)",
+            f"{costs.params_trainable:,}",
+            count(paper.get("params")),
+        ),
+        ("  BatchNorm moving statistics", f"{costs.params_bn_moving:,}", ""),
+        ("  preprocessing (Normalization)", f"{costs.params_preprocessing:,}", ""),
+        ("MACs (multiply-adds)", f"{costs.macs:,} ({count(costs.macs)})", count(paper.get("macs"))),
+        ("parameter bytes (float32)", size(costs.param_bytes), ""),
+        ("peak activation memory (batch 1)", size(costs.peak_activation_bytes), ""),
+    ]
+    if paper.get("top1") is not None:
+        rows.append(("ImageNet top-1 %", "", f"{paper['top1']} ({paper['source']})"))
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def print_build(report: Mapping[str, Any]) -> None:
+    table = _table(None, ["", ""], right_from=2)
+    table.show_header = False
+    model = report["model"]
+    table.add_row("model", f"{model['name']} ({report['input']['shape'][1]}×"
+                  f"{report['input']['shape'][2]}, {model['num_classes']} classes)")  # fmt: skip
+    table.add_row("params", f"{report['params']:,} ({report['params_trainable']:,} trainable)")
+    weights = report.get("weights")
+    if weights:
+        fix = "; ImageNet std-in-variance slot corrected" if weights["stddev_fix"] else ""
+        loaded = f"{weights['tensors_loaded']} tensors from {weights['path']} ({weights['layout']})"
+        table.add_row("weights", loaded + fix)
+    else:
+        seed = report.get("seed")
+        table.add_row("weights", "random" + (f" (seed {seed})" if seed is not None else ""))
+    table.add_row("build time", f"{report['build_seconds']:.2f} s")
+    output = report.get("output")
+    if output:
+        table.add_row("written", f"{output['path']} ({output['format']}, {size(output['bytes'])})")
+    out().print(table)
+
+
+def print_rows(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    table = _table(title, columns)
+    for row in rows:
+        table.add_row(*row)
+    out().print(table)

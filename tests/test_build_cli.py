@@ -1,0 +1,132 @@
+"""`effnet build`: weights from keras.applications in both layouts, atomic writes, --seed."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from effnet_cli.builder import import_keras
+
+from .conftest import calibrate, relative_diff
+
+keras = import_keras()
+
+
+@pytest.fixture(scope="module")
+def reference_b0(tmp_path_factory):
+    """keras.applications' B0 with real BatchNorm statistics, saved in both layouts."""
+    from keras.src.legacy.saving import legacy_h5_format
+
+    folder = tmp_path_factory.mktemp("weights")
+    model = keras.applications.EfficientNetB0(weights=None, classifier_activation=None)
+    images = calibrate(model, 224, seed=1)
+    model.save_weights(folder / "b0.weights.h5")
+    with h5py.File(folder / "b0_legacy.h5", "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    return folder, images, model(images).numpy()
+
+
+@pytest.mark.parametrize("layout", ["b0.weights.h5", "b0_legacy.h5"])
+def test_keras_applications_weights_give_the_same_logits(cli, tmp_path, reference_b0, layout):
+    folder, images, expected = reference_b0
+    target = tmp_path / "ours.keras"
+    result = cli("build", "--phi", "0", "--classifier-activation", "none",
+                 "--weights", folder / layout, "-o", target, "--json")  # fmt: skip
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["schema"] == "effnet.build/1"
+    assert report["weights"]["tensors_loaded"] == 314
+    model = keras.saving.load_model(target, safe_mode=True)
+    assert np.abs(expected).max() > 1e-2
+    assert relative_diff(model(images).numpy(), expected) <= 1e-5
+
+
+def test_published_std_in_variance_slot_is_corrected(cli, tmp_path, reference_b0):
+    """The distributed ImageNet files store the std where Keras reads a variance (TF #49930)."""
+    folder, _, _ = reference_b0
+    doctored = tmp_path / "efficientnetb0.h5"
+    doctored.write_bytes((folder / "b0_legacy.h5").read_bytes())
+    with h5py.File(doctored, "r+") as f:
+        group = f["normalization"]
+        mean, variance, _ = (name.decode() if isinstance(name, bytes) else name
+                             for name in group.attrs["weight_names"])  # fmt: skip
+        group[mean][...] = [0.485, 0.456, 0.406]
+        group[variance][...] = [0.229, 0.224, 0.225]
+    result = cli("build", "--weights", doctored, "-o", tmp_path / "b0.keras", "--json")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["weights"]["stddev_fix"] is True
+    model = keras.saving.load_model(tmp_path / "b0.keras")
+    assert np.allclose(
+        model.get_layer("normalization").adapt_variance, np.square([0.229, 0.224, 0.225])
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--phi", "1"], "holds 314 weight tensors but efficientnet-b1 has 442"),
+     (["--num-classes", "10"], "does not fit"),
+     (["--no-top"], "holds 314 weight tensors")],
+)  # fmt: skip
+def test_mismatched_weights_are_refused(cli, tmp_path, reference_b0, args, message):
+    folder, _, _ = reference_b0
+    for layout in ("b0.weights.h5", "b0_legacy.h5"):
+        target = tmp_path / "x.keras"
+        result = cli("build", *args, "--weights", folder / layout, "-o", target)
+        assert result.code == 2
+        assert result.stderr.startswith("error: ") and message in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_weights_file_is_a_usage_error(cli, tmp_path):
+    bad = tmp_path / "bad.weights.h5"
+    bad.write_bytes(b"\x00garbage" * 100)
+    result = cli("build", "--weights", bad)
+    assert result.code == 2 and result.stderr.startswith("error: ")
+    assert "not a readable HDF5" in result.stderr
+
+
+def test_existing_output_is_kept_without_force(cli, tmp_path):
+    target = tmp_path / "b0.weights.h5"
+    assert cli("build", "--resolution", "64", "--seed", "1", "-o", target).code == 0
+    before = target.read_bytes()
+    result = cli("build", "--resolution", "64", "--seed", "2", "-o", target)
+    assert result.code == 2 and "already exists" in result.stderr and "--force" in result.stderr
+    assert target.read_bytes() == before
+    assert cli("build", "--resolution", "64", "--seed", "2", "-o", target, "--force").code == 0
+    assert target.read_bytes() != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b0.weights.h5"]  # no temp left
+
+
+def test_same_seed_same_weights_file(cli, tmp_path):
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        assert (
+            cli(
+                "build", "--resolution", "64", "--seed", seed, "-o", tmp_path / f"{name}.weights.h5"
+            ).code
+            == 0
+        )
+
+    def arrays(name):
+        model = keras.applications.EfficientNetB0(weights=None, input_shape=(64, 64, 3))
+        model.load_weights(tmp_path / f"{name}.weights.h5")
+        return model.get_weights()
+
+    a, b, c = arrays("a"), arrays("b"), arrays("c")
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_unknown_output_format(cli, tmp_path):
+    result = cli("build", "-o", tmp_path / "model.onnx")
+    assert result.code == 2 and ".keras" in result.stderr and ".weights.h5" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_stdout_is_one_document(cli, tmp_path):
+    result = cli("build", "--resolution", "64", "--json")
+    document = json.loads(result.stdout)
+    assert document["params"] == 5_330_571 and document["output"] is None

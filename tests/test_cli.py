@@ -1,0 +1,91 @@
+"""The CLI's contract: output, errors, exit codes, no TensorFlow where none is needed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def _modules_after(code: str) -> set[str]:
+    script = f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+HEAVY = {"tensorflow", "keras", "tf2onnx", "onnxruntime", "ai_edge_litert", "onnx", "matplotlib"}
+
+
+def test_importing_the_cli_and_api_leaves_tensorflow_out():
+    loaded = _modules_after("import effnet_cli, effnet_cli.cli\nfrom effnet_cli import build_model")
+    assert not HEAVY & loaded
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["summary", "--phi", "7"], ["summary", "--phi", "4", "--layers", "--json"]]
+)
+def test_commands_that_need_no_tensorflow_do_not_load_it(argv):
+    code = f"from effnet_cli.cli import main\nmain({argv!r})"
+    assert not HEAVY & _modules_after(code)
+
+
+def test_summary_json_is_one_document(cli):
+    result = cli("summary", "--phi", "4", "--json")
+    assert result.code == 0
+    document = json.loads(result.stdout)
+    assert document["schema"] == "effnet.summary/1"
+    assert document["totals"]["params"] == 19_466_823
+    assert document["totals"]["params_trainable"] == 19_341_616
+    assert len(document["stages"]) == 9 and "layers" not in document
+    assert document["input"]["range"] == "[0, 255]" and document["input"]["layout"] == "NHWC"
+
+
+def test_summary_layers_view(cli):
+    result = cli("summary", "--layers", "--json")
+    layers = json.loads(result.stdout)["layers"]
+    assert layers[0]["name"] == "input_layer" and layers[-1]["name"] == "predictions"
+    assert sum(layer["params"] for layer in layers) == 5_330_571
+    table = cli("summary", "--layers")
+    assert "block6d_se_expand" in table.stdout and "5,330,571" in table.stdout
+
+
+def test_summary_table_is_plain_and_wide_off_a_terminal(cli, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    result = cli("summary", "--phi", "7")
+    assert "\x1b[" not in result.stdout
+    assert "MBConv6 k5x5" in result.stdout and "66,347,960" in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) > 80  # not cut to 80 columns
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [(["summary", "--model", "b9"], "valid: b0, b1"),
+     (["summary", "--phi", "x"], "--phi"),
+     (["summary", "--phi", "13"], "--phi"),
+     (["summary", "--resolution", "0"], "--resolution must lie between"),
+     (["summary", "--num-classes", "-3"], "--num-classes"),
+     (["summary", "--phi", "2", "--model", "b3"], "disagree"),
+     (["summary", "--pooling", "avg"], "--no-top"),
+     (["summary", "--no-top", "--pooling", "sum"], "valid: avg or max"),
+     (["summary", "--classifier-activation", "relu"], "softmax or none"),
+     (["nosuch"], "No such command")],
+)  # fmt: skip
+def test_bad_input_is_one_error_line_and_exit_2(cli, argv, fragment):
+    result = cli(*argv)
+    assert result.code == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error: ") and fragment in result.stderr
+    assert len([line for line in lines if line.startswith("error:")]) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_console_script_and_module_entry_points():
+    result = subprocess.run(
+        [sys.executable, "-m", "effnet_cli", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout.startswith("effnet ")
