@@ -15,9 +15,10 @@ import typer
 from click.exceptions import NoArgsIsHelpError
 from click.exceptions import UsageError as ClickUsageError
 
-from effnet_cli import __version__, render
+from effnet_cli import __version__, files, render
 from effnet_cli import costs as C
-from effnet_cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, EffnetError
+from effnet_cli import spec as S
+from effnet_cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, EffnetError, UsageError, require_choice
 from effnet_cli.options import ModelOptions, model_command
 
 app = typer.Typer(
@@ -92,6 +93,63 @@ def build(
         render.emit_json("build", report)
     else:
         render.print_build(report)
+
+
+FAMILY_CHOICES = ("b", "lite", "all")
+FORMAT_CHOICES = ("table", "json", "csv", "markdown")
+
+
+def _phi_list(text: str) -> list[float]:
+    try:
+        return sorted({float(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise UsageError(
+            f"--phi takes comma-separated numbers such as 0,1,2.5, not {text!r}"
+        ) from None
+
+
+@app.command("scale-table")
+def scale_table(
+    family: Annotated[str, typer.Option(help="Family: b, lite or all.")] = "b",
+    phi: Annotated[
+        Optional[str], typer.Option(help="Comma-separated φ values, e.g. 0,1,2.5 (any real φ).")
+    ] = None,
+    phi_max: Annotated[
+        Optional[float], typer.Option(help="Every integer φ up to this, plus released members.")
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Depth base of the compound rule.")] = S.ALPHA,
+    beta: Annotated[float, typer.Option(help="Width base of the compound rule.")] = S.BETA,
+    gamma: Annotated[float, typer.Option(help="Resolution base of the compound rule.")] = S.GAMMA,
+    fmt: Annotated[str, typer.Option("--format", help="table, json, csv or markdown.")] = "table",
+    plot: Annotated[
+        Optional[Path], typer.Option(help="Also draw params and MACs against φ into FILE.png.")
+    ] = None,
+    force: ForceOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Released coefficients beside the compound rule, with the paper's figures. No TensorFlow."""
+    fmt = "json" if json_output else fmt
+    require_choice("--family", family, FAMILY_CHOICES)
+    require_choice("--format", fmt, FORMAT_CHOICES)
+    if plot is not None:
+        files.check_plot_target(plot, force)
+    phis = _phi_list(phi) if phi is not None else None
+    families = ["b", "lite"] if family == "all" else [family]
+    documents = {
+        name: render.scale_documents(
+            C.scale_rows(name, phis, phi_max, alpha, beta, gamma), C.family_origin(name)
+        )
+        for name in families
+    }
+    footer = render.rule_footer(alpha, beta, gamma)
+    rows = [doc for name in families for doc in documents[name]]
+    if fmt == "json":
+        render.emit_json("scale-table", {**render.rule_document(alpha, beta, gamma), "rows": rows})
+    else:
+        render.print_scale_table(rows, footer, fmt)
+    if plot is not None:
+        files.write_plot(plot, lambda target: render.plot_scale(documents, target))
+        render.note(f"plot written to {plot}")
 
 
 def _command_name(argv: list[str]) -> str:

@@ -203,3 +203,52 @@ def _stage_costs(
             se=False,
             **common,
         )
+
+
+@dataclass(frozen=True)
+class ScaleRow:
+    """One row of `effnet scale-table`: a released member and/or the compound rule at its φ."""
+
+    phi: float | None
+    released: S.ModelSpec | None  # None where no member was released at this φ
+    released_costs: Costs | None
+    rule: S.ModelSpec | None  # None for members off the φ axis (L2)
+    rule_costs: Costs | None
+
+
+def scale_rows(
+    family: str,
+    phis: list[float] | None = None,
+    phi_max: float | None = None,
+    alpha: float = S.ALPHA,
+    beta: float = S.BETA,
+    gamma: float = S.GAMMA,
+) -> list[ScaleRow]:
+    """Released members of `family` beside the compound rule at the same φ.
+
+    Without `phis`, every released member with φ ≤ `phi_max` (default: B0–B7, all Lite) plus,
+    for the whole family list, members off the φ axis; with `phis`, exactly those φ values.
+    """
+    members = [v for v in S.VARIANTS.values() if v.family == family]
+    if phis is None:
+        limit = phi_max if phi_max is not None else (7 if family == "b" else max_phi(members))
+        phis = sorted({v.phi for v in members if v.phi is not None and v.phi <= limit})
+        if phi_max is not None:
+            phis = sorted(set(phis) | {float(p) for p in range(int(phi_max) + 1)})
+    rows = []
+    for phi in phis:
+        member = next((v for v in members if v.phi == phi), None)
+        released = S.get_spec(member.name) if member else None
+        rule = S.get_spec(members[0].name, phi=phi, alpha=alpha, beta=beta, gamma=gamma,
+                          rule=True)  # fmt: skip
+        rows.append(ScaleRow(phi, released, released and count(released), rule, count(rule)))
+    return rows
+
+
+def family_origin(family: str) -> Costs:
+    """The costs of the family's φ = 0 member (B0, Lite0): the unit of the ratio columns."""
+    return count(S.get_spec(next(v.name for v in S.VARIANTS.values() if v.family == family)))
+
+
+def max_phi(members: list[S.Variant]) -> float:
+    return max(v.phi for v in members if v.phi is not None)

@@ -38,6 +38,11 @@ class RegressionError(EffnetError):
     exit_code = EXIT_REGRESSION
 
 
+def require_choice(option: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise UsageError(f"unknown {option} {value!r}; valid: {choices(valid)}")
+
+
 def choices(values: object) -> str:
     """'a, b or c' — the valid choices, for messages."""
     items = [str(v) for v in values]  # type: ignore[attr-defined]

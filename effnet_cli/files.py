@@ -7,10 +7,10 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from effnet_cli.errors import UsageError
+from effnet_cli.errors import UsageError, WorkError
 
 
 def check_target(target: Path, force: bool) -> None:
@@ -95,3 +95,22 @@ def stdout_to_stderr() -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def check_plot_target(path: Path, force: bool) -> None:
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"--plot writes a PNG; give a path ending in .png, not {path.name!r}")
+    check_target(path, force)
+
+
+def write_plot(path: Path, draw: Callable[[Path], None]) -> None:
+    """Draw into a temporary file beside `path`, then rename; needs matplotlib (extra 'plot')."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise WorkError(
+            "--plot needs matplotlib, which is not installed",
+            hint="pip install 'effnet-cli[plot]' (or pip install matplotlib)",
+        ) from None
+    with atomic_target(path) as tmp:
+        draw(tmp)

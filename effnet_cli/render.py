@@ -276,3 +276,153 @@ def print_rows(title: str | None, columns: Sequence[str], rows: Iterable[Sequenc
     for row in rows:
         table.add_row(*row)
     out().print(table)
+
+
+# ---------------------------------------------------------------------------- scale-table
+
+SCALE_COLUMNS = (
+    "name", "phi", "width", "depth", "resolution", "dropout", "params", "params_trainable",
+    "macs", "peak_activation_bytes", "params_ratio", "macs_ratio", "published_params",
+    "published_macs", "published_top1", "rule_width", "rule_depth", "rule_resolution",
+    "rule_params", "rule_macs",
+)  # fmt: skip
+
+
+def scale_documents(rows: list[C.ScaleRow], origin: C.Costs) -> list[dict[str, Any]]:
+    """Flat rows of raw numbers (CSV-ready); ratios are to `origin`, the family's φ = 0 member."""
+    documents = []
+    for row in rows:
+        spec, costs = row.released, row.released_costs
+        published = S.PUBLISHED.get(spec.base) if spec else None
+        doc: dict[str, Any] = dict.fromkeys(SCALE_COLUMNS)
+        doc.update(name=spec.name if spec else None, phi=row.phi)
+        if spec is not None and costs is not None:
+            doc.update(
+                width=spec.width, depth=spec.depth, resolution=spec.resolution,
+                dropout=spec.dropout, params=costs.params,
+                params_trainable=costs.params_trainable, macs=costs.macs,
+                peak_activation_bytes=costs.peak_activation_bytes,
+            )  # fmt: skip
+            doc.update(
+                params_ratio=costs.params / origin.params, macs_ratio=costs.macs / origin.macs
+            )
+        if published is not None:
+            doc.update(
+                published_params=published.params and int(published.params),
+                published_macs=published.macs and int(published.macs),
+                published_top1=published.top1,
+            )
+        if row.rule is not None and row.rule_costs is not None:
+            doc.update(
+                rule_width=row.rule.width, rule_depth=row.rule.depth,
+                rule_resolution=row.rule.resolution, rule_params=row.rule_costs.params,
+                rule_macs=row.rule_costs.macs,
+            )  # fmt: skip
+        documents.append(doc)
+    return documents
+
+
+def rule_document(alpha: float, beta: float, gamma: float) -> dict[str, float | str]:
+    return {
+        "alpha": alpha,
+        "beta": beta,
+        "gamma": gamma,
+        "alpha_beta2_gamma2": alpha * beta**2 * gamma**2,
+        "resolution_rounding": "224 * gamma**phi to the nearest integer",
+    }
+
+
+def rule_footer(alpha: float, beta: float, gamma: float) -> str:
+    product = alpha * beta**2 * gamma**2
+    return (
+        f"compound rule: depth = {alpha:g}^φ, width = {beta:g}^φ, resolution = 224·{gamma:g}^φ "
+        f"(nearest integer); α·β²·γ² = {product:.3f}. Widths then round to multiples of 8 "
+        "(never below 90 %), repeats round up."
+    )
+
+
+def _cell(value: Any, kind: str) -> str:
+    if value is None:
+        return "–"
+    if kind == "count":
+        return count(value)
+    if kind == "ratio":
+        return f"{value:.2f}"
+    if kind == "coef":
+        return f"{value:.3g}"
+    if kind == "bytes":
+        return size(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+_SCALE_TABLE = (
+    ("model", "name", "text"), ("φ", "phi", "text"), ("width", "width", "coef"),
+    ("depth", "depth", "coef"), ("res", "resolution", "text"), ("dropout", "dropout", "text"),
+    ("params", "params", "count"), ("MACs", "macs", "count"),
+    ("act. peak", "peak_activation_bytes", "bytes"), ("params ×φ0", "params_ratio", "ratio"),
+    ("MACs ×φ0", "macs_ratio", "ratio"), ("paper params", "published_params", "count"),
+    ("paper MACs", "published_macs", "count"), ("top-1 %", "published_top1", "text"),
+    ("rule width", "rule_width", "coef"), ("rule depth", "rule_depth", "coef"),
+    ("rule res", "rule_resolution", "text"), ("rule params", "rule_params", "count"),
+    ("rule MACs", "rule_macs", "count"),
+)  # fmt: skip
+
+
+def _scale_cells(doc: Mapping[str, Any]) -> list[str]:
+    return [_cell(doc[key], kind) for _, key, kind in _SCALE_TABLE]
+
+
+def print_scale_table(documents: list[dict[str, Any]], footer: str, fmt: str) -> None:
+    if fmt == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=SCALE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in doc.items()} for doc in documents)
+        sys.stdout.flush()
+        return
+    headers = [header for header, _, _ in _SCALE_TABLE]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(_scale_cells(doc)) + " |" for doc in documents]
+        sys.stdout.write("\n".join(lines) + f"\n\n{footer}\n")
+        sys.stdout.flush()
+        return
+    table = _table(None, headers, right_from=1)
+    for doc in documents:
+        table.add_row(*_scale_cells(doc))
+    console = out()
+    console.print(table)
+    console.print(footer, markup=False)
+
+
+def plot_scale(families: Mapping[str, list[dict[str, Any]]], path: Any) -> None:
+    """Params and MACs against φ (log scale): released members and the compound rule per family,
+    in the spirit of the paper's Figure 1, labelled with the published top-1."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for axis, key, label in ((axes[0], "params", "parameters"), (axes[1], "macs", "MACs")):
+        for family, documents in families.items():
+            released = [d for d in documents if d[key] is not None and d["phi"] is not None]
+            axis.plot([d["phi"] for d in released], [d[key] for d in released], "o-",
+                      label=f"{family}: released coefficients")  # fmt: skip
+            ruled = [d for d in documents if d[f"rule_{key}"] is not None]
+            axis.plot([d["phi"] for d in ruled], [d[f"rule_{key}"] for d in ruled], "s--",
+                      label=f"{family}: compound rule")  # fmt: skip
+            for d in released:
+                if d["published_top1"] is not None:
+                    axis.annotate(f"{d['published_top1']}%", (d["phi"], d[key]), fontsize=8,
+                                  textcoords="offset points", xytext=(4, -12))  # fmt: skip
+        axis.set_yscale("log")
+        axis.set_xlabel("φ (compound coefficient)")
+        axis.set_ylabel(label)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.suptitle("EfficientNet cost against φ (labels: published ImageNet top-1 %)")
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)

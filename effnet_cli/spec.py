@@ -318,6 +318,25 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+def _rule_variant(
+    family: str,
+    released: dict[float, Variant],
+    phi: float,
+    alpha: float,
+    beta: float,
+    gamma: float,
+) -> Variant:
+    """The compound rule at `phi`, scaling the family's φ = 0 member."""
+    width, depth, resolution = compound_coefficients(phi, alpha, beta, gamma)
+    origin = released[0.0]
+    below = max(p for p in released if p <= phi)  # dropout: the nearest released member below
+    prefix = "" if family == "b" else f"{family}-"
+    return Variant(
+        f"{prefix}phi{_number(phi)}", family, phi, origin.width * width, origin.depth * depth,
+        round(origin.resolution * resolution / 224), released[below].dropout,
+    )  # fmt: skip
+
+
 def get_spec(
     name: str = "b0",
     *,
@@ -329,33 +348,33 @@ def get_spec(
     alpha: float = ALPHA,
     beta: float = BETA,
     gamma: float = GAMMA,
+    rule: bool = False,
     **options: object,
 ) -> ModelSpec:
     """The spec of a released variant (`name`) or of a compound-rule model (`phi`), with overrides.
 
-    `phi` that names a released member (0..8) selects it; a non-integer `phi` applies the
-    compound rule to B0. `options` are the remaining `ModelSpec` fields (num_classes, …).
+    An integer `phi` with a B name selects the released member B-phi; a non-integer `phi`, or
+    `rule=True`, applies the compound rule to the φ = 0 member of `name`'s family.
+    `options` are the remaining `ModelSpec` fields (num_classes, include_top, …).
     """
     allowed = {f.name for f in fields(ModelSpec)} - {"name", "family", "phi", "base"}
     unknown = set(options) - allowed
     if unknown:
         raise TypeError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(allowed)}")
-    if phi is not None and phi == int(phi) and f"b{int(phi)}" in VARIANTS:
-        name = f"b{int(phi)}"
-        phi = None
     key = name.lower().removeprefix("efficientnet-")
-    if phi is not None:
-        rule_width, rule_depth, rule_resolution = compound_coefficients(phi, alpha, beta, gamma)
-        floor = VARIANTS[f"b{min(int(phi), 7)}"]
-        base = Variant(f"phi{_number(phi)}", "b", phi, rule_width, rule_depth, rule_resolution,
-                       floor.dropout)  # fmt: skip
-    elif key in VARIANTS:
-        base = VARIANTS[key]
-    else:
+    if key not in VARIANTS:
         raise UsageError(
             f"unknown model {name!r}; valid: {choices(model_names())}",
             hint="or pass --phi N for B-N (a non-integer N follows the compound rule)",
         )
+    family = VARIANTS[key].family
+    released = {v.phi: v for v in VARIANTS.values() if v.family == family and v.phi is not None}
+    if phi is None:
+        base = VARIANTS[key]
+    elif phi in released and not rule:
+        base = released[phi]
+    else:
+        base = _rule_variant(family, released, phi, alpha, beta, gamma)
     chosen = {"width": width, "depth": depth, "resolution": resolution}
     suffix = "".join(
         f"-{label[0]}{_number(value)}"
