@@ -19,6 +19,7 @@ demo: $(STAMP)
 	mkdir -p demo-out
 	$(BIN)/effnet summary --phi 0
 	$(BIN)/effnet build --phi 0 --seed 0 -o demo-out/efficientnet-b0.keras --force
+	$(BIN)/effnet scale-table --plot demo-out/scaling.png --force
 
 lint: $(STAMP)
 	$(BIN)/ruff check effnet_cli tests benchmarks

@@ -71,10 +71,10 @@ def _has_command(name: str) -> bool:
 
 def build_rows(repeats: int) -> list[tuple[str, float, str, float]]:
     """effnet's builder beside keras.applications' for B7, in one process, interleaved."""
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    import keras
-
     from effnet_cli import build_model
+    from effnet_cli.builder import import_keras
+
+    keras = import_keras()  # TensorFlow's start-up noise silenced, as in effnet itself
 
     def ours() -> None:
         keras.backend.clear_session()

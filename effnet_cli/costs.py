@@ -20,7 +20,7 @@ from effnet_cli import graph as G
 from effnet_cli import spec as S
 
 FLOAT32_BYTES = 4
-STAGE_ORDER_HEAD = "head"
+HEAD = "head"
 
 
 @dataclass(frozen=True)
@@ -162,9 +162,10 @@ def _stage_costs(
     spec: S.ModelSpec, nodes: tuple[G.Node, ...], layers: tuple[LayerCost, ...], live: list[int]
 ) -> Iterable[StageCost]:
     blocks = S.expand_blocks(spec)
-    names = ["stem", *(str(i + 1) for i in range(len(spec.family.stages))), STAGE_ORDER_HEAD]
-    for stage in names:
-        index = [i for i, n in enumerate(nodes) if n.stage == stage]
+    indices: dict[str, list[int]] = {}
+    for i, node in enumerate(nodes):
+        indices.setdefault(node.stage, []).append(i)
+    for stage, index in indices.items():
         in_shape = spec.input_shape() if stage == "stem" else nodes[index[0] - 1].shape
         spatial = [n.shape for n in (nodes[i] for i in index) if len(n.shape) == 3]
         members = [b for b in blocks if str(b.stage) == stage]
@@ -191,7 +192,7 @@ def _stage_costs(
             continue
         conv = next(n.op for n in (nodes[i] for i in index) if isinstance(n.op, G.Conv))
         operator = "Conv3x3" if stage == "stem" else "Conv1x1 & Pooling & FC"
-        if stage == STAGE_ORDER_HEAD and not spec.include_top:
+        if stage == HEAD and not spec.include_top:
             operator = "Conv1x1" + (f" & {spec.pooling} pooling" if spec.pooling else "")
         yield StageCost(
             operator=operator,

@@ -15,7 +15,7 @@ from effnet_cli.errors import UsageError, WorkError
 
 def check_target(target: Path, force: bool) -> None:
     """Refuse to replace an existing artifact without --force, or to write where we cannot."""
-    if target.is_dir() and not target.name.endswith((".savedmodel", "_savedmodel")):
+    if target.is_dir():
         raise UsageError(f"{target} is a directory; give a file path")
     if target.exists() and not force:
         raise UsageError(f"{target} already exists", hint="pass --force to replace it")

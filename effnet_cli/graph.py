@@ -7,7 +7,6 @@ model can never disagree. Layer names, classes and order are keras.applications'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from effnet_cli import spec as S
@@ -154,6 +153,7 @@ class _Graph:
 
     def __init__(self) -> None:
         self.nodes: list[Node] = []
+        self.shapes: dict[str, Shape] = {}
 
     @property
     def last(self) -> Node:
@@ -161,12 +161,14 @@ class _Graph:
 
     def add(self, name: str, op: Op, stage: str, *inputs: str) -> str:
         sources = inputs or ((self.last.name,) if self.nodes else ())
-        shape = _shape(op, [self._shape_of(s) for s in sources])
-        self.nodes.append(Node(name, op, tuple(sources), shape, stage))
+        self.append(
+            Node(name, op, tuple(sources), _shape(op, [self.shapes[s] for s in sources]), stage)
+        )
         return name
 
-    def _shape_of(self, name: str) -> Shape:
-        return next(n.shape for n in reversed(self.nodes) if n.name == name)
+    def append(self, node: Node) -> None:
+        self.nodes.append(node)
+        self.shapes[node.name] = node.shape
 
 
 def _shape(op: Op, inputs: list[Shape]) -> Shape:
@@ -190,7 +192,7 @@ def _shape(op: Op, inputs: list[Shape]) -> Shape:
 def build_graph(spec: S.ModelSpec) -> tuple[Node, ...]:
     """Every layer of the model, in keras.applications' order."""
     g = _Graph()
-    g.nodes.append(Node("input_layer", Input(), (), spec.input_shape(), "stem"))
+    g.append(Node("input_layer", Input(), (), spec.input_shape(), "stem"))
     _preprocessing(g, spec)
     _stem(g, spec)
     for block in S.expand_blocks(spec):
@@ -265,7 +267,3 @@ def _head(g: _Graph, spec: S.ModelSpec) -> None:
         g.add("predictions", Dense(spec.num_classes, activation), "head")
     elif spec.pooling is not None:
         g.add(f"{spec.pooling}_pool", GlobalPool(spec.pooling), "head")
-
-
-def walk(nodes: tuple[Node, ...], stage: str) -> Iterator[Node]:
-    return (n for n in nodes if n.stage == stage)

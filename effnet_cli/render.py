@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -84,10 +84,6 @@ def size(num_bytes: float | None) -> str:
         if num_bytes >= factor:
             return f"{num_bytes / factor:.1f} {unit}"
     return f"{num_bytes:.0f} B"
-
-
-def ratio(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}×"
 
 
 # ---------------------------------------------------------------------------- documents
@@ -268,13 +264,6 @@ def print_build(report: Mapping[str, Any]) -> None:
     output = report.get("output")
     if output:
         table.add_row("written", f"{output['path']} ({output['format']}, {size(output['bytes'])})")
-    out().print(table)
-
-
-def print_rows(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    table = _table(title, columns)
-    for row in rows:
-        table.add_row(*row)
     out().print(table)
 
 
