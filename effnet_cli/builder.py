@@ -306,3 +306,55 @@ def build_and_save(
                 "path": str(output), "format": fmt, "bytes": files.size_bytes(output),
             }  # fmt: skip
     return report
+
+
+def load_keras_file(path: Path) -> Any:
+    """Load a `.keras` file in Keras' safe mode: no arbitrary code from an untrusted file."""
+    keras = import_keras()
+    if not path.exists():
+        raise UsageError(f"model file {str(path)!r} does not exist")
+    if path.suffix != ".keras":
+        raise UsageError(f"--from takes a .keras file, not {path.name!r}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
+            raise UsageError(
+                f"{path.name} contains a Python lambda, refused in safe mode (it could run "
+                "arbitrary code)",
+                hint="rebuild the model without Lambda layers",
+            ) from None
+        raise UsageError(f"{path.name} is not a loadable Keras model: {_first_line(exc)}") from None
+    except (OSError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path.name} is not a loadable Keras model: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def calibrate_batchnorm(model: Any, seed: int = 0, batch: int = 2) -> None:
+    """Give random weights real BatchNorm statistics (DESIGN §1.1).
+
+    Fresh statistics make EfficientNet's outputs ~1e-5, so parity checks would compare noise.
+    One training-mode pass with momentum 0 over seeded random images at the model's own input
+    size (statistics at another size give logits orders of magnitude off) sets every moving
+    statistic to that batch's statistics.
+    """
+    import numpy as np
+
+    keras = import_keras()
+    height, width = model.input.shape[1:3]
+    if height is None or width is None:
+        height = width = 224
+    images = np.random.default_rng(seed).uniform(0, 255, (batch, height, width, 3))
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(images.astype("float32"), training=True)
+    for layer, momentum in zip(norms, saved, strict=True):
+        layer.momentum = momentum

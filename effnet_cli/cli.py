@@ -95,6 +95,58 @@ def build(
         render.print_build(report)
 
 
+@app.command()
+@model_command
+def export(
+    model: ModelOptions,
+    fmt: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--format", "-f", help="savedmodel, onnx, tflite, keras (repeat or comma-separate)."
+        ),
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory for the artifacts.")
+    ] = Path("."),
+    source: Annotated[
+        Optional[Path], typer.Option("--from", help="Export this .keras file instead of building.")
+    ] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    batch: Annotated[
+        Optional[int], typer.Option(help="Fix the batch size (default: dynamic).")
+    ] = None,
+    quantize: Annotated[str, typer.Option(help="TFLite: none, fp16, dynamic or int8.")] = "none",
+    calibration: Annotated[
+        Optional[Path], typer.Option(help="int8: a folder of images or an (N,H,W,3) .npy.")
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Run each artifact against Keras.")
+    ] = True,
+    keep_failed: Annotated[
+        bool, typer.Option("--keep-failed", help="Keep artifacts that failed verification.")
+    ] = False,
+    force: ForceOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Write SavedModel, ONNX, TFLite and .keras files from one model, each one verified."""
+    from effnet_cli import export as E
+
+    formats = E.parse_formats(fmt or [])
+    spec = None if source is not None else model.spec()
+    name = source.stem if source is not None else spec.name  # type: ignore[union-attr]
+    seed = model.seed if model.seed is not None else 0
+    request = E.ExportRequest(formats, output, opset, batch, quantize, calibration, verify,
+                              keep_failed, force, seed)  # fmt: skip
+    targets = E.check_request(request, name)
+    try:
+        artifacts = E.run_export(spec, source, model.weights, model.seed, request, targets,
+                                        render.note)  # fmt: skip
+    except E.ExportFailed as failure:
+        render.export_result(name, failure.artifacts, json_output)
+        raise
+    render.export_result(name, artifacts, json_output)
+
+
 FAMILY_CHOICES = ("b", "lite", "all")
 FORMAT_CHOICES = ("table", "json", "csv", "markdown")
 

@@ -26,23 +26,38 @@ def check_target(target: Path, force: bool) -> None:
         raise UsageError(f"directory {str(parent)!r} is not writable")
 
 
+class Staged:
+    """A temporary file or folder beside `target` (same suffixes, same file system).
+
+    `commit()` renames it over the target; `discard()` removes it. A run never leaves a
+    half-written artifact where the user looks for the real one.
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        prefix = f".{target.name}."
+        self._dir = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
+        self.path = self._dir / f"artifact{''.join(target.suffixes)}"
+
+    def commit(self) -> None:
+        if self.target.is_dir():
+            shutil.rmtree(self.target)
+        os.replace(self.path, self.target)
+        self.discard()
+
+    def discard(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_target(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target` (same suffixes); move it over `target` on success.
-
-    On any failure or interrupt the temporary file or folder is removed: a run never leaves a
-    half-written artifact behind.
-    """
-    suffix = "".join(target.suffixes) or ""
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    tmp = tmpdir / f"artifact{suffix}"
+    """Yield a staged path for `target`; commit it on success, discard it on any failure."""
+    staged = Staged(target)
     try:
-        yield tmp
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        yield staged.path
+        staged.commit()
     finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        staged.discard()
 
 
 def size_bytes(path: Path) -> int:

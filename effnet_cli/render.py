@@ -415,3 +415,44 @@ def plot_scale(families: Mapping[str, list[dict[str, Any]]], path: Any) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- export
+
+
+def export_documents(artifacts: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "format": a.target.fmt,
+            "path": str(a.target.path),
+            "precision": a.target.precision,
+            "bytes": a.bytes,
+            "seconds": a.seconds,
+            "kept": a.kept,
+            "verification": None if a.verification is None else vars(a.verification),
+        }
+        for a in artifacts
+    ]
+
+
+def export_result(name: str, artifacts: Sequence[Any], as_json: bool) -> None:
+    documents = export_documents(artifacts)
+    if as_json:
+        emit_json("export", {"model": name, "artifacts": documents})
+        return
+    columns = ["format", "path", "precision", "size", "time", "max |Δ|/max", "top-1", "verified"]
+    table = _table(name, columns, right_from=3)
+    for doc in documents:
+        check = doc["verification"]
+        verdict = "skipped" if check is None else ("yes" if check["passed"] else "FAILED")
+        table.add_row(
+            doc["format"],
+            doc["path"] + ("" if doc["kept"] else " (removed)"),
+            doc["precision"],
+            size(doc["bytes"]),
+            f"{doc['seconds']:.1f} s",
+            "–" if check is None else f"{check['max_rel_diff']:.1e} ≤ {check['tolerance']:g}",
+            "–" if check is None else f"{check['top1_agreement']:.0%}",
+            verdict,
+        )
+    out().print(table)

@@ -1,0 +1,159 @@
+"""One adapter per runtime: load an artifact, say where it runs, run a batch.
+
+Export's verification and bench's timing both go through these adapters, so each format is
+loaded and run in exactly one place. Every framework is imported inside its loader.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from effnet_cli.errors import UsageError, WorkError
+
+RUNTIMES = ("keras", "savedmodel", "onnx", "tflite")
+DEVICES = ("cpu", "gpu", "auto")
+
+
+@dataclass
+class Runner:
+    """A loaded artifact: `run(batch)` maps float32 NHWC images to the model's output."""
+
+    runtime: str
+    device: str  # what actually runs it: "cpu" or "gpu"
+    provider: str  # the execution provider / delegate / backend, as reported by the runtime
+    precision: str
+    run: Callable[[Any], Any]
+    fixed_batch: int | None = None  # a batch size the artifact is pinned to, else None
+    notes: list[str] = field(default_factory=list)
+
+
+def threads_or_default(threads: int | None) -> int:
+    return threads if threads else (os.cpu_count() or 1)
+
+
+def gpus_visible() -> list[str]:
+    """GPU names TensorFlow can see (empty on a CPU-only machine)."""
+    from effnet_cli.builder import import_keras
+
+    import_keras()
+    import tensorflow as tf
+
+    return [device.name for device in tf.config.list_physical_devices("GPU")]
+
+
+def keras_runner(model: Any, device: str = "cpu", xla: bool = False) -> Runner:
+    """A compiled `tf.function` around `model(x, training=False)` (never `predict` in a loop)."""
+    import tensorflow as tf
+
+    target = "/GPU:0" if device == "gpu" else "/CPU:0"
+
+    @tf.function(jit_compile=xla, reduce_retracing=True)
+    def infer(images: Any) -> Any:
+        return model(images, training=False)
+
+    def run(images: Any) -> Any:
+        with tf.device(target):
+            return infer(tf.constant(images)).numpy()
+
+    provider = "TensorFlow " + ("XLA " if xla else "") + device.upper()
+    return Runner("keras", device, provider, "fp32", run)
+
+
+def savedmodel_runner(path: Path, device: str = "cpu") -> Runner:
+    import tensorflow as tf
+
+    from effnet_cli.builder import import_keras
+
+    import_keras()
+    loaded = tf.saved_model.load(str(path))
+    signature = loaded.signatures["serving_default"]
+    (input_name,) = signature.structured_input_signature[1].keys()
+    (output_name,) = signature.structured_outputs.keys()
+    target = "/GPU:0" if device == "gpu" else "/CPU:0"
+
+    def run(images: Any) -> Any:
+        with tf.device(target):
+            return signature(**{input_name: tf.constant(images)})[output_name].numpy()
+
+    return Runner("savedmodel", device, f"TensorFlow {device.upper()}", "fp32", run)
+
+
+def onnx_runner(path: Path, device: str = "cpu", threads: int | None = None) -> Runner:
+    """onnxruntime; on `gpu` the CUDA provider must really be active (a fallback is an error)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads_or_default(threads)
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "gpu" else [
+        "CPUExecutionProvider"]  # fmt: skip
+    if device == "gpu" and "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise UsageError(
+            "onnxruntime here has no CUDA provider (available: "
+            + ", ".join(ort.get_available_providers()) + ")",
+            hint="pip install onnxruntime-gpu, or use --device cpu",
+        )  # fmt: skip
+    session = ort.InferenceSession(str(path), options, providers=wanted)
+    active = session.get_providers()
+    if device == "gpu" and active[0] != "CUDAExecutionProvider":
+        raise WorkError(f"onnxruntime fell back to {active[0]} instead of CUDA")
+    meta = session.get_inputs()[0]
+    batch = meta.shape[0] if isinstance(meta.shape[0], int) else None
+    input_name, output_name = meta.name, session.get_outputs()[0].name
+
+    def run(images: Any) -> Any:
+        return session.run([output_name], {input_name: images})[0]
+
+    return Runner("onnx", device, active[0], _onnx_precision(meta.type), run, batch)
+
+
+def _onnx_precision(tensor_type: str) -> str:
+    return "fp16" if "float16" in tensor_type else "fp32"
+
+
+def tflite_runner(path: Path, threads: int | None = None, precision: str = "fp32") -> Runner:
+    """The LiteRT interpreter (XNNPACK on CPU); resizes the input for each batch size."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=threads_or_default(threads))
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    output_index = interpreter.get_output_details()[0]["index"]
+    signature = list(detail.get("shape_signature", detail["shape"]))
+    state = {"batch": int(detail["shape"][0])}
+
+    def run(images: Any) -> Any:
+        if images.shape[0] != state["batch"]:
+            interpreter.resize_tensor_input(detail["index"], list(images.shape))
+            interpreter.allocate_tensors()
+            state["batch"] = images.shape[0]
+        interpreter.set_tensor(detail["index"], images)
+        interpreter.invoke()
+        return interpreter.get_tensor(output_index).copy()
+
+    fixed = None if signature[0] == -1 else int(signature[0])
+    return Runner("tflite", "cpu", "LiteRT XNNPACK", precision, run, fixed)
+
+
+def load_runner(runtime: str, path: Path, device: str = "cpu", threads: int | None = None,
+                precision: str = "fp32") -> Runner:  # fmt: skip
+    """Load an exported artifact with its own runtime."""
+    if runtime == "onnx":
+        return onnx_runner(path, device, threads)
+    if runtime == "tflite":
+        if device == "gpu":
+            raise UsageError("the LiteRT runtime runs on the CPU here; use --device cpu")
+        return tflite_runner(path, threads, precision)
+    if runtime == "savedmodel":
+        return savedmodel_runner(path, device)
+    if runtime == "keras":
+        from effnet_cli.builder import load_keras_file
+
+        return keras_runner(load_keras_file(path), device)
+    raise UsageError(f"unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
