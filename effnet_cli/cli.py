@@ -147,6 +147,23 @@ def export(
     render.export_result(name, artifacts, json_output)
 
 
+@app.command()
+def inspect(
+    path: Annotated[
+        Path, typer.Argument(help="A .keras, .onnx or .tflite file, or a SavedModel folder.")
+    ],
+    json_output: JsonOpt = False,
+) -> None:
+    """What a model file holds: inputs, outputs, ops, params, size, effnet metadata."""
+    from effnet_cli.describe import describe
+
+    document = describe(path)
+    if json_output:
+        render.emit_json("inspect", document)
+    else:
+        render.print_inspect(document)
+
+
 FAMILY_CHOICES = ("b", "lite", "all")
 FORMAT_CHOICES = ("table", "json", "csv", "markdown")
 

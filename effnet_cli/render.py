@@ -456,3 +456,27 @@ def export_result(name: str, artifacts: Sequence[Any], as_json: bool) -> None:
             verdict,
         )
     out().print(table)
+
+
+# ---------------------------------------------------------------------------- inspect
+
+
+def print_inspect(doc: Mapping[str, Any]) -> None:
+    console = out()
+    head = _table(None, ["", ""], right_from=2)
+    head.show_header = False
+    head.add_row("file", f"{doc['path']} ({doc['format']}, {size(doc['bytes'])})")
+    head.add_row("params", f"{doc['params']:,}")
+    for key, value in doc.get("metadata", {}).items():
+        head.add_row(key, str(value))
+    console.print(head)
+    tensors = _table(None, ["", "name", "shape", "dtype"], right_from=4)
+    for role in ("inputs", "outputs"):
+        for tensor in doc[role]:
+            shape = "×".join("?" if d is None else str(d) for d in tensor["shape"])
+            tensors.add_row(role[:-1], tensor["name"], shape, tensor["dtype"])
+    console.print(tensors)
+    ops = _table("ops", ["op", "count"])
+    for op, number in doc["ops"].items():
+        ops.add_row(op, str(number))
+    console.print(ops)

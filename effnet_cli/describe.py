@@ -1,0 +1,146 @@
+"""`effnet inspect`: what a .keras, .onnx, .tflite or SavedModel file holds.
+
+Each reader returns the same plain document: inputs, outputs, an op (or layer) histogram, the
+parameter count, the size and effnet's metadata where present.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from effnet_cli import files
+from effnet_cli.errors import UsageError
+
+FORMAT_BY_SUFFIX = {".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}
+
+
+def detect_format(path: Path) -> str:
+    if not path.exists():
+        raise UsageError(f"{str(path)!r} does not exist")
+    if path.is_dir():
+        if (path / "saved_model.pb").exists():
+            return "savedmodel"
+        raise UsageError(f"{path} is a directory without saved_model.pb, so not a SavedModel")
+    fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
+    if fmt is None:
+        raise UsageError(
+            f"cannot inspect {path.name!r}; valid: a .keras, .onnx or .tflite file, "
+            "or a SavedModel folder"
+        )
+    return fmt
+
+
+def _tensor(name: str, shape: Any, dtype: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "shape": [None if d is None or int(d) == -1 else int(d) for d in shape],  # numpy ints too
+        "dtype": str(dtype),
+    }
+
+
+def _onnx(path: Path) -> dict[str, Any]:
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    initializers = {init.name for init in model.graph.initializer}
+
+    def value_info(info: Any) -> dict[str, Any]:
+        dims = [
+            d.dim_value if d.HasField("dim_value") else None
+            for d in info.type.tensor_type.shape.dim
+        ]
+        dtype = helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type)
+        return _tensor(info.name, dims, dtype)
+
+    return {
+        "inputs": [value_info(i) for i in model.graph.input if i.name not in initializers],
+        "outputs": [value_info(o) for o in model.graph.output],
+        "ops": dict(Counter(node.op_type for node in model.graph.node).most_common()),
+        "params": sum(math.prod(init.dims) for init in model.graph.initializer),
+        "metadata": {prop.key: prop.value for prop in model.metadata_props},
+        "opset": max(op.version for op in model.opset_import if op.domain in ("", "ai.onnx")),
+    }
+
+
+def _tflite(path: Path) -> dict[str, Any]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    ops = interpreter._get_ops_details()  # LiteRT has no public op listing
+    produced = {index for op in ops for index in op["outputs"]}
+    inputs = interpreter.get_input_details()
+    fed = {detail["index"] for detail in inputs}
+    params = sum(
+        math.prod(t["shape"]) for t in interpreter.get_tensor_details()
+        if t["index"] not in produced and t["index"] not in fed and len(t["shape"])
+    )  # fmt: skip
+
+    def detail(d: dict[str, Any]) -> dict[str, Any]:
+        return _tensor(d["name"], list(d.get("shape_signature", d["shape"])), d["dtype"].__name__)
+
+    return {
+        "inputs": [detail(d) for d in inputs],
+        "outputs": [detail(d) for d in interpreter.get_output_details()],
+        "ops": dict(Counter(op["op_name"] for op in ops).most_common()),
+        "params": int(params),
+        "metadata": {},
+    }
+
+
+def _keras(path: Path) -> dict[str, Any]:
+    from effnet_cli.builder import load_keras_file
+
+    model = load_keras_file(path)
+    return {
+        "inputs": [_tensor(t.name, t.shape, t.dtype) for t in model.inputs],
+        "outputs": [_tensor(t.name, t.shape, t.dtype) for t in model.outputs],
+        "ops": dict(Counter(type(layer).__name__ for layer in model.layers).most_common()),
+        "params": int(model.count_params()),
+        "metadata": {"model": model.name},
+    }
+
+
+def _savedmodel(path: Path) -> dict[str, Any]:
+    from effnet_cli.builder import import_keras
+
+    import_keras()
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    signature = loaded.signatures["serving_default"]
+    inputs = signature.structured_input_signature[1]
+    outputs = signature.structured_outputs
+    skip = {"Placeholder", "ReadVariableOp", "Identity", "NoOp", "Const"}
+    graph_ops = Counter(op.type for op in signature.graph.get_operations() if op.type not in skip)
+    for function in signature.graph._functions.values():  # the model body is a nested function
+        graph_ops.update(n.op for n in function.definition.node_def if n.op not in skip)
+    return {
+        "inputs": [_tensor(k, v.shape.as_list(), v.dtype.name) for k, v in inputs.items()],
+        "outputs": [_tensor(k, v.shape.as_list(), v.dtype.name) for k, v in outputs.items()],
+        "ops": dict(graph_ops.most_common()),
+        "params": int(sum(math.prod(v.shape) for v in getattr(loaded, "variables", []))),
+        "metadata": {"signatures": ", ".join(loaded.signatures.keys())},
+    }
+
+
+READERS: dict[str, Callable[[Path], dict[str, Any]]] = {
+    "onnx": _onnx, "tflite": _tflite, "keras": _keras, "savedmodel": _savedmodel,
+}  # fmt: skip
+
+
+def describe(path: Path) -> dict[str, Any]:
+    fmt = detect_format(path)
+    try:
+        with files.stdout_to_stderr(), files.silenced_stderr():
+            document = READERS[fmt](path)
+    except UsageError:
+        raise
+    except Exception as exc:  # a corrupt or foreign file: each library fails in its own way
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{path.name} is not a readable {fmt} file: {first[:200]}") from None
+    return {"path": str(path), "format": fmt, "bytes": files.size_bytes(path), **document}

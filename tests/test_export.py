@@ -1,0 +1,209 @@
+"""`effnet export` and `effnet inspect`, checked by runtimes we did not write."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from effnet_cli import export as E
+from effnet_cli.builder import import_keras
+
+from .conftest import relative_diff
+
+keras = import_keras()
+FORMATS = "savedmodel,onnx,tflite,keras"
+
+
+@pytest.fixture(scope="module")
+def b0_export(tmp_path_factory):
+    """B0 (logits, seeded random weights) in every format, from one `effnet export` run."""
+    from typer.testing import CliRunner
+
+    from effnet_cli.cli import main
+
+    folder = tmp_path_factory.mktemp("export")
+    with CliRunner().isolation() as (out, err, _):
+        code = main(["export", "--phi", "0", "--classifier-activation", "none", "--seed", "3",
+                     "-f", FORMATS, "-o", str(folder), "--json"])  # fmt: skip
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    assert code == 0, stderr
+    return folder, json.loads(stdout)  # stdout is exactly one JSON document
+
+
+def _images(batch: int, size: int = 224) -> np.ndarray:
+    return np.random.default_rng(batch).uniform(0, 255, (batch, size, size, 3)).astype("float32")
+
+
+def _reference(folder):
+    """The exported .keras model: the same (calibrated) weights every other artifact holds."""
+    return keras.saving.load_model(folder / "efficientnet-b0.keras", safe_mode=True)
+
+
+def test_every_format_is_written_and_verified(b0_export):
+    folder, report = b0_export
+    assert report["schema"] == "effnet.export/1"
+    artifacts = {a["format"]: a for a in report["artifacts"]}
+    assert set(artifacts) == set(FORMATS.split(","))
+    for artifact in artifacts.values():
+        check = artifact["verification"]
+        assert check["passed"] and check["max_rel_diff"] <= 1e-4 and check["batches"] == [1, 3]
+        assert artifact["kept"] and artifact["bytes"] > 10_000_000
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [
+        "efficientnet-b0.keras",
+        "efficientnet-b0.onnx",
+        "efficientnet-b0.tflite",
+        "efficientnet-b0_savedmodel",
+    ]  # fmt: skip  (and no temporary left)
+
+
+def test_onnx_matches_keras_in_onnxruntime_at_batch_1_and_3(b0_export):
+    import onnx
+    import onnxruntime as ort
+
+    folder, _ = b0_export
+    path = folder / "efficientnet-b0.onnx"
+    onnx.checker.check_model(str(path), full_check=True)
+    metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert metadata["model"] == "efficientnet-b0" and metadata["resolution"] == "224x224"
+    assert metadata["input_range"] == "[0, 255]" and metadata["preprocessing_inside"] == "true"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[0] != 1  # dynamic batch
+    reference = _reference(folder)
+    for batch in (1, 3):
+        images = _images(batch)
+        expected = reference(images).numpy()
+        assert np.abs(expected).max() > 1e-2  # calibrated BatchNorm: real logits, not ~1e-5
+        (got,) = session.run(None, {"input": images})
+        assert relative_diff(got, expected) <= 1e-4
+
+
+def test_tflite_matches_keras_in_the_litert_interpreter(b0_export):
+    from ai_edge_litert.interpreter import Interpreter
+
+    folder, _ = b0_export
+    interpreter = Interpreter(model_path=str(folder / "efficientnet-b0.tflite"))
+    interpreter.allocate_tensors()
+    images = _images(1)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    expected = _reference(folder)(images).numpy()
+    assert np.abs(expected).max() > 1e-2
+    assert relative_diff(got, expected) <= 1e-4
+
+
+def test_savedmodel_has_a_named_serving_signature(b0_export, cli):
+    folder, _ = b0_export
+    report = json.loads(cli("inspect", folder / "efficientnet-b0_savedmodel", "--json").stdout)
+    assert report["format"] == "savedmodel"
+    assert report["inputs"] == [{"name": "input", "shape": [None, 224, 224, 3], "dtype": "float32"}]
+    assert report["outputs"][0]["name"] == "logits"
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "first_op"),
+    [("efficientnet-b0.onnx", "onnx", "Conv"), ("efficientnet-b0.tflite", "tflite", "CONV_2D"),
+     ("efficientnet-b0.keras", "keras", "Conv2D")],
+)  # fmt: skip
+def test_inspect(b0_export, cli, name, fmt, first_op):
+    folder, _ = b0_export
+    result = cli("inspect", folder / name, "--json")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["format"] == fmt and report["ops"][first_op] >= 65
+    assert report["inputs"][0]["shape"][1:] == [224, 224, 3]
+    assert report["outputs"][0]["shape"][-1] == 1000
+    assert 5_200_000 < report["params"] < 5_340_000  # converters fold BatchNorm into convs
+    assert (
+        fmt in cli("inspect", folder / name).stdout or name in cli("inspect", folder / name).stdout
+    )
+
+
+def test_second_export_without_force_keeps_the_first(b0_export, cli):
+    folder, _ = b0_export
+    before = (folder / "efficientnet-b0.onnx").read_bytes()
+    result = cli("export", "-f", "onnx", "-o", folder)
+    assert result.code == 2 and "already exists" in result.stderr
+    assert (folder / "efficientnet-b0.onnx").read_bytes() == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantize", ["fp16", "dynamic", "int8"])
+def test_quantized_tflite_reports_its_agreement(cli, tmp_path, quantize):
+    calibration = tmp_path / "calibration.npy"
+    np.save(calibration, np.random.default_rng(0).uniform(0, 255, (8, 96, 96, 3)).astype("float32"))
+    args = ["--calibration", calibration] if quantize == "int8" else []
+    options = ["--model", "lite0", "--resolution", "96", "--classifier-activation", "none"]
+    result = cli("export", *options, "-f", "tflite", "--quantize", quantize, *args,
+                 "-o", tmp_path, "--json")  # fmt: skip
+    assert result.code == 0, result.stderr
+    (artifact,) = json.loads(result.stdout)["artifacts"]
+    assert artifact["precision"] == quantize and artifact["path"].endswith(f"-{quantize}.tflite")
+    check = artifact["verification"]
+    assert 0.0 <= check["top1_agreement"] <= 1.0
+    assert check["max_rel_diff"] <= E.TOLERANCE[quantize]
+    if quantize == "fp16":
+        assert check["max_rel_diff"] < 2e-2
+
+
+@pytest.mark.slow
+def test_b3_odd_feature_maps_export_to_onnx_and_tflite(cli, tmp_path):
+    # 300 -> 150 -> 75 -> 38 -> 19 -> 10: the explicit stride-2 padding meets odd sizes.
+    result = cli("export", "--phi", "3", "--classifier-activation", "none", "-f", "onnx,tflite",
+                 "-o", tmp_path, "--json")  # fmt: skip
+    assert result.code == 0, result.stderr
+    for artifact in json.loads(result.stdout)["artifacts"]:
+        assert artifact["verification"]["passed"]
+        assert artifact["verification"]["max_rel_diff"] <= 1e-4
+
+
+def test_failed_verification_exits_1_and_leaves_nothing(cli, tmp_path, monkeypatch):
+    monkeypatch.setitem(E.TOLERANCE, "fp32", 0.0)  # nothing can pass a zero tolerance
+    result = cli("export", "--resolution", "64", "-f", "onnx,keras", "-o", tmp_path)
+    assert result.code == 1
+    assert "error: verification failed" in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+    kept = cli("export", "--resolution", "64", "-f", "onnx", "-o", tmp_path, "--keep-failed")
+    assert kept.code == 1 and (tmp_path / "efficientnet-b0-r64.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [(["-f", "pdf"], "valid: savedmodel, onnx, tflite, keras"),
+     ([], "at least one --format"),
+     (["-f", "tflite", "--quantize", "int4"], "valid: none, fp16, dynamic, int8"),
+     (["-f", "tflite", "--quantize", "int8"], "calibration"),
+     (["-f", "onnx", "--quantize", "fp16"], "applies to the tflite format"),
+     (["-f", "onnx", "--opset", "3"], "--opset"),
+     (["-f", "onnx", "--batch", "0"], "--batch"),
+     (["-f", "onnx", "--from", "missing.keras"], "does not exist")],
+)  # fmt: skip
+def test_bad_export_input(cli, tmp_path, argv, fragment):
+    result = cli("export", *argv, "-o", tmp_path / "out")
+    assert result.code == 2 and fragment in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model at all", bytes(range(256)) * 40])
+@pytest.mark.parametrize("suffix", [".onnx", ".tflite", ".keras"])
+def test_inspect_refuses_files_that_are_not_models(cli, tmp_path, suffix, content):
+    path = tmp_path / f"broken{suffix}"
+    path.write_bytes(content)
+    result = cli("inspect", path)
+    assert (
+        result.code == 2
+        and result.stderr.startswith("error: ")
+        and "Traceback" not in result.stderr
+    )
+
+
+def test_keras_file_with_a_lambda_is_refused_in_safe_mode(cli, tmp_path):
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(path)
+    result = cli("inspect", path)
+    assert result.code == 2 and "safe mode" in result.stderr
