@@ -18,7 +18,14 @@ from click.exceptions import UsageError as ClickUsageError
 from effnet_cli import __version__, files, render
 from effnet_cli import costs as C
 from effnet_cli import spec as S
-from effnet_cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, EffnetError, UsageError, require_choice
+from effnet_cli.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    EffnetError,
+    RegressionError,
+    UsageError,
+    require_choice,
+)
 from effnet_cli.options import ModelOptions, model_command
 
 app = typer.Typer(
@@ -162,6 +169,89 @@ def inspect(
         render.emit_json("inspect", document)
     else:
         render.print_inspect(document)
+
+
+@app.command()
+@model_command
+def bench(
+    model: ModelOptions,
+    source: Annotated[
+        Optional[Path], typer.Option("--from", help="Benchmark this .keras file instead.")
+    ] = None,
+    runtime: Annotated[
+        str, typer.Option(help="keras, onnx, tflite or all (comma-separated).")
+    ] = "all",
+    device: Annotated[str, typer.Option(help="cpu, gpu or auto (gpu must exist).")] = "cpu",
+    batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1,8",
+    warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 3,
+    iterations: Annotated[int, typer.Option(help="Timed calls per row.")] = 20,
+    duration: Annotated[
+        Optional[float], typer.Option(help="Time each row for this many seconds instead.")
+    ] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")] = None,
+    xla: Annotated[bool, typer.Option(help="Keras: compile with XLA.")] = False,
+    ceiling: Annotated[
+        bool, typer.Option("--ceiling", help="Measure this machine's GEMM rate for the ceiling.")
+    ] = False,
+    baseline: Annotated[
+        Optional[Path], typer.Option(help="An earlier --json result to compare against.")
+    ] = None,
+    max_regression: Annotated[
+        float, typer.Option(help="With --baseline: allowed p50 slowdown in percent.")
+    ] = 10.0,
+    csv_path: Annotated[
+        Optional[Path], typer.Option("--csv", help="Also write rows as CSV.")
+    ] = None,
+    plot: Annotated[
+        Optional[Path], typer.Option(help="Also draw latency and throughput against batch.")
+    ] = None,
+    force: ForceOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Time inference per runtime and batch size: latency percentiles, images/s, MACs/s."""
+    from effnet_cli import bench as B
+
+    request = B.BenchRequest(B.parse_runtimes(runtime), device, B.parse_batches(batch), warmup,
+                             None if duration else iterations, duration, threads,
+                             model.seed or 0, xla, ceiling)  # fmt: skip
+    B.check_request(request)
+    if baseline is not None and not baseline.is_file():
+        raise UsageError(f"baseline {str(baseline)!r} does not exist")
+    for target in (csv_path, plot):
+        if target is not None:
+            files.check_target(target, force)
+    if plot is not None:
+        files.check_plot_target(plot, force)
+    B.configure_threads(threads)
+    spec = None if source is not None else model.spec()
+    built = _load_or_build(spec, source, model)
+    macs = C.count(spec).macs if spec is not None else None
+    result = B.run_bench(built, spec, macs, request, render.note)
+    regressions = B.compare_baseline(result, baseline, max_regression) if baseline else []
+    if json_output:
+        render.emit_json("bench", result)
+    else:
+        render.print_bench(result)
+    if csv_path is not None:
+        files.write_text(csv_path, render.bench_csv(result["rows"]))
+    if plot is not None:
+        files.write_plot(plot, lambda target: render.plot_bench(result, target))
+    if regressions:
+        raise RegressionError(
+            f"{len(regressions)} row(s) slower than the baseline: " + "; ".join(regressions)
+        )
+
+
+def _load_or_build(spec: Optional[S.ModelSpec], source: Optional[Path], model: ModelOptions):
+    from effnet_cli import builder
+
+    with files.stdout_to_stderr():
+        if source is not None:
+            return builder.load_keras_file(source)
+        built = builder.build_model(spec, seed=model.seed)
+        if model.weights is not None:
+            builder.load_weights(built, model.weights)
+        return built
 
 
 FAMILY_CHOICES = ("b", "lite", "all")

@@ -129,3 +129,8 @@ def write_plot(path: Path, draw: Callable[[Path], None]) -> None:
         ) from None
     with atomic_target(path) as tmp:
         draw(tmp)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_target(path) as tmp:
+        tmp.write_text(text)

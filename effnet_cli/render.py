@@ -6,6 +6,7 @@ result; everything else (progress, notes, errors) goes to stderr.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -480,3 +481,80 @@ def print_inspect(doc: Mapping[str, Any]) -> None:
     for op, number in doc["ops"].items():
         ops.add_row(op, str(number))
     console.print(ops)
+
+
+# ---------------------------------------------------------------------------- bench
+
+BENCH_COLUMNS = (
+    "runtime", "device", "provider", "precision", "batch", "latency_ms_mean", "latency_ms_std",
+    "latency_ms_min", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "images_per_s",
+    "macs_per_s", "ceiling_fraction", "first_inference_ms", "setup_s", "iterations", "error",
+)  # fmt: skip
+
+
+def print_bench(result: Mapping[str, Any]) -> None:
+    model, env = result["model"], result["environment"]
+    title = (f"{model['name']} {model['resolution'][0]}×{model['resolution'][1]} · {env['cpu']} · "
+             f"{env['threads']} threads")  # fmt: skip
+    columns = ["runtime", "provider", "batch", "mean ms", "std", "min", "p50", "p90", "p99",
+               "img/s", "GMAC/s", "ceiling", "first ms", "setup s"]  # fmt: skip
+    table = _table(title, columns, right_from=2)
+    for row in result["rows"]:
+        if row.get("error"):
+            table.add_row(row["runtime"], row["provider"], str(row["batch"]), row["error"],
+                          *["–"] * (len(columns) - 4))  # fmt: skip
+            continue
+        table.add_row(
+            row["runtime"], row["provider"], str(row["batch"]),
+            *(f"{row[k]:.2f}" for k in ("latency_ms_mean", "latency_ms_std", "latency_ms_min",
+                                        "latency_ms_p50", "latency_ms_p90", "latency_ms_p99")),
+            f"{row['images_per_s']:.1f}",
+            f"{row['macs_per_s'] / 1e9:.1f}" if row.get("macs_per_s") else "–",
+            f"{row['ceiling_fraction']:.0%}" if row.get("ceiling_fraction") else "–",
+            f"{row['first_inference_ms']:.0f}", f"{row['setup_s']:.1f}",
+        )  # fmt: skip
+    console = out()
+    console.print(table)
+    ceiling = result["ceiling"]
+    console.print(
+        f"ceiling: {ceiling['gemm_flops'] / 1e9:.0f} GFLOP/s dense GEMM ({ceiling['source']}); "
+        "a row's share = 2 × MACs/s ÷ that rate.",
+        markup=False,
+    )
+
+
+def bench_csv(rows: list[dict[str, Any]]) -> str:
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=BENCH_COLUMNS, extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows({k: row.get(k, "") for k in BENCH_COLUMNS} for row in rows)
+    return buffer.getvalue()
+
+
+def plot_bench(result: Mapping[str, Any], path: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4.5))
+    runtimes_seen = dict.fromkeys(row["runtime"] for row in result["rows"])
+    for runtime in runtimes_seen:
+        rows = [r for r in result["rows"] if r["runtime"] == runtime and not r.get("error")]
+        batches = [r["batch"] for r in rows]
+        latency.plot(batches, [r["latency_ms_p50"] for r in rows], "o-", label=runtime)
+        throughput.plot(batches, [r["images_per_s"] for r in rows], "o-", label=runtime)
+    for axis, label in ((latency, "p50 latency (ms)"), (throughput, "images / s")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("batch size")
+        axis.set_ylabel(label)
+        axis.grid(True, alpha=0.3)
+        axis.legend()
+    fig.suptitle(f"{result['model']['name']}: inference by runtime")
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
