@@ -15,10 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The main job, end to end on B0: summarise, build, export (each artifact verified), benchmark.
 demo: $(STAMP)
 	mkdir -p demo-out
 	$(BIN)/effnet summary --phi 0
 	$(BIN)/effnet build --phi 0 --seed 0 -o demo-out/efficientnet-b0.keras --force
+	$(BIN)/effnet export --from demo-out/efficientnet-b0.keras -f onnx,tflite -o demo-out --force
+	$(BIN)/effnet bench --from demo-out/efficientnet-b0.keras --runtime all --batch 1,8 --iterations 20
 	$(BIN)/effnet scale-table --plot demo-out/scaling.png --force
 
 lint: $(STAMP)

@@ -336,6 +336,18 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def fresh_batchnorm(model: Any) -> bool:
+    """True when no BatchNorm has statistics yet (moving mean 0, variance 1): random weights."""
+    import numpy as np
+
+    keras = import_keras()
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    return bool(norms) and all(
+        not np.any(np.asarray(layer.moving_mean)) and np.all(np.asarray(layer.moving_variance) == 1)
+        for layer in norms
+    )
+
+
 def calibrate_batchnorm(model: Any, seed: int = 0, batch: int = 2) -> None:
     """Give random weights real BatchNorm statistics (DESIGN §1.1).
 

@@ -308,13 +308,13 @@ def export_model(
     request: ExportRequest,
     targets: list[Target],
     progress: Callable[[str], None],
-    calibrate: bool,
 ) -> list[Artifact]:
     """Write every target from one model; verify each; keep only what verified."""
-    from effnet_cli.builder import calibrate_batchnorm
+    from effnet_cli.builder import calibrate_batchnorm, fresh_batchnorm
 
-    if calibrate:
-        progress("giving random weights real BatchNorm statistics (one training-mode pass)")
+    if request.verify and fresh_batchnorm(model):
+        # Parity on fresh statistics compares outputs near zero and proves nothing (DESIGN §1.1).
+        progress("random weights: giving BatchNorm real statistics first (one training-mode pass)")
         calibrate_batchnorm(model, seed=request.seed)
     calibration = None
     if request.quantize == "int8":
@@ -405,5 +405,4 @@ def run_export(
             model = builder.build_model(spec, seed=seed)  # type: ignore[arg-type]
             if weights is not None:
                 builder.load_weights(model, weights)
-    random_weights = source is None and weights is None
-    return export_model(model, spec, request, targets, progress, calibrate=random_weights)
+    return export_model(model, spec, request, targets, progress)
