@@ -106,9 +106,9 @@ def make_layer(keras: Any, node: G.Node) -> Any:
                 f, k, strides=s, padding=p, use_bias=b, activation=a,
                 kernel_initializer=CONV_KERNEL_INITIALIZER, name=name,
             )  # fmt: skip
-        case G.DepthwiseConv(kernel_size=k, strides=s, padding=p):
+        case G.DepthwiseConv(kernel_size=k, strides=s, padding=p, use_bias=b):
             return layers.DepthwiseConv2D(
-                k, strides=s, padding=p, use_bias=False,
+                k, strides=s, padding=p, use_bias=b,
                 depthwise_initializer=CONV_KERNEL_INITIALIZER, name=name,
             )  # fmt: skip
         case G.BatchNorm():
@@ -124,6 +124,8 @@ def make_layer(keras: Any, node: G.Node) -> Any:
             return layers.GlobalMaxPooling2D(name=name)
         case G.Reshape(target=target):
             return layers.Reshape(target, name=name)
+        case G.Softmax():
+            return layers.Softmax(name=name)
         case G.Multiply():
             return layers.Multiply(name=name)
         case G.Add():

@@ -94,6 +94,7 @@ def build(
     from effnet_cli import builder
 
     spec = model.spec()
+    warn_if_huge(spec)
     report = builder.build_and_save(spec, model.weights, model.seed, output, force)
     report = {"model": render.model_document(spec), **report}
     if json_output:
@@ -140,6 +141,7 @@ def export(
 
     formats = E.parse_formats(fmt or [])
     spec = None if source is not None else model.spec()
+    warn_if_huge(spec)
     name = source.stem if source is not None else spec.name  # type: ignore[union-attr]
     seed = model.seed if model.seed is not None else 0
     request = E.ExportRequest(formats, output, opset, batch, quantize, calibration, verify,
@@ -224,6 +226,7 @@ def bench(
         files.check_plot_target(plot, force)
     B.configure_threads(threads)
     spec = None if source is not None else model.spec()
+    warn_if_huge(spec)
     built = _load_or_build(spec, source, model)
     macs = C.count(spec).macs if spec is not None else None
     result = B.run_bench(built, spec, macs, request, render.note)
@@ -254,7 +257,7 @@ def _load_or_build(spec: Optional[S.ModelSpec], source: Optional[Path], model: M
         return built
 
 
-FAMILY_CHOICES = ("b", "lite", "all")
+FAMILY_CHOICES = ("b", "lite", "seed", "all")
 FORMAT_CHOICES = ("table", "json", "csv", "markdown")
 
 
@@ -269,7 +272,7 @@ def _phi_list(text: str) -> list[float]:
 
 @app.command("scale-table")
 def scale_table(
-    family: Annotated[str, typer.Option(help="Family: b, lite or all.")] = "b",
+    family: Annotated[str, typer.Option(help="Family: b, lite, seed or all.")] = "b",
     phi: Annotated[
         Optional[str], typer.Option(help="Comma-separated φ values, e.g. 0,1,2.5 (any real φ).")
     ] = None,
@@ -293,7 +296,7 @@ def scale_table(
     if plot is not None:
         files.check_plot_target(plot, force)
     phis = _phi_list(phi) if phi is not None else None
-    families = ["b", "lite"] if family == "all" else [family]
+    families = ["b", "lite", "seed"] if family == "all" else [family]
     documents = {
         name: render.scale_documents(
             C.scale_rows(name, phis, phi_max, alpha, beta, gamma), C.family_origin(name)
@@ -309,6 +312,22 @@ def scale_table(
     if plot is not None:
         files.write_plot(plot, lambda target: render.plot_scale(documents, target))
         render.note(f"plot written to {plot}")
+
+
+HUGE_PARAMS = 200_000_000
+
+
+def warn_if_huge(spec: Optional[S.ModelSpec]) -> None:
+    """L2 and friends: say what building costs before spending minutes and gigabytes on it."""
+    if spec is None:
+        return
+    costs = C.count(spec)
+    if costs.params >= HUGE_PARAMS:
+        render.note(
+            f"warning: {spec.name} has {costs.params / 1e6:.0f} M parameters "
+            f"({render.size(costs.param_bytes)} of float32 weights, {render.count(costs.macs)} "
+            "MACs per image); building it takes minutes and several GB of memory"
+        )
 
 
 def _command_name(argv: list[str]) -> str:

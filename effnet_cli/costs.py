@@ -108,8 +108,8 @@ def layer_cost(node: G.Node, shapes: dict[str, G.Shape]) -> LayerCost:
             c_in = _channels_in(node, shapes)
             trainable = k * k * c_in * f + (f if bias else 0)
             macs = spatial * k * k * c_in * f
-        case G.DepthwiseConv(kernel_size=k):
-            trainable = k * k * out[-1]
+        case G.DepthwiseConv(kernel_size=k, use_bias=bias):
+            trainable = k * k * out[-1] + (out[-1] if bias else 0)
             macs = spatial * k * k * out[-1]
         case G.BatchNorm():
             trainable, non_trainable = 2 * out[-1], 2 * out[-1]  # gamma, beta | mean, variance

@@ -53,6 +53,7 @@ class DepthwiseConv:
     kernel_size: int
     strides: int = 1
     padding: str = "same"
+    use_bias: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,14 @@ class Dense:
     activation: str | None
 
 
+@dataclass(frozen=True)
+class Softmax:
+    pass
+
+
 Op = (
     Input | Rescale | Normalize | Pad | Conv | DepthwiseConv | BatchNorm | Act | GlobalPool
-    | Reshape | Multiply | Add | Dropout | Dense
+    | Reshape | Multiply | Add | Dropout | Dense | Softmax
 )  # fmt: skip
 
 # The Keras class each operation becomes: what `model.layers` reports.
@@ -117,6 +123,7 @@ KERAS_CLASS: dict[type, str] = {
     Add: "Add",
     Dropout: "Dropout",
     Dense: "Dense",
+    Softmax: "Softmax",
 }
 
 
@@ -202,7 +209,7 @@ def build_graph(spec: S.ModelSpec) -> tuple[Node, ...]:
 
 
 def _preprocessing(g: _Graph, spec: S.ModelSpec) -> None:
-    if not spec.preprocessing:
+    if not spec.preprocessing or spec.family.preprocessing == "none":
         return
     if spec.family.preprocessing == "imagenet":
         g.add("rescaling", Rescale(1.0 / 255.0), "stem")
@@ -217,36 +224,42 @@ def _stride2_pad(g: _Graph, name: str, kernel_size: int, stage: str) -> None:
     g.add(name, Pad((correct_pad(height, kernel_size), correct_pad(width, kernel_size))), stage)
 
 
+def _strided_padding(g: _Graph, spec: S.ModelSpec, name: str, kernel_size: int, stage: str) -> str:
+    """keras.applications pads explicitly, then convolves 'valid'; the seed notebook uses 'same'."""
+    if not spec.family.explicit_padding:
+        return "same"
+    _stride2_pad(g, name, kernel_size, stage)
+    return "valid"
+
+
 def _stem(g: _Graph, spec: S.ModelSpec) -> None:
-    act = spec.family.activation
-    _stride2_pad(g, "stem_conv_pad", 3, "stem")
-    g.add("stem_conv", Conv(S.stem_filters(spec), 3, strides=2, padding="valid"), "stem")
+    family = spec.family
+    padding = _strided_padding(g, spec, "stem_conv_pad", 3, "stem")
+    stem = Conv(S.stem_filters(spec), 3, strides=2, padding=padding, use_bias=family.conv_bias)
+    g.add("stem_conv", stem, "stem")
     g.add("stem_bn", BatchNorm(), "stem")
-    g.add("stem_activation", Act(act), "stem")
+    g.add("stem_activation", Act(family.activation), "stem")
 
 
 def _block(g: _Graph, spec: S.ModelSpec, block: S.Block) -> None:
-    n, stage, act = block.name, str(block.stage), spec.family.activation
+    family = spec.family
+    n, stage, act, bias = block.name, str(block.stage), family.activation, family.conv_bias
     inputs = g.last.name
-    if block.expand_ratio != 1:
-        g.add(f"{n}expand_conv", Conv(block.filters, 1), stage)
+    if block.expand_ratio != 1 or family.always_expand:
+        g.add(f"{n}expand_conv", Conv(block.filters, 1, use_bias=bias), stage)
         g.add(f"{n}expand_bn", BatchNorm(), stage)
         g.add(f"{n}expand_activation", Act(act), stage)
     padding = "same"
     if block.strides == 2:
-        _stride2_pad(g, f"{n}dwconv_pad", block.kernel_size, stage)
-        padding = "valid"
-    g.add(f"{n}dwconv", DepthwiseConv(block.kernel_size, block.strides, padding), stage)
+        padding = _strided_padding(g, spec, f"{n}dwconv_pad", block.kernel_size, stage)
+    dwconv = DepthwiseConv(block.kernel_size, block.strides, padding, use_bias=bias)
+    g.add(f"{n}dwconv", dwconv, stage)
     g.add(f"{n}bn", BatchNorm(), stage)
     features = g.add(f"{n}activation", Act(act), stage)
     if block.se_filters:
-        g.add(f"{n}se_squeeze", GlobalPool("avg"), stage)
-        g.add(f"{n}se_reshape", Reshape((1, 1, block.filters)), stage)
-        g.add(f"{n}se_reduce", Conv(block.se_filters, 1, use_bias=True, activation=act), stage)
-        gate = Conv(block.filters, 1, use_bias=True, activation="sigmoid")
-        g.add(f"{n}se_expand", gate, stage)
+        _squeeze_excite(g, family, block, stage)
         g.add(f"{n}se_excite", Multiply(), stage, features, g.last.name)
-    g.add(f"{n}project_conv", Conv(block.filters_out, 1), stage)
+    g.add(f"{n}project_conv", Conv(block.filters_out, 1, use_bias=bias), stage)
     g.add(f"{n}project_bn", BatchNorm(), stage)
     if block.residual:
         if block.drop_rate > 0:
@@ -254,16 +267,35 @@ def _block(g: _Graph, spec: S.ModelSpec, block: S.Block) -> None:
         g.add(f"{n}add", Add(), stage, g.last.name, inputs)
 
 
+def _squeeze_excite(g: _Graph, family: S.FamilySpec, block: S.Block, stage: str) -> None:
+    n, act, gate = block.name, family.activation, family.se_gate
+    g.add(f"{n}se_squeeze", GlobalPool("avg"), stage)
+    g.add(f"{n}se_reshape", Reshape((1, 1, block.filters)), stage)
+    if family.separate_activations:  # the seed notebook: Activation layers after each conv
+        g.add(f"{n}se_reduce", Conv(block.se_filters, 1, use_bias=True), stage)
+        g.add(f"{n}se_reduce_activation", Act(act), stage)
+        g.add(f"{n}se_expand", Conv(block.filters, 1, use_bias=True), stage)
+        g.add(f"{n}se_expand_activation", Act(gate), stage)
+    else:
+        g.add(f"{n}se_reduce", Conv(block.se_filters, 1, use_bias=True, activation=act), stage)
+        g.add(f"{n}se_expand", Conv(block.filters, 1, use_bias=True, activation=gate), stage)
+
+
 def _head(g: _Graph, spec: S.ModelSpec) -> None:
-    act = spec.family.activation
-    g.add("top_conv", Conv(S.head_filters(spec), 1), "head")
+    family = spec.family
+    g.add("top_conv", Conv(S.head_filters(spec), 1, use_bias=family.conv_bias), "head")
     g.add("top_bn", BatchNorm(), "head")
-    g.add("top_activation", Act(act), "head")
+    g.add("top_activation", Act(family.activation), "head")
     if spec.include_top:
         g.add("avg_pool", GlobalPool("avg"), "head")
         if spec.dropout > 0:
             g.add("top_dropout", Dropout(spec.dropout), "head")
-        activation = None if spec.classifier_activation == "none" else "softmax"
-        g.add("predictions", Dense(spec.num_classes, activation), "head")
+        softmax = spec.classifier_activation == "softmax"
+        if family.separate_activations:  # the seed notebook: Dense, then a Softmax layer
+            g.add("predictions", Dense(spec.num_classes, None), "head")
+            if softmax:
+                g.add("probabilities", Softmax(), "head")
+        else:
+            g.add("predictions", Dense(spec.num_classes, "softmax" if softmax else None), "head")
     elif spec.pooling is not None:
         g.add(f"{spec.pooling}_pool", GlobalPool(spec.pooling), "head")

@@ -17,7 +17,7 @@ from typing import Literal
 from effnet_cli.errors import UsageError, choices
 
 Activation = Literal["swish", "relu6"]
-Preprocessing = Literal["imagenet", "lite"]
+Preprocessing = Literal["imagenet", "lite", "none"]
 ClassifierActivation = Literal["softmax", "none"]
 Pooling = Literal["avg", "max"]
 
@@ -126,13 +126,26 @@ class FamilySpec:
     scale_stem_head: bool = True
     # Stages (0-based) whose repeats are not depth-scaled (Lite keeps the first and last).
     fixed_repeat_stages: tuple[int, ...] = ()
+    # Stages (0-based) whose output filters are not width-scaled (the seed notebook's block 1).
+    fixed_filter_stages: tuple[int, ...] = ()
+    drop_connect: float = 0.2  # the final stochastic-depth rate, unless overridden
+    # How the layers are put together. keras.applications: explicit ZeroPadding2D before each
+    # stride-2 conv, no conv biases, SE activations fused into its convs, the classifier's
+    # softmax inside Dense. The seed notebook differs in each (see `deviations`).
+    explicit_padding: bool = True
+    conv_bias: bool = False
+    always_expand: bool = False
+    se_gate: Literal["sigmoid", "softmax"] = "sigmoid"
+    se_reduction: int = 0  # >0: SE width = expanded filters // this (4 when it does not divide)
+    separate_activations: bool = False
     deviations: tuple[str, ...] = ()  # from the paper, each with why it matters
 
     def __post_init__(self) -> None:
         if not 0 <= self.se_ratio <= 1:
             raise ValueError(f"se_ratio must lie in [0, 1], not {self.se_ratio}")
-        if any(not 0 <= i < len(self.stages) for i in self.fixed_repeat_stages):
-            raise ValueError(f"fixed_repeat_stages out of range in family {self.name}")
+        for stages in (self.fixed_repeat_stages, self.fixed_filter_stages):
+            if any(not 0 <= i < len(self.stages) for i in stages):
+                raise ValueError(f"fixed stage index out of range in family {self.name}")
 
 
 FAMILIES: dict[str, FamilySpec] = {
@@ -154,6 +167,42 @@ FAMILIES: dict[str, FamilySpec] = {
         preprocessing="lite",
         scale_stem_head=False,  # keeps the cheap ends cheap as the model grows
         fixed_repeat_stages=(0, 6),
+    ),
+    # ../shared/reference/seed-notebook.txt, reproduced exactly as its code builds the network.
+    "seed": FamilySpec(
+        name="seed",
+        title="seed notebook EfficientNet",
+        stages=B0_STAGES,
+        activation="relu6",
+        se_ratio=0.0,
+        se_reduction=24,
+        se_gate="softmax",
+        preprocessing="none",
+        scale_stem_head=False,
+        fixed_repeat_stages=(0,),
+        fixed_filter_stages=(0,),
+        drop_connect=0.0,
+        explicit_padding=False,
+        conv_bias=True,
+        always_expand=True,
+        separate_activations=True,
+        deviations=(
+            "width and depth coefficients are swapped in its table (seed-b1 is wider, not "
+            "deeper): seed-bN is not BN's shape, and BN's weights cannot load",
+            "ReLU6 instead of swish: a different, less accurate network",
+            "the SE gate is a softmax over channels, not a sigmoid: gates sum to 1, so each "
+            "channel is scaled by ~1/C and the block's output shrinks with width",
+            "the SE width comes from the expanded channels (reduction 24, or 4 when 24 does not "
+            "divide) instead of a quarter of the input channels: different parameter counts",
+            "every convolution carries a bias although BatchNorm follows: parameters that "
+            "BatchNorm cancels",
+            "stem, block 1 and head are not scaled: the ends stay B0-sized in every variant",
+            "a 1x1 'expansion' conv even where the ratio is 1: an extra layer in block 1",
+            "'same' padding on stride-2 convolutions instead of keras.applications' explicit "
+            "padding: the same at fixed even sizes, shifted by one pixel at odd sizes",
+            "no dropout, no drop-connect and no input preprocessing: inputs must be prepared "
+            "by the caller, and training regularization is missing",
+        ),
     ),
 }
 
@@ -215,6 +264,21 @@ VARIANTS: dict[str, Variant] = {
         lite4 4 1.4 1.8 300 0.3
         """,
     ),
+    # The notebook's table, as its code passes it: EfficientNet_Baseline(depth, width, size)
+    # receives (1.0, 1.1, 240) for phi 1, so its width and depth are the paper's swapped.
+    **_variants(
+        "seed",
+        """
+        seed-b0 0 1.0 1.0 224 0.0
+        seed-b1 1 1.1 1.0 240 0.0
+        seed-b2 2 1.2 1.1 260 0.0
+        seed-b3 3 1.4 1.2 300 0.0
+        seed-b4 4 1.8 1.4 380 0.0
+        seed-b5 5 2.2 1.6 456 0.0
+        seed-b6 6 2.6 1.8 528 0.0
+        seed-b7 7 3.1 2.0 600 0.0
+        """,
+    ),
 }
 
 
@@ -259,7 +323,7 @@ class ModelSpec:
     resolution: int
     dropout: float
     phi: float | None = None
-    drop_connect: float = 0.2
+    drop_connect: float = 0.2  # get_spec fills in the family's default
     num_classes: int = 1000
     include_top: bool = True
     pooling: Pooling | None = None
@@ -345,6 +409,7 @@ def get_spec(
     depth: float | None = None,
     resolution: int | None = None,
     dropout: float | None = None,
+    drop_connect: float | None = None,
     alpha: float = ALPHA,
     beta: float = BETA,
     gamma: float = GAMMA,
@@ -357,7 +422,13 @@ def get_spec(
     `rule=True`, applies the compound rule to the φ = 0 member of `name`'s family.
     `options` are the remaining `ModelSpec` fields (num_classes, include_top, …).
     """
-    allowed = {f.name for f in fields(ModelSpec)} - {"name", "family", "phi", "base"}
+    allowed = {f.name for f in fields(ModelSpec)} - {
+        "name",
+        "family",
+        "phi",
+        "base",
+        "drop_connect",
+    }
     unknown = set(options) - allowed
     if unknown:
         raise TypeError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(allowed)}")
@@ -388,6 +459,7 @@ def get_spec(
         depth=base.depth if depth is None else depth,
         resolution=base.resolution if resolution is None else resolution,
         dropout=base.dropout if dropout is None else dropout,
+        drop_connect=FAMILIES[base.family].drop_connect if drop_connect is None else drop_connect,
         phi=base.phi,
         base=base.name,
         **options,  # type: ignore[arg-type]
@@ -440,6 +512,12 @@ def stage_repeats(spec: ModelSpec) -> tuple[int, ...]:
     )
 
 
+def _se_filters(family: FamilySpec, filters_in: int, expanded: int) -> int:
+    if family.se_reduction:  # the seed notebook: from the expanded channels
+        return expanded // (4 if expanded % family.se_reduction else family.se_reduction)
+    return max(1, int(filters_in * family.se_ratio)) if family.se_ratio else 0
+
+
 def expand_blocks(spec: ModelSpec) -> tuple[Block, ...]:
     """Every block of the scaled model, in order, as keras.applications builds them.
 
@@ -449,13 +527,16 @@ def expand_blocks(spec: ModelSpec) -> tuple[Block, ...]:
     total = sum(repeats)
     blocks: list[Block] = []
     filters_in = stem_filters(spec)
-    for stage_index, (stage, count) in enumerate(zip(spec.family.stages, repeats, strict=True)):
-        filters_out = round_filters(stage.filters_out, spec.width)
+    family = spec.family
+    for stage_index, (stage, count) in enumerate(zip(family.stages, repeats, strict=True)):
+        fixed = stage_index in family.fixed_filter_stages
+        filters_out = stage.filters_out if fixed else round_filters(stage.filters_out, spec.width)
         # SE width follows the *declared* input filters of the stage (keras.applications).
         declared_in = round_filters(stage.filters_in, spec.width)
         for j in range(count):
             se_in = declared_in if j == 0 else filters_out
-            se_filters = max(1, int(se_in * spec.family.se_ratio)) if spec.family.se_ratio else 0
+            expanded = filters_in * stage.expand_ratio
+            se_filters = _se_filters(family, se_in, expanded)
             blocks.append(
                 Block(
                     name=f"block{stage_index + 1}{block_letter(j)}_",
@@ -475,7 +556,7 @@ def expand_blocks(spec: ModelSpec) -> tuple[Block, ...]:
 
 def input_contract(spec: ModelSpec) -> dict[str, object]:
     """What the model expects as input: shown by `summary`, written into export metadata."""
-    if not spec.preprocessing:
+    if not spec.preprocessing or spec.family.preprocessing == "none":
         inside = "none: feed inputs already normalized as the weights expect"
         value_range = "normalized"
     elif spec.family.preprocessing == "imagenet":
