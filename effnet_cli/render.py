@@ -173,8 +173,10 @@ def _table(title: str | None, columns: Sequence[str], right_from: int = 1) -> Ta
 def _contract_line(spec: S.ModelSpec) -> str:
     contract = S.input_contract(spec)
     h, w, c = spec.input_shape()
+    pixels = "caller-normalized RGB" if contract["range"] == "caller-normalized" else (
+        f"RGB in {contract['range']}")  # fmt: skip
     return (
-        f"input: float32 NHWC (batch, {h}, {w}, {c}), RGB in {contract['range']}; "
+        f"input: float32 NHWC (batch, {h}, {w}, {c}), {pixels}; "
         f"inside the model: {contract['preprocessing']}"
     )
 

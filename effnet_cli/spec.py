@@ -199,7 +199,7 @@ FAMILIES: dict[str, FamilySpec] = {
             "stem, block 1 and head are not scaled: the ends stay B0-sized in every variant",
             "a 1x1 'expansion' conv even where the ratio is 1: an extra layer in block 1",
             "'same' padding on stride-2 convolutions instead of keras.applications' explicit "
-            "padding: the same at fixed even sizes, shifted by one pixel at odd sizes",
+            "ZeroPadding2D: identical at a fixed input size, a different layer sequence",
             "no dropout, no drop-connect and no input preprocessing: inputs must be prepared "
             "by the caller, and training regularization is missing",
         ),
@@ -558,7 +558,7 @@ def input_contract(spec: ModelSpec) -> dict[str, object]:
     """What the model expects as input: shown by `summary`, written into export metadata."""
     if not spec.preprocessing or spec.family.preprocessing == "none":
         inside = "none: feed inputs already normalized as the weights expect"
-        value_range = "normalized"
+        value_range = "caller-normalized"
     elif spec.family.preprocessing == "imagenet":
         inside = "Rescaling(1/255), Normalization(ImageNet mean and std)"
         value_range = "[0, 255]"
