@@ -207,13 +207,15 @@ def run_bench(
     request: BenchRequest,
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Every runtime × batch row, the environment, and the ceiling it is measured against."""
+    """Every runtime × batch row, the environment, and the ceiling it is measured against.
+
+    `request.device` is already resolved to cpu or gpu (`resolve_device`)."""
     import numpy as np
 
     from effnet_cli import export as E
     from effnet_cli import files
 
-    device = resolve_device(request.device, progress)
+    device = request.device
     if device == "gpu" and "tflite" in request.runtimes:
         progress("LiteRT runs on the CPU here: the tflite rows are skipped on --device gpu")
         request.runtimes = [r for r in request.runtimes if r != "tflite"]
@@ -302,18 +304,27 @@ def finish(
     }
 
 
-def compare_baseline(
-    result: dict[str, Any], baseline_path: Path, max_regression_pct: float
-) -> list[str]:
-    """Rows slower than the baseline's by more than `max_regression_pct` (p50 latency)."""
+def load_baseline(path: Path) -> dict[str, Any]:
+    """An earlier `effnet bench --json` result, checked before any benchmark runs."""
     import json
 
     try:
-        baseline = json.loads(baseline_path.read_text())
+        baseline = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"baseline {str(path)!r} does not exist") from None
     except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read baseline {baseline_path}: {exc}") from None
-    if not str(baseline.get("schema", "")).startswith("effnet.bench/"):
-        raise UsageError(f"{baseline_path} is not an `effnet bench --json` result")
+        raise UsageError(f"cannot read baseline {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(baseline, dict) or not str(baseline.get("schema", "")).startswith(
+        "effnet.bench/"
+    ):
+        raise UsageError(f"{path} is not an `effnet bench --json` result")
+    return baseline
+
+
+def compare_baseline(
+    result: dict[str, Any], baseline: dict[str, Any], max_regression_pct: float
+) -> list[str]:
+    """Rows slower than the baseline's by more than `max_regression_pct` (p50 latency)."""
     if baseline["model"]["name"] != result["model"]["name"]:
         raise UsageError(
             f"baseline is for {baseline['model']['name']}, this run is {result['model']['name']}"

@@ -310,13 +310,22 @@ def build_and_save(
     return report
 
 
-def load_keras_file(path: Path) -> Any:
-    """Load a `.keras` file in Keras' safe mode: no arbitrary code from an untrusted file."""
-    keras = import_keras()
+def check_keras_file(path: Path) -> None:
+    """Cheap checks of a `.keras` file before TensorFlow loads."""
+    import zipfile
+
     if not path.exists():
         raise UsageError(f"model file {str(path)!r} does not exist")
     if path.suffix != ".keras":
         raise UsageError(f"--from takes a .keras file, not {path.name!r}")
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"{path.name} is not a .keras archive (a .keras file is a zip)")
+
+
+def load_keras_file(path: Path) -> Any:
+    """Load a `.keras` file in Keras' safe mode: no arbitrary code from an untrusted file."""
+    check_keras_file(path)
+    keras = import_keras()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

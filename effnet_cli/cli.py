@@ -137,9 +137,12 @@ def export(
     json_output: JsonOpt = False,
 ) -> None:
     """Write SavedModel, ONNX, TFLite and .keras files from one model, each one verified."""
+    from effnet_cli import builder
     from effnet_cli import export as E
 
     formats = E.parse_formats(fmt or [])
+    if source is not None:
+        builder.check_keras_file(source)
     spec = None if source is not None else model.spec()
     warn_if_huge(spec)
     name = source.stem if source is not None else spec.name  # type: ignore[union-attr]
@@ -212,13 +215,15 @@ def bench(
 ) -> None:
     """Time inference per runtime and batch size: latency percentiles, images/s, MACs/s."""
     from effnet_cli import bench as B
+    from effnet_cli import builder
 
     request = B.BenchRequest(B.parse_runtimes(runtime), device, B.parse_batches(batch), warmup,
                              None if duration else iterations, duration, threads,
                              model.seed or 0, xla, ceiling)  # fmt: skip
     B.check_request(request)
-    if baseline is not None and not baseline.is_file():
-        raise UsageError(f"baseline {str(baseline)!r} does not exist")
+    if source is not None:
+        builder.check_keras_file(source)
+    before = B.load_baseline(baseline) if baseline is not None else None
     for target in (csv_path, plot):
         if target is not None:
             files.check_target(target, force)
@@ -226,11 +231,12 @@ def bench(
         files.check_plot_target(plot, force)
     B.configure_threads(threads)
     spec = None if source is not None else model.spec()
+    request.device = B.resolve_device(device, render.note)  # before minutes of building
     warn_if_huge(spec)
     built = _load_or_build(spec, source, model)
     macs = C.count(spec).macs if spec is not None else None
     result = B.run_bench(built, spec, macs, request, render.note)
-    regressions = B.compare_baseline(result, baseline, max_regression) if baseline else []
+    regressions = B.compare_baseline(result, before, max_regression) if before else []
     if json_output:
         render.emit_json("bench", result)
     else:
@@ -312,6 +318,21 @@ def scale_table(
     if plot is not None:
         files.write_plot(plot, lambda target: render.plot_scale(documents, target))
         render.note(f"plot written to {plot}")
+
+
+@app.command()
+def doctor(json_output: JsonOpt = False) -> None:
+    """Versions, devices and known-incompatible combinations; exit 1 when something is missing."""
+    from effnet_cli.doctor import diagnose
+
+    with files.stdout_to_stderr(), files.silenced_stderr():
+        report = diagnose()
+    if json_output:
+        render.emit_json("doctor", report)
+    else:
+        render.print_doctor(report)
+    if not report["ok"]:
+        raise typer.Exit(1)
 
 
 HUGE_PARAMS = 200_000_000

@@ -47,7 +47,7 @@ class ModelOptions:
         if self.pooling is not None and self.include_top:
             raise UsageError("--pooling applies only with --no-top (the top has its own pooling)")
         return S.get_spec(
-            self.model or "b0",
+            "b0" if self.model is None else self.model,
             phi=self.phi,
             width=self.width,
             depth=self.depth,

@@ -560,3 +560,27 @@ def plot_bench(result: Mapping[str, Any], path: Any) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- doctor
+
+
+def print_doctor(report: Mapping[str, Any]) -> None:
+    console = out()
+    table = _table(None, ["package", "version", "needed for"], right_from=3)
+    for package in report["packages"]:
+        version = package["version"] or ("MISSING" if package["required"] else "not installed")
+        table.add_row(package["name"], version, package["purpose"])
+    console.print(table)
+    console.print(f"python {report['python']} · {report['platform']}", markup=False)
+    console.print(f"CPU: {report.get('cpu', '?')} ({report['cpu_count']} cores)", markup=False)
+    console.print(
+        f"GPUs visible to TensorFlow: {', '.join(report['gpus']) or 'none'}", markup=False
+    )
+    providers = ", ".join(report["onnxruntime_providers"]) or "–"
+    console.print(f"onnxruntime providers: {providers}", markup=False)
+    for problem in report["incompatible"]:
+        console.print(f"incompatible: {problem}", markup=False)
+    if report["missing"]:
+        console.print(f"missing: {', '.join(report['missing'])}", markup=False)
+    console.print("ok" if report["ok"] else "not ok", markup=False)

@@ -97,14 +97,7 @@ def test_compare_baseline_refuses_another_model(short_run, tmp_path):
     path = tmp_path / "other.json"
     path.write_text(json.dumps(other))
     with pytest.raises(Exception, match="baseline is for efficientnet-b7"):
-        B.compare_baseline(result, path, 10)
-
-
-def test_gpu_without_a_gpu_is_an_error(cli):
-    result = cli("bench", "--resolution", "64", "--device", "gpu", "--runtime", "keras")
-    assert result.code == 2
-    assert result.stderr.startswith("error: --device gpu, but no GPU is visible")
-    assert "Traceback" not in result.stderr
+        B.compare_baseline(result, B.load_baseline(path), 10)
 
 
 def test_latency_percentiles_use_nearest_rank():
@@ -115,16 +108,3 @@ def test_latency_percentiles_use_nearest_rank():
         99,
     )
     assert stats["latency_ms_min"] == 1 and stats["images_per_s"] == pytest.approx(2000 / 50.5)
-
-
-@pytest.mark.parametrize(
-    ("argv", "fragment"),
-    [(["--runtime", "mxnet"], "valid: keras, onnx, tflite or all"),
-     (["--device", "tpu"], "valid: cpu, gpu or auto"),
-     (["--batch", "0"], "--batch sizes"), (["--batch", "1,x"], "comma-separated"),
-     (["--iterations", "0"], "--iterations"), (["--threads", "0"], "--threads"),
-     (["--duration", "-1"], "--duration"), (["--baseline", "missing.json"], "does not exist")],
-)  # fmt: skip
-def test_bad_bench_input(cli, argv, fragment):
-    result = cli("bench", *argv)
-    assert result.code == 2 and fragment in result.stderr, result.stderr

@@ -61,29 +61,6 @@ def test_summary_table_is_plain_and_wide_off_a_terminal(cli, monkeypatch):
     assert max(len(line) for line in result.stdout.splitlines()) > 80  # not cut to 80 columns
 
 
-@pytest.mark.parametrize(
-    ("argv", "fragment"),
-    [(["summary", "--model", "b9"], "valid: b0, b1"),
-     (["summary", "--phi", "x"], "--phi"),
-     (["summary", "--phi", "13"], "--phi"),
-     (["summary", "--resolution", "0"], "--resolution must lie between"),
-     (["summary", "--num-classes", "-3"], "--num-classes"),
-     (["summary", "--phi", "2", "--model", "b3"], "disagree"),
-     (["summary", "--pooling", "avg"], "--no-top"),
-     (["summary", "--no-top", "--pooling", "sum"], "valid: avg or max"),
-     (["summary", "--classifier-activation", "relu"], "softmax or none"),
-     (["nosuch"], "No such command")],
-)  # fmt: skip
-def test_bad_input_is_one_error_line_and_exit_2(cli, argv, fragment):
-    result = cli(*argv)
-    assert result.code == 2
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert lines[0].startswith("error: ") and fragment in result.stderr
-    assert len([line for line in lines if line.startswith("error:")]) == 1
-    assert "Traceback" not in result.stderr
-
-
 def test_console_script_and_module_entry_points():
     result = subprocess.run(
         [sys.executable, "-m", "effnet_cli", "--version"], capture_output=True, text=True

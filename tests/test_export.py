@@ -170,36 +170,6 @@ def test_failed_verification_exits_1_and_leaves_nothing(cli, tmp_path, monkeypat
     assert kept.code == 1 and (tmp_path / "efficientnet-b0-r64.onnx").exists()
 
 
-@pytest.mark.parametrize(
-    ("argv", "fragment"),
-    [(["-f", "pdf"], "valid: savedmodel, onnx, tflite, keras"),
-     ([], "at least one --format"),
-     (["-f", "tflite", "--quantize", "int4"], "valid: none, fp16, dynamic, int8"),
-     (["-f", "tflite", "--quantize", "int8"], "calibration"),
-     (["-f", "onnx", "--quantize", "fp16"], "applies to the tflite format"),
-     (["-f", "onnx", "--opset", "3"], "--opset"),
-     (["-f", "onnx", "--batch", "0"], "--batch"),
-     (["-f", "onnx", "--from", "missing.keras"], "does not exist")],
-)  # fmt: skip
-def test_bad_export_input(cli, tmp_path, argv, fragment):
-    result = cli("export", *argv, "-o", tmp_path / "out")
-    assert result.code == 2 and fragment in result.stderr, result.stderr
-    assert not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize("content", [b"", b"not a model at all", bytes(range(256)) * 40])
-@pytest.mark.parametrize("suffix", [".onnx", ".tflite", ".keras"])
-def test_inspect_refuses_files_that_are_not_models(cli, tmp_path, suffix, content):
-    path = tmp_path / f"broken{suffix}"
-    path.write_bytes(content)
-    result = cli("inspect", path)
-    assert (
-        result.code == 2
-        and result.stderr.startswith("error: ")
-        and "Traceback" not in result.stderr
-    )
-
-
 def test_keras_file_with_a_lambda_is_refused_in_safe_mode(cli, tmp_path):
     inputs = keras.Input((4,))
     outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)

@@ -111,14 +111,3 @@ def test_plot_is_a_png(cli, tmp_path):
     assert cli("scale-table", "--plot", target).code == 2  # exists: needs --force
     assert cli("scale-table", "--plot", target, "--force").code == 0
     assert [p.name for p in tmp_path.iterdir()] == ["scaling.png"]
-
-
-@pytest.mark.parametrize(
-    ("argv", "fragment"),
-    [(["--family", "x"], "valid: b, lite or all"), (["--format", "xml"], "valid: table, json"),
-     (["--phi", "a,b"], "comma-separated"), (["--plot", "out.jpg"], "ending in .png"),
-     (["--gamma", "0.9"], "at least 1"), (["--phi", "13"], "between 0 and 12")],
-)  # fmt: skip
-def test_bad_input(cli, argv, fragment):
-    result = cli("scale-table", *argv)
-    assert result.code == 2 and fragment in result.stderr and result.stdout == ""

@@ -1,0 +1,89 @@
+"""`effnet doctor`: what is installed, what the machine offers, and what does not fit together."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from typing import Any
+
+# (distribution, required?, why) — required ones make doctor exit 1 when missing.
+PACKAGES = (
+    ("tensorflow", True, "builds and runs the models"),
+    ("keras", True, "the model API (Keras 3)"),
+    ("numpy", True, "arrays"),
+    ("h5py", True, "weights files"),
+    ("tf2onnx", True, "ONNX export"),
+    ("onnx", True, "ONNX files and checks"),
+    ("onnxruntime", True, "runs ONNX (verification, bench)"),
+    ("ai-edge-litert", True, "runs TFLite (verification, bench)"),
+    ("openvino", False, "OpenVINO runtime (optional)"),
+    ("matplotlib", False, "--plot (optional)"),
+)
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        if distribution == "tensorflow":  # the CPU-only wheel provides the same module
+            return _version("tensorflow-cpu")
+        return None
+
+
+def _major_minor(version: str | None) -> tuple[int, int] | None:
+    if version is None:
+        return None
+    parts = version.split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def incompatibilities(versions: dict[str, str | None]) -> list[str]:
+    """Combinations known to break effnet (checked on this project's machines, FACTS.md)."""
+    problems = []
+    keras, tf = _major_minor(versions.get("keras")), _major_minor(versions.get("tensorflow"))
+    numpy = _major_minor(versions.get("numpy"))
+    if keras is not None and keras[0] < 3:
+        problems.append(f"keras {versions['keras']}: effnet needs Keras 3 (weights layout, export)")
+    if tf is not None and tf < (2, 16):
+        problems.append(f"tensorflow {versions['tensorflow']}: older than 2.16 ships Keras 2")
+    if numpy is not None and tf is not None and numpy >= (2, 0) and tf < (2, 18):
+        problems.append("numpy 2 with tensorflow older than 2.18: TensorFlow fails to import")
+    if versions.get("tf2onnx") and keras is not None and keras >= (3, 0):
+        t2o = _major_minor(versions["tf2onnx"])
+        if t2o is not None and t2o < (1, 16):
+            problems.append(f"tf2onnx {versions['tf2onnx']} cannot convert Keras 3 models (1.16+)")
+    return problems
+
+
+def diagnose(probe_devices: bool = True) -> dict[str, Any]:
+    versions = {name: _version(name) for name, _, _ in PACKAGES}
+    missing = [name for name, required, _ in PACKAGES if required and versions[name] is None]
+    doc: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "packages": [
+            {"name": name, "version": versions[name], "required": required, "purpose": why}
+            for name, required, why in PACKAGES
+        ],
+        "missing": missing,
+        "incompatible": incompatibilities(versions),
+        "gpus": [],
+        "onnxruntime_providers": [],
+    }
+    if probe_devices and versions["tensorflow"]:
+        from effnet_cli import runtimes
+        from effnet_cli.bench import cpu_name
+
+        doc["cpu"] = cpu_name()
+        doc["gpus"] = runtimes.gpus_visible()
+    if probe_devices and versions["onnxruntime"]:
+        import onnxruntime
+
+        doc["onnxruntime_providers"] = onnxruntime.get_available_providers()
+    doc["ok"] = not missing and not doc["incompatible"]
+    return doc

@@ -1,0 +1,199 @@
+"""Every command, fed bad input: exit 2, one `error:` line naming what is valid, no traceback,
+nothing created or changed on disk. And interrupts: exit 130, one line, no partial file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A folder of bad and good inputs; each case runs inside it and must leave it unchanged."""
+    from effnet_cli.builder import import_keras
+
+    keras = import_keras()
+    folder = tmp_path_factory.mktemp("bad")
+    model = keras.applications.EfficientNetB0(weights=None, input_shape=(32, 32, 3))
+    model.save_weights(folder / "b0.weights.h5")
+    whole = (folder / "b0.weights.h5").read_bytes()
+    (folder / "truncated.weights.h5").write_bytes(whole[: len(whole) // 2])
+    (folder / "empty.weights.h5").write_bytes(b"")
+    (folder / "random.h5").write_bytes(os.urandom(4096))
+    (folder / "notes.txt").write_text("not a model\n")
+    (folder / "existing.keras").write_bytes(b"precious")
+    (folder / "existing.png").write_bytes(b"precious")
+    (folder / "somedir").mkdir()
+    (folder / "dir.keras").mkdir()
+    (folder / "bad.json").write_text("{not json")
+    (folder / "other.json").write_text('{"schema": "effnet.summary/1"}')
+    (folder / "empty.onnx").write_bytes(b"")
+    (folder / "garbage.tflite").write_bytes(os.urandom(2048))
+    (folder / "random.keras").write_bytes(os.urandom(2048))
+    return folder
+
+
+SUMMARY = [
+    (["summary", "--model", "b9"], "valid: b0, b1"),
+    (["summary", "--model", ""], "unknown model"),
+    (["summary", "--phi", "x"], "--phi"),
+    (["summary", "--phi", "13"], "--phi"),
+    (["summary", "--phi", "-1"], "--phi"),
+    (["summary", "--resolution", "0"], "--resolution must lie between 32 and 2048"),
+    (["summary", "--resolution", "-5"], "--resolution must lie between"),
+    (["summary", "--resolution", "100000"], "--resolution must lie between"),
+    (["summary", "--resolution", "abc"], "--resolution"),
+    (["summary", "--num-classes", "0"], "--num-classes must lie between"),
+    (["summary", "--num-classes", "-3"], "--num-classes"),
+    (["summary", "--num-classes", "10000000"], "--num-classes"),
+    (["summary", "--phi", "2", "--model", "b3"], "disagree"),
+    (["summary", "--pooling", "avg"], "--no-top"),
+    (["summary", "--no-top", "--pooling", "sum"], "valid: avg or max"),
+    (["summary", "--classifier-activation", "relu"], "softmax or none"),
+    (["summary", "--width", "0"], "--width must lie between"),
+    (["summary", "--depth", "100"], "--depth must lie between"),
+    (["summary", "--dropout", "1.5"], "--dropout must lie between"),
+    (["summary", "--drop-connect", "-0.1"], "--drop-connect must lie between"),
+    (["nosuch"], "No such command"),
+]
+BUILD = [
+    (["build", "-o", "model.onnx"], "valid endings: .keras"),
+    (["build", "--weights", "missing.h5"], "does not exist"),
+    (["build", "--weights", "empty.weights.h5"], "not a readable HDF5"),
+    (["build", "--weights", "random.h5"], "not a readable HDF5"),
+    (["build", "--weights", "truncated.weights.h5"], "truncated.weights.h5"),
+    (["build", "--phi", "1", "--weights", "b0.weights.h5"], "holds 314 weight tensors"),
+    (["build", "--weights", "notes.txt"], "valid endings: .weights.h5"),
+    (["build", "-o", "existing.keras"], "already exists"),
+    (["build", "-o", "dir.keras"], "is a directory"),
+    (["build", "-o", "nowhere/x.keras"], "does not exist"),
+    (["build", "-o", "notes.txt/x.keras"], "does not exist"),
+]
+EXPORT = [
+    (["export", "-f", "pdf"], "valid: savedmodel, onnx, tflite, keras"),
+    (["export"], "at least one --format"),
+    (["export", "-f", "tflite", "--quantize", "int4"], "valid: none, fp16, dynamic, int8"),
+    (["export", "-f", "tflite", "--quantize", "int8"], "calibration"),
+    (["export", "-f", "onnx", "--quantize", "fp16"], "applies to the tflite format"),
+    (["export", "-f", "onnx", "--opset", "3"], "--opset must lie between"),
+    (["export", "-f", "onnx", "--batch", "0"], "--batch must lie between"),
+    (["export", "-f", "onnx", "--batch", "-2"], "--batch must lie between"),
+    (["export", "-f", "onnx", "--from", "missing.keras"], "does not exist"),
+    (["export", "-f", "onnx", "--from", "notes.txt"], "takes a .keras file"),
+    (["export", "-f", "onnx", "--from", "random.keras"], "not a .keras archive"),
+    (["export", "-f", "tflite", "--quantize", "int8", "--calibration", "missing.npy"],
+     "does not exist"),
+    (["export", "-f", "onnx", "-o", "notes.txt"], "-o takes a directory"),
+    (["export", "-f", "keras", "-o", "nowhere/deeper"], "does not exist"),
+]  # fmt: skip
+BENCH = [
+    (["bench", "--runtime", "mxnet"], "valid: keras, onnx, tflite or all"),
+    (["bench", "--device", "tpu"], "valid: cpu, gpu or auto"),
+    (["bench", "--batch", "0"], "--batch sizes must lie between"),
+    (["bench", "--batch", "1,x"], "comma-separated"),
+    (["bench", "--batch", "5000"], "--batch sizes must lie between"),
+    (["bench", "--iterations", "0"], "--iterations must lie between"),
+    (["bench", "--iterations", "-1"], "--iterations must lie between"),
+    (["bench", "--threads", "0"], "--threads must lie between"),
+    (["bench", "--duration", "-1"], "--duration must lie between"),
+    (["bench", "--baseline", "missing.json"], "does not exist"),
+    (["bench", "--baseline", "bad.json"], "cannot read baseline"),
+    (["bench", "--baseline", "other.json"], "not an `effnet bench --json` result"),
+    (["bench", "--csv", "existing.keras"], "already exists"),
+    (["bench", "--device", "gpu", "--runtime", "keras"], "no GPU is visible"),
+]
+INSPECT = [
+    (["inspect", "missing.onnx"], "does not exist"),
+    (["inspect", "notes.txt"], "valid: a .keras, .onnx or .tflite file"),
+    (["inspect", "empty.onnx"], "not a readable onnx file"),
+    (["inspect", "garbage.tflite"], "not a readable tflite file"),
+    (["inspect", "random.keras"], "not a .keras archive"),
+    (["inspect", "somedir"], "without saved_model.pb"),
+]
+SCALE = [
+    (["scale-table", "--family", "x"], "valid: b, lite, seed or all"),
+    (["scale-table", "--format", "xml"], "valid: table, json, csv or markdown"),
+    (["scale-table", "--phi", "a,b"], "comma-separated"),
+    (["scale-table", "--phi", "13"], "between 0 and 12"),
+    (["scale-table", "--plot", "out.jpg"], "ending in .png"),
+    (["scale-table", "--plot", "existing.png"], "already exists"),
+    (["scale-table", "--gamma", "0.9"], "at least 1"),
+]
+CASES = SUMMARY + BUILD + EXPORT + BENCH + INSPECT + SCALE
+
+
+def _listing(folder: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize(("argv", "fragment"), CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_input(cli, workdir, monkeypatch, argv, fragment):
+    monkeypatch.chdir(workdir)
+    before = _listing(workdir)
+    result = cli(*argv)
+    assert result.code == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error: ") and fragment in lines[0], result.stderr
+    assert len(lines) <= 2 and all(line.startswith(("error: ", "hint: ")) for line in lines)
+    assert "Traceback" not in result.stderr
+    assert _listing(workdir) == before  # nothing created, changed or removed
+
+
+def test_there_are_at_least_forty_cases():
+    assert len(CASES) >= 40
+
+
+def _interrupt_when(
+    argv: list[str], folder: Path, staged_prefix: str
+) -> subprocess.CompletedProcess:
+    """Start effnet, wait until it is writing (its staged file exists), then press Ctrl-C."""
+    command = [sys.executable, "-m", "effnet_cli", *argv]
+    pipe = subprocess.PIPE
+    process = subprocess.Popen(command, cwd=folder, stdout=pipe, stderr=pipe, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(p.name.startswith(staged_prefix) for p in folder.rglob(".*")):
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("argv", "staged"),
+    [(["build", "--phi", "4", "-o", "b4.keras"], ".b4.keras."),
+     (["export", "--resolution", "128", "-f", "onnx", "-o", "out"], ".efficientnet-b0-r128.onnx.")],
+)  # fmt: skip
+def test_interrupt_exits_130_and_leaves_no_partial_file(tmp_path, argv, staged):
+    result = _interrupt_when(argv, tmp_path, staged)
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "error: interrupted"
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    "command", ["summary", "build", "export", "bench", "inspect", "scale-table", "doctor"]
+)
+def test_command_help_loads_no_framework(command):
+    from .test_cli import HEAVY, _modules_after
+
+    code = f"from effnet_cli.cli import main\nmain([{command!r}, '--help'])"
+    assert not HEAVY & _modules_after(code)
+
+
+def test_shell_completion_is_offered(cli):
+    assert "--install-completion" in cli("--help").stdout
