@@ -15,7 +15,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from effnet_cli import __version__, runtimes
 from effnet_cli import spec as S
 from effnet_cli.errors import UsageError, WorkError
 
-RUNTIMES = ("keras", "onnx", "tflite")
+RUNTIMES = ("keras", "onnx", "tflite", "openvino")
 # Dense SGEMM rate of this project's reference machine (2-core AMD EPYC, oneDNN, 2 threads),
 # measured 2026-11; `--ceiling` measures the machine at hand instead.
 REFERENCE_GEMM_FLOPS = 450e9
@@ -33,6 +33,7 @@ ESTIMATE_NOTE = "estimate: the reference 2-core machine's SGEMM (pass --ceiling 
 @dataclass
 class BenchRequest:
     runtimes: list[str]
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
     device: str = "cpu"
     batches: tuple[int, ...] = (1, 8)
     warmup: int = 3
@@ -53,6 +54,18 @@ def parse_runtimes(value: str) -> list[str]:
             chosen.append(part) if part not in chosen else None
         else:
             raise UsageError(f"unknown --runtime {part!r}; valid: {', '.join(RUNTIMES)} or all")
+    return chosen
+
+
+def parse_precisions(value: str) -> list[str]:
+    chosen: list[str] = []
+    for part in (p.strip().lower() for p in value.split(",")):
+        options = runtimes.PRECISIONS if part == "all" else (part,)
+        for precision in options:
+            if precision not in runtimes.PRECISIONS:
+                raise UsageError(f"unknown --precision {part!r}; valid: fp32, bf16, fp16 or all")
+            if precision not in chosen:
+                chosen.append(precision)
     return chosen
 
 
@@ -207,61 +220,168 @@ def run_bench(
     request: BenchRequest,
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Every runtime × batch row, the environment, and the ceiling it is measured against.
+    """Every runtime × precision × batch row, the environment, and the ceiling.
 
-    `request.device` is already resolved to cpu or gpu (`resolve_device`)."""
-    import numpy as np
+    `request.device` is already resolved to cpu or gpu (`resolve_device`). Each row also
+    carries its drift against the fp32 Keras model on the same images.
+    """
+    from effnet_cli import files
+    from effnet_cli.builder import calibrate_batchnorm, fresh_batchnorm
 
+    if request.device == "gpu":
+        for cpu_only in ("tflite", "openvino"):
+            if cpu_only in request.runtimes:
+                progress(f"{cpu_only} runs on the CPU here: its rows are skipped on --device gpu")
+        request.runtimes = [r for r in request.runtimes if r not in ("tflite", "openvino")]
+    if fresh_batchnorm(model):  # random weights: drift and agreement would compare noise
+        calibrate_batchnorm(model, seed=request.seed)
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="effnet-bench-") as scratch:
+        artifacts = convert_all(model, request.runtimes, Path(scratch), progress)
+        inputs, reference = reference_batches(model, request)
+        for runtime in request.runtimes:
+            for precision in request.precisions:
+                started = time.perf_counter()
+                try:
+                    with files.stdout_to_stderr(), files.silenced_stderr():
+                        runner = make_runner(runtime, precision, model, spec, artifacts, request)
+                except runtimes.PrecisionUnavailable as exc:
+                    skipped.append(
+                        {"runtime": runtime, "precision": precision, "reason": exc.message}
+                    )
+                    continue
+                setup_s = time.perf_counter() - started + artifacts.get(runtime, (None, 0.0))[1]
+                for batch in request.batches:
+                    progress(f"timing {runtime} {precision} at batch {batch}")
+                    rows.append(
+                        time_row(runner, inputs[batch], reference[batch], setup_s, macs, request,
+                                 progress)
+                    )  # fmt: skip
+    ceiling = measure_gemm_flops(request.threads) if request.measure_ceiling else None
+    result = finish(rows, macs, ceiling, request, spec, model)
+    result["skipped"] = skipped
+    return result
+
+
+def convert_all(
+    model: Any, chosen: list[str], scratch: Path, progress: Callable[[str], None]
+) -> dict[str, tuple[Path, float]]:
+    """Write each runtime's artifact before any forward pass (tf2onnx's memory, FACTS.md)."""
     from effnet_cli import export as E
     from effnet_cli import files
 
-    device = request.device
-    if device == "gpu" and "tflite" in request.runtimes:
-        progress("LiteRT runs on the CPU here: the tflite rows are skipped on --device gpu")
-        request.runtimes = [r for r in request.runtimes if r != "tflite"]
-    rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="effnet-bench-") as scratch:
-        artifacts = {}
-        for runtime in request.runtimes:  # convert before any forward pass (memory, FACTS.md)
-            if runtime in ("onnx", "tflite"):
-                progress(f"converting to {runtime}")
-                path = Path(scratch) / f"model.{runtime}"
-                started = time.perf_counter()
-                with files.stdout_to_stderr(), files.silenced_stderr():
-                    E.WRITERS[runtime](model, path, opset=E.DEFAULT_OPSET, batch=None,
-                                       meta={}, quantize="none")  # fmt: skip
-                artifacts[runtime] = (path, time.perf_counter() - started)
-        height, width = model.input.shape[1:3]
-        rng = np.random.default_rng(request.seed)
-        for runtime in request.runtimes:
-            started = time.perf_counter()
-            with files.stdout_to_stderr(), files.silenced_stderr():
-                if runtime == "keras":
-                    runner = runtimes.keras_runner(model, device, request.xla)
-                else:
-                    path = artifacts[runtime][0]
-                    runner = runtimes.load_runner(runtime, path, device, request.threads)
-            setup_s = time.perf_counter() - started + (artifacts.get(runtime, (None, 0.0))[1])
-            for batch in request.batches:
-                progress(f"timing {runtime} at batch {batch}")
-                images = rng.uniform(0, 255, (batch, height, width, 3)).astype("float32")
-                row: dict[str, Any] = {
-                    "runtime": runtime, "device": runner.device, "provider": runner.provider,
-                    "precision": runner.precision, "batch": batch, "setup_s": setup_s,
-                    "error": None,
-                }  # fmt: skip
-                try:
-                    row.update(time_runner(runner, images, request))
-                except Exception as exc:
-                    if not _is_oom(exc):
-                        raise WorkError(f"{runtime} failed at batch {batch}: {exc}") from None
-                    row["error"] = "out of memory"
-                    progress(f"{runtime} at batch {batch}: out of memory (row skipped)")
-                if macs and row["error"] is None:
-                    row["macs_per_s"] = macs * row["images_per_s"]
-                rows.append(row)
-    ceiling = measure_gemm_flops(request.threads) if request.measure_ceiling else None
-    return finish(rows, macs, ceiling, request, spec, model)
+    artifacts = {}
+    for runtime in chosen:
+        if runtime == "keras":
+            continue
+        progress(f"converting to {runtime}")
+        path = scratch / f"model.{runtime}"
+        started = time.perf_counter()
+        with files.stdout_to_stderr(), files.silenced_stderr():
+            E.WRITERS[runtime](model, path, opset=E.DEFAULT_OPSET, batch=None, meta={},
+                               quantize="none")  # fmt: skip
+        artifacts[runtime] = (path, time.perf_counter() - started)
+    return artifacts
+
+
+def reference_batches(model: Any, request: BenchRequest) -> tuple[dict[int, Any], dict[int, Any]]:
+    """Seeded images per batch size and the fp32 Keras model's outputs on them."""
+    import numpy as np
+
+    height, width = model.input.shape[1:3]
+    rng = np.random.default_rng(request.seed)
+    inputs = {
+        b: rng.uniform(0, 255, (b, height, width, 3)).astype("float32") for b in request.batches
+    }
+    return inputs, {b: np.asarray(model(x, training=False)) for b, x in inputs.items()}
+
+
+def native_bf16_cpu() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def make_runner(
+    runtime: str,
+    precision: str,
+    model: Any,
+    spec: S.ModelSpec | None,
+    artifacts: dict[str, tuple[Path, float]],
+    request: BenchRequest,
+) -> runtimes.Runner:
+    if runtime != "keras":
+        path = artifacts[runtime][0]
+        if runtime == "tflite" and precision != "fp32":
+            raise runtimes.PrecisionUnavailable(
+                "effnet benches TFLite in fp32; export --quantize fp16 gives an fp16 file"
+            )
+        return runtimes.load_runner(runtime, path, request.device, request.threads, precision)
+    if precision == "fp32":
+        return runtimes.keras_runner(model, request.device, request.xla)
+    if precision != "bf16" or spec is None:
+        raise runtimes.PrecisionUnavailable(
+            "Keras runs fp32, or bf16 through the mixed_bfloat16 policy on a model built from "
+            "options (not --from)"
+        )
+    runner = runtimes.keras_runner(mixed_bfloat16_twin(model, spec), request.device, request.xla)
+    native = request.device == "gpu" or native_bf16_cpu()
+    runner.precision = "bf16" if native else "bf16-emulated"
+    return runner
+
+
+def mixed_bfloat16_twin(model: Any, spec: S.ModelSpec) -> Any:
+    """The same network and weights under Keras' mixed_bfloat16 policy (bf16 compute)."""
+    from effnet_cli.builder import build_model, import_keras
+
+    keras = import_keras()
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        twin = build_model(spec)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    twin.set_weights(model.get_weights())
+    for layer in twin.layers:
+        if isinstance(layer, keras.layers.Normalization):
+            layer.finalize_state()  # set_weights alone does not reach the outputs
+    return twin
+
+
+def time_row(
+    runner: runtimes.Runner,
+    images: Any,
+    reference: Any,
+    setup_s: float,
+    macs: int | None,
+    request: BenchRequest,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    import numpy as np
+
+    from effnet_cli.export import compare
+
+    batch = len(images)
+    row: dict[str, Any] = {
+        "runtime": runner.runtime, "device": runner.device, "provider": runner.provider,
+        "precision": runner.precision, "batch": batch, "setup_s": setup_s, "error": None,
+    }  # fmt: skip
+    try:
+        row.update(time_runner(runner, images, request))
+        outputs = np.asarray(runner.run(images), dtype="float32")
+    except Exception as exc:
+        if not _is_oom(exc):
+            raise WorkError(f"{runner.runtime} failed at batch {batch}: {exc}") from None
+        row["error"] = "out of memory"
+        progress(f"{runner.runtime} at batch {batch}: out of memory (row skipped)")
+        return row
+    row["drift_max_rel"], row["top1_agreement"] = compare(outputs, reference)
+    if macs:
+        row["macs_per_s"] = macs * row["images_per_s"]
+    return row
 
 
 def finish(

@@ -184,8 +184,11 @@ def bench(
         Optional[Path], typer.Option("--from", help="Benchmark this .keras file instead.")
     ] = None,
     runtime: Annotated[
-        str, typer.Option(help="keras, onnx, tflite or all (comma-separated).")
+        str, typer.Option(help="keras, onnx, tflite, openvino or all (comma-separated).")
     ] = "all",
+    precision: Annotated[
+        str, typer.Option(help="fp32, bf16, fp16 or all; where a runtime and the CPU run it.")
+    ] = "fp32",
     device: Annotated[str, typer.Option(help="cpu, gpu or auto (gpu must exist).")] = "cpu",
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1,8",
     warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 3,
@@ -217,9 +220,12 @@ def bench(
     from effnet_cli import bench as B
     from effnet_cli import builder
 
-    request = B.BenchRequest(B.parse_runtimes(runtime), device, B.parse_batches(batch), warmup,
-                             None if duration else iterations, duration, threads,
-                             model.seed or 0, xla, ceiling)  # fmt: skip
+    request = B.BenchRequest(
+        runtimes=B.parse_runtimes(runtime), precisions=B.parse_precisions(precision),
+        device=device, batches=B.parse_batches(batch), warmup=warmup,
+        iterations=None if duration else iterations, duration_s=duration, threads=threads,
+        seed=model.seed or 0, xla=xla, measure_ceiling=ceiling,
+    )  # fmt: skip
     B.check_request(request)
     if source is not None:
         builder.check_keras_file(source)

@@ -24,7 +24,13 @@ def detect_format(path: Path) -> str:
     if path.is_dir():
         if (path / "saved_model.pb").exists():
             return "savedmodel"
-        raise UsageError(f"{path} is a directory without saved_model.pb, so not a SavedModel")
+        if any(path.glob("*.xml")):
+            return "openvino"
+        raise UsageError(
+            f"{path} is a directory without saved_model.pb or an OpenVINO .xml: not a model"
+        )
+    if path.suffix.lower() == ".xml":
+        return "openvino"
     fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
     if fmt is None:
         raise UsageError(
@@ -128,8 +134,37 @@ def _savedmodel(path: Path) -> dict[str, Any]:
     }
 
 
+def _openvino(path: Path) -> dict[str, Any]:
+    import openvino as ov
+
+    from effnet_cli.runtimes import openvino_xml
+
+    model = ov.Core().read_model(str(openvino_xml(path)))
+
+    def port(p: Any) -> dict[str, Any]:
+        shape = [d.get_length() if d.is_static else None for d in p.get_partial_shape()]
+        return _tensor(p.get_any_name(), shape, p.get_element_type().get_type_name())
+
+    ops = [op.get_type_name() for op in model.get_ops()]
+    constants = [op for op in model.get_ops() if op.get_type_name() == "Constant"]
+    info = model.get_rt_info()
+    metadata = {}
+    if "effnet" in info:
+        metadata = {key: value.astype(str) for key, value in info["effnet"].items()}
+    graph_ops = Counter(op for op in ops if op not in ("Constant", "Parameter", "Result"))
+    shapes = [op.get_output_shape(0) for op in constants]
+    return {
+        "inputs": [port(p) for p in model.inputs],
+        "outputs": [port(p) for p in model.outputs],
+        "ops": dict(graph_ops.most_common()),
+        "params": int(sum(math.prod(shape) for shape in shapes if len(shape))),
+        "metadata": metadata,
+    }
+
+
 READERS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "onnx": _onnx, "tflite": _tflite, "keras": _keras, "savedmodel": _savedmodel,
+    "openvino": _openvino,
 }  # fmt: skip
 
 

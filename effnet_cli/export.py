@@ -18,7 +18,7 @@ from effnet_cli import __version__, files, runtimes
 from effnet_cli import spec as S
 from effnet_cli.errors import UsageError, WorkError
 
-FORMATS = ("savedmodel", "onnx", "tflite", "keras")
+FORMATS = ("savedmodel", "onnx", "tflite", "keras", "openvino")
 QUANTIZE = ("none", "fp16", "dynamic", "int8")
 DEFAULT_OPSET = 17
 
@@ -71,8 +71,8 @@ def plan_targets(name: str, formats: list[str], directory: Path, quantize: str) 
     """File names say the model and format: efficientnet-b0.onnx, efficientnet-b0-fp16.tflite."""
     targets = []
     for fmt in formats:
-        if fmt == "savedmodel":
-            targets.append(Target(fmt, directory / f"{name}_savedmodel", "fp32"))
+        if fmt in ("savedmodel", "openvino"):
+            targets.append(Target(fmt, directory / f"{name}_{fmt}", "fp32"))
         elif fmt == "tflite":
             suffix = "" if quantize == "none" else f"-{quantize}"
             precision = "fp32" if quantize == "none" else quantize
@@ -185,11 +185,31 @@ def write_tflite(model: Any, path: Path, *, quantize: str, calibration: Any = No
     path.write_bytes(converter.convert())
 
 
+def write_openvino(model: Any, path: Path, *, opset: int, batch: int | None,
+                   meta: dict[str, str], **_: Any) -> None:  # fmt: skip
+    """OpenVINO IR (model.xml + model.bin) through the ONNX export, with fp32 weights.
+
+    `ov.save_model` would compress the weights to fp16 by default; effnet writes what it
+    verified, so it turns that off.
+    """
+    import openvino as ov
+
+    path.mkdir()
+    onnx_path = path / "model.onnx"
+    write_onnx(model, onnx_path, opset=opset, batch=batch, meta=meta)
+    converted = ov.convert_model(str(onnx_path))
+    for key, value in meta.items():
+        converted.set_rt_info(value, ["effnet", key])
+    ov.save_model(converted, str(path / "model.xml"), compress_to_fp16=False)
+    onnx_path.unlink()
+
+
 WRITERS: dict[str, Callable[..., None]] = {
     "keras": write_keras,
     "savedmodel": write_savedmodel,
     "onnx": write_onnx,
     "tflite": write_tflite,
+    "openvino": write_openvino,
 }
 
 

@@ -490,39 +490,61 @@ def print_inspect(doc: Mapping[str, Any]) -> None:
 BENCH_COLUMNS = (
     "runtime", "device", "provider", "precision", "batch", "latency_ms_mean", "latency_ms_std",
     "latency_ms_min", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "images_per_s",
-    "macs_per_s", "ceiling_fraction", "first_inference_ms", "setup_s", "iterations", "error",
+    "macs_per_s", "ceiling_fraction", "drift_max_rel", "top1_agreement", "first_inference_ms",
+    "setup_s", "iterations", "error",
 )  # fmt: skip
+
+
+def fastest_rows(rows: Sequence[Mapping[str, Any]]) -> set[int]:
+    """Indexes of the fastest row for each precision and batch size."""
+    best: dict[tuple[str, int], int] = {}
+    for i, row in enumerate(rows):
+        if row.get("error"):
+            continue
+        key = (row["precision"].split("-")[0], row["batch"])
+        if key not in best or row["images_per_s"] > rows[best[key]]["images_per_s"]:
+            best[key] = i
+    return set(best.values())
 
 
 def print_bench(result: Mapping[str, Any]) -> None:
     model, env = result["model"], result["environment"]
     title = (f"{model['name']} {model['resolution'][0]}×{model['resolution'][1]} · {env['cpu']} · "
-             f"{env['threads']} threads")  # fmt: skip
-    columns = ["runtime", "provider", "batch", "mean ms", "std", "min", "p50", "p90", "p99",
-               "img/s", "GMAC/s", "ceiling", "first ms", "setup s"]  # fmt: skip
-    table = _table(title, columns, right_from=2)
-    for row in result["rows"]:
+             f"{env['threads']} threads · ★ fastest per precision and batch")  # fmt: skip
+    columns = ["runtime", "provider", "precision", "batch", "mean ms", "std", "min", "p50",
+               "p90", "p99", "img/s", "GMAC/s", "ceiling", "drift", "top-1", "first ms",
+               "setup s", ""]  # fmt: skip
+    table = _table(title, columns, right_from=3)
+    best = fastest_rows(result["rows"])
+    for i, row in enumerate(result["rows"]):
+        head = [row["runtime"], row["provider"], row["precision"], str(row["batch"])]
         if row.get("error"):
-            table.add_row(row["runtime"], row["provider"], str(row["batch"]), row["error"],
-                          *["–"] * (len(columns) - 4))  # fmt: skip
+            table.add_row(*head, row["error"], *["–"] * (len(columns) - 5))
             continue
         table.add_row(
-            row["runtime"], row["provider"], str(row["batch"]),
+            *head,
             *(f"{row[k]:.2f}" for k in ("latency_ms_mean", "latency_ms_std", "latency_ms_min",
                                         "latency_ms_p50", "latency_ms_p90", "latency_ms_p99")),
             f"{row['images_per_s']:.1f}",
             f"{row['macs_per_s'] / 1e9:.1f}" if row.get("macs_per_s") else "–",
             f"{row['ceiling_fraction']:.0%}" if row.get("ceiling_fraction") else "–",
+            f"{row['drift_max_rel']:.1e}", f"{row['top1_agreement']:.0%}",
             f"{row['first_inference_ms']:.0f}", f"{row['setup_s']:.1f}",
+            "★" if i in best else "",
         )  # fmt: skip
     console = out()
     console.print(table)
     ceiling = result["ceiling"]
     console.print(
         f"ceiling: {ceiling['gemm_flops'] / 1e9:.0f} GFLOP/s dense GEMM ({ceiling['source']}); "
-        "a row's share = 2 × MACs/s ÷ that rate.",
+        "a row's share = 2 × MACs/s ÷ that rate. drift: max |output − fp32 Keras| ÷ max |fp32 "
+        "Keras| on the same images; top-1: agreement with fp32 Keras.",
         markup=False,
     )
+    for skip in result.get("skipped", []):
+        console.print(
+            f"skipped {skip['runtime']} {skip['precision']}: {skip['reason']}", markup=False
+        )
 
 
 def bench_csv(rows: list[dict[str, Any]]) -> str:

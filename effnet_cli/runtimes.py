@@ -14,7 +14,14 @@ from typing import Any
 
 from effnet_cli.errors import UsageError, WorkError
 
-RUNTIMES = ("keras", "savedmodel", "onnx", "tflite")
+RUNTIMES = ("keras", "savedmodel", "onnx", "tflite", "openvino")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+class PrecisionUnavailable(UsageError):
+    """A precision this runtime or this CPU cannot run natively: refused, never emulated."""
+
+
 DEVICES = ("cpu", "gpu", "auto")
 
 
@@ -118,7 +125,7 @@ def _onnx_precision(tensor_type: str) -> str:
 
 
 def tflite_runner(path: Path, threads: int | None = None, precision: str = "fp32") -> Runner:
-    """The LiteRT interpreter (XNNPACK on CPU); resizes the input for each batch size."""
+    """`precision` describes the file (fp16/int8 weights come from the converter)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=threads_or_default(threads))
@@ -141,9 +148,57 @@ def tflite_runner(path: Path, threads: int | None = None, precision: str = "fp32
     return Runner("tflite", "cpu", "LiteRT XNNPACK", precision, run, fixed)
 
 
+OPENVINO_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+OPENVINO_NATIVE = {"bf16": "BF16", "fp16": "FP16"}  # OPTIMIZATION_CAPABILITIES that run them
+
+
+def openvino_xml(path: Path) -> Path:
+    return path if path.suffix == ".xml" else next(path.glob("*.xml"))
+
+
+def openvino_runner(path: Path, threads: int | None = None, precision: str = "fp32") -> Runner:
+    """OpenVINO on the CPU with the inference precision pinned: it would otherwise pick bf16
+    by itself on CPUs that have it, and report nothing."""
+    import openvino as ov
+
+    core = ov.Core()
+    capabilities = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    needed = OPENVINO_NATIVE.get(precision)
+    if needed and needed not in capabilities:
+        raise PrecisionUnavailable(
+            f"{precision} is not native on this CPU (OpenVINO capabilities: "
+            f"{', '.join(capabilities)}); refused rather than emulated"
+        )
+    config = {
+        "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision],
+        "INFERENCE_NUM_THREADS": threads_or_default(threads),
+        "PERFORMANCE_HINT": "LATENCY",
+    }
+    compiled = core.compile_model(str(openvino_xml(path)), "CPU", config)
+    actual = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+    used = (
+        "bf16"
+        if "bf16" in actual
+        else "fp16"
+        if ("f16" in actual or "float16" in actual)
+        else "fp32"
+    )
+    request = compiled.create_infer_request()
+    output = compiled.outputs[0]
+
+    def run(images: Any) -> Any:
+        return request.infer({0: images})[output].copy()
+
+    shape = compiled.inputs[0].get_partial_shape()
+    fixed = None if shape[0].is_dynamic else shape[0].get_length()
+    return Runner("openvino", "cpu", "OpenVINO CPU", used, run, fixed)
+
+
 def load_runner(runtime: str, path: Path, device: str = "cpu", threads: int | None = None,
                 precision: str = "fp32") -> Runner:  # fmt: skip
-    """Load an exported artifact with its own runtime."""
+    """Load an exported artifact with its own runtime, at `precision` where it has a choice."""
+    if precision != "fp32" and runtime in ("onnx", "savedmodel", "keras"):
+        raise PrecisionUnavailable(f"effnet runs {runtime} in fp32 only")
     if runtime == "onnx":
         return onnx_runner(path, device, threads)
     if runtime == "tflite":
@@ -152,6 +207,10 @@ def load_runner(runtime: str, path: Path, device: str = "cpu", threads: int | No
         return tflite_runner(path, threads, precision)
     if runtime == "savedmodel":
         return savedmodel_runner(path, device)
+    if runtime == "openvino":
+        if device == "gpu":
+            raise UsageError("effnet runs OpenVINO on the CPU; use --device cpu")
+        return openvino_runner(path, threads, precision)
     if runtime == "keras":
         from effnet_cli.builder import load_keras_file
 

@@ -115,6 +115,7 @@ INSPECT = [
     (["inspect", "garbage.tflite"], "not a readable tflite file"),
     (["inspect", "random.keras"], "not a .keras archive"),
     (["inspect", "somedir"], "without saved_model.pb"),
+    (["bench", "--precision", "int3"], "valid: fp32, bf16, fp16 or all"),
 ]
 SCALE = [
     (["scale-table", "--family", "x"], "valid: b, lite, seed or all"),
