@@ -14,6 +14,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -99,6 +100,149 @@ def build_rows(repeats: int) -> list[tuple[str, float, str, float]]:
     ]  # fmt: skip
 
 
+def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, float, str, float]]:
+    """effnet's runners beside the same runtimes driven directly on the same files (B0, 224)."""
+    import numpy as np
+
+    from effnet_cli import export as E
+    from effnet_cli import runtimes
+    from effnet_cli.bench import BenchRequest, time_runner
+    from effnet_cli.builder import import_keras
+
+    keras = import_keras()
+    import onnxruntime as ort
+    import openvino as ov
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    threads = 2
+    scratch = Path(tempfile.mkdtemp(prefix="effnet-bench-"))
+    reference = keras.applications.EfficientNetB0(weights=None)
+    paths = {}
+    for fmt in ("onnx", "tflite", "openvino"):
+        paths[fmt] = scratch / f"b0.{fmt}"
+        E.WRITERS[fmt](reference, paths[fmt], opset=17, batch=None, meta={}, quantize="none")
+
+    infer = tf.function(lambda x: reference(x, training=False))
+    session = ort.InferenceSession(str(paths["onnx"]), _ort_options(ort, threads),
+                                   providers=["CPUExecutionProvider"])  # fmt: skip
+    interpreter = Interpreter(model_path=str(paths["tflite"]), num_threads=threads)
+    compiled = ov.Core().compile_model(str(paths["openvino"] / "model.xml"), "CPU",
+                                       {"INFERENCE_PRECISION_HINT": "f32",
+                                        "INFERENCE_NUM_THREADS": threads})  # fmt: skip
+
+    def litert(images):
+        detail = interpreter.get_input_details()[0]
+        if tuple(detail["shape"]) != images.shape:
+            interpreter.resize_tensor_input(detail["index"], list(images.shape))
+            interpreter.allocate_tensors()
+        interpreter.set_tensor(detail["index"], images)
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+    direct = {
+        "keras": (
+            "keras.applications B0 under tf.function",
+            lambda x: infer(tf.constant(x)).numpy(),
+        ),
+        "onnx": ("onnxruntime.InferenceSession", lambda x: session.run(None, {"input": x})[0]),
+        "tflite": ("ai_edge_litert Interpreter", litert),
+        "openvino": ("openvino compile_model (f32)", lambda x: compiled(x)[compiled.outputs[0]]),
+    }
+    ours = {
+        "keras": runtimes.keras_runner(reference),
+        "onnx": runtimes.load_runner("onnx", paths["onnx"], threads=threads),
+        "tflite": runtimes.load_runner("tflite", paths["tflite"], threads=threads),
+        "openvino": runtimes.load_runner("openvino", paths["openvino"], threads=threads),
+    }
+    if _has_module("onnxslim"):
+        import onnxslim
+
+        slim = scratch / "b0-slim.onnx"
+        onnxslim.slim(str(paths["onnx"]), str(slim))
+        ours["onnx+onnxslim"] = runtimes.load_runner("onnx", slim, threads=threads)
+    request = BenchRequest(runtimes=[], iterations=20, warmup=3)
+    rows = []
+    for batch in batches:
+        images = (
+            np.random.default_rng(batch).uniform(0, 255, (batch, 224, 224, 3)).astype("float32")
+        )
+        for name, runner in ours.items():
+            key = name.split("+")[0]
+            label, call = direct[key]
+            pair = {"ours": runner.run, "direct": call}
+            per = {k: [] for k in pair}
+            for _ in range(repeats):
+                for k, fn in pair.items():
+                    stats = time_runner(_Runner(fn), images, request)
+                    per[k].append(stats["images_per_s"])
+            ours_ips, direct_ips = statistics.median(per["ours"]), statistics.median(per["direct"])
+            rows.append((f"effnet {name} runner, batch {batch} (img/s)", ours_ips,
+                         f"{label}, batch {batch} (img/s)", direct_ips))  # fmt: skip
+    return rows
+
+
+class _Runner:
+    def __init__(self, fn):
+        self.run = fn
+
+
+def _ort_options(ort, threads):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return options
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def export_rows(phis: list[int]) -> list[tuple[str, float, str, float]]:
+    """Whole-process export time and peak RSS, effnet beside the converters called directly."""
+    rows = []
+    for phi in phis:
+        for fmt in ("onnx", "tflite"):
+            scratch = Path(tempfile.mkdtemp(prefix="effnet-export-"))
+            ours = _timed([*EFFNET, "export", "--phi", str(phi), "-f", fmt, "-o", str(scratch)])
+            script = DIRECT_EXPORT.format(phi=phi, fmt=fmt, out=scratch / "direct")
+            direct = _timed([sys.executable, "-c", script])
+            label = f"direct {fmt} converter on keras.applications B{phi} (s)"
+            rows.append(
+                (f"effnet export --phi {phi} -f {fmt} (s, verified)", ours[0], label, direct[0])
+            )
+            rows.append(("  peak RSS (GB)", ours[1], "  peak RSS (GB)", direct[1]))
+    return rows
+
+
+DIRECT_EXPORT = """
+import os; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
+import tensorflow as tf, keras
+m = getattr(keras.applications, 'EfficientNetB{phi}')(weights=None)
+if '{fmt}' == 'onnx':
+    import tf2onnx
+    h, w = m.input.shape[1:3]
+    spec = (tf.TensorSpec((None, h, w, 3), tf.float32, name='input'),)
+    tf2onnx.convert.from_keras(m, input_signature=spec, opset=17, output_path='{out}.onnx')
+else:
+    open('{out}.tflite', 'wb').write(tf.lite.TFLiteConverter.from_keras_model(m).convert())
+"""
+
+
+def _timed(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in GB) of a whole command, through GNU time."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", *argv], capture_output=True, text=True, env=ENV
+    )
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{argv} failed: {result.stderr[-500:]}")
+    peak_kb = int(result.stderr.strip().splitlines()[-1])
+    return seconds, peak_kb / 1e6
+
+
 def markdown(title: str, rows: list[tuple[str, float, str, float]]) -> str:
     lines = [
         f"## {title}",
@@ -115,12 +259,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
+    parser.add_argument("--sections", default="startup,build,runtimes,export",
+                        help="comma-separated: startup, build, runtimes, export")  # fmt: skip
+    parser.add_argument("--b7-export", action="store_true", help="also export B7 (minutes, 17 GB)")
     args = parser.parse_args()
     repeats = 3 if args.quick else args.repeats
-    sections = [
-        markdown("Start-up (goal: under 0.3 s, no TensorFlow)", startup_rows(repeats)),
-        markdown("Building B7 (goal: within 1.1× of keras.applications)", build_rows(repeats)),
-    ]
+    chosen = args.sections.split(",")
+    sections = []
+    if "startup" in chosen:
+        sections.append(
+            markdown("Start-up (goal: under 0.3 s, no TensorFlow)", startup_rows(repeats))
+        )
+    if "build" in chosen:
+        sections.append(markdown("Building B7 (goal: within 1.1× of keras.applications)",
+                                 build_rows(repeats)))  # fmt: skip
+    if "runtimes" in chosen:
+        rows = runtime_rows((1, 8), max(2, repeats // 2))
+        title = (
+            "Runners, B0 224, 2 threads, images/s (goal: within 5 % of the runtime driven "
+            "directly; ceiling ≈ 590 img/s = 450 GFLOP/s ÷ (2 × 385.8 M MACs))"
+        )
+        sections.append(markdown(title, rows, higher_is_better=True))
+    if "export" in chosen:
+        phis = [0, 7] if args.b7_export else [0]
+        sections.append(markdown("Export, whole process (goal: time within 1.1× of the direct "
+                                 "call)", export_rows(phis)))  # fmt: skip
     report = (
         f"# effnet benchmark report\n\n{time.strftime('%Y-%m-%d %H:%M')} · "
         f"{os.cpu_count()} CPUs · median of {repeats} runs\n\n" + "\n".join(sections)

@@ -12,7 +12,6 @@ import math
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -237,8 +236,8 @@ def run_bench(
         calibrate_batchnorm(model, seed=request.seed)
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
-    with tempfile.TemporaryDirectory(prefix="effnet-bench-") as scratch:
-        artifacts = convert_all(model, request.runtimes, Path(scratch), progress)
+    with files.scratch_dir(prefix="effnet-bench-") as scratch:
+        artifacts = convert_all(model, request.runtimes, scratch, progress)
         inputs, reference = reference_batches(model, request)
         for runtime in request.runtimes:
             for precision in request.precisions:

@@ -7,7 +7,9 @@ TensorFlow (a test proves it). Errors become one `error:` line and an exit code 
 # No `from __future__ import annotations`: Typer reads the Annotated options at run time.
 
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -365,6 +367,16 @@ def _command_name(argv: list[str]) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the CLI; map every failure to one `error:` line and DESIGN §4's exit codes."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    previous = signal.signal(signal.SIGINT, files.exit_on_interrupt)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGINT, previous)  # for callers that embed effnet (tests, API)
+
+
+def _main(argv: list[str]) -> int:
     try:
         result = app(args=argv, prog_name="effnet", standalone_mode=False)
         if result == EXIT_INTERRUPTED:  # Typer turns Ctrl-C into a silent Exit(130)

@@ -26,6 +26,43 @@ def check_target(target: Path, force: bool) -> None:
         raise UsageError(f"directory {str(parent)!r} is not writable")
 
 
+# Staged artifacts and scratch folders not yet committed or removed: an interrupt removes them.
+_PENDING: set[Path] = set()
+_REAL_STDERR: list[int] = []  # the user's stderr, saved while silenced_stderr discards fd 2
+
+
+def remove_pending() -> None:
+    for folder in list(_PENDING):
+        shutil.rmtree(folder, ignore_errors=True)
+        _PENDING.discard(folder)
+
+
+def exit_on_interrupt(signum: int, frame: object) -> None:
+    """SIGINT handler: remove what is half-written, say so in one line, exit 130 at once.
+
+    Raising KeyboardInterrupt instead can land inside TensorFlow's or a converter's C++
+    callbacks, which then abort the process (SIGABRT) and leave the staged files behind.
+    """
+    remove_pending()
+    try:
+        # The user's stderr, even while TensorFlow's noise is being discarded.
+        os.write(_REAL_STDERR[0] if _REAL_STDERR else 2, b"error: interrupted\n")
+    finally:
+        os._exit(130)
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temporary folder that an interrupt removes too."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    _PENDING.add(folder)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        _PENDING.discard(folder)
+
+
 class Staged:
     """A temporary file or folder beside `target` (same suffixes, same file system).
 
@@ -37,6 +74,7 @@ class Staged:
         self.target = target
         prefix = f".{target.name}."
         self._dir = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
+        _PENDING.add(self._dir)
         self.path = self._dir / f"artifact{''.join(target.suffixes)}"
 
     def commit(self) -> None:
@@ -47,6 +85,7 @@ class Staged:
 
     def discard(self) -> None:
         shutil.rmtree(self._dir, ignore_errors=True)
+        _PENDING.discard(self._dir)
 
 
 @contextlib.contextmanager
@@ -80,11 +119,13 @@ def silenced_stderr() -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(2)
     null = os.open(os.devnull, os.O_WRONLY)
+    _REAL_STDERR.append(saved)
     try:
         os.dup2(null, 2)
         yield
     finally:
         os.dup2(saved, 2)
+        _REAL_STDERR.remove(saved)
         os.close(saved)
         os.close(null)
 

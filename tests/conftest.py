@@ -35,22 +35,17 @@ def cli():
 
 
 def calibrate(model, resolution: int, seed: int = 0, batch: int = 4):
-    """One training-mode pass with BatchNorm momentum 0: the moving statistics become the batch's.
+    """Give the model real BatchNorm statistics, and return seeded images to compare on.
 
     With fresh statistics EfficientNet's logits are ~1e-5 and any parity check passes trivially
     (DESIGN §1.1); afterwards they are ~0.1-1 and a difference means something.
     """
-    import keras
     import numpy as np
 
-    images = np.random.default_rng(seed).uniform(0, 255, (batch, resolution, resolution, 3))
-    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    saved = [layer.momentum for layer in norms]
-    for layer in norms:
-        layer.momentum = 0.0
-    model(images.astype("float32"), training=True)
-    for layer, momentum in zip(norms, saved, strict=True):
-        layer.momentum = momentum
+    from effnet_cli.builder import calibrate_batchnorm
+
+    calibrate_batchnorm(model, seed=seed)
+    images = np.random.default_rng(seed + 100).uniform(0, 255, (batch, resolution, resolution, 3))
     return images.astype("float32")
 
 
