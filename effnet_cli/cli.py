@@ -63,7 +63,7 @@ def _root(
         os.environ["EFFNET_DEBUG"] = "1"
     if verbose:
         os.environ["EFFNET_VERBOSE"] = "1"
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
 
 
 @app.command()

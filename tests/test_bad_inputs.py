@@ -93,7 +93,7 @@ EXPORT = [
     (["export", "-f", "keras", "-o", "nowhere/deeper"], "does not exist"),
 ]  # fmt: skip
 BENCH = [
-    (["bench", "--runtime", "mxnet"], "valid: keras, onnx, tflite or all"),
+    (["bench", "--runtime", "mxnet"], "valid: keras, onnx, tflite, openvino or all"),
     (["bench", "--device", "tpu"], "valid: cpu, gpu or auto"),
     (["bench", "--batch", "0"], "--batch sizes must lie between"),
     (["bench", "--batch", "1,x"], "comma-separated"),

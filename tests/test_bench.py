@@ -17,7 +17,7 @@ STATS = ("latency_ms_mean", "latency_ms_std", "latency_ms_min", "latency_ms_p50"
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
-    """B0 at 64×64 over all three runtimes and two batch sizes, a few iterations each."""
+    """B0 at 64×64 over every runtime and two batch sizes, a few iterations each."""
     from typer.testing import CliRunner
 
     from effnet_cli.cli import main
@@ -38,7 +38,7 @@ def test_every_statistic_is_positive_and_ordered(short_run):
     assert result["schema"] == "effnet.bench/1"
     rows = result["rows"]
     assert {(r["runtime"], r["batch"]) for r in rows} == {
-        (runtime, batch) for runtime in ("keras", "onnx", "tflite") for batch in (1, 4)
+        (runtime, batch) for runtime in ("keras", "onnx", "tflite", "openvino") for batch in (1, 4)
     }
     for row in rows:
         assert row["error"] is None
@@ -68,7 +68,7 @@ def test_csv_and_plot(short_run):
 
     folder, _, _ = short_run
     rows = list(csv.DictReader(io.StringIO((folder / "rows.csv").read_text())))
-    assert len(rows) == 6 and float(rows[0]["latency_ms_p50"]) > 0
+    assert len(rows) == 8 and float(rows[0]["latency_ms_p50"]) > 0
     with Image.open(folder / "bench.png") as image:
         assert image.format == "PNG"
 
