@@ -105,7 +105,7 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
     import numpy as np
 
     from effnet_cli import export as E
-    from effnet_cli import runtimes
+    from effnet_cli import files, runtimes
     from effnet_cli.bench import BenchRequest, time_runner
     from effnet_cli.builder import import_keras
 
@@ -121,12 +121,14 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
     paths = {}
     for fmt in ("onnx", "tflite", "openvino"):
         paths[fmt] = scratch / f"b0.{fmt}"
-        E.WRITERS[fmt](reference, paths[fmt], opset=17, batch=None, meta={}, quantize="none")
+        with files.stdout_to_stderr(), files.silenced_stderr():
+            E.WRITERS[fmt](reference, paths[fmt], opset=17, batch=None, meta={}, quantize="none")
 
     infer = tf.function(lambda x: reference(x, training=False))
     session = ort.InferenceSession(str(paths["onnx"]), _ort_options(ort, threads),
                                    providers=["CPUExecutionProvider"])  # fmt: skip
     interpreter = Interpreter(model_path=str(paths["tflite"]), num_threads=threads)
+    interpreter.allocate_tensors()
     compiled = ov.Core().compile_model(str(paths["openvino"] / "model.xml"), "CPU",
                                        {"INFERENCE_PRECISION_HINT": "f32",
                                         "INFERENCE_NUM_THREADS": threads})  # fmt: skip
@@ -159,7 +161,8 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
         import onnxslim
 
         slim = scratch / "b0-slim.onnx"
-        onnxslim.slim(str(paths["onnx"]), str(slim))
+        with files.stdout_to_stderr():
+            onnxslim.slim(str(paths["onnx"]), str(slim))
         ours["onnx+onnxslim"] = runtimes.load_runner("onnx", slim, threads=threads)
     request = BenchRequest(runtimes=[], iterations=20, warmup=3)
     rows = []
@@ -243,15 +246,19 @@ def _timed(argv: list[str]) -> tuple[float, float]:
     return seconds, peak_kb / 1e6
 
 
-def markdown(title: str, rows: list[tuple[str, float, str, float]]) -> str:
+def markdown(
+    title: str, rows: list[tuple[str, float, str, float]], higher_is_better: bool = False
+) -> str:
+    """A section of the report: each effnet figure beside its reference, and their ratio."""
+    unit = "value" if higher_is_better else "s"
     lines = [
         f"## {title}",
         "",
-        "| effnet | s | reference | s | ratio |",
+        f"| effnet | {unit} | reference | {unit} | ratio |",
         "|---|---:|---|---:|---:|",
     ]
-    for ours, ours_s, ref, ref_s in rows:
-        lines.append(f"| `{ours}` | {ours_s:.3f} | `{ref}` | {ref_s:.3f} | {ours_s / ref_s:.2f}× |")
+    for ours, ours_v, ref, ref_v in rows:
+        lines.append(f"| `{ours}` | {ours_v:.3f} | `{ref}` | {ref_v:.3f} | {ours_v / ref_v:.2f}× |")
     return "\n".join(lines) + "\n"
 
 
