@@ -378,6 +378,10 @@ def calibrate_batchnorm(model: Any, seed: int = 0, batch: int = 2) -> None:
     saved = [layer.momentum for layer in norms]
     for layer in norms:
         layer.momentum = 0.0
-    model(images.astype("float32"), training=True)
+    import tensorflow as tf
+
+    # In a tf.function, not eagerly: eager execution keeps every layer's output alive until the
+    # call returns (B7 at 600 px: ~4 GB an image); the graph frees each after its last use.
+    tf.function(lambda x: model(x, training=True))(tf.constant(images.astype("float32")))
     for layer, momentum in zip(norms, saved, strict=True):
         layer.momentum = momentum
