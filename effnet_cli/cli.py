@@ -99,10 +99,7 @@ def build(
     warn_if_huge(spec)
     report = builder.build_and_save(spec, model.weights, model.seed, output, force)
     report = {"model": render.model_document(spec), **report}
-    if json_output:
-        render.emit_json("build", report)
-    else:
-        render.print_build(report)
+    render.show("build", report, json_output, render.print_build)
 
 
 @app.command()
@@ -172,10 +169,7 @@ def inspect(
     from effnet_cli.describe import describe
 
     document = describe(path)
-    if json_output:
-        render.emit_json("inspect", document)
-    else:
-        render.print_inspect(document)
+    render.show("inspect", document, json_output, render.print_inspect)
 
 
 @app.command()
@@ -245,10 +239,7 @@ def bench(
     macs = C.count(spec).macs if spec is not None else None
     result = B.run_bench(built, spec, macs, request, render.note)
     regressions = B.compare_baseline(result, before, max_regression) if before else []
-    if json_output:
-        render.emit_json("bench", result)
-    else:
-        render.print_bench(result)
+    render.show("bench", result, json_output, render.print_bench)
     if csv_path is not None:
         files.write_text(csv_path, render.bench_csv(result["rows"]))
     if plot is not None:
@@ -335,10 +326,7 @@ def doctor(json_output: JsonOpt = False) -> None:
 
     with files.stdout_to_stderr(), files.silenced_stderr():
         report = diagnose()
-    if json_output:
-        render.emit_json("doctor", report)
-    else:
-        render.print_doctor(report)
+    render.show("doctor", report, json_output, render.print_doctor)
     if not report["ok"]:
         raise typer.Exit(1)
 

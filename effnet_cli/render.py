@@ -10,7 +10,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -59,6 +59,16 @@ def emit_json(kind: str, document: Mapping[str, Any]) -> None:
     payload = {"schema": f"effnet.{kind}/{SCHEMA_VERSION}", **document}
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     sys.stdout.flush()
+
+
+def show(
+    kind: str, document: Mapping[str, Any], as_json: bool, printer: Callable[[Any], None]
+) -> None:
+    """A command's result: one JSON document, or the table a person reads."""
+    if as_json:
+        emit_json(kind, document)
+    else:
+        printer(document)
 
 
 # ---------------------------------------------------------------------------- humanised numbers
