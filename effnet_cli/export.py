@@ -23,9 +23,10 @@ QUANTIZE = ("none", "fp16", "dynamic", "int8")
 DEFAULT_OPSET = 17
 
 # Largest |artifact - keras| allowed, relative to the largest |keras output| (DESIGN §1.1).
-# fp32 runtimes agree to ~1e-5 (FACTS.md); fp16 weights to ~4e-3; dynamic-range int8 weights
-# to ~8e-2; full int8 of an EfficientNet-B drifts far (reported with top-1 agreement).
-TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "dynamic": 0.25, "int8": 1.0}
+# fp32 runtimes agree to ~1e-5 (FACTS.md); fp16 weights to ~4e-3 at B0 224 and up to ~2e-2 on
+# small random-weight models (seen at 96 px); dynamic-range int8 weights to ~8e-2; full int8 of
+# an EfficientNet-B drifts far (reported with top-1 agreement).
+TOLERANCE = {"fp32": 1e-4, "fp16": 5e-2, "dynamic": 0.25, "int8": 1.0}
 
 
 @dataclass(frozen=True)
