@@ -310,6 +310,21 @@ def build_and_save(
     return report
 
 
+def load_or_build(
+    spec: S.ModelSpec | None, source: Path | None, weights: Path | None, seed: int | None
+) -> Any:
+    """The model a command works on: a `.keras` file (`--from`), or built from `spec`."""
+    from effnet_cli.files import stdout_to_stderr
+
+    with stdout_to_stderr():
+        if source is not None:
+            return load_keras_file(source)
+        model = build_model(spec, seed=seed)  # type: ignore[arg-type]
+        if weights is not None:
+            load_weights(model, weights)
+        return model
+
+
 def check_keras_file(path: Path) -> None:
     """Cheap checks of a `.keras` file before TensorFlow loads."""
     import zipfile

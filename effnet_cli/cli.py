@@ -235,7 +235,7 @@ def bench(
     spec = None if source is not None else model.spec()
     request.device = B.resolve_device(device, render.note)  # before minutes of building
     warn_if_huge(spec)
-    built = _load_or_build(spec, source, model)
+    built = builder.load_or_build(spec, source, model.weights, model.seed)
     macs = C.count(spec).macs if spec is not None else None
     result = B.run_bench(built, spec, macs, request, render.note)
     regressions = B.compare_baseline(result, before, max_regression) if before else []
@@ -248,18 +248,6 @@ def bench(
         raise RegressionError(
             f"{len(regressions)} row(s) slower than the baseline: " + "; ".join(regressions)
         )
-
-
-def _load_or_build(spec: Optional[S.ModelSpec], source: Optional[Path], model: ModelOptions):
-    from effnet_cli import builder
-
-    with files.stdout_to_stderr():
-        if source is not None:
-            return builder.load_keras_file(source)
-        built = builder.build_model(spec, seed=model.seed)
-        if model.weights is not None:
-            builder.load_weights(built, model.weights)
-        return built
 
 
 FAMILY_CHOICES = ("b", "lite", "seed", "all")

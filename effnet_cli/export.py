@@ -418,13 +418,6 @@ def run_export(
             "warning: post-training int8 costs EfficientNet-B much of its accuracy (SE and swish "
             "quantize badly); the Lite family (--model lite0..lite4) is built for int8"
         )
-    with files.stdout_to_stderr():
-        if source is not None:
-            progress(f"loading {source}")
-            model = builder.load_keras_file(source)
-        else:
-            progress(f"building {spec.name}")  # type: ignore[union-attr]
-            model = builder.build_model(spec, seed=seed)  # type: ignore[arg-type]
-            if weights is not None:
-                builder.load_weights(model, weights)
+    progress(f"loading {source}" if source else f"building {spec.name}")  # type: ignore[union-attr]
+    model = builder.load_or_build(spec, source, weights, seed)
     return export_model(model, spec, request, targets, progress)
