@@ -1,4 +1,4 @@
-"""`effnet inspect`: what a .keras, .onnx, .tflite or SavedModel file holds.
+"""`effnet inspect`: what a .keras, .onnx or .tflite file, a SavedModel or an OpenVINO IR holds.
 
 Each reader returns the same plain document: inputs, outputs, an op (or layer) histogram, the
 parameter count, the size and effnet's metadata where present.
@@ -34,8 +34,8 @@ def detect_format(path: Path) -> str:
     fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
     if fmt is None:
         raise UsageError(
-            f"cannot inspect {path.name!r}; valid: a .keras, .onnx or .tflite file, "
-            "or a SavedModel folder"
+            f"cannot inspect {path.name!r}; valid: a .keras, .onnx, .tflite or OpenVINO .xml "
+            "file, or a SavedModel or OpenVINO IR folder"
         )
     return fmt
 

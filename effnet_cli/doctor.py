@@ -42,7 +42,11 @@ def _major_minor(version: str | None) -> tuple[int, int] | None:
 
 
 def incompatibilities(versions: dict[str, str | None]) -> list[str]:
-    """Combinations known to break effnet (checked on this project's machines, FACTS.md)."""
+    """Combinations known to break effnet, each with its reason in the message.
+
+    Upstream facts, not measured here: TensorFlow made Keras 3 its default in 2.16, supports
+    numpy 2 from 2.18, and tf2onnx converts Keras 3 models from 1.16.
+    """
     problems = []
     keras, tf = _major_minor(versions.get("keras")), _major_minor(versions.get("tensorflow"))
     numpy = _major_minor(versions.get("numpy"))

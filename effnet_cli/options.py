@@ -31,9 +31,11 @@ class ModelOptions:
     include_top: bool = True
     pooling: Optional[str] = None
     dropout: Optional[float] = None
-    drop_connect: float = 0.2
+    # None: the family's (or variant's) own value, resolved by get_spec — never a fixed default
+    # here, or the seed family's 0 drop-connect and no preprocessing are silently overridden.
+    drop_connect: Optional[float] = None
     classifier_activation: str = "softmax"
-    preprocessing: bool = True
+    preprocessing: Optional[bool] = None
     weights: Optional[Path] = None
     seed: Optional[int] = None
 
@@ -83,12 +85,14 @@ _PARAMETERS: dict[str, Any] = {
         "--pooling", help="With --no-top: avg or max global pooling (default none).")],
     "dropout": Annotated[Optional[float], _option(
         "--dropout", help="Dropout before the classifier (default: the variant's).")],
-    "drop_connect": Annotated[float, _option(
-        "--drop-connect", help="Final stochastic-depth rate (training only).")],
+    "drop_connect": Annotated[Optional[float], _option(
+        "--drop-connect", help="Final stochastic-depth rate, training only (default: the "
+        "family's: 0.2, none for seed).")],
     "classifier_activation": Annotated[str, _option(
         "--classifier-activation", help="softmax, or none for logits.")],
-    "preprocessing": Annotated[bool, _option(
-        "--preprocessing/--no-preprocessing", help="Carry the input normalization inside.")],
+    "preprocessing": Annotated[Optional[bool], _option(
+        "--preprocessing/--no-preprocessing", help="Carry the input normalization inside "
+        "(default: yes where the family has one; seed has none).")],
     "weights": Annotated[Optional[Path], _option(
         "--weights", help="Load a .weights.h5 (Keras 3) or legacy .h5 (keras.applications).")],
     "seed": Annotated[Optional[int], _option(

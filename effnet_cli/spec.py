@@ -168,7 +168,7 @@ FAMILIES: dict[str, FamilySpec] = {
         scale_stem_head=False,  # keeps the cheap ends cheap as the model grows
         fixed_repeat_stages=(0, 6),
     ),
-    # ../shared/reference/seed-notebook.txt, reproduced exactly as its code builds the network.
+    # The seed notebook (tests/data/seed-notebook.txt), reproduced exactly as its code builds it.
     "seed": FamilySpec(
         name="seed",
         title="seed notebook EfficientNet",
@@ -338,6 +338,12 @@ class ModelSpec:
         _check_range("dropout", self.dropout, 0.0, 0.99)
         _check_range("drop-connect", self.drop_connect, 0.0, 0.99)
         _check_range("num-classes", self.num_classes, 1, 1_000_000)
+        if self.preprocessing and self.family.preprocessing == "none":
+            raise UsageError(
+                f"--preprocessing: the {self.family.name} family has no input preprocessing "
+                "to carry inside",
+                hint="its inputs come already normalized by the caller; leave the option out",
+            )
         if self.pooling not in (None, "avg", "max"):
             raise UsageError(f"unknown pooling {self.pooling!r}; valid: avg or max")
         if self.classifier_activation not in ("softmax", "none"):
@@ -410,6 +416,7 @@ def get_spec(
     resolution: int | None = None,
     dropout: float | None = None,
     drop_connect: float | None = None,
+    preprocessing: bool | None = None,
     alpha: float = ALPHA,
     beta: float = BETA,
     gamma: float = GAMMA,
@@ -421,6 +428,9 @@ def get_spec(
     An integer `phi` with a B name selects the released member B-phi; a non-integer `phi`, or
     `rule=True`, applies the compound rule to the φ = 0 member of `name`'s family.
     `options` are the remaining `ModelSpec` fields (num_classes, include_top, …).
+    Every option left None means the variant's value (width, depth, resolution, dropout) or the
+    family's (drop-connect; preprocessing where the family has any): a caller's default never
+    overrides a family's.
     """
     allowed = {f.name for f in fields(ModelSpec)} - {
         "name",
@@ -452,14 +462,18 @@ def get_spec(
         for label, value in chosen.items()
         if value is not None and value != getattr(base, label)
     )
+    family_spec = FAMILIES[base.family]
+    if preprocessing is None:  # inside the model wherever the family has any
+        preprocessing = family_spec.preprocessing != "none"
     return ModelSpec(
         name=f"efficientnet-{base.name}{suffix}",
-        family=FAMILIES[base.family],
+        family=family_spec,
         width=base.width if width is None else width,
         depth=base.depth if depth is None else depth,
         resolution=base.resolution if resolution is None else resolution,
         dropout=base.dropout if dropout is None else dropout,
-        drop_connect=FAMILIES[base.family].drop_connect if drop_connect is None else drop_connect,
+        drop_connect=family_spec.drop_connect if drop_connect is None else drop_connect,
+        preprocessing=preprocessing,
         phi=base.phi,
         base=base.name,
         **options,  # type: ignore[arg-type]

@@ -10,6 +10,8 @@ from effnet_cli import spec as S
 from effnet_cli.builder import build_model, import_keras
 
 from .conftest import calibrate, relative_diff
+from .test_scale_table import KERAS_COUNT_PARAMS, KERAS_TRAINABLE_PARAMS
+from .test_spec import B0_MACS
 
 keras = import_keras()
 
@@ -28,6 +30,9 @@ def test_same_network_as_keras_applications(index):
     keras.backend.clear_session()  # so keras' automatic layer names start from scratch
     reference = getattr(keras.applications, f"EfficientNetB{index}")(weights=None)
     ours = build_model(f"b{index}")
+    # The tables the TensorFlow-free suites pin are keras.applications' own counts.
+    assert reference.count_params() == KERAS_COUNT_PARAMS[f"efficientnet-b{index}"]
+    assert _trainable(reference) == KERAS_TRAINABLE_PARAMS[f"efficientnet-b{index}"]
     assert _layers(ours) == _layers(reference)  # names, classes and order: weights match by them
     assert ours.count_params() == reference.count_params()
     assert _trainable(ours) == _trainable(reference)
@@ -37,6 +42,37 @@ def test_same_network_as_keras_applications(index):
     assert costs.params == ours.count_params()
     assert costs.params_trainable == _trainable(ours)
     del reference, ours
+
+
+def _keras_macs(model) -> dict[str, int]:
+    """Multiply-adds of each layer of a Keras model, from its shapes alone (not from costs.py).
+
+    A convolution does k·k·C_in/groups per output element, a depthwise one k·k, a dense layer
+    in·out; element-wise layers count nothing (the paper's and fvcore's convention).
+    """
+    macs = {}
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind in ("Conv2D", "DepthwiseConv2D"):
+            height, width, channels_out = layer.output.shape[1:]
+            per_output = int(np.prod(layer.kernel_size))
+            if kind == "Conv2D":
+                per_output *= layer.input.shape[-1] // layer.groups
+            macs[layer.name] = height * width * channels_out * per_output
+        elif kind == "Dense":
+            macs[layer.name] = layer.input.shape[-1] * layer.units
+    return macs
+
+
+@pytest.mark.parametrize("index", [0, 3])
+def test_macs_equal_a_count_over_keras_applications_layers(index):
+    keras.backend.clear_session()
+    reference = _keras_macs(getattr(keras.applications, f"EfficientNetB{index}")(weights=None))
+    costs = C.count(S.get_spec(f"b{index}"))
+    assert {c.name: c.macs for c in costs.layers if c.macs} == reference
+    assert costs.macs == sum(reference.values())
+    if index == 0:
+        assert sum(reference.values()) == B0_MACS  # the figure test_spec.py pins
 
 
 def test_output_shapes_match_the_graph():

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from .test_scale_table import KERAS_COUNT_PARAMS, KERAS_TRAINABLE_PARAMS
 
 
 def _modules_after(code: str) -> set[str]:
@@ -38,8 +42,8 @@ def test_summary_json_is_one_document(cli):
     assert result.code == 0
     document = json.loads(result.stdout)
     assert document["schema"] == "effnet.summary/1"
-    assert document["totals"]["params"] == 19_466_823
-    assert document["totals"]["params_trainable"] == 19_341_616
+    assert document["totals"]["params"] == KERAS_COUNT_PARAMS["efficientnet-b4"]
+    assert document["totals"]["params_trainable"] == KERAS_TRAINABLE_PARAMS["efficientnet-b4"]
     assert len(document["stages"]) == 9 and "layers" not in document
     assert document["input"]["range"] == "[0, 255]" and document["input"]["layout"] == "NHWC"
 
@@ -48,21 +52,33 @@ def test_summary_layers_view(cli):
     result = cli("summary", "--layers", "--json")
     layers = json.loads(result.stdout)["layers"]
     assert layers[0]["name"] == "input_layer" and layers[-1]["name"] == "predictions"
-    assert sum(layer["params"] for layer in layers) == 5_330_571
+    b0 = KERAS_COUNT_PARAMS["efficientnet-b0"]
+    assert sum(layer["params"] for layer in layers) == b0
     table = cli("summary", "--layers")
-    assert "block6d_se_expand" in table.stdout and "5,330,571" in table.stdout
+    assert "block6d_se_expand" in table.stdout and f"{b0:,}" in table.stdout
 
 
 def test_summary_table_is_plain_and_wide_off_a_terminal(cli, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     result = cli("summary", "--phi", "7")
     assert "\x1b[" not in result.stdout
-    assert "MBConv6 k5x5" in result.stdout and "66,347,960" in result.stdout
+    trainable = KERAS_TRAINABLE_PARAMS["efficientnet-b7"]
+    assert "MBConv6 k5x5" in result.stdout and f"{trainable:,}" in result.stdout
     assert max(len(line) for line in result.stdout.splitlines()) > 80  # not cut to 80 columns
 
 
 def test_console_script_and_module_entry_points():
-    result = subprocess.run(
-        [sys.executable, "-m", "effnet_cli", "--version"], capture_output=True, text=True
-    )
-    assert result.returncode == 0 and result.stdout.startswith("effnet ")
+    """The installed `effnet` script and `python -m effnet_cli` run the same program."""
+    script = shutil.which("effnet", path=str(Path(sys.executable).parent))
+    assert script is not None, f"no effnet script beside {sys.executable}: run pip install -e ."
+
+    def run(*argv: str) -> tuple[str, str]:
+        return tuple(  # type: ignore[return-value]
+            subprocess.run([*entry, *argv], capture_output=True, text=True, check=True).stdout
+            for entry in ([script], [sys.executable, "-m", "effnet_cli"])
+        )
+
+    version, module_version = run("--version")
+    assert version == module_version and version.startswith("effnet ")
+    summary, module_summary = run("summary", "--phi", "1", "--json")
+    assert summary == module_summary and json.loads(summary)["model"]["name"] == "efficientnet-b1"

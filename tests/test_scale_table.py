@@ -11,14 +11,19 @@ import pytest
 
 from effnet_cli import spec as S
 
-from .test_cli import HEAVY, _modules_after
-
-# keras.applications.EfficientNetB0..B7(weights=None).count_params() under Keras 3.15
-# (tests/test_builder.py rebuilds them; pinned here so this suite needs no TensorFlow).
+# keras.applications.EfficientNetB0..B7(weights=None): count_params() and the sum of its
+# trainable weights under Keras 3.15 (the paper's count: B0 5.3M … B7 66M). Pinned here so that
+# the suites reading them need no TensorFlow; tests/test_builder.py's
+# test_same_network_as_keras_applications builds each reference and checks these tables.
 KERAS_COUNT_PARAMS = {
     "efficientnet-b0": 5_330_571, "efficientnet-b1": 7_856_239, "efficientnet-b2": 9_177_569,
     "efficientnet-b3": 12_320_535, "efficientnet-b4": 19_466_823, "efficientnet-b5": 30_562_527,
     "efficientnet-b6": 43_265_143, "efficientnet-b7": 66_658_687,
+}  # fmt: skip
+KERAS_TRAINABLE_PARAMS = {
+    "efficientnet-b0": 5_288_548, "efficientnet-b1": 7_794_184, "efficientnet-b2": 9_109_994,
+    "efficientnet-b3": 12_233_232, "efficientnet-b4": 19_341_616, "efficientnet-b5": 30_389_784,
+    "efficientnet-b6": 43_040_704, "efficientnet-b7": 66_347_960,
 }  # fmt: skip
 
 
@@ -49,7 +54,7 @@ def test_compound_rule_columns_follow_the_formula(cli):
         assert row["rule_width"] == pytest.approx(1.1**phi)
         assert row["rule_resolution"] == round(224 * 1.15**phi)
     # φ = 0 under the rule is B0 exactly.
-    assert rows[0.0]["rule_params"] == rows[0.0]["params"] == 5_330_571
+    assert rows[0.0]["rule_params"] == rows[0.0]["params"] == KERAS_COUNT_PARAMS["efficientnet-b0"]
     assert rows[0.0]["rule_macs"] == rows[0.0]["macs"]
     # A non-integer φ has no released member: only the rule's columns.
     assert rows[2.5]["name"] is None and rows[2.5]["params"] is None
@@ -71,7 +76,7 @@ def test_custom_rule(cli):
 def test_lite_and_all_families(cli):
     lite = _json(cli, "--family", "lite")["rows"]
     assert [row["name"] for row in lite] == [f"efficientnet-lite{i}" for i in range(5)]
-    assert lite[0]["params_trainable"] == 4_652_008
+    assert lite[0]["params_trainable"] == 4_652_008  # the official Lite builder's test pins it
     every = _json(cli, "--family", "all", "--phi-max", "8")["rows"]
     assert "efficientnet-b8" in {row["name"] for row in every}
 
@@ -79,8 +84,8 @@ def test_lite_and_all_families(cli):
 def test_csv_reads_back(cli):
     result = cli("scale-table", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert len(rows) == 8 and int(rows[0]["params"]) == 5_330_571
-    assert float(rows[3]["rule_width"]) == pytest.approx(1.331)
+    assert len(rows) == 8 and int(rows[0]["params"]) == KERAS_COUNT_PARAMS["efficientnet-b0"]
+    assert float(rows[3]["rule_width"]) == pytest.approx(1.1**3)
 
 
 def test_markdown_has_header_and_separator(cli):
@@ -95,6 +100,8 @@ def test_table_footer_states_the_rule(cli):
 
 
 def test_scale_table_never_imports_tensorflow():
+    from .test_cli import HEAVY, _modules_after  # here: test_cli reads this module's tables
+
     code = "from effnet_cli.cli import main\nmain(['scale-table', '--family', 'all', '--json'])"
     assert not HEAVY & _modules_after(code)
 

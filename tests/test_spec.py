@@ -8,7 +8,12 @@ from effnet_cli import costs as C
 from effnet_cli import spec as S
 from effnet_cli.errors import UsageError
 
+from .test_scale_table import KERAS_COUNT_PARAMS, KERAS_TRAINABLE_PARAMS
+
 B_FAMILY = [f"b{i}" for i in range(8)]
+# B0's MACs at 224, counted independently over keras.applications.EfficientNetB0's layers by
+# tests/test_builder.py::test_macs_equal_a_count_over_keras_applications_layers (paper: 0.39B).
+B0_MACS = 385_814_752
 
 
 @pytest.mark.parametrize(
@@ -80,11 +85,11 @@ def test_trainable_params_round_to_the_papers_figure(name):
 
 def test_b0_counts_exactly():
     costs = C.count(S.get_spec("b0"))
-    assert costs.params_trainable == 5_288_548  # the paper's count
-    assert costs.params_bn_moving == 42_016
-    assert costs.params_preprocessing == 7
-    assert costs.params == 5_330_571  # Keras' count_params()
-    assert costs.macs == 385_814_752
+    assert costs.params_trainable == KERAS_TRAINABLE_PARAMS["efficientnet-b0"]  # the paper's
+    assert costs.params == KERAS_COUNT_PARAMS["efficientnet-b0"]  # Keras' count_params()
+    assert costs.params_preprocessing == 3 + 3 + 1  # Normalization: mean, variance, count
+    assert costs.params_bn_moving == costs.params - costs.params_trainable - 7 == 42_016
+    assert costs.macs == B0_MACS
 
 
 def test_totals_are_sums_of_rows():
@@ -142,3 +147,22 @@ def test_overrides_are_named():
     spec = S.get_spec("b0", resolution=128, width=1.2)
     assert spec.name == "efficientnet-b0-w1.2-r128"
     assert S.get_spec("b0", resolution=224).name == "efficientnet-b0"
+
+
+@pytest.mark.parametrize(
+    ("name", "drop_connect", "preprocessing"),
+    [("b0", 0.2, True), ("b7", 0.2, True), ("lite0", 0.2, True), ("seed-b0", 0.0, False)],
+)
+def test_options_left_out_take_the_familys_values(name, drop_connect, preprocessing):
+    spec, variant = S.get_spec(name), S.VARIANTS[name]
+    assert (spec.drop_connect, spec.preprocessing) == (drop_connect, preprocessing)
+    assert (spec.width, spec.depth, spec.resolution, spec.dropout) == (
+        variant.width, variant.depth, variant.resolution, variant.dropout
+    )  # fmt: skip
+    assert S.get_spec(name, drop_connect=0.3, dropout=0.1).drop_connect == 0.3
+
+
+def test_preprocessing_cannot_be_asked_of_a_family_without_any():
+    assert S.get_spec("seed-b0", preprocessing=False) == S.get_spec("seed-b0")
+    with pytest.raises(UsageError, match="no input preprocessing"):
+        S.get_spec("seed-b0", preprocessing=True)
