@@ -7,6 +7,7 @@ TensorFlow and Keras are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -374,13 +375,28 @@ def fresh_batchnorm(model: Any) -> bool:
     )
 
 
-def calibrate_batchnorm(model: Any, seed: int = 0, batch: int = 2) -> None:
+# Samples per channel that calibration gives the smallest feature map (the input / 32). With
+# fewer, some channels get near-zero batch variance, BatchNorm multiplies them up to
+# 1/sqrt(eps) ≈ 32×, and rounding differences between runtimes grow with them: B0 at 64 px
+# calibrated on 2 images has logits near 1000 and fp32 runtimes drift 1.6e-4–4.4e-4 of them; on
+# 32 images logits near 1 and drift ~1e-5 (benchmarks/drift.py).
+CALIBRATION_SAMPLES = 128
+
+
+def calibration_batch(height: int, width: int) -> int:
+    """Images for one calibration pass: enough that the 1/32-size map has 128 samples."""
+    positions = math.ceil(height / 32) * math.ceil(width / 32)
+    return max(2, math.ceil(CALIBRATION_SAMPLES / positions))
+
+
+def calibrate_batchnorm(model: Any, seed: int = 0, batch: int | None = None) -> None:
     """Give random weights real BatchNorm statistics (DESIGN §1.1).
 
     Fresh statistics make EfficientNet's outputs ~1e-5, so parity checks would compare noise.
     One training-mode pass with momentum 0 over seeded random images at the model's own input
     size (statistics at another size give logits orders of magnitude off) sets every moving
-    statistic to that batch's statistics.
+    statistic to that batch's statistics; the batch is large enough for the smallest feature
+    map (`calibration_batch`).
     """
     import numpy as np
 
@@ -388,6 +404,7 @@ def calibrate_batchnorm(model: Any, seed: int = 0, batch: int = 2) -> None:
     height, width = model.input.shape[1:3]
     if height is None or width is None:
         height = width = 224
+    batch = batch or calibration_batch(height, width)
     images = np.random.default_rng(seed).uniform(0, 255, (batch, height, width, 3))
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     saved = [layer.momentum for layer in norms]
@@ -400,3 +417,20 @@ def calibrate_batchnorm(model: Any, seed: int = 0, batch: int = 2) -> None:
     tf.function(lambda x: model(x, training=True))(tf.constant(images.astype("float32")))
     for layer, momentum in zip(norms, saved, strict=True):
         layer.momentum = momentum
+
+
+def logits_function(model: Any) -> Any | None:
+    """images -> the tensor before the model's final softmax, or None when it ends in none.
+
+    keras.applications fuses the softmax into the `predictions` Dense, so no layer outputs the
+    logits: they are the Dense's own affine map of its input. A separate Softmax layer (the seed
+    notebook's head) is simply skipped.
+    """
+    keras = import_keras()
+    last = model.layers[-1]
+    if isinstance(last, keras.layers.Softmax):
+        return keras.Model(model.input, last.input)
+    if isinstance(last, keras.layers.Dense) and last.activation is keras.activations.softmax:
+        features = keras.Model(model.input, last.input)
+        return lambda images: keras.ops.matmul(features(images), last.kernel) + last.bias
+    return None

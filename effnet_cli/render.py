@@ -453,22 +453,34 @@ def export_result(name: str, artifacts: Sequence[Any], as_json: bool) -> None:
     if as_json:
         emit_json("export", {"model": name, "artifacts": documents})
         return
-    columns = ["format", "path", "precision", "size", "time", "max |Δ|/max", "top-1", "verified"]
+    columns = ["format", "path", "precision", "size", "time", "drift", "top-1", "verified"]
     table = _table(name, columns, right_from=3)
+    compared = {d["verification"]["compared"] for d in documents if d["verification"]}
     for doc in documents:
         check = doc["verification"]
-        verdict = "skipped" if check is None else ("yes" if check["passed"] else "FAILED")
         table.add_row(
             doc["format"],
             doc["path"] + ("" if doc["kept"] else " (removed)"),
             doc["precision"],
             size(doc["bytes"]),
             f"{doc['seconds']:.1f} s",
-            "–" if check is None else f"{check['max_rel_diff']:.1e} ≤ {check['tolerance']:g}",
-            "–" if check is None else f"{check['top1_agreement']:.0%}",
-            verdict,
-        )
+            "–" if check is None else _gated(f"{check['max_rel_diff']:.1e}", check["tolerance"]),
+            "–" if check is None else _gated(
+                f"{check['top1_agreement']:.0%}", check["min_top1_agreement"] or None, "≥", "%"
+            ),
+            "skipped" if check is None else ("yes" if check["passed"] else "FAILED"),
+        )  # fmt: skip
     out().print(table)
+    for what in sorted(compared):
+        note(f"drift: max |Δ| / max |Keras| of the {what}, on seeded random images")
+
+
+def _gated(value: str, limit: float | None, relation: str = "≤", unit: str = "") -> str:
+    """A verification figure beside the limit it had to meet, if it had one."""
+    if limit is None:
+        return value
+    shown = f"{limit:.0%}" if unit == "%" else f"{limit:g}"
+    return f"{value} {relation} {shown}"
 
 
 # ---------------------------------------------------------------------------- inspect
@@ -498,10 +510,10 @@ def print_inspect(doc: Mapping[str, Any]) -> None:
 # ---------------------------------------------------------------------------- bench
 
 BENCH_COLUMNS = (
-    "runtime", "device", "provider", "precision", "batch", "latency_ms_mean", "latency_ms_std",
-    "latency_ms_min", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "images_per_s",
-    "macs_per_s", "ceiling_fraction", "drift_max_rel", "top1_agreement", "first_inference_ms",
-    "setup_s", "iterations", "error",
+    "runtime", "device", "provider", "precision", "mode", "batch", "threads", "latency_ms_mean",
+    "latency_ms_std", "latency_ms_min", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
+    "images_per_s", "macs_per_s", "ceiling_fraction", "drift_max_rel", "top1_agreement",
+    "first_inference_ms", "setup_s", "iterations", "error",
 )  # fmt: skip
 
 
@@ -521,9 +533,11 @@ def print_bench(result: Mapping[str, Any]) -> None:
     model, env = result["model"], result["environment"]
     title = (f"{model['name']} {model['resolution'][0]}×{model['resolution'][1]} · {env['cpu']} · "
              f"{env['threads']} threads · ★ fastest per precision and batch")  # fmt: skip
+    ceiling = result["ceiling"]
+    with_ceiling = bool(ceiling.get("gemm_flops"))  # no column where nothing was measured
     columns = ["runtime", "provider", "precision", "batch", "mean ms", "std", "min", "p50",
-               "p90", "p99", "img/s", "GMAC/s", "ceiling", "drift", "top-1", "first ms",
-               "setup s", ""]  # fmt: skip
+               "p90", "p99", "img/s", "GMAC/s", *(["ceiling"] if with_ceiling else []),
+               "drift", "top-1", "first ms", "setup s", ""]  # fmt: skip
     table = _table(title, columns, right_from=3)
     best = fastest_rows(result["rows"])
     for i, row in enumerate(result["rows"]):
@@ -531,30 +545,54 @@ def print_bench(result: Mapping[str, Any]) -> None:
         if row.get("error"):
             table.add_row(*head, row["error"], *["–"] * (len(columns) - 5))
             continue
+        share = f"{row['ceiling_fraction']:.0%}" if row.get("ceiling_fraction") else "–"
         table.add_row(
             *head,
             *(f"{row[k]:.2f}" for k in ("latency_ms_mean", "latency_ms_std", "latency_ms_min",
                                         "latency_ms_p50", "latency_ms_p90", "latency_ms_p99")),
             f"{row['images_per_s']:.1f}",
             f"{row['macs_per_s'] / 1e9:.1f}" if row.get("macs_per_s") else "–",
-            f"{row['ceiling_fraction']:.0%}" if row.get("ceiling_fraction") else "–",
+            *([share] if with_ceiling else []),
             f"{row['drift_max_rel']:.1e}", f"{row['top1_agreement']:.0%}",
             f"{row['first_inference_ms']:.0f}", f"{row['setup_s']:.1f}",
             "★" if i in best else "",
         )  # fmt: skip
     console = out()
     console.print(table)
-    ceiling = result["ceiling"]
     console.print(
-        f"ceiling: {ceiling['gemm_flops'] / 1e9:.0f} GFLOP/s dense GEMM ({ceiling['source']}); "
-        "a row's share = 2 × MACs/s ÷ that rate. drift: max |output − fp32 Keras| ÷ max |fp32 "
-        "Keras| on the same images; top-1: agreement with fp32 Keras.",
+        ceiling_line(ceiling) + " drift: max |output − fp32 Keras| ÷ max |fp32 Keras| on the "
+        "same images; top-1: agreement with fp32 Keras.",
         markup=False,
     )
     for skip in result.get("skipped", []):
         console.print(
             f"skipped {skip['runtime']} {skip['precision']}: {skip['reason']}", markup=False
         )
+
+
+def ceiling_line(ceiling: Mapping[str, Any]) -> str:
+    """Where the ceiling column's rate comes from: measured now, cached, or not measured."""
+    if not ceiling.get("gemm_flops"):
+        return f"ceiling: not measured ({ceiling.get('reason', 'no probe')}), so no column."
+    when = "measured now" if ceiling["source"] == "measured" else (
+        f"cached, measured {ceiling['measured_at']}; --ceiling re-measures")  # fmt: skip
+    return (
+        f"ceiling: {ceiling['gemm_flops'] / 1e9:.0f} GFLOP/s dense fp32 GEMM on this CPU, "
+        f"{ceiling['threads']} threads ({when}); a row's share = 2 × MACs/s ÷ that rate."
+    )
+
+
+def gate_line(comparison: Mapping[str, Any]) -> str:
+    """One compared row of `bench --baseline`, for stderr."""
+    c = comparison
+    mode = "" if c["mode"] == "latency" else f" {c['mode']}"
+    verdict = "ok" if c["passed"] else "SLOWER"
+    return (
+        f"gate: {c['runtime']} {c['precision']}{mode} batch {c['batch']} threads "
+        f"{c['threads']}: p50 {c['latency_ms_p50']:.2f} ms vs "
+        f"{c['baseline_latency_ms_p50']:.2f} ms ({c['change_pct']:+.0f} %, allowed "
+        f"{c['allowed_pct']:g} %) {verdict}"
+    )
 
 
 def bench_csv(rows: list[dict[str, Any]]) -> str:
@@ -576,12 +614,15 @@ def plot_bench(result: Mapping[str, Any], path: Any) -> None:
     import matplotlib.pyplot as plt
 
     fig, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4.5))
-    runtimes_seen = dict.fromkeys(row["runtime"] for row in result["rows"])
-    for runtime in runtimes_seen:
-        rows = [r for r in result["rows"] if r["runtime"] == runtime and not r.get("error")]
+    # One line per runtime and precision: an fp32 and a bf16 row at one batch are two points.
+    series = dict.fromkeys((row["runtime"], row["precision"]) for row in result["rows"])
+    for runtime, precision in series:
+        rows = [r for r in result["rows"] if (r["runtime"], r["precision"]) == (runtime, precision)
+                and not r.get("error")]  # fmt: skip
+        label = f"{runtime} {precision}"
         batches = [r["batch"] for r in rows]
-        latency.plot(batches, [r["latency_ms_p50"] for r in rows], "o-", label=runtime)
-        throughput.plot(batches, [r["images_per_s"] for r in rows], "o-", label=runtime)
+        latency.plot(batches, [r["latency_ms_p50"] for r in rows], "o-", label=label)
+        throughput.plot(batches, [r["images_per_s"] for r in rows], "o-", label=label)
     for axis, label in ((latency, "p50 latency (ms)"), (throughput, "images / s")):
         axis.set_xscale("log", base=2)
         axis.set_xlabel("batch size")

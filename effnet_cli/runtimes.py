@@ -2,16 +2,21 @@
 
 Export's verification and bench's timing both go through these adapters, so each format is
 loaded and run in exactly one place. Every framework is imported inside its loader.
+
+A runner also reads its artifact's logits (the tensor before a softmax head): a softmax
+saturates on random-weight models, so comparing probabilities proves little (DESIGN §1.1).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from effnet_cli import capabilities
 from effnet_cli.errors import UsageError, WorkError
 
 RUNTIMES = ("keras", "savedmodel", "onnx", "tflite", "openvino")
@@ -35,7 +40,16 @@ class Runner:
     precision: str
     run: Callable[[Any], Any]
     fixed_batch: int | None = None  # a batch size the artifact is pinned to, else None
-    notes: list[str] = field(default_factory=list)
+    # The pre-softmax tensor, where the output is a softmax; None: the output itself is compared.
+    run_logits: Callable[[Any], Any] | None = None
+
+    @property
+    def compared(self) -> str:
+        """What verification and drift compare: "logits", or the model's own "outputs"."""
+        return "logits" if self.run_logits else "outputs"
+
+    def comparable(self, images: Any) -> Any:
+        return (self.run_logits or self.run)(images)
 
 
 def threads_or_default(threads: int | None) -> int:
@@ -60,18 +74,23 @@ def keras_runner(model: Any, device: str = "cpu", xla: bool = False) -> Runner:
 
     # One trace per batch size, with its static shape: a relaxed (None, ...) signature costs
     # about 7 % on CPU (measured in benchmarks/run.py).
-    @tf.function(jit_compile=xla)
-    def infer(images: Any) -> Any:
-        return model(images, training=False)
+    from effnet_cli.builder import logits_function
 
-    def run(images: Any) -> Any:
-        if device == "cpu":
-            return infer(tf.constant(images)).numpy()
-        with tf.device(target):
-            return infer(tf.constant(images)).numpy()
+    def compiled(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        infer = tf.function(function, jit_compile=xla)
 
+        def run(images: Any) -> Any:
+            with tf.device(target):
+                return infer(tf.constant(images)).numpy()
+
+        return run
+
+    logits = logits_function(model)
     provider = "TensorFlow " + ("XLA " if xla else "") + device.upper()
-    return Runner("keras", device, provider, "fp32", run)
+    return Runner(
+        "keras", device, provider, "fp32", compiled(lambda x: model(x, training=False)),
+        run_logits=compiled(logits) if logits else None,
+    )  # fmt: skip
 
 
 def savedmodel_runner(path: Path, device: str = "cpu") -> Runner:
@@ -83,25 +102,28 @@ def savedmodel_runner(path: Path, device: str = "cpu") -> Runner:
     loaded = tf.saved_model.load(str(path))
     signature = loaded.signatures["serving_default"]
     (input_name,) = signature.structured_input_signature[1].keys()
-    (output_name,) = signature.structured_outputs.keys()
     target = "/GPU:0" if device == "gpu" else "/CPU:0"
 
-    def run(images: Any) -> Any:
-        with tf.device(target):
-            return signature(**{input_name: tf.constant(images)})[output_name].numpy()
+    def caller(function: Any) -> Callable[[Any], Any]:
+        (name,) = function.structured_outputs.keys()
 
-    return Runner("savedmodel", device, f"TensorFlow {device.upper()}", "fp32", run)
+        def run(images: Any) -> Any:
+            with tf.device(target):
+                return function(**{input_name: tf.constant(images)})[name].numpy()
+
+        return run
+
+    # export writes a "logits" signature beside serving_default when the head is a softmax
+    logits = loaded.signatures.get("logits")
+    return Runner("savedmodel", device, f"TensorFlow {device.upper()}", "fp32", caller(signature),
+                  run_logits=caller(logits) if logits is not None else None)  # fmt: skip
 
 
 def onnx_runner(path: Path, device: str = "cpu", threads: int | None = None) -> Runner:
     """onnxruntime; on `gpu` the CUDA provider must really be active (a fallback is an error)."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads_or_default(threads)
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
+    options = _onnx_options(ort, threads)
     wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "gpu" else [
         "CPUExecutionProvider"]  # fmt: skip
     if device == "gpu" and "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -121,11 +143,46 @@ def onnx_runner(path: Path, device: str = "cpu", threads: int | None = None) -> 
     def run(images: Any) -> Any:
         return session.run([output_name], {input_name: images})[0]
 
-    return Runner("onnx", device, active[0], _onnx_precision(meta.type), run, batch)
+    logits_name = _onnx_softmax_input(path, output_name)
+    if logits_name is None:
+        return Runner("onnx", device, active[0], ONNX_PRECISIONS.get(meta.type, "fp32"), run, batch)
+
+    @functools.cache
+    def logits_session() -> Any:
+        """A second session whose graph also outputs the softmax's input, built on first use so
+        that timing runs the graph exactly as written."""
+        import onnx
+
+        proto = onnx.load(str(path))
+        proto.graph.output.append(onnx.ValueInfoProto(name=logits_name))
+        return ort.InferenceSession(proto.SerializeToString(), options, providers=wanted)
+
+    def run_logits(images: Any) -> Any:
+        return logits_session().run([logits_name], {input_name: images})[0]
+
+    precision = ONNX_PRECISIONS.get(meta.type, "fp32")
+    return Runner("onnx", device, active[0], precision, run, batch, run_logits)
 
 
-def _onnx_precision(tensor_type: str) -> str:
-    return "fp16" if "float16" in tensor_type else "fp32"
+def _onnx_softmax_input(path: Path, output_name: str) -> str | None:
+    """The tensor a final Softmax reads (the logits), or None when the output is no softmax."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    producer = next((node for node in graph.node if output_name in node.output), None)
+    return producer.input[0] if producer is not None and producer.op_type == "Softmax" else None
+
+
+ONNX_PRECISIONS = {"tensor(float)": "fp32", "tensor(float16)": "fp16"}  # the input's element type
+
+
+def _onnx_options(ort: Any, threads: int | None) -> Any:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads_or_default(threads)
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return options
 
 
 def tflite_runner(path: Path, threads: int | None = None, precision: str = "fp32") -> Runner:
@@ -133,11 +190,36 @@ def tflite_runner(path: Path, threads: int | None = None, precision: str = "fp32
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=threads_or_default(threads))
+    detail = interpreter.get_input_details()[0]
+    signature = list(detail.get("shape_signature", detail["shape"]))
+    fixed = None if signature[0] == -1 else int(signature[0])
+    run = _tflite_caller(interpreter, interpreter.get_output_details()[0]["index"])
+    runner = Runner("tflite", "cpu", "LiteRT XNNPACK", precision, run, fixed)
+    # Intermediate tensors are readable only with all tensors preserved, which LiteRT allows
+    # without its default (XNNPACK) delegate: the logits come from a second, plain interpreter
+    # over the same file (its tensors allocated on first use); `run` keeps the deployed path.
+    inspector = Interpreter(model_path=str(path), num_threads=threads_or_default(threads),
+                            experimental_preserve_all_tensors=True)  # fmt: skip
+    output_index = inspector.get_output_details()[0]["index"]
+    softmax = [op for op in inspector._get_ops_details()  # no public API lists the ops
+               if op["op_name"] == "SOFTMAX" and output_index in op["outputs"]]  # fmt: skip
+    if softmax:
+        logits = functools.cache(lambda: _tflite_caller(inspector, int(softmax[0]["inputs"][0])))
+        runner.run_logits = lambda images: logits()(images)
+    return runner
+
+
+def _tflite_caller(interpreter: Any, tensor_index: int) -> Callable[[Any], Any]:
+    """Run `interpreter` on a batch (resizing its input when the batch changes) and read one
+    tensor, dequantized when the file stores it as integers."""
+    import numpy as np
+
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
-    output_index = interpreter.get_output_details()[0]["index"]
-    signature = list(detail.get("shape_signature", detail["shape"]))
     state = {"batch": int(detail["shape"][0])}
+    scale, zero_point = next(
+        t["quantization"] for t in interpreter.get_tensor_details() if t["index"] == tensor_index
+    )
 
     def run(images: Any) -> Any:
         if images.shape[0] != state["batch"]:
@@ -146,56 +228,82 @@ def tflite_runner(path: Path, threads: int | None = None, precision: str = "fp32
             state["batch"] = images.shape[0]
         interpreter.set_tensor(detail["index"], images)
         interpreter.invoke()
-        return interpreter.get_tensor(output_index).copy()
+        value = interpreter.get_tensor(tensor_index)
+        if np.issubdtype(value.dtype, np.integer) and scale:
+            return (value.astype("float32") - zero_point) * scale
+        return value.copy()
 
-    fixed = None if signature[0] == -1 else int(signature[0])
-    return Runner("tflite", "cpu", "LiteRT XNNPACK", precision, run, fixed)
+    return run
 
 
 OPENVINO_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
-OPENVINO_NATIVE = {"bf16": "BF16", "fp16": "FP16"}  # OPTIMIZATION_CAPABILITIES that run them
 
 
 def openvino_xml(path: Path) -> Path:
     return path if path.suffix == ".xml" else next(path.glob("*.xml"))
 
 
-def openvino_runner(path: Path, threads: int | None = None, precision: str = "fp32") -> Runner:
-    """OpenVINO on the CPU with the inference precision pinned: it would otherwise pick bf16
-    by itself on CPUs that have it, and report nothing."""
+def openvino_label(element_type: Any) -> str:
+    """effnet's name of the element type OpenVINO compiled with, compared as types: the text of
+    bf16 is "bfloat16", which contains "float16"."""
     import openvino as ov
 
-    core = ov.Core()
-    capabilities = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    needed = OPENVINO_NATIVE.get(precision)
-    if needed and needed not in capabilities:
+    for label, hint in OPENVINO_HINTS.items():
+        if element_type == getattr(ov.Type, hint):
+            return label
+    raise WorkError(f"OpenVINO compiled the model in {element_type}, which effnet does not name")
+
+
+def compiled_precision(compiled: Any) -> Any:
+    """The element type OpenVINO actually infers in (a test fakes it with the capabilities)."""
+    return compiled.get_property("INFERENCE_PRECISION_HINT")
+
+
+def openvino_runner(path: Path, threads: int | None = None, precision: str = "fp32") -> Runner:
+    """OpenVINO on the CPU with the inference precision pinned: it would otherwise pick bf16
+    by itself on CPUs that have it, and report nothing. A row is labelled with the precision
+    that was compiled, and a precision the CPU lacks is refused rather than emulated."""
+    import openvino as ov
+
+    if not capabilities.native_in_openvino(precision):
         raise PrecisionUnavailable(
             f"{precision} is not native on this CPU (OpenVINO capabilities: "
-            f"{', '.join(capabilities)}); refused rather than emulated"
+            f"{', '.join(capabilities.openvino_capabilities())}); refused rather than emulated"
         )
     config = {
         "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision],
         "INFERENCE_NUM_THREADS": threads_or_default(threads),
         "PERFORMANCE_HINT": "LATENCY",
     }
-    compiled = core.compile_model(str(openvino_xml(path)), "CPU", config)
-    actual = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
-    used = (
-        "bf16"
-        if "bf16" in actual
-        else "fp16"
-        if ("f16" in actual or "float16" in actual)
-        else "fp32"
-    )
-    request = compiled.create_infer_request()
-    output = compiled.outputs[0]
-
-    def run(images: Any) -> Any:
-        return request.infer({0: images})[output].copy()
-
+    core = ov.Core()
+    model = core.read_model(str(openvino_xml(path)))
+    compiled = core.compile_model(model, "CPU", config)
+    used = openvino_label(compiled_precision(compiled))
+    if used != precision:
+        raise PrecisionUnavailable(f"OpenVINO compiled {used} when asked for {precision}")
     shape = compiled.inputs[0].get_partial_shape()
     fixed = None if shape[0].is_dynamic else shape[0].get_length()
-    return Runner("openvino", "cpu", "OpenVINO CPU", used, run, fixed)
+    runner = Runner("openvino", "cpu", "OpenVINO CPU", used, _openvino_caller(compiled), fixed)
+    source = model.get_results()[0].input_value(0).get_node()
+    if source.get_type_name() == "Softmax":
+
+        @functools.cache
+        def with_logits() -> Any:  # compiled on first use: timing runs the model as written
+            model.add_outputs([source.input_value(0)])
+            return core.compile_model(model, "CPU", config)
+
+        runner.run_logits = lambda images: _openvino_caller(with_logits(), output=1)(images)
+    return runner
+
+
+def _openvino_caller(compiled: Any, output: int = 0) -> Callable[[Any], Any]:
+    request = compiled.create_infer_request()
+    port = compiled.outputs[output]
+
+    def run(images: Any) -> Any:
+        return request.infer({0: images})[port].copy()
+
+    return run
 
 
 def load_runner(runtime: str, path: Path, device: str = "cpu", threads: int | None = None,

@@ -59,34 +59,92 @@ def test_inspect_openvino(b0_openvino, cli):
     assert report["inputs"][0]["shape"] == [None, 224, 224, 3] and report["ops"]["Convolution"] > 40
 
 
-def test_bench_reports_the_precision_it_used(cli):
+def test_compiled_precision_is_named_by_type_not_text():
     import openvino as ov
 
-    result = cli("bench", "--resolution", "64", "--runtime", "openvino", "--precision", "fp32,bf16",
-                 "--batch", "2", "--iterations", "3", "--warmup", "1", "--json")  # fmt: skip
+    from effnet_cli.runtimes import openvino_label
+
+    assert "float16" in str(ov.Type.bf16)  # the trap: bf16's text contains "float16"
+    assert [openvino_label(t) for t in (ov.Type.f32, ov.Type.bf16, ov.Type.f16)] == [
+        "fp32", "bf16", "fp16"]  # fmt: skip
+    with pytest.raises(Exception, match="does not name"):
+        openvino_label(ov.Type.i8)
+
+
+BENCH = ("bench", "--resolution", "64", "--runtime", "openvino", "--batch", "2",
+         "--iterations", "2", "--warmup", "1", "--json")  # fmt: skip
+
+
+def _fake_cpu(monkeypatch, openvino_capabilities, compiled=None):
+    """OpenVINO's reading of the CPU, and optionally the type it reports having compiled."""
+    from effnet_cli import capabilities, runtimes
+
+    monkeypatch.setattr(capabilities, "openvino_capabilities", lambda: openvino_capabilities)
+    if compiled is not None:
+        monkeypatch.setattr(runtimes, "compiled_precision", lambda _: compiled)
+
+
+def test_a_cpu_without_bf16_or_fp16_refuses_them_with_the_reason(cli, monkeypatch):
+    _fake_cpu(monkeypatch, ("FP32", "INT8", "BIN", "EXPORT_IMPORT"))  # an AVX2-only EPYC
+    result = cli(*BENCH, "--precision", "all")
     assert result.code == 0, result.stderr
     document = json.loads(result.stdout)
-    rows = {row["precision"]: row for row in document["rows"]}
-    assert rows["fp32"]["provider"] == "OpenVINO CPU" and rows["fp32"]["drift_max_rel"] <= 1e-4
-    assert rows["fp32"]["top1_agreement"] == 1.0
-    native_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    if native_bf16:
-        assert 0 < rows["bf16"]["drift_max_rel"] < 0.5 and 0 <= rows["bf16"]["top1_agreement"] <= 1
-    else:  # refused, with the reason, never silently emulated
-        (skip,) = [s for s in document["skipped"] if s["precision"] == "bf16"]
-        assert "not native on this CPU" in skip["reason"] and "bf16" not in rows
+    assert {row["precision"] for row in document["rows"]} == {"fp32"}
+    fp32 = document["rows"][0]
+    assert fp32["drift_max_rel"] <= 1e-4 and fp32["top1_agreement"] == 1.0
+    skipped = {s["precision"]: s["reason"] for s in document["skipped"]}
+    assert set(skipped) == {"bf16", "fp16"}
+    assert all("not native on this CPU" in reason for reason in skipped.values())
+    table = cli(*BENCH[:-1], "--precision", "all")
+    assert "skipped openvino bf16: bf16 is not native" in " ".join(table.stdout.split())
 
 
-def test_keras_bf16_is_labelled_emulated_where_the_cpu_lacks_it(cli):
-    from effnet_cli.bench import native_bf16_cpu
+def test_a_bf16_cpu_gives_a_row_labelled_bf16(cli, monkeypatch):
+    import openvino as ov
 
-    result = cli("bench", "--resolution", "64", "--runtime", "keras", "--precision", "bf16",
-                 "--batch", "1", "--iterations", "2", "--warmup", "1", "--json")  # fmt: skip
+    # An AVX512_BF16 EPYC, whose compiled precision reads back as bfloat16 (faked on CPUs
+    # without it, so that this branch runs on every machine)
+    _fake_cpu(monkeypatch, ("BF16", "WINOGRAD", "FP32", "INT8", "BIN"), compiled=ov.Type.bf16)
+    result = cli(*BENCH, "--precision", "bf16")
     assert result.code == 0, result.stderr
-    (row,) = json.loads(result.stdout)["rows"]
-    assert row["precision"] == ("bf16" if native_bf16_cpu() else "bf16-emulated")
-    # bf16 is not bit-exact: the drift is measured and reported, whatever its size
-    assert 0 < row["drift_max_rel"] < float("inf") and 0 <= row["top1_agreement"] <= 1
+    document = json.loads(result.stdout)
+    (row,) = document["rows"]
+    assert row["precision"] == "bf16" and row["drift_max_rel"] >= 0
+    assert [s["precision"] for s in document["skipped"]] == []
+
+
+def test_a_precision_other_than_the_one_asked_is_never_a_row(cli, monkeypatch):
+    import openvino as ov
+
+    # OpenVINO says BF16 but compiles f32 (a hint it ignored): no row may call that bf16
+    _fake_cpu(monkeypatch, ("BF16", "FP32"), compiled=ov.Type.f32)
+    result = cli(*BENCH, "--precision", "bf16")
+    assert result.code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["rows"] == []
+    (skip,) = document["skipped"]
+    assert skip["reason"] == "OpenVINO compiled fp32 when asked for bf16"
+
+
+def test_each_native_precision_runs_as_labelled_on_this_cpu(b0_openvino):
+    """No fakes: what this machine's OpenVINO compiles is what the runner is labelled."""
+    import openvino as ov
+
+    from effnet_cli import capabilities, runtimes
+
+    folder, _ = b0_openvino
+    ir = folder / "efficientnet-b0_openvino"
+    for precision, hint in runtimes.OPENVINO_HINTS.items():
+        if not capabilities.native_in_openvino(precision):
+            with pytest.raises(runtimes.PrecisionUnavailable, match="not native on this CPU"):
+                runtimes.load_runner("openvino", ir, precision=precision)
+            continue
+        runner = runtimes.load_runner("openvino", ir, precision=precision)
+        compiled = ov.Core().compile_model(
+            str(ir / "model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": hint}
+        )
+        assert compiled.get_property("INFERENCE_PRECISION_HINT") == getattr(ov.Type, hint)
+        assert runner.precision == precision
 
 
 def test_doctor_reports_openvino(cli):

@@ -1,0 +1,52 @@
+"""What this CPU runs natively, read in one place so that tests can fake it.
+
+Machines of one kind differ in CPU (AVX2 only; AVX-512 with bf16; some with fp16 and AMX too),
+and every precision decision (refuse, run, label "emulated") follows from these two readings.
+A test replaces `cpu_flags` or `openvino_capabilities` (monkeypatch) so that both branches of
+each decision run on every machine.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+# The CPU flags (Linux /proc/cpuinfo names) that give a precision native arithmetic.
+NATIVE_FLAGS = {
+    "fp32": frozenset(),
+    "bf16": frozenset({"avx512_bf16", "amx_bf16"}),
+    "fp16": frozenset({"avx512_fp16", "amx_fp16"}),
+}
+# OpenVINO's OPTIMIZATION_CAPABILITIES entry that means it runs a precision natively.
+OPENVINO_NATIVE = {"fp32": "FP32", "bf16": "BF16", "fp16": "FP16"}
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (empty where /proc/cpuinfo cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def native_on_cpu(precision: str) -> bool:
+    """Does this CPU compute `precision` natively (not by converting to fp32 and back)?"""
+    needed = NATIVE_FLAGS[precision]
+    return not needed or bool(needed & cpu_flags())
+
+
+@functools.cache
+def openvino_capabilities() -> tuple[str, ...]:
+    """OpenVINO's own reading of the CPU (`OPTIMIZATION_CAPABILITIES`)."""
+    import openvino as ov
+
+    return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def native_in_openvino(precision: str) -> bool:
+    return OPENVINO_NATIVE[precision] in openvino_capabilities()
