@@ -56,18 +56,11 @@ def startup_rows(repeats: int) -> list[tuple[str, float, str, float]]:
     import_tf = wall_seconds([sys.executable, "-c", "import tensorflow"], repeats)
     rows = []
     for argv in (["--help"], ["summary", "--phi", "7"], ["scale-table"]):
-        if argv[0] == "scale-table" and not _has_command("scale-table"):
-            continue
         seconds = wall_seconds([*EFFNET, *argv], repeats)
         rows.append(
             (f"effnet {' '.join(argv)}", seconds, "python -c 'import tensorflow'", import_tf)
         )
     return rows
-
-
-def _has_command(name: str) -> bool:
-    result = subprocess.run([*EFFNET, name, "--help"], capture_output=True, env=ENV)
-    return result.returncode == 0
 
 
 def build_rows(repeats: int) -> list[tuple[str, float, str, float]]:
@@ -190,6 +183,53 @@ class _Runner:
         self.run = fn
 
 
+# What `effnet bench --ceiling` measures, in a fresh process whose TensorFlow pool has exactly
+# the threads asked for (this process's pool was sized before; see bench.measure_gemm_flops).
+CEILING_PROBE = """
+import json, sys
+from effnet_cli import bench as B
+B.configure_threads({threads})
+print(json.dumps(B.gemm_ceiling({threads}, "cpu", True, lambda note: None)))
+"""
+# The flags that decide which precisions this CPU runs natively, named in the report.
+NOTABLE_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+                 "amx_bf16", "amx_int8", "amx_fp16")  # fmt: skip
+
+
+def ceiling_section(rows: list[tuple[str, float, str, float]], threads: int) -> str:
+    """This CPU's dense fp32 GEMM rate, measured now, and each runner's share of it."""
+    import json
+
+    from effnet_cli import capabilities
+    from effnet_cli import costs as C
+    from effnet_cli import spec as S
+
+    probe = subprocess.run([sys.executable, "-c", CEILING_PROBE.format(threads=threads)],
+                           capture_output=True, text=True, env=ENV, check=True)  # fmt: skip
+    ceiling = json.loads(probe.stdout.strip().splitlines()[-1])
+    flags = " ".join(f for f in NOTABLE_FLAGS if f in capabilities.cpu_flags()) or "none of note"
+    lines = ["## Ceiling: this CPU's dense fp32 GEMM", ""]
+    if not ceiling["gemm_flops"]:
+        return "\n".join([*lines, f"Not measured: {ceiling['reason']}.", ""])
+    macs = C.count(S.get_spec("b0")).macs
+    gemm = ceiling["gemm_flops"]
+    lines += ["| runner | img/s | share of the ceiling |", "|---|---:|---:|"]
+    shown = {}  # a reference runs beside several of effnet's runners: show it once
+    for ours, ours_ips, reference, reference_ips in rows:
+        shown.setdefault(ours, ours_ips)
+        shown.setdefault(reference, reference_ips)
+    for label, ips in shown.items():
+        lines.append(f"| `{label}` | {ips:.1f} | {2 * macs * ips / gemm:.0%} |")
+    lines += [
+        "",
+        f"Ceiling {gemm / 1e9:.0f} GFLOP/s on {ceiling['threads']} threads ({ceiling['method']}), "
+        f"measured {ceiling['measured_at']} on {ceiling['cpu']} (flags: {flags}): at most "
+        f"{gemm / (2 * macs):.0f} B0 images/s at 224 (2 × {macs / 1e6:.1f} M MACs an image).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def _ort_options(ort, threads):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -287,9 +327,10 @@ def main() -> None:
         rows = runtime_rows((1, 8), max(2, repeats // 2))
         title = (
             "Runners, B0 224, 2 threads, images/s (goal: within 5 % of the runtime driven "
-            "directly; ceiling ≈ 590 img/s = 450 GFLOP/s ÷ (2 × 385.8 M MACs))"
+            "directly; each one's share of this CPU's ceiling in the next section)"
         )
         sections.append(markdown(title, rows, higher_is_better=True))
+        sections.append(ceiling_section(rows, threads=2))
     if "export" in chosen:
         phis = [0, 7] if args.b7_export else [0]
         sections.append(markdown("Export, whole process (goal: time within 1.1× of the direct "

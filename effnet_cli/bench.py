@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from effnet_cli import __version__, runtimes
+from effnet_cli import __version__, capabilities, runtimes
 from effnet_cli import spec as S
-from effnet_cli.errors import UsageError, WorkError
+from effnet_cli.errors import RegressionError, UsageError, WorkError
 
 RUNTIMES = ("keras", "onnx", "tflite", "openvino")
-# Dense SGEMM rate of this project's reference machine (2-core AMD EPYC, oneDNN, 2 threads),
-# measured 2026-11; `--ceiling` measures the machine at hand instead.
-REFERENCE_GEMM_FLOPS = 450e9
-ESTIMATE_NOTE = "estimate: the reference 2-core machine's SGEMM (pass --ceiling to measure)"
+MODES = ("latency",)  # every row is timed one synchronous call at a time (throughput: later)
+DEFAULT_MAX_REGRESSION_PCT = 10.0
+# The ceiling probe: its version is part of the cache key, so changing the method re-measures.
+PROBE_VERSION = 1
+PROBE_METHOD = "TensorFlow float32 matmul 1024×1024 on the CPU (oneDNN), best 0.1 s window of 1 s"
 
 
 @dataclass
@@ -151,20 +152,152 @@ def environment(threads: int | None) -> dict[str, Any]:
     }
 
 
-def measure_gemm_flops(threads: int | None, seconds: float = 1.0) -> float:
-    """The machine's dense float32 matrix-multiply rate through TensorFlow (oneDNN/Eigen)."""
+def measure_gemm_flops(seconds: float = 1.0, windows: int = 10) -> float:
+    """This CPU's dense float32 matrix-multiply rate (FLOP/s), with TensorFlow's thread pool.
+
+    Why TensorFlow's matmul (oneDNN) rather than numpy's (OpenBLAS): bench has TensorFlow loaded
+    anyway (every model is a Keras model, `--from` included) and `configure_threads` sized its
+    pool to `--threads` before it loaded, so the probe runs on exactly the threads the rows ran
+    on, at no import cost; numpy's OpenBLAS fixes its threads when it loads and, on a busy 2-core
+    machine, fell to 60 % of oneDNN's 2-thread rate (75–85 vs 120–140 GFLOP/s, 2026-11); and
+    oneDNN is what TensorFlow's and OpenVINO's convolutions run on. The best of short windows,
+    not the mean: a ceiling is what the machine can do, and other processes only slow a window.
+    """
     import tensorflow as tf
 
     n = 1024
-    a = tf.random.uniform((n, n))
-    b = tf.random.uniform((n, n))
-    matmul = tf.function(lambda: tf.linalg.matmul(a, b))
-    matmul().numpy()
-    calls, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        matmul().numpy()
-        calls += 1
-    return 2 * n**3 * calls / (time.perf_counter() - started)
+    with tf.device("/CPU:0"):
+        a = tf.random.stateless_uniform((n, n), seed=(1, 2))
+        b = tf.random.stateless_uniform((n, n), seed=(3, 4))
+
+    @tf.function
+    def matmul() -> Any:
+        with tf.device("/CPU:0"):
+            return tf.reduce_sum(tf.linalg.matmul(a, b))  # one number back, not 4 MB
+
+    matmul().numpy()  # trace and warm up
+    best, deadline = 0.0, time.perf_counter() + seconds  # ~`windows` windows; fewer if slow
+    while best == 0.0 or time.perf_counter() < deadline:
+        calls, started = 0, time.perf_counter()
+        while calls == 0 or time.perf_counter() - started < seconds / windows:
+            matmul().numpy()
+            calls += 1
+        best = max(best, 2 * n**3 * calls / (time.perf_counter() - started))
+    return best
+
+
+def cache_dir() -> Path:
+    """Where effnet keeps per-machine measurements: $EFFNET_CACHE_DIR, else the XDG cache."""
+    explicit = os.environ.get("EFFNET_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "effnet"
+
+
+def ceiling_cache_path(cpu: str, threads: int) -> Path:
+    """One file per (CPU model, CPU flags, thread count, probe version)."""
+    import hashlib
+
+    flags = " ".join(sorted(capabilities.cpu_flags()))
+    key = f"{cpu}\n{flags}\n{threads}\n{PROBE_VERSION}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_dir() / f"gemm-ceiling-{threads}t-{digest}.json"
+
+
+def read_cached_ceiling(path: Path) -> dict[str, Any] | None:
+    """A cached measurement, or None where there is none or it is unreadable."""
+    import json
+
+    try:
+        entry = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    flops = entry.get("gemm_flops") if isinstance(entry, dict) else None
+    if not isinstance(flops, int | float) or not flops > 0:
+        return None
+    return entry
+
+
+def write_cached_ceiling(path: Path, entry: dict[str, Any]) -> None:
+    """Written atomically (a temporary file beside it, then renamed)."""
+    import json
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        tmp.write(json.dumps(entry, indent=2) + "\n")
+    os.replace(tmp.name, path)
+
+
+def gemm_ceiling(
+    threads: int | None, device: str, refresh: bool, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """The machine's dense-GEMM rate: cached per CPU and thread count, measured where absent or
+    `refresh` (`--ceiling`). Where it cannot be measured, `gemm_flops` is None and `reason` says
+    why: no made-up number."""
+    from datetime import datetime, timezone
+
+    cpu, count = cpu_name(), runtimes.threads_or_default(threads)
+    document: dict[str, Any] = {"gemm_flops": None, "source": "unavailable", "measured_at": None,
+                                "threads": count, "cpu": cpu, "method": PROBE_METHOD}  # fmt: skip
+    if device != "cpu":
+        return {**document, "reason": "the ceiling is the CPU's GEMM rate; not for --device gpu"}
+    path = ceiling_cache_path(cpu, count)
+    cached = None if refresh else read_cached_ceiling(path)
+    if cached is not None:
+        return {**document, **cached, "source": "cached", "cache": str(path)}
+    progress(f"measuring this CPU's GEMM ceiling on {count} threads (about 1 s)")
+    try:
+        flops = measure_gemm_flops()
+    except Exception as exc:  # the probe is a side measurement: never fail the benchmark on it
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return {**document, "reason": f"the GEMM probe failed: {first}"}
+    entry = {"gemm_flops": flops, "measured_at": datetime.now(timezone.utc).isoformat(
+        timespec="seconds"), "threads": count, "cpu": cpu, "method": PROBE_METHOD}  # fmt: skip
+    try:
+        write_cached_ceiling(path, entry)
+    except OSError as exc:
+        progress(f"could not cache the ceiling in {path.parent}: {exc.strerror or exc}")
+    return {**document, **entry, "source": "measured", "cache": str(path)}
+
+
+def keras_macs(model: Any) -> int | None:
+    """Multiply-adds of one image through a Keras model, counted from its layers: every
+    convolution and dense layer costs (output positions) × (kernel elements), as costs.py counts
+    a spec. None where an output size is unknown (an input without fixed height and width)."""
+    total = 0
+    for layer in model.layers:
+        if hasattr(layer, "layers"):  # a nested model
+            inner = keras_macs(layer)
+            if inner is None:
+                return None
+            total += inner
+            continue
+        if type(layer).__name__ not in MAC_LAYERS:
+            continue
+        shape = tuple(layer.output.shape)[1:-1]  # without batch and channels
+        if any(d is None for d in shape):
+            return None
+        total += math.prod(shape) * math.prod(layer.kernel.shape)
+    return total
+
+
+MAC_LAYERS = frozenset({"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
+                        "Dense"})  # fmt: skip
+
+
+def keras_file_model_name(path: Path) -> str | None:
+    """The model name a `.keras` file records (its config.json), read without loading it."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+        return str(config["config"]["name"])
+    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile):
+        return None
 
 
 def latency_stats(latencies_ms: list[float], batch: int) -> dict[str, float]:
@@ -257,7 +390,7 @@ def run_bench(
                         time_row(runner, inputs[batch], reference[batch], setup_s, macs, request,
                                  progress)
                     )  # fmt: skip
-    ceiling = measure_gemm_flops(request.threads) if request.measure_ceiling else None
+    ceiling = gemm_ceiling(request.threads, request.device, request.measure_ceiling, progress)
     result = finish(rows, macs, ceiling, request, spec, model)
     result["skipped"] = skipped
     return result
@@ -266,7 +399,8 @@ def run_bench(
 def convert_all(
     model: Any, chosen: list[str], scratch: Path, progress: Callable[[str], None]
 ) -> dict[str, tuple[Path, float]]:
-    """Write each runtime's artifact before any forward pass (tf2onnx's memory, FACTS.md)."""
+    """Write each runtime's artifact before any forward pass: tf2onnx needs far more memory in a
+    process that already ran the model forward (B7: 17 GB instead of 9.4 GB, measured here)."""
     from effnet_cli import export as E
     from effnet_cli import files
 
@@ -285,7 +419,8 @@ def convert_all(
 
 
 def reference_batches(model: Any, request: BenchRequest) -> tuple[dict[int, Any], dict[int, Any]]:
-    """Seeded images per batch size and the fp32 Keras model's outputs on them."""
+    """Seeded images per batch size and the fp32 Keras model's logits on them (its outputs where
+    it has no softmax: a saturated softmax would hide the drift, as in export's verification)."""
     import numpy as np
 
     height, width = model.input.shape[1:3]
@@ -293,16 +428,8 @@ def reference_batches(model: Any, request: BenchRequest) -> tuple[dict[int, Any]
     inputs = {
         b: rng.uniform(0, 255, (b, height, width, 3)).astype("float32") for b in request.batches
     }
-    keras_run = runtimes.keras_runner(model, request.device).run  # a tf.function: less memory
-    return inputs, {b: np.asarray(keras_run(x)) for b, x in inputs.items()}
-
-
-def native_bf16_cpu() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    keras = runtimes.keras_runner(model, request.device)  # tf.functions: less memory than eager
+    return inputs, {b: np.asarray(keras.comparable(x)) for b, x in inputs.items()}
 
 
 def make_runner(
@@ -328,7 +455,7 @@ def make_runner(
             "options (not --from)"
         )
     runner = runtimes.keras_runner(mixed_bfloat16_twin(model, spec), request.device, request.xla)
-    native = request.device == "gpu" or native_bf16_cpu()
+    native = request.device == "gpu" or capabilities.native_on_cpu("bf16")
     runner.precision = "bf16" if native else "bf16-emulated"
     return runner
 
@@ -367,11 +494,13 @@ def time_row(
     batch = len(images)
     row: dict[str, Any] = {
         "runtime": runner.runtime, "device": runner.device, "provider": runner.provider,
-        "precision": runner.precision, "batch": batch, "setup_s": setup_s, "error": None,
+        "precision": runner.precision, "mode": "latency", "batch": batch,
+        "threads": runtimes.threads_or_default(request.threads), "setup_s": setup_s,
+        "error": None,
     }  # fmt: skip
     try:
         row.update(time_runner(runner, images, request))
-        outputs = np.asarray(runner.run(images), dtype="float32")
+        outputs = np.asarray(runner.comparable(images), dtype="float32")
     except Exception as exc:
         if not _is_oom(exc):
             raise WorkError(f"{runner.runtime} failed at batch {batch}: {exc}") from None
@@ -387,15 +516,15 @@ def time_row(
 def finish(
     rows: list[dict[str, Any]],
     macs: int | None,
-    measured: float | None,
+    ceiling: dict[str, Any],
     request: BenchRequest,
     spec: S.ModelSpec | None,
     model: Any,
 ) -> dict[str, Any]:
     """Attach the ceiling fraction to each row: achieved FLOP/s (2 per MAC) ÷ GEMM FLOP/s."""
-    gemm = measured or REFERENCE_GEMM_FLOPS
+    gemm = ceiling.get("gemm_flops")
     for row in rows:
-        if row.get("macs_per_s"):
+        if row.get("macs_per_s") and gemm:
             row["ceiling_fraction"] = 2 * row["macs_per_s"] / gemm
     height, width = model.input.shape[1:3]
     return {
@@ -415,12 +544,30 @@ def finish(
             "seed": request.seed,
             "xla": request.xla,
         },
-        "ceiling": {
-            "gemm_flops": gemm,
-            "source": "measured (TensorFlow SGEMM)" if measured else ESTIMATE_NOTE,
-        },
+        "ceiling": ceiling,
         "environment": environment(request.threads),
         "rows": rows,
+    }
+
+
+GateKey = tuple[str, str, str, int, int]  # runtime, precision, mode, batch, threads
+GATE_FIELDS = ("runtime", "precision", "mode", "batch", "threads")
+
+
+def gate_key(row: dict[str, Any], threads: int) -> GateKey:
+    """What a row is compared on; rows of results older than `mode`/`threads` in rows get the
+    defaults of their time (latency; the run's threads)."""
+    return (str(row["runtime"]), str(row["precision"]), str(row.get("mode", "latency")),
+            int(row["batch"]), int(row.get("threads", threads)))  # fmt: skip
+
+
+def baseline_rows(baseline: dict[str, Any]) -> dict[GateKey, dict[str, Any]]:
+    """The baseline's timed rows (rows with an error have no latency), by gate key."""
+    threads = int(baseline["settings"]["threads"])
+    return {
+        gate_key(row, threads): row
+        for row in baseline["rows"]
+        if not row.get("error") and row.get("latency_ms_p50")
     }
 
 
@@ -438,28 +585,137 @@ def load_baseline(path: Path) -> dict[str, Any]:
         "effnet.bench/"
     ):
         raise UsageError(f"{path} is not an `effnet bench --json` result")
+    try:
+        str(baseline["model"]["name"]), str(baseline["settings"]["device"])
+        baseline_rows(baseline)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(
+            f"{path} is not a complete `effnet bench --json` result (missing or malformed: {exc})"
+        ) from None
     return baseline
+
+
+def gate_threshold(baseline: Path | None, max_regression_pct: float | None) -> float:
+    """The allowed p50 slowdown in percent; `--max-regression` means nothing without a baseline."""
+    if baseline is None:
+        if max_regression_pct is not None:
+            raise UsageError(
+                "--max-regression applies only with --baseline FILE",
+                hint="give an earlier `effnet bench --json` result to compare with",
+            )
+        return DEFAULT_MAX_REGRESSION_PCT
+    pct = DEFAULT_MAX_REGRESSION_PCT if max_regression_pct is None else max_regression_pct
+    if not 0 <= pct <= 10_000:
+        raise UsageError(f"--max-regression must lie between 0 and 10000 percent, not {pct:g}")
+    return pct
+
+
+def expected_model_name(spec: S.ModelSpec | None, source: Path | None) -> str:
+    """The name the benchmarked model will carry, known without building or loading it."""
+    if spec is not None:
+        return spec.name
+    assert source is not None
+    return keras_file_model_name(source) or source.stem
+
+
+def _check_same_model_and_device(baseline: dict[str, Any], name: str, device: str) -> None:
+    theirs = baseline["model"]["name"]
+    if theirs != name:
+        raise UsageError(
+            f"baseline is for {theirs}, this run is {name}",
+            hint="compare with a baseline of the same model, resolution and options",
+        )
+    ran_on = baseline["settings"]["device"]
+    if ran_on != device:
+        raise UsageError(
+            f"baseline ran on --device {ran_on}, this run is on {device}",
+            hint="compare with a baseline recorded on the same device",
+        )
+
+
+def _listed(values: set[Any]) -> str:
+    return ",".join(str(v) for v in sorted(values))
+
+
+def check_baseline(baseline: dict[str, Any], name: str, request: BenchRequest) -> None:
+    """Refuse, before anything is built or timed, a baseline this run cannot be compared with:
+    another model, another device, or no row that the requested runtimes × precisions × batches
+    × threads could match (a `bf16` request matches a `bf16-emulated` row: the label is known
+    only after the run)."""
+    _check_same_model_and_device(baseline, name, request.device)
+    ours: dict[str, set[Any]] = {
+        "runtime": set(request.runtimes), "precision": set(request.precisions),
+        "mode": set(MODES), "batch": set(request.batches),
+        "threads": {runtimes.threads_or_default(request.threads)},
+    }  # fmt: skip
+
+    def comparable(key: GateKey) -> tuple[Any, ...]:
+        return (key[0], key[1].split("-")[0], *key[2:])
+
+    theirs = [comparable(key) for key in baseline_rows(baseline)]
+    if not theirs:
+        raise UsageError("the baseline has no timed row to compare with")
+    if any(all(v in ours[f] for f, v in zip(GATE_FIELDS, key, strict=True)) for key in theirs):
+        return
+    differing = [
+        f"{field_} {_listed(values)} (this run: {_listed(ours[field_])})"
+        for i, field_ in enumerate(GATE_FIELDS)
+        if not (values := {key[i] for key in theirs}) & ours[field_]
+    ]
+    raise UsageError(
+        "the baseline has no row this run could match: it has "
+        + ("; ".join(differing) or "no row with this run's runtime, precision, batch and "
+           "threads together"),
+        hint="run with the baseline's runtimes, precisions, batches and --threads, "
+        "or record a new baseline",
+    )  # fmt: skip
 
 
 def compare_baseline(
     result: dict[str, Any], baseline: dict[str, Any], max_regression_pct: float
-) -> list[str]:
-    """Rows slower than the baseline's by more than `max_regression_pct` (p50 latency)."""
-    if baseline["model"]["name"] != result["model"]["name"]:
-        raise UsageError(
-            f"baseline is for {baseline['model']['name']}, this run is {result['model']['name']}"
-        )
-    before = {(r["runtime"], r["batch"]): r for r in baseline["rows"] if not r.get("error")}
-    regressions = []
+) -> list[dict[str, Any]]:
+    """One comparison of p50 latency for each row of this run that the baseline has under the
+    same key (runtime, precision, mode, batch, threads): fp32 and bf16 rows never meet."""
+    _check_same_model_and_device(baseline, result["model"]["name"], result["settings"]["device"])
+    before = baseline_rows(baseline)
+    compared = []
     for row in result["rows"]:
-        old = before.get((row["runtime"], row["batch"]))
-        if old is None or row.get("error"):
+        if row.get("error"):
+            continue
+        key = gate_key(row, result["settings"]["threads"])
+        old = before.get(key)
+        if old is None:
             continue
         change = (row["latency_ms_p50"] / old["latency_ms_p50"] - 1) * 100
         row["regression_pct"] = change
-        if change > max_regression_pct:
-            regressions.append(
-                f"{row['runtime']} batch {row['batch']}: p50 {row['latency_ms_p50']:.2f} ms vs "
-                f"{old['latency_ms_p50']:.2f} ms (+{change:.0f} % > {max_regression_pct:g} %)"
+        compared.append({
+            **dict(zip(GATE_FIELDS, key, strict=True)),
+            "latency_ms_p50": row["latency_ms_p50"],
+            "baseline_latency_ms_p50": old["latency_ms_p50"],
+            "change_pct": change,
+            "allowed_pct": max_regression_pct,
+            "passed": change <= max_regression_pct,
+        })  # fmt: skip
+    return compared
+
+
+def enforce_gate(compared: list[dict[str, Any]]) -> None:
+    """Exit 2 when nothing was compared (a gate that checks nothing must not pass), 3 when a
+    compared row is slower than allowed."""
+    if not compared:
+        raise UsageError(
+            "no row of this run matches a baseline row (runtime, precision, mode, batch and "
+            "threads): nothing was compared",
+            hint="run with the baseline's settings, or record a new baseline",
+        )
+    slower = [c for c in compared if not c["passed"]]
+    if slower:
+        raise RegressionError(
+            f"{len(slower)} of {len(compared)} row(s) slower than the baseline beyond "
+            f"{slower[0]['allowed_pct']:g} %: "
+            + "; ".join(
+                f"{c['runtime']} {c['precision']} batch {c['batch']} threads {c['threads']} "
+                f"{c['change_pct']:+.0f} %"
+                for c in slower
             )
-    return regressions
+        )

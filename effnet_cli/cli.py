@@ -24,10 +24,11 @@ from effnet_cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     EffnetError,
-    RegressionError,
     UsageError,
     require_choice,
 )
+from effnet_cli.export import DEFAULT_OPSET
+from effnet_cli.export import FORMATS as EXPORT_FORMATS
 from effnet_cli.options import ModelOptions, model_command
 
 app = typer.Typer(
@@ -109,7 +110,7 @@ def export(
     fmt: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--format", "-f", help="savedmodel, onnx, tflite, keras (repeat or comma-separate)."
+            "--format", "-f", help=f"{', '.join(EXPORT_FORMATS)} (repeat or comma-separate)."
         ),
     ] = None,
     output: Annotated[
@@ -118,7 +119,9 @@ def export(
     source: Annotated[
         Optional[Path], typer.Option("--from", help="Export this .keras file instead of building.")
     ] = None,
-    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    opset: Annotated[
+        int, typer.Option(help="ONNX opset (OpenVINO converts from ONNX too).")
+    ] = DEFAULT_OPSET,
     batch: Annotated[
         Optional[int], typer.Option(help="Fix the batch size (default: dynamic).")
     ] = None,
@@ -135,7 +138,7 @@ def export(
     force: ForceOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Write SavedModel, ONNX, TFLite and .keras files from one model, each one verified."""
+    """Write SavedModel, ONNX, TFLite, .keras and OpenVINO files from one model, each verified."""
     from effnet_cli import builder
     from effnet_cli import export as E
 
@@ -161,11 +164,18 @@ def export(
 @app.command()
 def inspect(
     path: Annotated[
-        Path, typer.Argument(help="A .keras, .onnx or .tflite file, or a SavedModel folder.")
+        Path,
+        typer.Argument(
+            help="A .keras, .onnx or .tflite file, a SavedModel folder, or an OpenVINO IR "
+            "(.xml, or a folder holding one)."
+        ),
     ],
     json_output: JsonOpt = False,
 ) -> None:
-    """What a model file holds: inputs, outputs, ops, params, size, effnet metadata."""
+    """What a model holds: inputs, outputs, ops, params, size, effnet metadata.
+
+    PATH is a .keras, .onnx, .tflite or OpenVINO .xml file, or a SavedModel or OpenVINO IR folder.
+    """
     from effnet_cli.describe import describe
 
     document = describe(path)
@@ -195,14 +205,19 @@ def bench(
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")] = None,
     xla: Annotated[bool, typer.Option(help="Keras: compile with XLA.")] = False,
     ceiling: Annotated[
-        bool, typer.Option("--ceiling", help="Measure this machine's GEMM rate for the ceiling.")
+        bool,
+        typer.Option(
+            "--ceiling", help="Re-measure this machine's GEMM ceiling (else the cached one)."
+        ),
     ] = False,
     baseline: Annotated[
-        Optional[Path], typer.Option(help="An earlier --json result to compare against.")
+        Optional[Path],
+        typer.Option(help="An earlier --json result to gate against (same model and device)."),
     ] = None,
     max_regression: Annotated[
-        float, typer.Option(help="With --baseline: allowed p50 slowdown in percent.")
-    ] = 10.0,
+        Optional[float],
+        typer.Option(help="With --baseline: allowed p50 slowdown in percent (default 10)."),
+    ] = None,
     csv_path: Annotated[
         Optional[Path], typer.Option("--csv", help="Also write rows as CSV.")
     ] = None,
@@ -223,6 +238,7 @@ def bench(
         seed=model.seed or 0, xla=xla, measure_ceiling=ceiling,
     )  # fmt: skip
     B.check_request(request)
+    allowed_pct = B.gate_threshold(baseline, max_regression)
     if source is not None:
         builder.check_keras_file(source)
     before = B.load_baseline(baseline) if baseline is not None else None
@@ -234,20 +250,25 @@ def bench(
     B.configure_threads(threads)
     spec = None if source is not None else model.spec()
     request.device = B.resolve_device(device, render.note)  # before minutes of building
+    if before is not None:  # a baseline it cannot use is refused before anything is timed
+        B.check_baseline(before, B.expected_model_name(spec, source), request)
     warn_if_huge(spec)
     built = builder.load_or_build(spec, source, model.weights, model.seed)
-    macs = C.count(spec).macs if spec is not None else None
+    macs = C.count(spec).macs if spec is not None else B.keras_macs(built)
     result = B.run_bench(built, spec, macs, request, render.note)
-    regressions = B.compare_baseline(result, before, max_regression) if before else []
+    compared = B.compare_baseline(result, before, allowed_pct) if before is not None else None
+    if compared is not None:
+        result["gate"] = {"baseline": str(baseline), "max_regression_pct": allowed_pct,
+                          "compared": compared}  # fmt: skip
     render.show("bench", result, json_output, render.print_bench)
     if csv_path is not None:
         files.write_text(csv_path, render.bench_csv(result["rows"]))
     if plot is not None:
         files.write_plot(plot, lambda target: render.plot_bench(result, target))
-    if regressions:
-        raise RegressionError(
-            f"{len(regressions)} row(s) slower than the baseline: " + "; ".join(regressions)
-        )
+    if compared is not None:
+        for comparison in compared:
+            render.note(render.gate_line(comparison))
+        B.enforce_gate(compared)
 
 
 FAMILY_CHOICES = ("b", "lite", "seed", "all")

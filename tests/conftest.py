@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# bench caches the machine's measured GEMM ceiling: tests keep theirs out of the user's cache
+os.environ["EFFNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="effnet-test-cache-")
 
 
 @dataclass

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from effnet_cli import bench as B
+from effnet_cli import capabilities, render
 
 STATS = ("latency_ms_mean", "latency_ms_std", "latency_ms_min", "latency_ms_p50",
          "latency_ms_p90", "latency_ms_p99", "images_per_s", "macs_per_s", "ceiling_fraction",
@@ -26,11 +27,52 @@ def short_run(tmp_path_factory):
     args = ["bench", "--resolution", "64", "--runtime", "all", "--batch", "1,4", "--warmup", "1",
             "--iterations", "5", "--threads", "2", "--csv", str(folder / "rows.csv"),
             "--plot", str(folder / "bench.png"), "--json"]  # fmt: skip
-    with CliRunner().isolation() as (out, err, _):
+    with pytest.MonkeyPatch.context() as patch, CliRunner().isolation() as (out, err, _):
+        patch.setenv("EFFNET_CACHE_DIR", str(folder / "cache"))  # the real probe, a fresh cache
         code = main(args)
         stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
     assert code == 0, stderr
     return folder, json.loads(stdout), stdout
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """Each test its own ceiling cache: nothing is read from or written to the user's."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("EFFNET_CACHE_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def probe(monkeypatch):
+    """The GEMM probe replaced by a counter that reports 100 GFLOP/s."""
+    calls: list[int] = []
+
+    def fake() -> float:
+        calls.append(1)
+        return 100e9
+
+    monkeypatch.setattr(B, "measure_gemm_flops", fake)
+    return calls
+
+
+@pytest.fixture
+def untimed(monkeypatch):
+    """Records any attempt to build or time a model (a refusal must come before both)."""
+    from effnet_cli import builder
+
+    attempts: list[str] = []
+
+    def refuse(what):
+        def record(*args, **kwargs):
+            attempts.append(what)
+            raise AssertionError(f"{what} was called")
+
+        return record
+
+    monkeypatch.setattr(B, "time_runner", refuse("time_runner"))
+    monkeypatch.setattr(builder, "load_or_build", refuse("load_or_build"))
+    return attempts
 
 
 def test_every_statistic_is_positive_and_ordered(short_run):
@@ -60,7 +102,23 @@ def test_environment_is_in_every_result(short_run):
     env = result["environment"]
     assert env["cpu_count"] >= 1 and env["threads"] == 2 and env["cpu"]
     assert env["versions"]["tensorflow"] and env["versions"]["onnxruntime"]
-    assert result["model"]["macs"] > 0 and result["ceiling"]["gemm_flops"] > 0
+    assert result["model"]["macs"] > 0
+
+
+def test_the_ceiling_is_measured_on_this_machine(short_run):
+    folder, result, _ = short_run
+    ceiling = result["ceiling"]
+    assert ceiling["source"] == "measured" and ceiling["threads"] == 2
+    assert ceiling["cpu"] == result["environment"]["cpu"] and ceiling["measured_at"]
+    # a 2-core machine of this project does 40-600 GFLOP/s: a wrong unit would be 1e3 off
+    assert 1e10 < ceiling["gemm_flops"] < 1e13
+    (cached,) = (folder / "cache").glob("gemm-ceiling-2t-*.json")
+    assert json.loads(cached.read_text())["gemm_flops"] == ceiling["gemm_flops"]
+    for row in result["rows"]:
+        assert row["ceiling_fraction"] == pytest.approx(
+            2 * row["macs_per_s"] / ceiling["gemm_flops"]
+        )
+        assert row["mode"] == "latency" and row["threads"] == 2
 
 
 def test_csv_and_plot(short_run):
@@ -73,31 +131,141 @@ def test_csv_and_plot(short_run):
         assert image.format == "PNG"
 
 
+GATE = ["bench", "--resolution", "64", "--runtime", "onnx", "--batch", "1,4", "--iterations", "5",
+        "--warmup", "1", "--threads", "2", "--baseline"]  # fmt: skip
+
+
 def test_regression_gate(short_run, cli, tmp_path):
-    _, result, stdout = short_run
+    _, _, stdout = short_run
     same = tmp_path / "same.json"
     same.write_text(stdout)
-    gate = ["bench", "--resolution", "64", "--runtime", "onnx", "--batch", "1,4",
-            "--iterations", "5", "--warmup", "1", "--threads", "2", "--baseline"]  # fmt: skip
-    assert cli(*gate, same, "--max-regression", "400").code == 0
+    passed = cli(*GATE, same, "--max-regression", "400", "--json")
+    assert passed.code == 0, passed.stderr
+    # a pass says what it compared: one line per row, with both figures and the verdict
+    lines = [line for line in passed.stderr.splitlines() if line.startswith("gate: ")]
+    assert [line.split(":")[1] for line in lines] == [
+        " onnx fp32 batch 1 threads 2",
+        " onnx fp32 batch 4 threads 2",
+    ]
+    assert all(" ms vs " in line and line.endswith("allowed 400 %) ok") for line in lines)
+    gate = json.loads(passed.stdout)["gate"]
+    assert [(c["runtime"], c["precision"], c["batch"], c["threads"]) for c in gate["compared"]] == [
+        ("onnx", "fp32", 1, 2), ("onnx", "fp32", 4, 2)
+    ]  # fmt: skip
     doctored = json.loads(stdout)
     for row in doctored["rows"]:
         row["latency_ms_p50"] /= 2  # a baseline twice as fast
     fast = tmp_path / "fast.json"
     fast.write_text(json.dumps(doctored))
-    result = cli(*gate, fast, "--max-regression", "10")
+    result = cli(*GATE, fast, "--max-regression", "10")
     assert result.code == 3
-    assert "slower than the baseline" in result.stderr and "onnx batch 1" in result.stderr
+    assert "slower than the baseline" in result.stderr
+    assert "onnx fp32 batch 1 threads 2" in result.stderr and "SLOWER" in result.stderr
 
 
-def test_compare_baseline_refuses_another_model(short_run, tmp_path):
-    _, result, stdout = short_run
-    other = json.loads(stdout)
-    other["model"]["name"] = "efficientnet-b7"
-    path = tmp_path / "other.json"
-    path.write_text(json.dumps(other))
-    with pytest.raises(Exception, match="baseline is for efficientnet-b7"):
-        B.compare_baseline(result, B.load_baseline(path), 10)
+def _baseline(stdout: str, path, change) -> str:
+    document = json.loads(stdout)
+    change(document)
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+def test_compare_baseline_refuses_another_model(short_run, cli, tmp_path, untimed):
+    _, _, stdout = short_run
+    path = _baseline(stdout, tmp_path / "b7.json",
+                     lambda d: d["model"].update(name="efficientnet-b7"))  # fmt: skip
+    result = cli(*GATE, path)
+    assert result.code == 2 and untimed == []  # refused before building or timing
+    assert (
+        "error: baseline is for efficientnet-b7, this run is efficientnet-b0-r64" in result.stderr
+    )
+
+
+def test_baseline_of_another_device_is_refused(short_run, cli, tmp_path, untimed):
+    _, _, stdout = short_run
+    path = _baseline(stdout, tmp_path / "gpu.json", lambda d: d["settings"].update(device="gpu"))
+    result = cli(*GATE, path)
+    assert result.code == 2 and untimed == []
+    assert "baseline ran on --device gpu, this run is on cpu" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "names"),
+    [
+        (["--threads", "1"], "threads 2 (this run: 1)"),
+        (["--batch", "8"], "batch 1,4 (this run: 8)"),
+        (["--precision", "bf16"], "precision fp32 (this run: bf16)"),
+        (["--runtime", "keras", "--batch", "8", "--threads", "1"],
+         "batch 1,4 (this run: 8); threads 2 (this run: 1)"),
+    ],
+)  # fmt: skip
+def test_a_baseline_with_no_matching_row_exits_2_before_timing(
+    short_run, cli, tmp_path, untimed, change, names
+):
+    _, _, stdout = short_run
+    path = tmp_path / "baseline.json"
+    path.write_text(stdout)
+    args = [*GATE[:-1], *change, "--baseline", path]  # later options win in Click
+    result = cli(*args)
+    assert result.code == 2 and untimed == []
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "the baseline has no row this run could match" in line and names in line
+
+
+def test_max_regression_needs_a_baseline(cli, untimed):
+    result = cli("bench", "--runtime", "onnx", "--max-regression", "5")
+    assert result.code == 2 and untimed == []
+    assert "--max-regression applies only with --baseline" in result.stderr
+
+
+def _row(runtime, precision, batch, p50, **extra):
+    return {"runtime": runtime, "precision": precision, "mode": "latency", "batch": batch,
+            "threads": 2, "latency_ms_p50": p50, "images_per_s": batch * 1000 / p50,
+            "error": None, **extra}  # fmt: skip
+
+
+def _document(rows, name="efficientnet-b0"):
+    return {"schema": "effnet.bench/1", "model": {"name": name},
+            "settings": {"device": "cpu", "threads": 2}, "rows": rows}  # fmt: skip
+
+
+def test_rows_of_different_precisions_never_compare():
+    baseline = _document([_row("openvino", "fp32", 1, 10.0), _row("openvino", "bf16", 8, 1.0)])
+    # bf16 at batch 1 is 5x slower than the fp32 baseline row, and fp32 at batch 8 is 50x slower
+    # than the bf16 one: neither may be compared with the other precision's row
+    result = _document([_row("openvino", "fp32", 1, 10.5), _row("openvino", "bf16", 1, 50.0),
+                        _row("openvino", "fp32", 8, 50.0)])  # fmt: skip
+    (compared,) = B.compare_baseline(result, baseline, 10)
+    assert (compared["precision"], compared["batch"], compared["passed"]) == ("fp32", 1, True)
+    assert compared["change_pct"] == pytest.approx(5.0)
+    B.enforce_gate([compared])  # passes
+    only_bf16 = _document([_row("openvino", "bf16", 1, 1.0)])
+    assert B.compare_baseline(only_bf16, baseline, 10) == []
+    with pytest.raises(B.UsageError, match="nothing was compared") as refused:
+        B.enforce_gate([])
+    assert refused.value.exit_code == 2
+
+
+def test_a_run_whose_label_differs_from_the_baseline_exits_2_after_timing(
+    short_run, cli, tmp_path, monkeypatch, probe
+):
+    """The baseline's keras row ran bf16-emulated; this CPU (faked) runs bf16 natively: the
+    request could match (checked before), the rows cannot (after), and nothing passes."""
+    _, _, stdout = short_run
+
+    def emulated(document):
+        document["rows"] = [r for r in document["rows"] if r["runtime"] == "keras"]
+        for row in document["rows"]:
+            row["precision"] = "bf16-emulated"
+
+    path = _baseline(stdout, tmp_path / "emulated.json", emulated)
+    monkeypatch.setattr(capabilities, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    result = cli("bench", "--resolution", "64", "--runtime", "keras", "--precision", "bf16",
+                 "--batch", "1", "--iterations", "2", "--warmup", "1", "--threads", "2",
+                 "--baseline", path)  # fmt: skip
+    assert result.code == 2, result.stderr
+    assert "nothing was compared" in result.stderr and "gate: " not in result.stderr
+    assert "bf16" in result.stdout  # the run itself was shown
 
 
 def test_latency_percentiles_use_nearest_rank():
@@ -108,3 +276,201 @@ def test_latency_percentiles_use_nearest_rank():
         99,
     )
     assert stats["latency_ms_min"] == 1 and stats["images_per_s"] == pytest.approx(2000 / 50.5)
+
+
+# ---------------------------------------------------------------------------- precision labels
+
+KERAS_BF16 = ["bench", "--resolution", "64", "--runtime", "keras", "--precision", "bf16",
+              "--batch", "1", "--iterations", "2", "--warmup", "1", "--threads", "2",
+              "--json"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flags", "label"),
+    [({"avx2", "fma", "avx512f", "avx512_bf16"}, "bf16"),
+     ({"avx2", "fma", "avx512f", "avx512_fp16"}, "bf16-emulated")],
+)  # fmt: skip
+def test_keras_bf16_is_labelled_by_what_the_cpu_has(cli, monkeypatch, probe, flags, label):
+    """Both branches on every machine: the CPU's flags are faked, the label follows them."""
+    monkeypatch.setattr(capabilities, "cpu_flags", lambda: frozenset(flags))
+    result = cli(*KERAS_BF16)
+    assert result.code == 0, result.stderr
+    (row,) = json.loads(result.stdout)["rows"]
+    assert row["precision"] == label and row["runtime"] == "keras"
+    # the twin really computes in bf16 (8-bit mantissa): fp32 would drift ~1e-6, not this
+    assert row["drift_max_rel"] > 1e-3
+
+
+def test_fastest_rows_marks_the_fastest_per_precision_and_batch():
+    def row(runtime, precision, batch, images_per_s, error=None):
+        return {"runtime": runtime, "precision": precision, "batch": batch,
+                "images_per_s": images_per_s, "error": error}  # fmt: skip
+
+    rows = [
+        row("keras", "fp32", 1, 30.0),  # 0
+        row("onnx", "fp32", 1, 95.0),  # 1  fastest fp32 at batch 1
+        row("tflite", "fp32", 1, 90.0),  # 2
+        row("keras", "fp32", 8, 40.0),  # 3
+        row("onnx", "fp32", 8, 110.0),  # 4
+        row("openvino", "fp32", 8, 120.0),  # 5  fastest fp32 at batch 8
+        row("openvino", "fp32", 8, 999.0, error="out of memory"),  # 6  an error is never marked
+        row("keras", "bf16-emulated", 1, 17.0),  # 7
+        row("openvino", "bf16", 1, 380.0),  # 8  fastest bf16 at batch 1 (emulated competes)
+        row("keras", "bf16-emulated", 8, 22.0),  # 9  the only timed bf16 row at batch 8
+        row("openvino", "bf16", 8, 5000.0, error="out of memory"),  # 10
+    ]
+    assert render.fastest_rows(rows) == {1, 5, 8, 9}
+    assert render.fastest_rows([row("onnx", "fp32", 1, 1.0, error="out of memory")]) == set()
+
+
+# ---------------------------------------------------------------------------- the ceiling
+
+
+def test_the_ceiling_is_cached_per_machine_and_thread_count(cache, probe, monkeypatch):
+    notes: list[str] = []
+    first = B.gemm_ceiling(2, "cpu", False, notes.append)
+    assert (first["source"], first["gemm_flops"], first["threads"], len(probe)) == (
+        "measured", 100e9, 2, 1)  # fmt: skip
+    (path,) = cache.glob("*.json")
+    stored = json.loads(path.read_text())
+    assert stored["gemm_flops"] == 100e9 and stored["cpu"] == B.cpu_name()
+    assert stored["measured_at"] == first["measured_at"] and stored["threads"] == 2
+    second = B.gemm_ceiling(2, "cpu", False, notes.append)
+    assert second["source"] == "cached" and len(probe) == 1  # the probe did not run again
+    assert second["gemm_flops"] == 100e9 and second["measured_at"] == first["measured_at"]
+    refreshed = B.gemm_ceiling(2, "cpu", True, notes.append)  # --ceiling
+    assert refreshed["source"] == "measured" and len(probe) == 2
+    other_threads = B.gemm_ceiling(1, "cpu", False, notes.append)
+    assert other_threads["source"] == "measured" and len(probe) == 3
+    monkeypatch.setattr(capabilities, "cpu_flags", lambda: frozenset({"avx2", "fake_flag"}))
+    other_flags = B.gemm_ceiling(2, "cpu", False, notes.append)
+    assert other_flags["source"] == "measured" and len(probe) == 4
+    assert len(list(cache.glob("*.json"))) == 3  # (2 threads, 1 thread, other flags)
+    assert sum("measuring this CPU's GEMM ceiling" in note for note in notes) == 4
+
+
+def test_an_unreadable_cache_entry_is_measured_again(cache, probe):
+    B.gemm_ceiling(2, "cpu", False, print)
+    (path,) = cache.glob("*.json")
+    path.write_text("{not json")
+    assert B.gemm_ceiling(2, "cpu", False, print)["source"] == "measured" and len(probe) == 2
+
+
+def test_the_cache_follows_xdg_unless_effnet_cache_dir_is_set(monkeypatch, tmp_path):
+    monkeypatch.delenv("EFFNET_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert B.cache_dir() == tmp_path / "xdg" / "effnet"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert B.cache_dir() == tmp_path / "home" / ".cache" / "effnet"
+
+
+def _printed_bench(result, capsys) -> str:
+    render.print_bench(result)
+    return capsys.readouterr().out
+
+
+def _result(ceiling):
+    row = {"runtime": "onnx", "provider": "CPUExecutionProvider", "precision": "fp32",
+           "batch": 1, "latency_ms_mean": 10.0, "latency_ms_std": 0.5, "latency_ms_min": 9.0,
+           "latency_ms_p50": 10.0, "latency_ms_p90": 11.0, "latency_ms_p99": 12.0,
+           "images_per_s": 100.0, "macs_per_s": 38.6e9, "drift_max_rel": 3e-6,
+           "top1_agreement": 1.0, "first_inference_ms": 15.0, "setup_s": 8.0,
+           "error": None}  # fmt: skip
+    if ceiling.get("gemm_flops"):
+        row["ceiling_fraction"] = 2 * row["macs_per_s"] / ceiling["gemm_flops"]
+    return {"model": {"name": "efficientnet-b0", "resolution": [224, 224]},
+            "environment": {"cpu": "Some CPU", "threads": 2}, "ceiling": ceiling,
+            "rows": [row], "skipped": []}  # fmt: skip
+
+
+def test_the_table_shows_the_ceiling_only_where_it_was_measured(capsys, probe, monkeypatch):
+    measured = _printed_bench(_result(B.gemm_ceiling(2, "cpu", False, print)), capsys)
+    header = next(line for line in measured.splitlines() if "runtime" in line)
+    assert "ceiling" in header and " 77%" in measured  # 2 × 38.6 GMAC/s ÷ 100 GFLOP/s
+    assert "100 GFLOP/s dense fp32 GEMM on this CPU, 2 threads (measured now" in measured
+    cached = _printed_bench(_result(B.gemm_ceiling(2, "cpu", False, print)), capsys)
+    assert "(cached, measured 20" in cached and "--ceiling re-measures" in cached
+
+    def broken() -> float:
+        raise RuntimeError("no TensorFlow here")
+
+    monkeypatch.setattr(B, "measure_gemm_flops", broken)
+    failed = B.gemm_ceiling(2, "cpu", True, print)
+    assert failed["gemm_flops"] is None and failed["source"] == "unavailable"
+    assert "no TensorFlow here" in failed["reason"]
+    absent = _printed_bench(_result(failed), capsys)
+    header = next(line for line in absent.splitlines() if "runtime" in line)
+    assert "ceiling" not in header and "77%" not in absent
+    assert "ceiling: not measured (the GEMM probe failed: no TensorFlow here)" in absent
+    on_gpu = B.gemm_ceiling(2, "gpu", False, print)
+    assert on_gpu["gemm_flops"] is None and "--device gpu" in on_gpu["reason"]
+
+
+def test_bench_caches_the_ceiling_and_ceiling_measures_again(cli, probe):
+    args = ["bench", "--resolution", "64", "--runtime", "keras", "--batch", "1",
+            "--iterations", "2", "--warmup", "1", "--threads", "2"]  # fmt: skip
+    first = cli(*args, "--json")
+    assert first.code == 0, first.stderr
+    document = json.loads(first.stdout)
+    assert document["ceiling"]["source"] == "measured" and len(probe) == 1
+    (row,) = document["rows"]
+    assert row["ceiling_fraction"] == pytest.approx(2 * row["macs_per_s"] / 100e9)
+    second = cli(*args)  # the table this time
+    assert second.code == 0, second.stderr
+    assert len(probe) == 1 and "(cached, measured" in second.stdout
+    third = cli(*args, "--ceiling", "--json")
+    assert json.loads(third.stdout)["ceiling"]["source"] == "measured" and len(probe) == 2
+
+
+@pytest.fixture(scope="module")
+def b0_keras_file(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from effnet_cli.cli import main
+
+    path = tmp_path_factory.mktemp("from") / "b0.keras"
+    with CliRunner().isolation() as (_, err, _):
+        code = main(["build", "--resolution", "64", "--seed", "1", "-o", str(path)])
+    assert code == 0, err.getvalue().decode()
+    return path
+
+
+def test_bench_from_a_keras_file_reports_macs_and_the_ceiling(cli, b0_keras_file, probe):
+    from effnet_cli import costs as C
+    from effnet_cli import spec as S
+
+    result = cli("bench", "--from", b0_keras_file, "--runtime", "keras", "--batch", "1",
+                 "--iterations", "2", "--warmup", "1", "--threads", "2", "--json")  # fmt: skip
+    assert result.code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["model"]["macs"] == C.count(S.get_spec("b0", resolution=64)).macs
+    (row,) = document["rows"]
+    assert row["macs_per_s"] == pytest.approx(document["model"]["macs"] * row["images_per_s"])
+    assert row["ceiling_fraction"] == pytest.approx(2 * row["macs_per_s"] / 100e9)
+
+
+def test_bench_from_refuses_a_baseline_of_another_model_before_loading(
+    cli, b0_keras_file, tmp_path, untimed
+):
+    baseline = tmp_path / "other.json"
+    baseline.write_text(json.dumps(_document([_row("keras", "fp32", 1, 5.0)], "efficientnet-b3")))
+    refused = cli("bench", "--from", b0_keras_file, "--runtime", "keras", "--batch", "1",
+                  "--threads", "2", "--baseline", baseline)  # fmt: skip
+    assert refused.code == 2 and untimed == []  # the file's model name, read without loading it
+    assert "baseline is for efficientnet-b3, this run is efficientnet-b0-r64" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("b0", {}), ("lite0", {}), ("seed-b0", {}), ("b1", {"include_top": False, "pooling": "avg"})],
+)
+def test_keras_macs_equal_the_spec_count(name, options):
+    """Counted from a built Keras model's layers (what `bench --from` does) and from the spec
+    (what summary does), the same number; B0's is the one keras.applications' layers give."""
+    from effnet_cli import build_model
+    from effnet_cli import costs as C
+    from effnet_cli import spec as S
+
+    spec = S.get_spec(name, **options)
+    assert B.keras_macs(build_model(spec)) == C.count(spec).macs
