@@ -289,6 +289,83 @@ def _timed(argv: list[str]) -> tuple[float, float]:
     return seconds, peak_kb / 1e6
 
 
+def v2_startup_rows(repeats: int) -> list[tuple[str, float, str, float]]:
+    """The largest V2's stage summary, counted without TensorFlow, beside importing it."""
+    import_tf = wall_seconds([sys.executable, "-c", "import tensorflow"], repeats)
+    summary = wall_seconds([*EFFNET, "summary", "--model", "v2-l"], repeats)
+    return [("effnet summary --model v2-l", summary, "python -c 'import tensorflow'", import_tf)]
+
+
+def v2_build_rows(repeats: int) -> list[tuple[str, float, str, float]]:
+    """effnet's builder beside keras.applications' for V2-S and V2-L (default sizes),
+    in one process, interleaved."""
+    from effnet_cli import build_model
+    from effnet_cli.builder import import_keras
+
+    keras = import_keras()
+    rows = []
+    for name, reference in (("v2-s", "EfficientNetV2S"), ("v2-l", "EfficientNetV2L")):
+
+        def ours(name: str = name) -> None:
+            keras.backend.clear_session()
+            build_model(name)
+
+        def theirs(reference: str = reference) -> None:
+            keras.backend.clear_session()
+            getattr(keras.applications, reference)(weights=None)
+
+        ours(), theirs()  # warm both code paths
+        median = interleaved({"ours": ours, "reference": theirs}, repeats)
+        rows.append((f"build_model('{name}') in-process", median["ours"],
+                     f"keras.applications.{reference}", median["reference"]))  # fmt: skip
+    return rows
+
+
+ORT_CALLS = 5  # inferences per timing: less timer noise than one
+
+
+def _ort_calls(session, images) -> Callable[[], object]:
+    def call() -> None:
+        for _ in range(ORT_CALLS):
+            session.run(None, {"input": images})
+
+    return call
+
+
+def v2_inference_rows(repeats: int, threads: int = 2) -> list[tuple[str, float, str, float]]:
+    """Images/s of V2-B0 and V2-S beside B0 on onnxruntime (each at its default size, as
+    `effnet export` writes it), the three sessions timed in turn."""
+    import numpy as np
+    import onnxruntime as ort
+
+    scratch = Path(tempfile.mkdtemp(prefix="effnet-v2-bench-"))
+    sessions, sizes = {}, {}
+    for name in ("b0", "v2-b0", "v2-s"):
+        subprocess.run([*EFFNET, "export", "--model", name, "-f", "onnx", "--no-verify",
+                        "-o", str(scratch)], check=True, env=ENV,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        (path,) = scratch.glob(f"efficientnet-{name}.onnx")
+        sessions[name] = ort.InferenceSession(str(path), _ort_options(ort, threads),
+                                              providers=["CPUExecutionProvider"])  # fmt: skip
+        sizes[name] = sessions[name].get_inputs()[0].shape[1]
+    rows = []
+    for batch in (1, 8):
+        images = {
+            name: np.random.default_rng(batch).uniform(0, 255, (batch, size, size, 3))
+            .astype("float32") for name, size in sizes.items()
+        }  # fmt: skip
+
+        calls = {name: _ort_calls(session, images[name]) for name, session in sessions.items()}
+        for call in calls.values():
+            call()  # warm-up: allocations, kernel choice
+        median = interleaved(calls, repeats)
+        per_s = {name: ORT_CALLS * batch / seconds for name, seconds in median.items()}
+        for name in ("v2-b0", "v2-s"):
+            rows.append((f"{name} @{sizes[name]}, batch {batch} (img/s)", per_s[name],
+                         f"b0 @{sizes['b0']}, batch {batch} (img/s)", per_s["b0"]))  # fmt: skip
+    return rows
+
+
 def markdown(
     title: str, rows: list[tuple[str, float, str, float]], higher_is_better: bool = False
 ) -> str:
@@ -310,7 +387,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
     parser.add_argument("--sections", default="startup,build,runtimes,export",
-                        help="comma-separated: startup, build, runtimes, export")  # fmt: skip
+                        help="comma-separated: startup, build, runtimes, export, v2 (off by "
+                        "default: builds V2-L and exports three models, ~10 minutes)")  # fmt: skip
     parser.add_argument("--b7-export", action="store_true", help="also export B7 (minutes, 17 GB)")
     args = parser.parse_args()
     repeats = 3 if args.quick else args.repeats
@@ -335,6 +413,15 @@ def main() -> None:
         phis = [0, 7] if args.b7_export else [0]
         sections.append(markdown("Export, whole process (goal: time within 1.1× of the direct "
                                  "call)", export_rows(phis)))  # fmt: skip
+    if "v2" in chosen:
+        sections.append(markdown("EfficientNetV2: summary without TensorFlow (goal: under 0.3 s)",
+                                 v2_startup_rows(repeats)))  # fmt: skip
+        sections.append(markdown("EfficientNetV2: building (goal: within 1.1× of "
+                                 "keras.applications)", v2_build_rows(repeats)))  # fmt: skip
+        sections.append(markdown("EfficientNetV2 beside B0 on onnxruntime, 2 threads, default "
+                                 "sizes (what inference costs on this CPU)",
+                                 v2_inference_rows(max(3, repeats)),
+                                 higher_is_better=True))  # fmt: skip
     report = (
         f"# effnet benchmark report\n\n{time.strftime('%Y-%m-%d %H:%M')} · "
         f"{os.cpu_count()} CPUs · median of {repeats} runs\n\n" + "\n".join(sections)

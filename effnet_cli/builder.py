@@ -30,8 +30,7 @@ DENSE_KERNEL_INITIALIZER = {
     "class_name": "VarianceScaling",
     "config": {"scale": 1.0 / 3.0, "mode": "fan_out", "distribution": "uniform"},
 }
-BN_EPSILON = 1e-3  # Keras' BatchNormalization default, as in the paper's code
-BN_MOMENTUM = 0.99
+BN_EPSILON = 1e-3  # Keras' BatchNormalization default, as in the paper's code (V1 and V2)
 
 
 def import_keras() -> Any:
@@ -98,6 +97,11 @@ def make_layer(keras: Any, node: G.Node) -> Any:
     match node.op:
         case G.Rescale(scale=scale, offset=offset):
             return layers.Rescaling(scale, offset, name=name)
+        case G.Normalize(mean=mean, variance=variance, as_weights=False):
+            # keras.applications' V2: constants, no weights (set after building for V1 below)
+            return layers.Normalization(
+                axis=-1, mean=list(mean), variance=list(variance), name=name
+            )
         case G.Normalize():
             return layers.Normalization(axis=-1, name=name)
         case G.Pad(padding=padding):
@@ -112,9 +116,9 @@ def make_layer(keras: Any, node: G.Node) -> Any:
                 k, strides=s, padding=p, use_bias=b,
                 depthwise_initializer=CONV_KERNEL_INITIALIZER, name=name,
             )  # fmt: skip
-        case G.BatchNorm():
+        case G.BatchNorm(momentum=momentum):
             return layers.BatchNormalization(
-                axis=-1, epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name
+                axis=-1, epsilon=BN_EPSILON, momentum=momentum, name=name
             )
         case G.Act(activation=activation):
             # By name ("swish", "relu6"): a `.keras` file then loads in Keras' safe mode.
@@ -148,7 +152,7 @@ def _set_preprocessing_statistics(model: Any, nodes: tuple[G.Node, ...]) -> None
     import numpy as np
 
     for node in nodes:
-        if isinstance(node.op, G.Normalize):
+        if isinstance(node.op, G.Normalize) and node.op.as_weights:
             layer = model.get_layer(node.name)
             layer.adapt_mean.assign(np.asarray(node.op.mean, "float32"))
             layer.adapt_variance.assign(np.asarray(node.op.variance, "float32"))
@@ -247,6 +251,8 @@ def _fix_published_stddev(model: Any) -> bool:
     try:
         layer = model.get_layer("normalization")
     except ValueError:
+        return False
+    if not layer.weights:  # V2 holds its statistics as constants: no file can have set them
         return False
     variance = np.asarray(layer.adapt_variance)
     if not np.allclose(variance, S.IMAGENET_STDDEV_RGB, atol=1e-4):

@@ -271,7 +271,7 @@ def bench(
         B.enforce_gate(compared)
 
 
-FAMILY_CHOICES = ("b", "lite", "seed", "all")
+FAMILY_CHOICES = (*S.FAMILIES, "all")
 FORMAT_CHOICES = ("table", "json", "csv", "markdown")
 
 
@@ -286,7 +286,9 @@ def _phi_list(text: str) -> list[float]:
 
 @app.command("scale-table")
 def scale_table(
-    family: Annotated[str, typer.Option(help="Family: b, lite, seed or all.")] = "b",
+    family: Annotated[
+        str, typer.Option(help=f"Family: {', '.join(FAMILY_CHOICES[:-1])} or all.")
+    ] = "b",
     phi: Annotated[
         Optional[str], typer.Option(help="Comma-separated φ values, e.g. 0,1,2.5 (any real φ).")
     ] = None,
@@ -310,18 +312,20 @@ def scale_table(
     if plot is not None:
         files.check_plot_target(plot, force)
     phis = _phi_list(phi) if phi is not None else None
-    families = ["b", "lite", "seed"] if family == "all" else [family]
+    families = list(S.FAMILIES) if family == "all" else [family]
     documents = {
         name: render.scale_documents(
             C.scale_rows(name, phis, phi_max, alpha, beta, gamma), C.family_origin(name)
         )
         for name in families
     }
-    footer = render.rule_footer(alpha, beta, gamma)
     rows = [doc for name in families for doc in documents[name]]
+    notes = render.scale_notes(rows)
     if fmt == "json":
-        render.emit_json("scale-table", {**render.rule_document(alpha, beta, gamma), "rows": rows})
+        rule = render.rule_document(alpha, beta, gamma)
+        render.emit_json("scale-table", {**rule, "notes": notes, "rows": rows})
     else:
+        footer = "\n".join([render.rule_footer(alpha, beta, gamma), *notes])
         render.print_scale_table(rows, footer, fmt)
     if plot is not None:
         files.write_plot(plot, lambda target: render.plot_scale(documents, target))

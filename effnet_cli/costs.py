@@ -5,7 +5,8 @@ Conventions (stated once, used everywhere):
   (bias adds, BatchNorm, activations, pooling and the SE multiply are element-wise and left
   out, like the paper's "FLOPs" and fvcore's counter);
 - parameters are Keras' `count_params()`: trainable weights, plus BatchNorm's moving mean and
-  variance and the Normalization layer's mean, variance and count (non-trainable);
+  variance and the Normalization layer's mean, variance and count (non-trainable; none where
+  it holds them as constants, as keras.applications' V2 does);
 - activation memory is float32 bytes at batch 1; the peak is the largest sum of tensors alive
   at once when the layers run in order (a tensor lives until its last consumer has run).
 """
@@ -113,7 +114,7 @@ def layer_cost(node: G.Node, shapes: dict[str, G.Shape]) -> LayerCost:
             macs = spatial * k * k * out[-1]
         case G.BatchNorm():
             trainable, non_trainable = 2 * out[-1], 2 * out[-1]  # gamma, beta | mean, variance
-        case G.Normalize():
+        case G.Normalize(as_weights=True):
             non_trainable = 2 * out[-1] + 1  # mean, variance, count
         case G.Dense(units=units):
             c_in = _channels_in(node, shapes)
@@ -179,8 +180,9 @@ def _stage_costs(
         }
         if members:
             head = members[0]
+            kernel = f"k{head.kernel_size}x{head.kernel_size}"
             yield StageCost(
-                operator=f"MBConv{head.expand_ratio} k{head.kernel_size}x{head.kernel_size}",
+                operator=f"{S.BLOCK_KINDS[head.kind]}{head.expand_ratio} {kernel}",
                 channels=head.filters_out,
                 layers=len(members),
                 kernel_size=head.kernel_size,
@@ -213,8 +215,13 @@ class ScaleRow:
     phi: float | None
     released: S.ModelSpec | None  # None where no member was released at this φ
     released_costs: Costs | None
-    rule: S.ModelSpec | None  # None for members off the φ axis (L2)
+    rule: S.ModelSpec | None  # None for members off the φ axis (L2, V2-S/M/L)
     rule_costs: Costs | None
+
+
+# The members `scale-table` lists by default stop at this φ: the paper's table ends at B7 (B8
+# and L2 came later, from AdvProp and Noisy Student); --phi-max 8 brings B8 in.
+DEFAULT_PHI_MAX = {"b": 7.0}
 
 
 def scale_rows(
@@ -227,29 +234,35 @@ def scale_rows(
 ) -> list[ScaleRow]:
     """Released members of `family` beside the compound rule at the same φ.
 
-    Without `phis`, every released member with φ ≤ `phi_max` (default: B0–B7, all Lite) plus,
-    for the whole family list, members off the φ axis; with `phis`, exactly those φ values.
+    Without `phis`, every released member with φ ≤ `phi_max` (default: B0–B7, every member of
+    the other families) and, when no limit applies, the members off the φ axis (V2-S/M/L), which
+    get no rule columns; with `phis`, exactly those φ values. A family without a φ = 0 member
+    has no rule to compare with: its rows carry none.
     """
-    members = [v for v in S.VARIANTS.values() if v.family == family]
+    members = S.members(family)
+    on_axis = [v for v in members if v.phi is not None]
+    limit = phi_max if phi_max is not None else DEFAULT_PHI_MAX.get(family)
+    whole_family = phis is None and limit is None
     if phis is None:
-        limit = phi_max if phi_max is not None else (7 if family == "b" else max_phi(members))
-        phis = sorted({v.phi for v in members if v.phi is not None and v.phi <= limit})
+        phis = sorted({v.phi for v in on_axis if limit is None or v.phi <= limit})
         if phi_max is not None:
             phis = sorted(set(phis) | {float(p) for p in range(int(phi_max) + 1)})
+    has_rule = any(v.phi == 0 for v in on_axis)
     rows = []
     for phi in phis:
-        member = next((v for v in members if v.phi == phi), None)
+        member = next((v for v in on_axis if v.phi == phi), None)
         released = S.get_spec(member.name) if member else None
-        rule = S.get_spec(members[0].name, phi=phi, alpha=alpha, beta=beta, gamma=gamma,
-                          rule=True)  # fmt: skip
-        rows.append(ScaleRow(phi, released, released and count(released), rule, count(rule)))
+        rule = S.get_spec(on_axis[0].name, phi=phi, alpha=alpha, beta=beta, gamma=gamma,
+                          rule=True) if has_rule else None  # fmt: skip
+        rows.append(ScaleRow(phi, released, released and count(released), rule,
+                             rule and count(rule)))  # fmt: skip
+    if whole_family:
+        for member in (v for v in members if v.phi is None):
+            spec = S.get_spec(member.name)
+            rows.append(ScaleRow(None, spec, count(spec), None, None))
     return rows
 
 
 def family_origin(family: str) -> Costs:
-    """The costs of the family's φ = 0 member (B0, Lite0): the unit of the ratio columns."""
-    return count(S.get_spec(next(v.name for v in S.VARIANTS.values() if v.family == family)))
-
-
-def max_phi(members: list[S.Variant]) -> float:
-    return max(v.phi for v in members if v.phi is not None)
+    """The costs of the family's first member (B0, Lite0, V2-B0): the unit of the ratio columns."""
+    return count(S.get_spec(S.members(family)[0].name))

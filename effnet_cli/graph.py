@@ -27,10 +27,12 @@ class Rescale:
 
 @dataclass(frozen=True)
 class Normalize:
-    """keras' Normalization: weights mean (C), variance (C) and count, all non-trainable."""
+    """keras' Normalization. As weights (V1): mean (C), variance (C) and count, non-trainable;
+    given as constants (V2), it holds no weights at all."""
 
     mean: tuple[float, ...]
     variance: tuple[float, ...]
+    as_weights: bool = True
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class DepthwiseConv:
 
 @dataclass(frozen=True)
 class BatchNorm:
-    pass
+    momentum: float  # of the moving statistics: 0.99 in V1, 0.9 in V2
 
 
 @dataclass(frozen=True)
@@ -209,14 +211,13 @@ def build_graph(spec: S.ModelSpec) -> tuple[Node, ...]:
 
 
 def _preprocessing(g: _Graph, spec: S.ModelSpec) -> None:
-    if not spec.preprocessing or spec.family.preprocessing == "none":
+    normalization = S.PREPROCESSING[spec.family.preprocessing]
+    if not spec.preprocessing or normalization is None:
         return
-    if spec.family.preprocessing == "imagenet":
-        g.add("rescaling", Rescale(1.0 / 255.0), "stem")
-        variance = tuple(s * s for s in S.IMAGENET_STDDEV_RGB)
-        g.add("normalization", Normalize(S.IMAGENET_MEAN_RGB, variance), "stem")
-    else:  # "lite": (x - 127) / 128, the official Lite models' input contract
-        g.add("rescaling", Rescale(1.0 / 128.0, -127.0 / 128.0), "stem")
+    g.add("rescaling", Rescale(normalization.scale, normalization.offset), "stem")
+    if normalization.mean:
+        op = Normalize(normalization.mean, normalization.variance, normalization.stats_as_weights)
+        g.add("normalization", op, "stem")
 
 
 def _stride2_pad(g: _Graph, name: str, kernel_size: int, stage: str) -> None:
@@ -224,51 +225,90 @@ def _stride2_pad(g: _Graph, name: str, kernel_size: int, stage: str) -> None:
     g.add(name, Pad((correct_pad(height, kernel_size), correct_pad(width, kernel_size))), stage)
 
 
-def _strided_padding(g: _Graph, spec: S.ModelSpec, name: str, kernel_size: int, stage: str) -> str:
-    """keras.applications pads explicitly, then convolves 'valid'; the seed notebook uses 'same'."""
-    if not spec.family.explicit_padding:
+def _padding(
+    g: _Graph, spec: S.ModelSpec, name: str, kernel_size: int, strides: int, stage: str
+) -> str:
+    """keras.applications' V1 pads a stride-2 conv explicitly, then convolves 'valid'; V2 and
+    the seed notebook use 'same'. Returns the conv's padding."""
+    if strides == 1 or spec.family.padding == "same":
         return "same"
-    _stride2_pad(g, name, kernel_size, stage)
+    _stride2_pad(g, f"{name}_pad", kernel_size, stage)
     return "valid"
 
 
+def _conv_bn_act(
+    g: _Graph, spec: S.ModelSpec, name: str, conv: Conv, stage: str, activation: bool = True
+) -> None:
+    """`{name}_conv`, `{name}_bn`, [`{name}_activation`]: stem, expand, project and top."""
+    g.add(f"{name}_conv", conv, stage)
+    g.add(f"{name}_bn", BatchNorm(spec.family.bn_momentum), stage)
+    if activation:
+        g.add(f"{name}_activation", Act(spec.family.activation), stage)
+
+
 def _stem(g: _Graph, spec: S.ModelSpec) -> None:
-    family = spec.family
-    padding = _strided_padding(g, spec, "stem_conv_pad", 3, "stem")
-    stem = Conv(S.stem_filters(spec), 3, strides=2, padding=padding, use_bias=family.conv_bias)
-    g.add("stem_conv", stem, "stem")
-    g.add("stem_bn", BatchNorm(), "stem")
-    g.add("stem_activation", Act(family.activation), "stem")
+    padding = _padding(g, spec, "stem_conv", 3, 2, "stem")
+    conv = Conv(S.stem_filters(spec), 3, 2, padding, use_bias=spec.family.conv_bias)
+    _conv_bn_act(g, spec, "stem", conv, "stem")
+
+
+def _expands(family: S.FamilySpec, block: S.Block) -> bool:
+    return block.expand_ratio != 1 or family.always_expand
 
 
 def _block(g: _Graph, spec: S.ModelSpec, block: S.Block) -> None:
-    family = spec.family
-    n, stage, act, bias = block.name, str(block.stage), family.activation, family.conv_bias
+    n, stage = block.name, str(block.stage)
     inputs = g.last.name
-    if block.expand_ratio != 1 or family.always_expand:
-        g.add(f"{n}expand_conv", Conv(block.filters, 1, use_bias=bias), stage)
-        g.add(f"{n}expand_bn", BatchNorm(), stage)
-        g.add(f"{n}expand_activation", Act(act), stage)
-    padding = "same"
-    if block.strides == 2:
-        padding = _strided_padding(g, spec, f"{n}dwconv_pad", block.kernel_size, stage)
-    dwconv = DepthwiseConv(block.kernel_size, block.strides, padding, use_bias=bias)
-    g.add(f"{n}dwconv", dwconv, stage)
-    g.add(f"{n}bn", BatchNorm(), stage)
-    features = g.add(f"{n}activation", Act(act), stage)
-    if block.se_filters:
-        _squeeze_excite(g, family, block, stage)
-        g.add(f"{n}se_excite", Multiply(), stage, features, g.last.name)
-    g.add(f"{n}project_conv", Conv(block.filters_out, 1, use_bias=bias), stage)
-    g.add(f"{n}project_bn", BatchNorm(), stage)
+    (_fused if block.kind == "fused" else _mbconv)(g, spec, block)
     if block.residual:
         if block.drop_rate > 0:
             g.add(f"{n}drop", Dropout(block.drop_rate, per_sample=True), stage)
         g.add(f"{n}add", Add(), stage, g.last.name, inputs)
 
 
+def _mbconv(g: _Graph, spec: S.ModelSpec, block: S.Block) -> None:
+    """1x1 expand, k x k depthwise (stride s), [SE], 1x1 project."""
+    family = spec.family
+    n, stage, bias = block.name, str(block.stage), family.conv_bias
+    if _expands(family, block):
+        _conv_bn_act(g, spec, f"{n}expand", Conv(block.filters, 1, use_bias=bias), stage)
+    dwconv = f"{n}{family.depthwise_name}"
+    padding = _padding(g, spec, dwconv, block.kernel_size, block.strides, stage)
+    g.add(dwconv, DepthwiseConv(block.kernel_size, block.strides, padding, use_bias=bias), stage)
+    g.add(f"{n}bn", BatchNorm(family.bn_momentum), stage)
+    g.add(f"{n}activation", Act(family.activation), stage)
+    _squeeze_excite(g, family, block, stage)
+    _project(g, spec, block, Conv(block.filters_out, 1, use_bias=bias), activation=False)
+
+
+def _fused(g: _Graph, spec: S.ModelSpec, block: S.Block) -> None:
+    """Fused-MBConv (V2): k x k expand (stride s), [SE], 1x1 project; with no expansion, one
+    k x k stride-s project conv that keeps its activation."""
+    family = spec.family
+    n, stage, bias = block.name, str(block.stage), family.conv_bias
+    k, s = block.kernel_size, block.strides
+    if _expands(family, block):
+        padding = _padding(g, spec, f"{n}expand_conv", k, s, stage)
+        _conv_bn_act(
+            g, spec, f"{n}expand", Conv(block.filters, k, s, padding, use_bias=bias), stage
+        )
+        k, s = 1, 1  # the expansion did the spatial work
+    _squeeze_excite(g, family, block, stage)
+    padding = _padding(g, spec, f"{n}project_conv", k, s, stage)
+    conv = Conv(block.filters_out, k, s, padding, use_bias=bias)
+    _project(g, spec, block, conv, activation=not _expands(family, block))
+
+
+def _project(g: _Graph, spec: S.ModelSpec, block: S.Block, conv: Conv, activation: bool) -> None:
+    _conv_bn_act(g, spec, f"{block.name}project", conv, str(block.stage), activation)
+
+
 def _squeeze_excite(g: _Graph, family: S.FamilySpec, block: S.Block, stage: str) -> None:
+    """Squeeze-and-excitation of the last node's features, where the block has it."""
+    if not block.se_filters:
+        return
     n, act, gate = block.name, family.activation, family.se_gate
+    features = g.last.name
     g.add(f"{n}se_squeeze", GlobalPool("avg"), stage)
     g.add(f"{n}se_reshape", Reshape((1, 1, block.filters)), stage)
     if family.separate_activations:  # the seed notebook: Activation layers after each conv
@@ -279,13 +319,12 @@ def _squeeze_excite(g: _Graph, family: S.FamilySpec, block: S.Block, stage: str)
     else:
         g.add(f"{n}se_reduce", Conv(block.se_filters, 1, use_bias=True, activation=act), stage)
         g.add(f"{n}se_expand", Conv(block.filters, 1, use_bias=True, activation=gate), stage)
+    g.add(f"{n}se_excite", Multiply(), stage, features, g.last.name)
 
 
 def _head(g: _Graph, spec: S.ModelSpec) -> None:
     family = spec.family
-    g.add("top_conv", Conv(S.head_filters(spec), 1, use_bias=family.conv_bias), "head")
-    g.add("top_bn", BatchNorm(), "head")
-    g.add("top_activation", Act(family.activation), "head")
+    _conv_bn_act(g, spec, "top", Conv(S.head_filters(spec), 1, use_bias=family.conv_bias), "head")
     if spec.include_top:
         g.add("avg_pool", GlobalPool("avg"), "head")
         if spec.dropout > 0:

@@ -283,10 +283,10 @@ def print_build(report: Mapping[str, Any]) -> None:
 # ---------------------------------------------------------------------------- scale-table
 
 SCALE_COLUMNS = (
-    "name", "phi", "width", "depth", "resolution", "dropout", "params", "params_trainable",
-    "macs", "peak_activation_bytes", "params_ratio", "macs_ratio", "published_params",
-    "published_macs", "published_top1", "rule_width", "rule_depth", "rule_resolution",
-    "rule_params", "rule_macs",
+    "name", "phi", "width", "depth", "resolution", "published_train_resolution", "dropout",
+    "published_dropout", "params", "params_trainable", "macs", "peak_activation_bytes",
+    "params_ratio", "macs_ratio", "published_params", "published_macs", "published_top1",
+    "rule_width", "rule_depth", "rule_resolution", "rule_params", "rule_macs",
 )  # fmt: skip
 
 
@@ -313,6 +313,8 @@ def scale_documents(rows: list[C.ScaleRow], origin: C.Costs) -> list[dict[str, A
                 published_params=published.params and int(published.params),
                 published_macs=published.macs and int(published.macs),
                 published_top1=published.top1,
+                published_train_resolution=published.train_resolution,
+                published_dropout=published.dropout,
             )
         if row.rule is not None and row.rule_costs is not None:
             doc.update(
@@ -339,8 +341,31 @@ def rule_footer(alpha: float, beta: float, gamma: float) -> str:
     return (
         f"compound rule: depth = {alpha:g}^φ, width = {beta:g}^φ, resolution = 224·{gamma:g}^φ "
         f"(nearest integer); α·β²·γ² = {product:.3f}. Widths then round to multiples of 8 "
-        "(never below 90 %), repeats round up."
+        "(V1: never below 90 %; V2: to the nearest), repeats round up."
     )
+
+
+def scale_notes(documents: list[dict[str, Any]]) -> list[str]:
+    """What the rows need said beside them: members off the rule, V2's two resolutions and two
+    dropouts. Only the notes that the rows shown need."""
+    notes = []
+    off_rule = [d["name"] for d in documents if d["name"] and d["rule_params"] is None]
+    if off_rule:
+        notes.append(
+            f"{', '.join(off_rule)}: no compound rule (scaled by hand, not from a φ = 0 member), "
+            "so no rule columns; ratios are to the family's first member."
+        )
+    if any(d["published_train_resolution"] for d in documents):
+        notes.append(
+            "res: the default input size, which is the official evaluation size; train res: the "
+            "size official training ended at (EfficientNetV2's progressive learning)."
+        )
+    if any(d["published_dropout"] not in (None, d["dropout"]) for d in documents):
+        notes.append(
+            "dropout: the rate the model is built with (keras.applications builds every V2 with "
+            "0.2; --dropout changes it); official dropout: automl's training configuration."
+        )
+    return notes
 
 
 def _cell(value: Any, kind: str) -> str:
@@ -359,7 +384,9 @@ def _cell(value: Any, kind: str) -> str:
 
 _SCALE_TABLE = (
     ("model", "name", "text"), ("φ", "phi", "text"), ("width", "width", "coef"),
-    ("depth", "depth", "coef"), ("res", "resolution", "text"), ("dropout", "dropout", "text"),
+    ("depth", "depth", "coef"), ("res", "resolution", "text"),
+    ("train res", "published_train_resolution", "text"), ("dropout", "dropout", "text"),
+    ("official dropout", "published_dropout", "text"),
     ("params", "params", "count"), ("MACs", "macs", "count"),
     ("act. peak", "peak_activation_bytes", "bytes"), ("params ×φ0", "params_ratio", "ratio"),
     ("MACs ×φ0", "macs_ratio", "ratio"), ("paper params", "published_params", "count"),
@@ -370,8 +397,13 @@ _SCALE_TABLE = (
 )  # fmt: skip
 
 
-def _scale_cells(doc: Mapping[str, Any]) -> list[str]:
-    return [_cell(doc[key], kind) for _, key, kind in _SCALE_TABLE]
+def _scale_view(documents: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """The table's columns, less those empty in every row (no V1 row has a train size)."""
+    return [c for c in _SCALE_TABLE if any(doc[c[1]] is not None for doc in documents)]
+
+
+def _scale_cells(doc: Mapping[str, Any], columns: list[tuple[str, str, str]]) -> list[str]:
+    return [_cell(doc[key], kind) for _, key, kind in columns]
 
 
 def print_scale_table(documents: list[dict[str, Any]], footer: str, fmt: str) -> None:
@@ -383,16 +415,17 @@ def print_scale_table(documents: list[dict[str, Any]], footer: str, fmt: str) ->
         writer.writerows({k: "" if v is None else v for k, v in doc.items()} for doc in documents)
         sys.stdout.flush()
         return
-    headers = [header for header, _, _ in _SCALE_TABLE]
+    columns = _scale_view(documents)
+    headers = [header for header, _, _ in columns]
     if fmt == "markdown":
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        lines += ["| " + " | ".join(_scale_cells(doc)) + " |" for doc in documents]
+        lines += ["| " + " | ".join(_scale_cells(doc, columns)) + " |" for doc in documents]
         sys.stdout.write("\n".join(lines) + f"\n\n{footer}\n")
         sys.stdout.flush()
         return
     table = _table(None, headers, right_from=1)
     for doc in documents:
-        table.add_row(*_scale_cells(doc))
+        table.add_row(*_scale_cells(doc, columns))
     console = out()
     console.print(table)
     console.print(footer, markup=False)

@@ -124,7 +124,7 @@ INSPECT = [
     (["inspect", "somedir"], "without saved_model.pb"),
 ]
 SCALE = [
-    (["scale-table", "--family", "x"], "valid: b, lite, seed or all"),
+    (["scale-table", "--family", "x"], "valid: b, lite, seed, v2 or all"),
     (["scale-table", "--format", "xml"], "valid: table, json, csv or markdown"),
     (["scale-table", "--phi", "a,b"], "comma-separated"),
     (["scale-table", "--phi", "13"], "between 0 and 12"),

@@ -30,8 +30,10 @@ def test_importing_the_cli_and_api_leaves_tensorflow_out():
 
 
 @pytest.mark.parametrize(
-    "argv", [["--help"], ["summary", "--phi", "7"], ["summary", "--phi", "4", "--layers", "--json"]]
-)
+    "argv",
+    [["--help"], ["summary", "--phi", "7"], ["summary", "--phi", "4", "--layers", "--json"],
+     ["summary", "--model", "v2-l"]],
+)  # fmt: skip
 def test_commands_that_need_no_tensorflow_do_not_load_it(argv):
     code = f"from effnet_cli.cli import main\nmain({argv!r})"
     assert not HEAVY & _modules_after(code)

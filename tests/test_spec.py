@@ -40,9 +40,10 @@ def test_round_repeats_rounds_up():
 def test_block_strings_round_trip():
     for stage in S.B0_STAGES:
         assert S.StageSpec.decode(stage.encode()) == stage
-    assert S.B0_STAGES[0].encode() == "r1_k3_s11_e1_i32_o16"
+    # The TPU builder's string plus the kind (automl's conv type: c0 MBConv) and the SE ratio.
+    assert S.B0_STAGES[0].encode() == "r1_k3_s11_e1_i32_o16_c0_se0.25"
     with pytest.raises(ValueError):
-        S.StageSpec.decode("r1_k3_s12_e1_i32_o16")
+        S.StageSpec.decode("r1_k3_s12_e1_i32_o16_c0_se0.25")
 
 
 def test_block_letters_go_past_z():
