@@ -97,8 +97,7 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
     """effnet's runners beside the same runtimes driven directly on the same files (B0, 224)."""
     import numpy as np
 
-    from effnet_cli import export as E
-    from effnet_cli import files, runtimes
+    from effnet_cli import backends, files, runtimes, writers
     from effnet_cli.bench import BenchRequest, time_runner
     from effnet_cli.builder import import_keras
 
@@ -115,11 +114,24 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
     for fmt in ("onnx", "tflite", "openvino"):
         paths[fmt] = scratch / f"b0.{fmt}"
         with files.stdout_to_stderr(), files.silenced_stderr():
-            E.WRITERS[fmt](reference, paths[fmt], opset=17, batch=None, meta={}, quantize="none")
+            backends.get(fmt).write(reference, paths[fmt], opset=writers.DEFAULT_OPSET,
+                                    batch=None, meta={})  # fmt: skip
+    # effnet's default ONNX is onnxslim'd: beside it, tf2onnx's raw graph and onnxslim by hand
+    paths["raw"], paths["hand"] = scratch / "b0-raw.onnx", scratch / "b0-hand-slim.onnx"
+    with files.stdout_to_stderr(), files.silenced_stderr():
+        writers.write_onnx(reference, paths["raw"], opset=writers.DEFAULT_OPSET, batch=None,
+                           meta={}, optimize=False)  # fmt: skip
+        import onnxslim
+
+        onnxslim.slim(str(paths["raw"]), str(paths["hand"]))
 
     infer = tf.function(lambda x: reference(x, training=False))
-    session = ort.InferenceSession(str(paths["onnx"]), _ort_options(ort, threads),
-                                   providers=["CPUExecutionProvider"])  # fmt: skip
+
+    def ort_session(path: Path):
+        return ort.InferenceSession(str(path), _ort_options(ort, threads),
+                                    providers=["CPUExecutionProvider"])  # fmt: skip
+
+    sessions = {name: ort_session(paths[name]) for name in ("onnx", "raw", "hand")}
     interpreter = Interpreter(model_path=str(paths["tflite"]), num_threads=threads)
     interpreter.allocate_tensors()
     compiled = ov.Core().compile_model(str(paths["openvino"] / "model.xml"), "CPU",
@@ -140,23 +152,28 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
             "keras.applications B0 under tf.function",
             lambda x: infer(tf.constant(x)).numpy(),
         ),
-        "onnx": ("onnxruntime.InferenceSession", lambda x: session.run(None, {"input": x})[0]),
+        "onnx": (
+            "onnxruntime.InferenceSession, same file",
+            lambda x: sessions["onnx"].run(None, {"input": x})[0],
+        ),
+        "onnx-vs-raw": (
+            "onnxruntime on tf2onnx's raw graph (--no-optimize)",
+            lambda x: sessions["raw"].run(None, {"input": x})[0],
+        ),
+        "onnx-vs-hand": (
+            "onnxruntime on tf2onnx + onnxslim by hand",
+            lambda x: sessions["hand"].run(None, {"input": x})[0],
+        ),
         "tflite": ("ai_edge_litert Interpreter", litert),
         "openvino": ("openvino compile_model (f32)", lambda x: compiled(x)[compiled.outputs[0]]),
     }
     ours = {
         "keras": runtimes.keras_runner(reference),
-        "onnx": runtimes.load_runner("onnx", paths["onnx"], threads=threads),
-        "tflite": runtimes.load_runner("tflite", paths["tflite"], threads=threads),
-        "openvino": runtimes.load_runner("openvino", paths["openvino"], threads=threads),
+        "onnx": backends.load_runner("onnx", paths["onnx"], threads=threads),
+        "tflite": backends.load_runner("tflite", paths["tflite"], threads=threads),
+        "openvino": backends.load_runner("openvino", paths["openvino"], threads=threads),
     }
-    if _has_module("onnxslim"):
-        import onnxslim
-
-        slim = scratch / "b0-slim.onnx"
-        with files.stdout_to_stderr():
-            onnxslim.slim(str(paths["onnx"]), str(slim))
-        ours["onnx+onnxslim"] = runtimes.load_runner("onnx", slim, threads=threads)
+    ours["onnx-vs-raw"] = ours["onnx-vs-hand"] = ours["onnx"]
     request = BenchRequest(runtimes=[], iterations=20, warmup=3)
     rows = []
     for batch in batches:
@@ -164,8 +181,7 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
             np.random.default_rng(batch).uniform(0, 255, (batch, 224, 224, 3)).astype("float32")
         )
         for name, runner in ours.items():
-            key = name.split("+")[0]
-            label, call = direct[key]
+            label, call = direct[name]
             pair = {"ours": runner.run, "direct": call}
             per = {k: [] for k in pair}
             for _ in range(repeats):
@@ -173,7 +189,7 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
                     stats = time_runner(_Runner(fn), images, request)
                     per[k].append(stats["images_per_s"])
             ours_ips, direct_ips = statistics.median(per["ours"]), statistics.median(per["direct"])
-            rows.append((f"effnet {name} runner, batch {batch} (img/s)", ours_ips,
+            rows.append((f"effnet {name.split('-vs-')[0]} runner, batch {batch} (img/s)", ours_ips,
                          f"{label}, batch {batch} (img/s)", direct_ips))  # fmt: skip
     return rows
 
@@ -234,12 +250,6 @@ def _ort_options(ort, threads):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     return options
-
-
-def _has_module(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
 
 
 def export_rows(phis: list[int]) -> list[tuple[str, float, str, float]]:

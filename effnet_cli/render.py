@@ -436,7 +436,7 @@ def plot_scale(families: Mapping[str, list[dict[str, Any]]], path: Any) -> None:
 def export_documents(artifacts: Sequence[Any]) -> list[dict[str, Any]]:
     return [
         {
-            "format": a.target.fmt,
+            "format": a.target.backend,
             "path": str(a.target.path),
             "precision": a.target.precision,
             "bytes": a.bytes,
@@ -652,6 +652,9 @@ def print_doctor(report: Mapping[str, Any]) -> None:
     )
     providers = ", ".join(report["onnxruntime_providers"]) or "–"
     console.print(f"onnxruntime providers: {providers}", markup=False)
+    for backend in report["backends"]:
+        ways = ", ".join(f"{p} ({how})" for p, how in backend["precisions"].items())
+        console.print(f"backend {backend['name']}: {backend['summary']}; {ways}", markup=False)
     for problem in report["incompatible"]:
         console.print(f"incompatible: {problem}", markup=False)
     if report["missing"]:

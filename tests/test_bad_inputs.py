@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 
@@ -36,6 +37,7 @@ def workdir(tmp_path_factory):
     (folder / "empty.onnx").write_bytes(b"")
     (folder / "garbage.tflite").write_bytes(os.urandom(2048))
     (folder / "random.keras").write_bytes(os.urandom(2048))
+    np.save(folder / "small.npy", np.zeros((2, 8, 8, 3), dtype="float32"))
     return folder
 
 
@@ -78,11 +80,18 @@ BUILD = [
     (["build", "-o", "notes.txt/x.keras"], "does not exist"),
 ]
 EXPORT = [
-    (["export", "-f", "pdf"], "valid: savedmodel, onnx, tflite, keras"),
+    (["export", "-f", "pdf"], "valid: keras, savedmodel, onnx, tflite or openvino"),
     (["export"], "at least one --format"),
-    (["export", "-f", "tflite", "--quantize", "int4"], "valid: none, fp16, dynamic, int8"),
+    (["export", "-f", "tflite", "--quantize", "int4"], "valid: none, dynamic, fp16 or int8"),
     (["export", "-f", "tflite", "--quantize", "int8"], "calibration"),
-    (["export", "-f", "onnx", "--quantize", "fp16"], "applies to the tflite format"),
+    (["export", "-f", "keras", "--quantize", "fp16"], "not a precision of keras; it applies to"),
+    (["export", "-f", "onnx,tflite", "--quantize", "dynamic"],
+     "not a precision of onnx; it applies to tflite"),
+    (["export", "-f", "onnx", "--quantize", "int8"], "needs calibration images"),
+    (["export", "-f", "onnx", "--quantize", "int8", "--calibration", "small.npy"],
+     "calibration needs (N, 224, 224, 3)"),
+    (["export", "-f", "onnx", "--quantize", "int8", "--calibration", "notes.txt"],
+     "takes a folder of images or a .npy file"),
     (["export", "-f", "onnx", "--opset", "3"], "--opset must lie between"),
     (["export", "-f", "onnx", "--batch", "0"], "--batch must lie between"),
     (["export", "-f", "onnx", "--batch", "-2"], "--batch must lie between"),
@@ -109,7 +118,8 @@ BENCH = [
     (["bench", "--baseline", "other.json"], "not an `effnet bench --json` result"),
     (["bench", "--csv", "existing.keras"], "already exists"),
     (["bench", "--device", "gpu", "--runtime", "keras"], "no GPU is visible"),
-    (["bench", "--precision", "int3"], "valid: fp32, bf16, fp16 or all"),
+    (["bench", "--precision", "int3"], "valid: fp32, bf16, fp16, int8, dynamic or all"),
+    (["bench", "--calibration", "missing.npy"], "does not exist"),
     (["bench", "--warmup", "-1"], "--warmup must lie between"),
     (["bench", "--max-regression", "x"], "--max-regression"),
     (["bench", "--from", "missing.keras"], "does not exist"),
@@ -117,11 +127,11 @@ BENCH = [
 ]
 INSPECT = [
     (["inspect", "missing.onnx"], "does not exist"),
-    (["inspect", "notes.txt"], "valid: a .keras, .onnx, .tflite or OpenVINO .xml file"),
+    (["inspect", "notes.txt"], "valid: a .keras, .onnx or .tflite file, or a folder of"),
     (["inspect", "empty.onnx"], "not a readable onnx file"),
     (["inspect", "garbage.tflite"], "not a readable tflite file"),
     (["inspect", "random.keras"], "not a .keras archive"),
-    (["inspect", "somedir"], "without saved_model.pb"),
+    (["inspect", "somedir"], "is a folder without savedmodel (saved_model.pb) or openvino"),
 ]
 SCALE = [
     (["scale-table", "--family", "x"], "valid: b, lite, seed or all"),

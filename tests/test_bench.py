@@ -93,6 +93,8 @@ def test_every_statistic_is_positive_and_ordered(short_run):
             <= row["latency_ms_p99"]
         )
         assert row["images_per_s"] == pytest.approx(row["batch"] * 1000 / row["latency_ms_mean"])
+    # every runtime was given the 2 threads explicitly, and each row says what it ran on
+    assert [row["threads"] for row in rows] == [2] * len(rows)
     providers = {row["runtime"]: row["provider"] for row in rows}
     assert providers["onnx"] == "CPUExecutionProvider"
 
