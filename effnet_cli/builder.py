@@ -375,18 +375,20 @@ def fresh_batchnorm(model: Any) -> bool:
     )
 
 
-# Samples per channel that calibration gives the smallest feature map (the input / 32). With
-# fewer, some channels get near-zero batch variance, BatchNorm multiplies them up to
-# 1/sqrt(eps) ≈ 32×, and rounding differences between runtimes grow with them: B0 at 64 px
-# calibrated on 2 images has logits near 1000 and fp32 runtimes drift 1.6e-4–4.4e-4 of them; on
-# 32 images logits near 1 and drift ~1e-5 (benchmarks/drift.py).
-CALIBRATION_SAMPLES = 128
+# Samples per channel that calibration gives the smallest feature map (the input / 32). With too
+# few, the statistics fit those images only: on other images activations leave them, the error
+# compounds through the blocks, and the random model is badly conditioned — B7 at 128 px
+# calibrated on 2 images has logits near 900 and even Keras fp32 lies 5e-2 from float64; on 8
+# images logits ~0.5 and every fp32 runtime agrees to 7e-6 (benchmarks/drift.py, README).
+CALIBRATION_SAMPLES = 800
+MAX_CALIBRATION_BATCH = 32  # small inputs: the images are cheap, the samples are what counts
 
 
 def calibration_batch(height: int, width: int) -> int:
-    """Images for one calibration pass: enough that the 1/32-size map has 128 samples."""
+    """Images for one calibration pass: 800 samples of the 1/32-size map (2 to 32 images:
+    3 at 600 px, 8 at 300 px, 17 at 224 px)."""
     positions = math.ceil(height / 32) * math.ceil(width / 32)
-    return max(2, math.ceil(CALIBRATION_SAMPLES / positions))
+    return min(MAX_CALIBRATION_BATCH, max(2, math.ceil(CALIBRATION_SAMPLES / positions)))
 
 
 def calibrate_batchnorm(model: Any, seed: int = 0, batch: int | None = None) -> None:
