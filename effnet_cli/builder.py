@@ -412,13 +412,39 @@ def calibrate_batchnorm(model: Any, seed: int = 0, batch: int | None = None) -> 
     saved = [layer.momentum for layer in norms]
     for layer in norms:
         layer.momentum = 0.0
-    import tensorflow as tf
-
-    # In a tf.function, not eagerly: eager execution keeps every layer's output alive until the
-    # call returns (B7 at 600 px: ~4 GB an image); the graph frees each after its last use.
-    tf.function(lambda x: model(x, training=True))(tf.constant(images.astype("float32")))
+    run_cheaply(model, lambda x: model(x, training=True), len(images))(images.astype("float32"))
     for layer, momentum in zip(norms, saved, strict=True):
         layer.momentum = momentum
+
+
+# Eager calls keep every layer's output alive until they return (B7 at 600 px: ~4 GB an image);
+# a tf.function frees each after its last use but costs seconds to trace (B0: ~2–3 s a trace).
+# Below this many bytes of activations a call runs eagerly: small models skip the tracing.
+EAGER_ACTIVATION_BYTES = 1_500_000_000
+
+
+def activation_bytes(model: Any, batch: int) -> int:
+    """Every layer's float32 output for `batch` images: what an eager call keeps alive."""
+    per_image = sum(
+        math.prod(d for d in layer.output.shape[1:] if d is not None)
+        for layer in model.layers
+        if not isinstance(layer.output, list)
+    )
+    return 4 * per_image * batch
+
+
+def run_cheaply(model: Any, function: Any, batch: int) -> Any:
+    """`function` as an images -> numpy call: eager when its activations are small, else a
+    tf.function (the graph frees each activation after its last use)."""
+    import numpy as np
+    import tensorflow as tf
+
+    call = (
+        function
+        if activation_bytes(model, batch) < EAGER_ACTIVATION_BYTES
+        else tf.function(function)
+    )
+    return lambda images: np.asarray(call(tf.constant(images)))
 
 
 def logits_function(model: Any) -> Any | None:
