@@ -121,10 +121,18 @@ register(Backend(
     },
 ))  # fmt: skip
 register(Backend(
-    name="openvino", summary="OpenVINO IR (from the ONNX export), run by OpenVINO",
+    name="openvino", summary="OpenVINO IR (from the ONNX export; int8 by NNCF), run by OpenVINO",
     suffix="_openvino", load=runtimes.openvino_runner, read=describe.read_openvino,
-    write=writers.write_openvino, packages=("openvino",), folder=True, marker="*.xml",
-    precisions={"fp32": FP32, "bf16": Precision("hint"), "fp16": Precision("hint")},
+    write=writers.write_openvino, folder=True, marker="*.xml",
+    packages=("openvino", "nncf"),
+    precisions={
+        "fp32": FP32,
+        # hints to the runtime over the fp32 IR: no file of their own (README "effnet bench")
+        "bf16": Precision("hint"),
+        "fp16": Precision("hint"),
+        # NNCF's post-training quantization written into an IR of its own
+        "int8": Precision("file", QUANTIZED_GATE, calibration=True),
+    },
 ))  # fmt: skip
 
 

@@ -274,6 +274,13 @@ def _tflite_caller(interpreter: Any, tensor_index: int) -> Callable[[Any], Any]:
 
 
 OPENVINO_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+# Precisions of the IR itself, and the hint their float parts run with. NNCF's int8 IR leaves
+# swish, squeeze-and-excitation's gates and the softmax in float, which a CPU with bf16 would
+# run in bf16 by itself (its INFERENCE_PRECISION_HINT reads back bf16 when none is given):
+# pinned to f32, so that an int8 row differs from the fp32 row by the quantization alone.
+OPENVINO_FILE_PRECISIONS = {"int8": "fp32"}
+# Layers whose runtime precision says whether the CPU plugin really runs the IR in int8.
+OPENVINO_INT8_LAYERS = ("Convolution", "FullyConnected", "MatMul")
 
 
 def openvino_xml(path: Path) -> Path:
@@ -296,12 +303,33 @@ def compiled_precision(compiled: Any) -> Any:
     return compiled.get_property("INFERENCE_PRECISION_HINT")
 
 
+def fake_quantize_ops(model: Any) -> int:
+    """How many FakeQuantize operations the IR holds: NNCF's int8 is written as FakeQuantize."""
+    return sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+
+
+def compiled_int8_layers(compiled: Any) -> int:
+    """How many convolution and dense layers the CPU plugin runs on int8 inputs (its runtime
+    graph's `runtimePrecision`; a test fakes it). A CPU without int8 kernels would run the
+    FakeQuantize as float arithmetic instead."""
+    count = 0
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) in OPENVINO_INT8_LAYERS and info[
+            "runtimePrecision"
+        ].astype(str) in ("i8", "u8"):
+            count += 1
+    return count
+
+
 def openvino_runner(
     path: Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
 ) -> Runner:
     """OpenVINO on the CPU with the inference precision pinned: it would otherwise pick bf16
     by itself on CPUs that have it, and report nothing. A row is labelled with the precision
-    that was compiled, and a precision the CPU lacks is refused rather than emulated."""
+    that was compiled, and a precision the CPU lacks is refused rather than emulated. int8 is
+    the IR's own (NNCF's FakeQuantize), run with f32 for what stays float, and labelled int8
+    only when the IR is quantized and the CPU plugin runs its convolutions in int8."""
     import openvino as ov
 
     if not capabilities.native_in_openvino(precision):
@@ -309,17 +337,29 @@ def openvino_runner(
             f"{precision} is not native on this CPU (OpenVINO capabilities: "
             f"{', '.join(capabilities.openvino_capabilities())}); refused rather than emulated"
         )
+    hinted = OPENVINO_FILE_PRECISIONS.get(precision, precision)
     config = {
-        "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision],
+        "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[hinted],
         "INFERENCE_NUM_THREADS": threads_or_default(threads),
         "PERFORMANCE_HINT": "LATENCY",
     }
     core = ov.Core()
     model = core.read_model(str(openvino_xml(path)))
+    quantizers = fake_quantize_ops(model)
+    if (precision in OPENVINO_FILE_PRECISIONS) != bool(quantizers):
+        holds = f"{quantizers} FakeQuantize operations" if quantizers else "no FakeQuantize"
+        raise WorkError(f"{path.name} holds {holds}: it is not an OpenVINO {precision} IR")
     compiled = core.compile_model(model, "CPU", config)
     used = openvino_label(compiled_precision(compiled))
-    if used != precision:
-        raise PrecisionUnavailable(f"OpenVINO compiled {used} when asked for {precision}")
+    if used != hinted:
+        raise PrecisionUnavailable(f"OpenVINO compiled {used} when asked for {hinted}")
+    if precision == "int8":
+        if not compiled_int8_layers(compiled):
+            raise PrecisionUnavailable(
+                "OpenVINO runs no convolution of the int8 IR in int8 on this CPU "
+                "(its FakeQuantize would be float arithmetic); refused rather than emulated"
+            )
+        used = precision
     shape = compiled.inputs[0].get_partial_shape()
     fixed = None if shape[0].is_dynamic else shape[0].get_length()
     runner = Runner("openvino", "cpu", "OpenVINO CPU", used, _openvino_caller(compiled), fixed,

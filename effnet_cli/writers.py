@@ -192,11 +192,13 @@ def write_tflite(model: Any, path: Path, *, precision: str = "fp32", calibration
 
 
 def write_openvino(model: Any, path: Path, *, opset: int, batch: int | None,
-                   meta: dict[str, str], optimize: bool = True, **_: Any) -> None:  # fmt: skip
-    """OpenVINO IR (model.xml + model.bin) through the (optimized) ONNX export, fp32 weights.
+                   meta: dict[str, str], optimize: bool = True, precision: str = "fp32",
+                   calibration: Any = None, **_: Any) -> None:  # fmt: skip
+    """OpenVINO IR (model.xml + model.bin) through the (optimized) ONNX export, fp32 weights;
+    int8 is quantized into the IR by NNCF.
 
     `ov.save_model` would compress the weights to fp16 by default; effnet writes what it
-    verified, so it turns that off.
+    verified, so it turns that off (NNCF's int8 weights are stored as int8 all the same).
     """
     import openvino as ov
 
@@ -204,7 +206,28 @@ def write_openvino(model: Any, path: Path, *, opset: int, batch: int | None,
     onnx_path = path / "model.onnx"
     write_onnx(model, onnx_path, opset=opset, batch=batch, meta=meta, optimize=optimize)
     converted = ov.convert_model(str(onnx_path))
+    if precision == "int8":
+        converted = _openvino_int8(converted, calibration)
     for key, value in meta.items():
         converted.set_rt_info(value, ["effnet", key])
     ov.save_model(converted, str(path / "model.xml"), compress_to_fp16=False)
     onnx_path.unlink()
+
+
+def _openvino_int8(model: Any, calibration: Any) -> Any:
+    """NNCF's post-training quantization: FakeQuantize before every convolution and the dense
+    layer, per-channel symmetric int8 weights, ranges calibrated on `calibration` (N, H, W, 3).
+
+    The MIXED preset quantizes activations asymmetrically: NNCF recommends it for activations
+    that are not ReLU, and swish's outputs reach below zero (B0 at 224 px, random weights:
+    top-1 agreement 0.83 against 0.58 with the default symmetric preset). The softmax is kept
+    out explicitly: its input is the logits that verification compares.
+    """
+    import nncf
+
+    nncf.set_log_level(logging.ERROR)
+    dataset = nncf.Dataset(calibration, lambda image: image[None].astype("float32"))
+    return nncf.quantize(
+        model, dataset, preset=nncf.QuantizationPreset.MIXED, subset_size=len(calibration),
+        ignored_scope=nncf.IgnoredScope(types=["Softmax"], validate=False),
+    )  # fmt: skip

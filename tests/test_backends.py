@@ -75,7 +75,10 @@ def test_an_artifact_is_keyed_by_backend_and_precision():
     # a runtime hint runs the fp32 file: no file of its own
     assert openvino.artifact_name("efficientnet-b0", "bf16") == "efficientnet-b0_openvino"
     assert {p: w.how for p, w in openvino.precisions.items()} == {
-        "fp32": "file", "bf16": "hint", "fp16": "hint"}  # fmt: skip
+        "fp32": "file", "bf16": "hint", "fp16": "hint", "int8": "file"}  # fmt: skip
+    # NNCF's int8 is a file of its own, calibrated like ONNX's and TFLite's
+    assert openvino.artifact_name("efficientnet-b0", "int8") == "efficientnet-b0-int8_openvino"
+    assert openvino.precisions["int8"] == backends.get("onnx").precisions["int8"]
     assert backends.get("keras").precisions["bf16"].how == "policy"
 
 

@@ -88,6 +88,9 @@ EXPORT = [
     (["export", "-f", "onnx,tflite", "--quantize", "dynamic"],
      "not a precision of onnx; it applies to tflite"),
     (["export", "-f", "onnx", "--quantize", "int8"], "needs calibration images"),
+    (["export", "-f", "openvino", "--quantize", "int8"], "needs calibration images"),
+    (["export", "-f", "openvino", "--quantize", "fp16"],  # a runtime hint, not a file
+     "not a precision of openvino; it applies to onnx or tflite"),
     (["export", "-f", "onnx", "--quantize", "int8", "--calibration", "small.npy"],
      "calibration needs (N, 224, 224, 3)"),
     (["export", "-f", "onnx", "--quantize", "int8", "--calibration", "notes.txt"],
