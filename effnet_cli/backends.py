@@ -63,6 +63,11 @@ class Backend:
     benched: bool = True  # a `bench --runtime`
     folder: bool = False  # the artifact is a folder
     marker: str = ""  # a file whose presence makes a folder this backend's ("saved_model.pb")
+    # Input layouts its writer makes (`export --nchw`) and its runner feeds from NHWC batches.
+    layouts: tuple[str, ...] = ("NHWC",)
+    # Its writer takes a model on a (None, None, 3) input and its runner any height and width
+    # (`export --dynamic-size`).
+    dynamic_size: bool = False
 
     def artifact_name(self, model_name: str, precision: str) -> str:
         """efficientnet-b0.onnx, efficientnet-b0-int8.tflite, efficientnet-b0_openvino."""
@@ -103,6 +108,7 @@ register(Backend(
     name="onnx", summary="ONNX through tf2onnx and onnxslim, run by onnxruntime", suffix=".onnx",
     load=runtimes.onnx_runner, read=describe.read_onnx, write=writers.write_onnx,
     devices=("cpu", "gpu"), packages=("tf2onnx", "onnx", "onnxslim", "onnxruntime"),
+    layouts=("NHWC", "NCHW"), dynamic_size=True,
     precisions={
         "fp32": FP32,
         "fp16": Precision("file", FP16_GATE),  # for GPU execution providers (README)
@@ -120,6 +126,9 @@ register(Backend(
         "int8": Precision("file", QUANTIZED_GATE, calibration=True),
     },
 ))  # fmt: skip
+# NHWC only, although the IR is made from the ONNX export: OpenVINO sets a deployment's layout
+# at load time (its PrePostProcessor converts NHWC or NCHW tensors in the compiled model), so an
+# NCHW IR would add nothing but a second input path for its runner to feed and verify.
 register(Backend(
     name="openvino", summary="OpenVINO IR (from the ONNX export; int8 by NNCF), run by OpenVINO",
     suffix="_openvino", load=runtimes.openvino_runner, read=describe.read_openvino,
@@ -163,6 +172,16 @@ def quantize_modes() -> tuple[str, ...]:
     """`export --quantize` values: none, and each precision some backend converts into a file."""
     modes = {p for b in BACKENDS.values() for p in b.file_precisions() if p != "fp32"}
     return ("none", *sorted(modes))
+
+
+def with_layout(layout: str) -> tuple[str, ...]:
+    """Backends that `export` writes with inputs in `layout` ("NCHW": `--nchw`)."""
+    return tuple(name for name in formats() if layout in BACKENDS[name].layouts)
+
+
+def with_dynamic_size() -> tuple[str, ...]:
+    """Backends that `export --dynamic-size` writes."""
+    return tuple(name for name in formats() if BACKENDS[name].dynamic_size)
 
 
 def packages() -> tuple[str, ...]:

@@ -358,6 +358,53 @@ def load_keras_file(path: Path) -> Any:
         raise UsageError(f"{path.name} is not a loadable Keras model: {_first_line(exc)}") from None
 
 
+def keras_file_pads_explicitly(path: Path) -> bool:
+    """Whether a `.keras` file's model pads explicitly (a `ZeroPadding2D` anywhere in its
+    config.json), read from the archive without Keras."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise UsageError(
+            f"{path.name} is not a .keras model archive ({_first_line(exc)})"
+        ) from None
+
+    def classes(node: Any) -> Any:
+        if isinstance(node, dict):
+            yield node.get("class_name")
+            for value in node.values():
+                yield from classes(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from classes(value)
+
+    return "ZeroPadding2D" in set(classes(config))
+
+
+def with_input_size(model: Any, size: int | None) -> Any:
+    """The same layers and weights on a size × size input (None: any height and width).
+
+    Cloned from the layers' configs, so an explicit `ZeroPadding2D` keeps the padding that
+    `correct_pad` chose for the build resolution: at a size ≡ the resolution (mod 32) every
+    stride-2 layer sees the parity it was built for and the clone equals a model built at that
+    size; at other sizes it does not (`export --dynamic-size`, DESIGN §1.1).
+    """
+    keras = import_keras()
+    shape = (size, size, model.input.shape[-1])
+    inputs = keras.Input(shape=shape, name=model.layers[0].name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clone = keras.models.clone_model(model, input_tensors=inputs)
+    clone.set_weights(model.get_weights())
+    for layer in clone.layers:
+        if isinstance(layer, keras.layers.Normalization):
+            layer.finalize_state()  # set_weights alone has no effect on its outputs
+    return clone
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

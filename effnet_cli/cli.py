@@ -149,6 +149,30 @@ def export(
     keep_failed: Annotated[
         bool, typer.Option("--keep-failed", help="Keep artifacts that failed verification.")
     ] = False,
+    nchw: Annotated[
+        bool,
+        typer.Option(
+            "--nchw",
+            help=f"Input [N, 3, H, W] instead of NHWC ({', '.join(backends.with_layout('NCHW'))}).",
+        ),
+    ] = False,
+    dynamic_size: Annotated[
+        bool,
+        typer.Option(
+            "--dynamic-size",
+            help="Any input height and width, verified at two sizes "
+            f"({', '.join(backends.with_dynamic_size())}).",
+        ),
+    ] = False,
+    allow_odd_padding: Annotated[
+        bool,
+        typer.Option(
+            "--allow-odd-padding",
+            help="Confirm --dynamic-size for a family that pads explicitly for its resolution "
+            f"({', '.join(n for n, f in S.FAMILIES.items() if f.explicit_padding)}): exact only "
+            "at sizes congruent to it mod 32.",
+        ),
+    ] = False,
     force: ForceOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -164,8 +188,10 @@ def export(
     name = source.stem if source is not None else spec.name  # type: ignore[union-attr]
     seed = model.seed if model.seed is not None else 0
     request = E.ExportRequest(formats, output, opset, batch, quantize, calibration, optimize,
-                              verify, keep_failed, force, seed)  # fmt: skip
-    targets = E.check_request(request, name, spec.resolution if spec is not None else None)
+                              verify, keep_failed, force, seed, nchw, dynamic_size,
+                              allow_odd_padding)  # fmt: skip
+    targets = E.check_request(request, name, spec.resolution if spec is not None else None,
+                              dynamic_size and E.pads_explicitly(spec, source))  # fmt: skip
     try:
         artifacts = E.run_export(spec, source, model.weights, model.seed, request, targets,
                                         render.note)  # fmt: skip

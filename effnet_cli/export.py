@@ -19,6 +19,10 @@ from effnet_cli.errors import UsageError, WorkError, choices
 
 # Quantized artifacts are judged on agreement, so they are verified on more images than 1 + 3.
 AGREEMENT_IMAGES = 32
+# `--dynamic-size` is verified at the resolution and this much above it: 32 keeps the parity of
+# the feature map at each of EfficientNet's five stride-2 layers, so a family that pads
+# explicitly for its build resolution is right there too (builder.with_input_size).
+SECOND_SIZE_STEP = 32
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class Target:
 @dataclass
 class Verification:
     batches: list[int]
+    sizes: list[int]  # input heights (= widths) verified: the resolution, and one more if dynamic
     compared: str  # "logits" (the tensor before a softmax head) or the model's "outputs"
     max_rel_diff: float
     top1_agreement: float
@@ -91,29 +96,34 @@ def compare(outputs: Any, reference: Any) -> tuple[float, float]:
     return rel, agreement
 
 
+Case = tuple[int, int]  # (batch, size): a batch of size × size images
+
+
 def verify(
-    target: Target, path: Path, inputs: dict[int, Any], expected: dict[int, Any], compared: str
+    target: Target, path: Path, inputs: dict[Case, Any], expected: dict[Case, Any], compared: str
 ) -> Verification:
     """Run the artifact with its own runtime on the inputs the Keras model already answered.
 
     `expected` holds the Keras model's logits when it ends in a softmax (`compared`): a softmax
     saturates on random-weight models, and probabilities of 0 and 1 hide any difference.
+    Inputs are NHWC whatever the artifact's layout: its runner feeds an NCHW file.
     """
     runner = backends.load_runner(target.backend, path, precision=target.precision)
     if runner.compared != compared:
         raise WorkError(f"cannot read the {compared} of {path.name} to verify it")
-    batches = [b for b in inputs if runner.fixed_batch in (None, b)]
+    cases = [case for case in inputs if runner.fixed_batch in (None, case[0])]
     worst, agreeing = 0.0, 0.0
-    for batch in batches:
-        rel, agreement = compare(runner.comparable(inputs[batch]), expected[batch])
+    for case in cases:
+        rel, agreement = compare(runner.comparable(inputs[case]), expected[case])
         worst = max(worst, rel)
-        agreeing += agreement * batch
-    agreement = agreeing / sum(batches)
+        agreeing += agreement * case[0]
+    agreement = agreeing / sum(batch for batch, _ in cases)
     limits = gate(target)
     passed = (limits.max_rel_diff is None or worst <= limits.max_rel_diff) and (
         agreement >= limits.min_top1_agreement
     )
-    return Verification(batches, compared, worst, agreement, limits.max_rel_diff,
+    batches, sizes = (list(dict.fromkeys(case[i] for case in cases)) for i in (0, 1))
+    return Verification(batches, sizes, compared, worst, agreement, limits.max_rel_diff,
                         limits.min_top1_agreement, passed)  # fmt: skip
 
 
@@ -169,12 +179,19 @@ class ExportRequest:
     keep_failed: bool = False
     force: bool = False
     seed: int = 0
+    nchw: bool = False  # inputs [N, 3, H, W] (tf2onnx's inputs_as_nchw)
+    dynamic_size: bool = False  # height and width None in the input signature
+    allow_odd_padding: bool = False  # confirms --dynamic-size for a family that pads explicitly
 
 
-def check_request(request: ExportRequest, name: str, resolution: int | None) -> list[Target]:
+def check_request(
+    request: ExportRequest, name: str, resolution: int | None, explicit_padding: bool = False
+) -> list[Target]:
     """Every check that needs no TensorFlow, before anything is built or written (`resolution`:
-    the model's, where known before loading it)."""
+    the model's, where known before loading it; `explicit_padding`: whether the model pads its
+    stride-2 convolutions explicitly, as keras.applications' V1 does)."""
     precision = check_quantize(request)
+    check_layout(request, name, resolution, explicit_padding)
     if request.calibration is not None:
         if not request.calibration.exists():
             raise UsageError(f"calibration data {str(request.calibration)!r} does not exist")
@@ -198,6 +215,54 @@ def check_request(request: ExportRequest, name: str, resolution: int | None) -> 
         if target.path.exists() and not request.force:
             raise UsageError(f"{target.path} already exists", hint="pass --force to replace it")
     return targets
+
+
+def pads_explicitly(spec: S.ModelSpec | None, source: Path | None) -> bool:
+    """Whether the model pads its stride-2 convolutions explicitly (V1's correct_pad): from the
+    family, or from a `.keras` file's config without loading it."""
+    if spec is not None:
+        return spec.family.explicit_padding
+    from effnet_cli.builder import keras_file_pads_explicitly
+
+    return source is not None and keras_file_pads_explicitly(source)
+
+
+def check_layout(
+    request: ExportRequest, name: str, resolution: int | None, explicit_padding: bool
+) -> None:
+    """`--nchw`, `--dynamic-size` and its confirmation `--allow-odd-padding`."""
+    for wanted, option, offering in (
+        (request.nchw, "--nchw", backends.with_layout("NCHW")),
+        (request.dynamic_size, "--dynamic-size", backends.with_dynamic_size()),
+    ):
+        lacking = [f for f in request.formats if f not in offering]
+        if wanted and lacking:
+            raise UsageError(
+                f"{option} does not apply to {choices(lacking)}; it applies to {choices(offering)}",
+                hint=f"export {choices(lacking)} in a separate run without {option}",
+            )
+    if request.allow_odd_padding and not request.dynamic_size:
+        raise UsageError("--allow-odd-padding confirms --dynamic-size; give both or neither")
+    if request.dynamic_size and explicit_padding and not request.allow_odd_padding:
+        built = f"{resolution} px" if resolution else "its build resolution"
+        modulo = f"{resolution} mod 32" if resolution else "it mod 32"
+        raise UsageError(
+            f"--dynamic-size: {name} pads its stride-2 convolutions explicitly for {built} "
+            f"(keras.applications' correct_pad); at a size not congruent to {modulo} some "
+            "feature map is odd where it was even (or the reverse), and the outputs differ from "
+            "a model built at that size",
+            hint="pass --allow-odd-padding to export it anyway, or use a family with 'same' "
+            f"padding: {same_padding_models()}",
+        )
+
+
+def same_padding_models() -> str:
+    """The models whose families pad 'same' (any size is right): 'seed-b0..seed-b7'."""
+    spans = []
+    for family in (f for f in S.FAMILIES.values() if not f.explicit_padding):
+        names = [v.name for v in S.VARIANTS.values() if v.family == family.name]
+        spans.append(f"{names[0]}..{names[-1]}" if len(names) > 1 else names[0])
+    return choices(spans)
 
 
 def check_quantize(request: ExportRequest) -> str:
@@ -230,7 +295,12 @@ def export_model(
     progress: Callable[[str], None],
 ) -> list[Artifact]:
     """Write every target from one model; verify each; keep only what verified."""
-    from effnet_cli.builder import calibrate_batchnorm, fresh_batchnorm, logits_function
+    from effnet_cli.builder import (
+        calibrate_batchnorm,
+        fresh_batchnorm,
+        logits_function,
+        with_input_size,
+    )
 
     if request.verify and fresh_batchnorm(model):
         # Parity on fresh statistics compares outputs near zero and proves nothing (DESIGN §1.1).
@@ -241,24 +311,31 @@ def export_model(
         resolution = model.input.shape[1]
         calibration = load_calibration(request.calibration, resolution)  # type: ignore[arg-type]
     request.directory.mkdir(exist_ok=True)
-    meta = writers.metadata(spec, model)
+    layout = "NCHW" if request.nchw else "NHWC"
+    meta = writers.metadata(spec, model, layout, request.dynamic_size)
+    # --dynamic-size: the same layers and (calibrated) weights on a (None, None, 3) input; a
+    # model built at its resolution refuses any other size.
+    written = with_input_size(model, None) if request.dynamic_size else model
     staged = [files.Staged(target.path) for target in targets]
     try:
         # Convert everything first: tf2onnx needs far more memory in a process that already ran
         # the model forward (B7: 17 GB instead of 9 GB), so the reference runs come after.
         seconds = []
-        options = {"opset": request.opset, "batch": request.batch,
-                   "calibration": calibration, "optimize": request.optimize}  # fmt: skip
+        options = {"opset": request.opset, "batch": request.batch, "calibration": calibration,
+                   "optimize": request.optimize, "nchw": request.nchw}  # fmt: skip
         for target, stage in zip(targets, staged, strict=True):
             progress(f"writing {target.path.name}")
             started = time.perf_counter()
             write = backends.get(target.backend).write
             with files.stdout_to_stderr(), files.silenced_stderr():
-                write(model, stage.path, precision=target.precision,  # type: ignore[misc]
+                write(written, stage.path, precision=target.precision,  # type: ignore[misc]
                       meta={**meta, "precision": target.precision}, **options)  # fmt: skip
             seconds.append(time.perf_counter() - started)
-        sizes = verification_batches(request, targets)
-        inputs, expected = reference_outputs(model, request.seed, sizes)
+        del written  # a --dynamic-size clone's weights: not needed past conversion
+        inputs, expected = reference_outputs(
+            model, request.seed, verification_batches(request, targets),
+            verification_sizes(request, model.input.shape[1]),
+        )  # fmt: skip
         compared = "logits" if logits_function(model) else "outputs"
         artifacts = []
         for target, stage, took in zip(targets, staged, seconds, strict=True):
@@ -295,21 +372,32 @@ def verification_batches(request: ExportRequest, targets: list[Target]) -> list[
     return sizes
 
 
+def verification_sizes(request: ExportRequest, resolution: int) -> list[int]:
+    """Input sizes to verify at: the model's resolution, and with --dynamic-size one more."""
+    return [resolution, resolution + SECOND_SIZE_STEP] if request.dynamic_size else [resolution]
+
+
 def reference_outputs(
-    model: Any, seed: int, sizes: list[int]
-) -> tuple[dict[int, Any], dict[int, Any]]:
-    """Seeded random images per batch size, and the Keras model's logits (or outputs) on them."""
+    model: Any, seed: int, batches: list[int], sizes: list[int] | None = None
+) -> tuple[dict[Case, Any], dict[Case, Any]]:
+    """Seeded random images per (batch, size), and the Keras model's logits (or outputs) on
+    them: at the model's own size from `model`, at another size from a model of the same layers
+    and weights built on that size (BatchNorm statistics are weights: calibrated once)."""
     import numpy as np
 
-    from effnet_cli.builder import logits_function, run_cheaply
+    from effnet_cli.builder import logits_function, run_cheaply, with_input_size
 
-    height, width = model.input.shape[1:3]
+    resolution = model.input.shape[1]
     rng = np.random.default_rng(seed + 1)
-    function = logits_function(model) or (lambda images: model(images, training=False))
     inputs, expected = {}, {}
-    for size in sizes:
-        inputs[size] = rng.uniform(0, 255, (size, height, width, 3)).astype("float32")
-        expected[size] = run_cheaply(model, function, size)(inputs[size])
+    for size in (sizes or [resolution]) if batches else []:
+        sized = model if size == resolution else with_input_size(model, size)
+        height, width = sized.input.shape[1:3]
+        function = logits_function(sized) or (lambda images, m=sized: m(images, training=False))
+        for batch in batches:
+            images = rng.uniform(0, 255, (batch, height, width, 3)).astype("float32")
+            inputs[batch, size] = images
+            expected[batch, size] = run_cheaply(sized, function, batch)(images)
     return inputs, expected
 
 

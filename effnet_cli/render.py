@@ -471,8 +471,10 @@ def export_result(name: str, artifacts: Sequence[Any], as_json: bool) -> None:
             "skipped" if check is None else ("yes" if check["passed"] else "FAILED"),
         )  # fmt: skip
     out().print(table)
+    sizes = sorted({n for d in documents if d["verification"] for n in d["verification"]["sizes"]})
+    at = f" at {' and '.join(f'{n}×{n}' for n in sizes)}" if len(sizes) > 1 else ""
     for what in sorted(compared):
-        note(f"drift: max |Δ| / max |Keras| of the {what}, on seeded random images")
+        note(f"drift: max |Δ| / max |Keras| of the {what}, on seeded random images{at}")
 
 
 def _gated(value: str, limit: float | None, relation: str = "≤", unit: str = "") -> str:

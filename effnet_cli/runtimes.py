@@ -30,7 +30,12 @@ DEVICES = ("cpu", "gpu", "auto")
 
 @dataclass
 class Runner:
-    """A loaded artifact: `run(batch)` maps float32 NHWC images to the model's output."""
+    """A loaded artifact: `run(batch)` maps float32 NHWC images to the model's output.
+
+    Callers always pass NHWC, whatever the artifact's own input layout: a runner of an NCHW
+    artifact transposes (the layout is the artifact's property, and the runner is the one place
+    that loads it).
+    """
 
     runtime: str
     device: str  # what actually runs it: "cpu" or "gpu"
@@ -163,9 +168,10 @@ def onnx_runner(
     meta = session.get_inputs()[0]
     batch = meta.shape[0] if isinstance(meta.shape[0], int) else None
     input_name, output_name = meta.name, session.get_outputs()[0].name
+    feed = _nchw if onnx_layout(session) == "NCHW" else _unchanged
 
     def run(images: Any) -> Any:
-        return session.run([output_name], {input_name: images})[0]
+        return session.run([output_name], {input_name: feed(images)})[0]
 
     logits_name = _onnx_softmax_input(path, output_name)
     if logits_name is None:
@@ -184,10 +190,30 @@ def onnx_runner(
         return ort.InferenceSession(proto.SerializeToString(), options, providers=wanted)
 
     def run_logits(images: Any) -> Any:
-        return logits_session().run([logits_name], {input_name: images})[0]
+        return logits_session().run([logits_name], {input_name: feed(images)})[0]
 
     return Runner("onnx", device, active[0], precision, run, batch, run_logits,
                   options.intra_op_num_threads)  # fmt: skip
+
+
+def onnx_layout(session: Any) -> str:
+    """The input layout, NCHW or NHWC, that effnet's metadata records (`export --nchw`); for a
+    file effnet did not write, read from the input's shape ([N, 3, H, W]: channels second)."""
+    recorded = session.get_modelmeta().custom_metadata_map.get("input_layout")
+    if recorded in ("NCHW", "NHWC"):
+        return recorded
+    shape = session.get_inputs()[0].shape
+    return "NCHW" if len(shape) == 4 and shape[1] == 3 and shape[3] != 3 else "NHWC"
+
+
+def _nchw(images: Any) -> Any:
+    import numpy as np
+
+    return np.ascontiguousarray(np.transpose(images, (0, 3, 1, 2)))
+
+
+def _unchanged(images: Any) -> Any:
+    return images
 
 
 def _onnx_softmax_input(path: Path, output_name: str) -> str | None:

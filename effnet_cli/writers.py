@@ -17,14 +17,22 @@ from effnet_cli import spec as S
 DEFAULT_OPSET = 17
 
 
-def metadata(spec: S.ModelSpec | None, model: Any) -> dict[str, str]:
-    """effnet's description of an artifact, written into ONNX metadata_props."""
+def metadata(
+    spec: S.ModelSpec | None, model: Any, layout: str = "NHWC", dynamic_size: bool = False
+) -> dict[str, str]:
+    """effnet's description of an artifact, written into ONNX metadata_props.
+
+    `model` is the model as built (its resolution is the one it was made and verified for, also
+    when the artifact takes any size); `layout` is the artifact's input layout, which runners
+    read (runtimes.onnx_runner) to feed it.
+    """
     height, width = model.input.shape[1:3]
     doc = {
         "effnet_version": __version__,
         "model": model.name,
         "resolution": f"{height}x{width}",
-        "input_layout": "NHWC",
+        "input_layout": layout,
+        "input_size": "dynamic" if dynamic_size else "fixed",
         "input_dtype": "float32",
     }
     if spec is not None:
@@ -84,10 +92,13 @@ def write_savedmodel(model: Any, path: Path, **_: Any) -> None:
 
 def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None, meta: dict[str, str],
                optimize: bool = True, precision: str = "fp32", calibration: Any = None,
-               **_: Any) -> None:  # fmt: skip
+               nchw: bool = False, **_: Any) -> None:  # fmt: skip
     """tf2onnx with an explicit input signature (Keras 3 needs one), then onnxslim unless
     `optimize` is off, then the precision converted in, then effnet's metadata.
 
+    The signature's height and width are the model's: None for a model built on a
+    (None, None, 3) input (`--dynamic-size`). `nchw` makes the input [N, 3, H, W]: tf2onnx's
+    `inputs_as_nchw` puts one Transpose in front of the NHWC graph.
     onnxslim folds the stride-2 `Pad`s into their convolutions and halves the `Reshape`s;
     onnxruntime runs the result 10–15 % faster (benchmarks/run.py, section "runtimes").
     """
@@ -98,7 +109,8 @@ def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None, meta: d
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     height, width = model.input.shape[1:3]
     signature = (tf.TensorSpec((batch, height, width, 3), tf.float32, name="input"),)
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset,
+                                          inputs_as_nchw=["input"] if nchw else None)  # fmt: skip
     proto.graph.output[0].name = _rename_output(proto, output_name(model))
     if optimize:
         import onnxslim
@@ -107,7 +119,7 @@ def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None, meta: d
     if precision == "fp16":
         proto = _onnx_fp16(proto)
     elif precision == "int8":
-        proto = _onnx_int8(proto, calibration, path.parent)
+        proto = _onnx_int8(proto, calibration, path.parent, nchw)
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))
@@ -133,10 +145,10 @@ def _onnx_fp16(proto: Any) -> Any:
     return converted.model
 
 
-def _onnx_int8(proto: Any, calibration: Any, scratch: Path) -> Any:
+def _onnx_int8(proto: Any, calibration: Any, scratch: Path, nchw: bool = False) -> Any:
     """onnxruntime's static quantization: QDQ, int8 activations and per-channel int8 weights
     (per-tensor depthwise weights are reported to collapse EfficientNet's accuracy), ranges
-    calibrated on `calibration` (N, H, W, 3) images."""
+    calibrated on `calibration` (N, H, W, 3) images (fed transposed to an `nchw` input)."""
     import onnx
     from onnxruntime import quantization as q
 
@@ -146,7 +158,10 @@ def _onnx_int8(proto: Any, calibration: Any, scratch: Path) -> Any:
 
         def get_next(self) -> dict[str, Any] | None:
             image = next(self.images, None)
-            return None if image is None else {"input": image[None].astype("float32")}
+            if image is None:
+                return None
+            batch = image[None].astype("float32")
+            return {"input": batch.transpose(0, 3, 1, 2).copy() if nchw else batch}
 
     source, target = scratch / ".effnet-fp32.onnx", scratch / ".effnet-int8.onnx"
     onnx.save(proto, str(source))

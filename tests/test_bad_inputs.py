@@ -23,6 +23,7 @@ def workdir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad")
     model = keras.applications.EfficientNetB0(weights=None, input_shape=(32, 32, 3))
     model.save_weights(folder / "b0.weights.h5")
+    model.save(folder / "b0.keras")  # keras.applications' V1: explicit stride-2 padding
     whole = (folder / "b0.weights.h5").read_bytes()
     (folder / "truncated.weights.h5").write_bytes(whole[: len(whole) // 2])
     (folder / "empty.weights.h5").write_bytes(b"")
@@ -105,6 +106,17 @@ EXPORT = [
      "does not exist"),
     (["export", "-f", "onnx", "-o", "notes.txt"], "-o takes a directory"),
     (["export", "-f", "keras", "-o", "nowhere/deeper"], "does not exist"),
+    (["export", "-f", "tflite", "--nchw"], "--nchw does not apply to tflite; it applies to onnx"),
+    (["export", "-f", "onnx,openvino", "--nchw"], "--nchw does not apply to openvino"),
+    (["export", "-f", "onnx,keras", "--dynamic-size", "--model", "seed-b0"],
+     "--dynamic-size does not apply to keras; it applies to onnx"),
+    (["export", "-f", "onnx", "--dynamic-size"],
+     "efficientnet-b0 pads its stride-2 convolutions explicitly for 224 px"),
+    (["export", "-f", "onnx", "--dynamic-size", "--model", "lite1", "--nchw"],
+     "efficientnet-lite1 pads its stride-2 convolutions explicitly for 240 px"),
+    (["export", "-f", "onnx", "--dynamic-size", "--from", "b0.keras"],
+     "b0 pads its stride-2 convolutions explicitly for its build resolution"),
+    (["export", "-f", "onnx", "--allow-odd-padding"], "confirms --dynamic-size"),
 ]  # fmt: skip
 BENCH = [
     (["bench", "--runtime", "mxnet"], "valid: keras, onnx, tflite, openvino or all"),

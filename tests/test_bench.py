@@ -156,7 +156,7 @@ def test_regression_gate(short_run, cli, tmp_path):
     ]  # fmt: skip
     doctored = json.loads(stdout)
     for row in doctored["rows"]:
-        row["latency_ms_p50"] /= 2  # a baseline twice as fast
+        row["latency_ms_p50"] /= 100  # a baseline 100 times as fast: a regression under any load
     fast = tmp_path / "fast.json"
     fast.write_text(json.dumps(doctored))
     result = cli(*GATE, fast, "--max-regression", "10")
