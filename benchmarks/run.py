@@ -97,8 +97,7 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
     """effnet's runners beside the same runtimes driven directly on the same files (B0, 224)."""
     import numpy as np
 
-    from effnet_cli import export as E
-    from effnet_cli import files, runtimes
+    from effnet_cli import backends, files, runtimes, writers
     from effnet_cli.bench import BenchRequest, time_runner
     from effnet_cli.builder import import_keras
 
@@ -115,11 +114,24 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
     for fmt in ("onnx", "tflite", "openvino"):
         paths[fmt] = scratch / f"b0.{fmt}"
         with files.stdout_to_stderr(), files.silenced_stderr():
-            E.WRITERS[fmt](reference, paths[fmt], opset=17, batch=None, meta={}, quantize="none")
+            backends.get(fmt).write(reference, paths[fmt], opset=writers.DEFAULT_OPSET,
+                                    batch=None, meta={})  # fmt: skip
+    # effnet's default ONNX is onnxslim'd: beside it, tf2onnx's raw graph and onnxslim by hand
+    paths["raw"], paths["hand"] = scratch / "b0-raw.onnx", scratch / "b0-hand-slim.onnx"
+    with files.stdout_to_stderr(), files.silenced_stderr():
+        writers.write_onnx(reference, paths["raw"], opset=writers.DEFAULT_OPSET, batch=None,
+                           meta={}, optimize=False)  # fmt: skip
+        import onnxslim
+
+        onnxslim.slim(str(paths["raw"]), str(paths["hand"]))
 
     infer = tf.function(lambda x: reference(x, training=False))
-    session = ort.InferenceSession(str(paths["onnx"]), _ort_options(ort, threads),
-                                   providers=["CPUExecutionProvider"])  # fmt: skip
+
+    def ort_session(path: Path):
+        return ort.InferenceSession(str(path), _ort_options(ort, threads),
+                                    providers=["CPUExecutionProvider"])  # fmt: skip
+
+    sessions = {name: ort_session(paths[name]) for name in ("onnx", "raw", "hand")}
     interpreter = Interpreter(model_path=str(paths["tflite"]), num_threads=threads)
     interpreter.allocate_tensors()
     compiled = ov.Core().compile_model(str(paths["openvino"] / "model.xml"), "CPU",
@@ -140,23 +152,28 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
             "keras.applications B0 under tf.function",
             lambda x: infer(tf.constant(x)).numpy(),
         ),
-        "onnx": ("onnxruntime.InferenceSession", lambda x: session.run(None, {"input": x})[0]),
+        "onnx": (
+            "onnxruntime.InferenceSession, same file",
+            lambda x: sessions["onnx"].run(None, {"input": x})[0],
+        ),
+        "onnx-vs-raw": (
+            "onnxruntime on tf2onnx's raw graph (--no-optimize)",
+            lambda x: sessions["raw"].run(None, {"input": x})[0],
+        ),
+        "onnx-vs-hand": (
+            "onnxruntime on tf2onnx + onnxslim by hand",
+            lambda x: sessions["hand"].run(None, {"input": x})[0],
+        ),
         "tflite": ("ai_edge_litert Interpreter", litert),
         "openvino": ("openvino compile_model (f32)", lambda x: compiled(x)[compiled.outputs[0]]),
     }
     ours = {
         "keras": runtimes.keras_runner(reference),
-        "onnx": runtimes.load_runner("onnx", paths["onnx"], threads=threads),
-        "tflite": runtimes.load_runner("tflite", paths["tflite"], threads=threads),
-        "openvino": runtimes.load_runner("openvino", paths["openvino"], threads=threads),
+        "onnx": backends.load_runner("onnx", paths["onnx"], threads=threads),
+        "tflite": backends.load_runner("tflite", paths["tflite"], threads=threads),
+        "openvino": backends.load_runner("openvino", paths["openvino"], threads=threads),
     }
-    if _has_module("onnxslim"):
-        import onnxslim
-
-        slim = scratch / "b0-slim.onnx"
-        with files.stdout_to_stderr():
-            onnxslim.slim(str(paths["onnx"]), str(slim))
-        ours["onnx+onnxslim"] = runtimes.load_runner("onnx", slim, threads=threads)
+    ours["onnx-vs-raw"] = ours["onnx-vs-hand"] = ours["onnx"]
     request = BenchRequest(runtimes=[], iterations=20, warmup=3)
     rows = []
     for batch in batches:
@@ -164,8 +181,7 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
             np.random.default_rng(batch).uniform(0, 255, (batch, 224, 224, 3)).astype("float32")
         )
         for name, runner in ours.items():
-            key = name.split("+")[0]
-            label, call = direct[key]
+            label, call = direct[name]
             pair = {"ours": runner.run, "direct": call}
             per = {k: [] for k in pair}
             for _ in range(repeats):
@@ -173,7 +189,7 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
                     stats = time_runner(_Runner(fn), images, request)
                     per[k].append(stats["images_per_s"])
             ours_ips, direct_ips = statistics.median(per["ours"]), statistics.median(per["direct"])
-            rows.append((f"effnet {name} runner, batch {batch} (img/s)", ours_ips,
+            rows.append((f"effnet {name.split('-vs-')[0]} runner, batch {batch} (img/s)", ours_ips,
                          f"{label}, batch {batch} (img/s)", direct_ips))  # fmt: skip
     return rows
 
@@ -236,12 +252,6 @@ def _ort_options(ort, threads):
     return options
 
 
-def _has_module(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
-
-
 def export_rows(phis: list[int]) -> list[tuple[str, float, str, float]]:
     """Whole-process export time and peak RSS, effnet beside the converters called directly."""
     rows = []
@@ -274,6 +284,39 @@ if '{fmt}' == 'onnx':
 else:
     open('{out}.tflite', 'wb').write(tf.lite.TFLiteConverter.from_keras_model(m).convert())
 """
+
+
+def precision_section(threads: int = 2) -> str:
+    """Every file precision of ONNX and TFLite beside fp32, B0 at 224, one `effnet bench` run:
+    speed as a ratio to the same runtime's fp32 row, with drift and top-1 agreement, so the
+    report tells whether int8 or fp16 pays on this CPU (random weights: agreement is a floor)."""
+    import json
+
+    import numpy as np
+
+    scratch = Path(tempfile.mkdtemp(prefix="effnet-precisions-"))
+    calibration = scratch / "calibration.npy"
+    images = np.random.default_rng(0).uniform(0, 255, (32, 224, 224, 3)).astype("float32")
+    np.save(calibration, images)
+    argv = [*EFFNET, "bench", "--phi", "0", "--runtime", "onnx,tflite", "--precision",
+            "fp32,fp16,int8,dynamic", "--calibration", str(calibration), "--batch", "1,8",
+            "--threads", str(threads), "--duration", "3", "--json"]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, env=ENV, check=True)
+    rows = json.loads(result.stdout)["rows"]
+    fp32 = {(r["runtime"], r["batch"]): r["images_per_s"] for r in rows if r["precision"] == "fp32"}
+    lines = [
+        f"## Precisions converted into the file, B0 224, {threads} threads",
+        "",
+        "| runtime | precision | batch | images/s | × fp32 | drift (logits) | top-1 agreement |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ratio = r["images_per_s"] / fp32[(r["runtime"], r["batch"])]
+        lines.append(
+            f"| {r['runtime']} | {r['precision']} | {r['batch']} | {r['images_per_s']:.1f} | "
+            f"{ratio:.2f} | {r['drift_max_rel']:.1e} | {r['top1_agreement']:.0%} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _timed(argv: list[str]) -> tuple[float, float]:
@@ -386,10 +429,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
-    parser.add_argument("--sections", default="startup,build,runtimes,export",
-                        help="comma-separated: startup, build, runtimes, export, v2 (off by "
-                        "default: builds V2-L and exports three models, ~10 minutes)")  # fmt: skip
-    parser.add_argument("--b7-export", action="store_true", help="also export B7 (minutes, 17 GB)")
+    parser.add_argument("--sections", default="startup,build,runtimes,precisions,export",
+                        help="comma-separated: startup, build, runtimes, precisions, export, "
+                        "v2 (off by default: builds V2-L and exports three models, ~10 "
+                        "minutes)")  # fmt: skip
+    parser.add_argument("--b7-export", action="store_true",
+                        help="also export B7 (minutes, ~10 GB)")  # fmt: skip
     args = parser.parse_args()
     repeats = 3 if args.quick else args.repeats
     chosen = args.sections.split(",")
@@ -409,10 +454,12 @@ def main() -> None:
         )
         sections.append(markdown(title, rows, higher_is_better=True))
         sections.append(ceiling_section(rows, threads=2))
+    if "precisions" in chosen:
+        sections.append(precision_section())
     if "export" in chosen:
         phis = [0, 7] if args.b7_export else [0]
-        sections.append(markdown("Export, whole process (goal: time within 1.1× of the direct "
-                                 "call)", export_rows(phis)))  # fmt: skip
+        title = "Export, whole process (goals: verified B0 within 1.2× of the direct call; B7 → "
+        sections.append(markdown(title + "ONNX under 8 GB)", export_rows(phis)))
     if "v2" in chosen:
         sections.append(markdown("EfficientNetV2: summary without TensorFlow (goal: under 0.3 s)",
                                  v2_startup_rows(repeats)))  # fmt: skip

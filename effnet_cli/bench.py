@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from effnet_cli import __version__, capabilities, runtimes
+from effnet_cli import __version__, backends, capabilities, runtimes
 from effnet_cli import spec as S
-from effnet_cli.errors import RegressionError, UsageError, WorkError
+from effnet_cli.errors import RegressionError, UsageError, WorkError, choices
 
-RUNTIMES = ("keras", "onnx", "tflite", "openvino")
 MODES = ("latency",)  # every row is timed one synchronous call at a time (throughput: later)
 DEFAULT_MAX_REGRESSION_PCT = 10.0
 # The ceiling probe: its version is part of the cache key, so changing the method re-measures.
@@ -43,29 +42,24 @@ class BenchRequest:
     seed: int = 0
     xla: bool = False
     measure_ceiling: bool = False
+    calibration: Path | None = None  # images for precisions calibrated into the file (int8)
 
 
 def parse_runtimes(value: str) -> list[str]:
-    chosen: list[str] = []
-    for part in (p.strip().lower() for p in value.split(",")):
-        if part == "all":
-            chosen.extend(r for r in RUNTIMES if r not in chosen)
-        elif part in RUNTIMES:
-            chosen.append(part) if part not in chosen else None
-        else:
-            raise UsageError(f"unknown --runtime {part!r}; valid: {', '.join(RUNTIMES)} or all")
-    return chosen
+    return _parse_choices("--runtime", value, backends.bench_runtimes())
 
 
 def parse_precisions(value: str) -> list[str]:
+    return _parse_choices("--precision", value, backends.precisions())
+
+
+def _parse_choices(option: str, value: str, valid: tuple[str, ...]) -> list[str]:
+    """'a,b' or 'all' -> the chosen values in order, each once (validated)."""
     chosen: list[str] = []
     for part in (p.strip().lower() for p in value.split(",")):
-        options = runtimes.PRECISIONS if part == "all" else (part,)
-        for precision in options:
-            if precision not in runtimes.PRECISIONS:
-                raise UsageError(f"unknown --precision {part!r}; valid: fp32, bf16, fp16 or all")
-            if precision not in chosen:
-                chosen.append(precision)
+        if part != "all" and part not in valid:
+            raise UsageError(f"unknown {option} {part!r}; valid: {choices((*valid, 'all'))}")
+        chosen.extend(v for v in (valid if part == "all" else (part,)) if v not in chosen)
     return chosen
 
 
@@ -92,6 +86,8 @@ def check_request(request: BenchRequest) -> None:
         )
     if not 0 <= request.warmup <= 10_000:
         raise UsageError(f"--warmup must lie between 0 and 10000, not {request.warmup}")
+    if request.calibration is not None and not request.calibration.exists():
+        raise UsageError(f"calibration data {str(request.calibration)!r} does not exist")
     if request.threads is not None and not 1 <= request.threads <= 1024:
         raise UsageError(f"--threads must lie between 1 and 1024, not {request.threads}")
 
@@ -360,17 +356,16 @@ def run_bench(
     from effnet_cli import files
     from effnet_cli.builder import calibrate_batchnorm, fresh_batchnorm
 
-    if request.device == "gpu":
-        for cpu_only in ("tflite", "openvino"):
-            if cpu_only in request.runtimes:
-                progress(f"{cpu_only} runs on the CPU here: its rows are skipped on --device gpu")
-        request.runtimes = [r for r in request.runtimes if r not in ("tflite", "openvino")]
+    for runtime in list(request.runtimes):
+        if request.device not in backends.get(runtime).devices:
+            progress(f"{runtime} runs on the CPU here: its rows are skipped on --device gpu")
+            request.runtimes.remove(runtime)
     if fresh_batchnorm(model):  # random weights: drift and agreement would compare noise
         calibrate_batchnorm(model, seed=request.seed)
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     with files.scratch_dir(prefix="effnet-bench-") as scratch:
-        artifacts = convert_all(model, request.runtimes, scratch, progress)
+        artifacts = convert_all(model, request, scratch, progress)
         inputs, reference = reference_batches(model, request)
         for runtime in request.runtimes:
             for precision in request.precisions:
@@ -383,7 +378,8 @@ def run_bench(
                         {"runtime": runtime, "precision": precision, "reason": exc.message}
                     )
                     continue
-                setup_s = time.perf_counter() - started + artifacts.get(runtime, (None, 0.0))[1]
+                converted = artifacts.get(artifact_key(runtime, precision), (None, 0.0))[1]
+                setup_s = time.perf_counter() - started + converted
                 for batch in request.batches:
                     progress(f"timing {runtime} {precision} at batch {batch}")
                     rows.append(
@@ -396,25 +392,49 @@ def run_bench(
     return result
 
 
+def artifact_key(runtime: str, precision: str) -> tuple[str, str]:
+    """The artifact a (runtime, precision) row runs: a file precision has its own file; a
+    runtime hint or a dtype policy runs the fp32 file."""
+    way = backends.get(runtime).precisions.get(precision)
+    return (runtime, precision if way is not None and way.how == "file" else "fp32")
+
+
+def files_needed(request: BenchRequest) -> list[tuple[str, str]]:
+    """The (backend, precision) artifacts to convert; Keras runs the model itself."""
+    needed: dict[tuple[str, str], None] = {}
+    for runtime in request.runtimes:
+        backend = backends.get(runtime)
+        for precision in request.precisions:
+            if runtime != "keras" and precision in backend.precisions:
+                needed[artifact_key(runtime, precision)] = None
+    return list(needed)
+
+
 def convert_all(
-    model: Any, chosen: list[str], scratch: Path, progress: Callable[[str], None]
-) -> dict[str, tuple[Path, float]]:
-    """Write each runtime's artifact before any forward pass: tf2onnx needs far more memory in a
-    process that already ran the model forward (B7: 17 GB instead of 9.4 GB, measured here)."""
-    from effnet_cli import export as E
-    from effnet_cli import files
+    model: Any, request: BenchRequest, scratch: Path, progress: Callable[[str], None]
+) -> dict[tuple[str, str], tuple[Path, float]]:
+    """Write every artifact before any forward pass: tf2onnx needs far more memory in a process
+    that already ran the model forward (B7: 17 GB instead of 9.4 GB, measured here). An artifact
+    that needs calibration images is written only with --calibration; else its rows are skipped."""
+    from effnet_cli import files, writers
+    from effnet_cli.export import load_calibration
 
     artifacts = {}
-    for runtime in chosen:
-        if runtime == "keras":
-            continue
-        progress(f"converting to {runtime}")
-        path = scratch / f"model.{runtime}"
+    calibration = None
+    for runtime, precision in files_needed(request):
+        backend = backends.get(runtime)
+        if backend.precisions[precision].calibration:
+            if request.calibration is None:
+                continue
+            if calibration is None:
+                calibration = load_calibration(request.calibration, model.input.shape[1])
+        progress(f"converting to {runtime} {precision}")
+        path = scratch / backend.artifact_name("model", precision)
         started = time.perf_counter()
         with files.stdout_to_stderr(), files.silenced_stderr():
-            E.WRITERS[runtime](model, path, opset=E.DEFAULT_OPSET, batch=None, meta={},
-                               quantize="none")  # fmt: skip
-        artifacts[runtime] = (path, time.perf_counter() - started)
+            backend.write(model, path, opset=writers.DEFAULT_OPSET, batch=None, meta={},  # type: ignore[misc]
+                          precision=precision, calibration=calibration)  # fmt: skip
+        artifacts[(runtime, precision)] = (path, time.perf_counter() - started)
     return artifacts
 
 
@@ -437,22 +457,26 @@ def make_runner(
     precision: str,
     model: Any,
     spec: S.ModelSpec | None,
-    artifacts: dict[str, tuple[Path, float]],
+    artifacts: dict[tuple[str, str], tuple[Path, float]],
     request: BenchRequest,
 ) -> runtimes.Runner:
+    way = backends.get(runtime).precisions.get(precision)
+    if way is None:
+        offered = backends.get(runtime).precisions
+        raise runtimes.PrecisionUnavailable(f"{runtime} offers {choices(offered)}")
+    if way.calibration and request.calibration is None:
+        raise runtimes.PrecisionUnavailable(
+            f"{runtime} {precision} is calibrated into the file: pass --calibration DIR or FILE.npy"
+        )
     if runtime != "keras":
-        path = artifacts[runtime][0]
-        if runtime == "tflite" and precision != "fp32":
-            raise runtimes.PrecisionUnavailable(
-                "effnet benches TFLite in fp32; export --quantize fp16 gives an fp16 file"
-            )
-        return runtimes.load_runner(runtime, path, request.device, request.threads, precision)
+        path = artifacts[artifact_key(runtime, precision)][0]
+        return backends.load_runner(runtime, path, request.device, request.threads, precision)
     if precision == "fp32":
         return runtimes.keras_runner(model, request.device, request.xla)
-    if precision != "bf16" or spec is None:
+    if spec is None:  # the dtype policy rebuilds the network from its spec
         raise runtimes.PrecisionUnavailable(
-            "Keras runs fp32, or bf16 through the mixed_bfloat16 policy on a model built from "
-            "options (not --from)"
+            "Keras runs bf16 through the mixed_bfloat16 policy on a model built from options "
+            "(not --from)"
         )
     runner = runtimes.keras_runner(mixed_bfloat16_twin(model, spec), request.device, request.xla)
     native = request.device == "gpu" or capabilities.native_on_cpu("bf16")
@@ -495,7 +519,8 @@ def time_row(
     row: dict[str, Any] = {
         "runtime": runner.runtime, "device": runner.device, "provider": runner.provider,
         "precision": runner.precision, "mode": "latency", "batch": batch,
-        "threads": runtimes.threads_or_default(request.threads), "setup_s": setup_s,
+        "threads": runner.threads or runtimes.threads_or_default(request.threads),
+        "setup_s": setup_s,
         "error": None,
     }  # fmt: skip
     try:

@@ -364,6 +364,53 @@ def load_keras_file(path: Path) -> Any:
         raise UsageError(f"{path.name} is not a loadable Keras model: {_first_line(exc)}") from None
 
 
+def keras_file_pads_explicitly(path: Path) -> bool:
+    """Whether a `.keras` file's model pads explicitly (a `ZeroPadding2D` anywhere in its
+    config.json), read from the archive without Keras."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise UsageError(
+            f"{path.name} is not a .keras model archive ({_first_line(exc)})"
+        ) from None
+
+    def classes(node: Any) -> Any:
+        if isinstance(node, dict):
+            yield node.get("class_name")
+            for value in node.values():
+                yield from classes(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from classes(value)
+
+    return "ZeroPadding2D" in set(classes(config))
+
+
+def with_input_size(model: Any, size: int | None) -> Any:
+    """The same layers and weights on a size × size input (None: any height and width).
+
+    Cloned from the layers' configs, so an explicit `ZeroPadding2D` keeps the padding that
+    `correct_pad` chose for the build resolution: at a size ≡ the resolution (mod 32) every
+    stride-2 layer sees the parity it was built for and the clone equals a model built at that
+    size; at other sizes it does not (`export --dynamic-size`, DESIGN §1.1).
+    """
+    keras = import_keras()
+    shape = (size, size, model.input.shape[-1])
+    inputs = keras.Input(shape=shape, name=model.layers[0].name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clone = keras.models.clone_model(model, input_tensors=inputs)
+    clone.set_weights(model.get_weights())
+    for layer in clone.layers:
+        if isinstance(layer, keras.layers.Normalization):
+            layer.finalize_state()  # set_weights alone has no effect on its outputs
+    return clone
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -381,18 +428,20 @@ def fresh_batchnorm(model: Any) -> bool:
     )
 
 
-# Samples per channel that calibration gives the smallest feature map (the input / 32). With
-# fewer, some channels get near-zero batch variance, BatchNorm multiplies them up to
-# 1/sqrt(eps) ≈ 32×, and rounding differences between runtimes grow with them: B0 at 64 px
-# calibrated on 2 images has logits near 1000 and fp32 runtimes drift 1.6e-4–4.4e-4 of them; on
-# 32 images logits near 1 and drift ~1e-5 (benchmarks/drift.py).
-CALIBRATION_SAMPLES = 128
+# Samples per channel that calibration gives the smallest feature map (the input / 32). With too
+# few, the statistics fit those images only: on other images activations leave them, the error
+# compounds through the blocks, and the random model is badly conditioned — B7 at 128 px
+# calibrated on 2 images has logits near 900 and even Keras fp32 lies 5e-2 from float64; on 8
+# images logits ~0.5 and every fp32 runtime agrees to 7e-6 (benchmarks/drift.py, README).
+CALIBRATION_SAMPLES = 800
+MAX_CALIBRATION_BATCH = 32  # small inputs: the images are cheap, the samples are what counts
 
 
 def calibration_batch(height: int, width: int) -> int:
-    """Images for one calibration pass: enough that the 1/32-size map has 128 samples."""
+    """Images for one calibration pass: 800 samples of the 1/32-size map (2 to 32 images:
+    3 at 600 px, 8 at 300 px, 17 at 224 px)."""
     positions = math.ceil(height / 32) * math.ceil(width / 32)
-    return max(2, math.ceil(CALIBRATION_SAMPLES / positions))
+    return min(MAX_CALIBRATION_BATCH, max(2, math.ceil(CALIBRATION_SAMPLES / positions)))
 
 
 def calibrate_batchnorm(model: Any, seed: int = 0, batch: int | None = None) -> None:
@@ -416,13 +465,39 @@ def calibrate_batchnorm(model: Any, seed: int = 0, batch: int | None = None) -> 
     saved = [layer.momentum for layer in norms]
     for layer in norms:
         layer.momentum = 0.0
-    import tensorflow as tf
-
-    # In a tf.function, not eagerly: eager execution keeps every layer's output alive until the
-    # call returns (B7 at 600 px: ~4 GB an image); the graph frees each after its last use.
-    tf.function(lambda x: model(x, training=True))(tf.constant(images.astype("float32")))
+    run_cheaply(model, lambda x: model(x, training=True), len(images))(images.astype("float32"))
     for layer, momentum in zip(norms, saved, strict=True):
         layer.momentum = momentum
+
+
+# Eager calls keep every layer's output alive until they return (B7 at 600 px: ~4 GB an image);
+# a tf.function frees each after its last use but costs seconds to trace (B0: ~2–3 s a trace).
+# Below this many bytes of activations a call runs eagerly: small models skip the tracing.
+EAGER_ACTIVATION_BYTES = 1_500_000_000
+
+
+def activation_bytes(model: Any, batch: int) -> int:
+    """Every layer's float32 output for `batch` images: what an eager call keeps alive."""
+    per_image = sum(
+        math.prod(d for d in layer.output.shape[1:] if d is not None)
+        for layer in model.layers
+        if not isinstance(layer.output, list)
+    )
+    return 4 * per_image * batch
+
+
+def run_cheaply(model: Any, function: Any, batch: int) -> Any:
+    """`function` as an images -> numpy call: eager when its activations are small, else a
+    tf.function (the graph frees each activation after its last use)."""
+    import numpy as np
+    import tensorflow as tf
+
+    call = (
+        function
+        if activation_bytes(model, batch) < EAGER_ACTIVATION_BYTES
+        else tf.function(function)
+    )
+    return lambda images: np.asarray(call(tf.constant(images)))
 
 
 def logits_function(model: Any) -> Any | None:

@@ -18,7 +18,7 @@ NATIVE_FLAGS = {
     "fp16": frozenset({"avx512_fp16", "amx_fp16"}),
 }
 # OpenVINO's OPTIMIZATION_CAPABILITIES entry that means it runs a precision natively.
-OPENVINO_NATIVE = {"fp32": "FP32", "bf16": "BF16", "fp16": "FP16"}
+OPENVINO_NATIVE = {"fp32": "FP32", "bf16": "BF16", "fp16": "FP16", "int8": "INT8"}
 
 
 @functools.cache

@@ -17,8 +17,9 @@ import typer
 from click.exceptions import NoArgsIsHelpError
 from click.exceptions import UsageError as ClickUsageError
 
-from effnet_cli import __version__, files, render
+from effnet_cli import __version__, backends, files, render
 from effnet_cli import costs as C
+from effnet_cli import export as E
 from effnet_cli import spec as S
 from effnet_cli.errors import (
     EXIT_INTERRUPTED,
@@ -27,9 +28,8 @@ from effnet_cli.errors import (
     UsageError,
     require_choice,
 )
-from effnet_cli.export import DEFAULT_OPSET
-from effnet_cli.export import FORMATS as EXPORT_FORMATS
 from effnet_cli.options import ModelOptions, model_command
+from effnet_cli.writers import DEFAULT_OPSET
 
 app = typer.Typer(
     name="effnet",
@@ -110,7 +110,9 @@ def export(
     fmt: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--format", "-f", help=f"{', '.join(EXPORT_FORMATS)} (repeat or comma-separate)."
+            "--format",
+            "-f",
+            help=f"{', '.join(backends.formats())} (repeat or comma-separate).",
         ),
     ] = None,
     output: Annotated[
@@ -125,22 +127,58 @@ def export(
     batch: Annotated[
         Optional[int], typer.Option(help="Fix the batch size (default: dynamic).")
     ] = None,
-    quantize: Annotated[str, typer.Option(help="TFLite: none, fp16, dynamic or int8.")] = "none",
+    quantize: Annotated[
+        str,
+        typer.Option(
+            help=f"{', '.join(backends.quantize_modes())}: the precision converted into "
+            "every file (formats that lack it are refused)."
+        ),
+    ] = "none",
     calibration: Annotated[
         Optional[Path], typer.Option(help="int8: a folder of images or an (N,H,W,3) .npy.")
     ] = None,
+    optimize: Annotated[
+        bool,
+        typer.Option(
+            "--optimize/--no-optimize",
+            help="onnxslim the ONNX graph (and the OpenVINO IR made from it).",
+        ),
+    ] = True,
     verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="Run each artifact against Keras.")
     ] = True,
     keep_failed: Annotated[
         bool, typer.Option("--keep-failed", help="Keep artifacts that failed verification.")
     ] = False,
+    nchw: Annotated[
+        bool,
+        typer.Option(
+            "--nchw",
+            help=f"Input [N, 3, H, W] instead of NHWC ({', '.join(backends.with_layout('NCHW'))}).",
+        ),
+    ] = False,
+    dynamic_size: Annotated[
+        bool,
+        typer.Option(
+            "--dynamic-size",
+            help="Any input height and width, verified at two sizes "
+            f"({', '.join(backends.with_dynamic_size())}).",
+        ),
+    ] = False,
+    allow_odd_padding: Annotated[
+        bool,
+        typer.Option(
+            "--allow-odd-padding",
+            help="Confirm --dynamic-size for a family that pads explicitly for its resolution "
+            f"({E.explicit_padding_families()}): exact only "
+            "at sizes congruent to it mod 32.",
+        ),
+    ] = False,
     force: ForceOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Write SavedModel, ONNX, TFLite, .keras and OpenVINO files from one model, each verified."""
     from effnet_cli import builder
-    from effnet_cli import export as E
 
     formats = E.parse_formats(fmt or [])
     if source is not None:
@@ -149,9 +187,11 @@ def export(
     warn_if_huge(spec)
     name = source.stem if source is not None else spec.name  # type: ignore[union-attr]
     seed = model.seed if model.seed is not None else 0
-    request = E.ExportRequest(formats, output, opset, batch, quantize, calibration, verify,
-                              keep_failed, force, seed)  # fmt: skip
-    targets = E.check_request(request, name)
+    request = E.ExportRequest(formats, output, opset, batch, quantize, calibration, optimize,
+                              verify, keep_failed, force, seed, nchw, dynamic_size,
+                              allow_odd_padding)  # fmt: skip
+    targets = E.check_request(request, name, spec.resolution if spec is not None else None,
+                              dynamic_size and E.pads_explicitly(spec, source))  # fmt: skip
     try:
         artifacts = E.run_export(spec, source, model.weights, model.seed, request, targets,
                                         render.note)  # fmt: skip
@@ -161,21 +201,19 @@ def export(
     render.export_result(name, artifacts, json_output)
 
 
-@app.command()
+def _artifact_kinds() -> str:
+    return ", ".join(f"{b.name} (*{b.suffix})" for b in backends.BACKENDS.values())
+
+
+@app.command(
+    help="What a model holds: inputs, outputs, ops, params, size, effnet metadata.\n\n"
+    f"PATH is an artifact that export writes, of any backend: {_artifact_kinds()}; "
+    "an OpenVINO .xml file too."
+)
 def inspect(
-    path: Annotated[
-        Path,
-        typer.Argument(
-            help="A .keras, .onnx or .tflite file, a SavedModel folder, or an OpenVINO IR "
-            "(.xml, or a folder holding one)."
-        ),
-    ],
+    path: Annotated[Path, typer.Argument(help=f"An artifact: {_artifact_kinds()}.")],
     json_output: JsonOpt = False,
 ) -> None:
-    """What a model holds: inputs, outputs, ops, params, size, effnet metadata.
-
-    PATH is a .keras, .onnx, .tflite or OpenVINO .xml file, or a SavedModel or OpenVINO IR folder.
-    """
     from effnet_cli.describe import describe
 
     document = describe(path)
@@ -190,11 +228,18 @@ def bench(
         Optional[Path], typer.Option("--from", help="Benchmark this .keras file instead.")
     ] = None,
     runtime: Annotated[
-        str, typer.Option(help="keras, onnx, tflite, openvino or all (comma-separated).")
+        str, typer.Option(help=f"{', '.join(backends.bench_runtimes())} or all (comma-separated).")
     ] = "all",
     precision: Annotated[
-        str, typer.Option(help="fp32, bf16, fp16 or all; where a runtime and the CPU run it.")
+        str,
+        typer.Option(
+            help=f"{', '.join(backends.precisions())} or all; where a runtime and the CPU run it."
+        ),
     ] = "fp32",
+    calibration: Annotated[
+        Optional[Path],
+        typer.Option(help="int8 rows: calibration images, a folder or an (N,H,W,3) .npy."),
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu, gpu or auto (gpu must exist).")] = "cpu",
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1,8",
     warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 3,
@@ -235,7 +280,7 @@ def bench(
         runtimes=B.parse_runtimes(runtime), precisions=B.parse_precisions(precision),
         device=device, batches=B.parse_batches(batch), warmup=warmup,
         iterations=None if duration else iterations, duration_s=duration, threads=threads,
-        seed=model.seed or 0, xla=xla, measure_ceiling=ceiling,
+        seed=model.seed or 0, xla=xla, measure_ceiling=ceiling, calibration=calibration,
     )  # fmt: skip
     B.check_request(request)
     allowed_pct = B.gate_threshold(baseline, max_regression)

@@ -8,36 +8,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from effnet_cli import files
 from effnet_cli.errors import UsageError
-
-FORMAT_BY_SUFFIX = {".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}
-
-
-def detect_format(path: Path) -> str:
-    if not path.exists():
-        raise UsageError(f"{str(path)!r} does not exist")
-    if path.is_dir():
-        if (path / "saved_model.pb").exists():
-            return "savedmodel"
-        if any(path.glob("*.xml")):
-            return "openvino"
-        raise UsageError(
-            f"{path} is a directory without saved_model.pb or an OpenVINO .xml: not a model"
-        )
-    if path.suffix.lower() == ".xml":
-        return "openvino"
-    fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
-    if fmt is None:
-        raise UsageError(
-            f"cannot inspect {path.name!r}; valid: a .keras, .onnx, .tflite or OpenVINO .xml "
-            "file, or a SavedModel or OpenVINO IR folder"
-        )
-    return fmt
 
 
 def _tensor(name: str, shape: Any, dtype: Any) -> dict[str, Any]:
@@ -48,7 +23,7 @@ def _tensor(name: str, shape: Any, dtype: Any) -> dict[str, Any]:
     }
 
 
-def _onnx(path: Path) -> dict[str, Any]:
+def read_onnx(path: Path) -> dict[str, Any]:
     import onnx
     from onnx import helper
 
@@ -73,7 +48,7 @@ def _onnx(path: Path) -> dict[str, Any]:
     }
 
 
-def _tflite(path: Path) -> dict[str, Any]:
+def read_tflite(path: Path) -> dict[str, Any]:
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path))
@@ -98,7 +73,7 @@ def _tflite(path: Path) -> dict[str, Any]:
     }
 
 
-def _keras(path: Path) -> dict[str, Any]:
+def read_keras(path: Path) -> dict[str, Any]:
     from effnet_cli.builder import load_keras_file
 
     model = load_keras_file(path)
@@ -111,7 +86,7 @@ def _keras(path: Path) -> dict[str, Any]:
     }
 
 
-def _savedmodel(path: Path) -> dict[str, Any]:
+def read_savedmodel(path: Path) -> dict[str, Any]:
     from effnet_cli.builder import import_keras
 
     import_keras()
@@ -134,7 +109,7 @@ def _savedmodel(path: Path) -> dict[str, Any]:
     }
 
 
-def _openvino(path: Path) -> dict[str, Any]:
+def read_openvino(path: Path) -> dict[str, Any]:
     import openvino as ov
 
     from effnet_cli.runtimes import openvino_xml
@@ -162,20 +137,18 @@ def _openvino(path: Path) -> dict[str, Any]:
     }
 
 
-READERS: dict[str, Callable[[Path], dict[str, Any]]] = {
-    "onnx": _onnx, "tflite": _tflite, "keras": _keras, "savedmodel": _savedmodel,
-    "openvino": _openvino,
-}  # fmt: skip
-
-
 def describe(path: Path) -> dict[str, Any]:
-    fmt = detect_format(path)
+    from effnet_cli import backends
+
+    backend = backends.of_path(path)
     try:
         with files.stdout_to_stderr(), files.silenced_stderr():
-            document = READERS[fmt](path)
+            document = backend.read(path)
     except UsageError:
         raise
     except Exception as exc:  # a corrupt or foreign file: each library fails in its own way
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"{path.name} is not a readable {fmt} file: {first[:200]}") from None
-    return {"path": str(path), "format": fmt, "bytes": files.size_bytes(path), **document}
+        raise UsageError(
+            f"{path.name} is not a readable {backend.name} file: {first[:200]}"
+        ) from None
+    return {"path": str(path), "format": backend.name, "bytes": files.size_bytes(path), **document}

@@ -7,19 +7,26 @@ import platform
 from importlib import metadata
 from typing import Any
 
-# (distribution, required?, why) — required ones make doctor exit 1 when missing.
-PACKAGES = (
+# (distribution, required?, why) — required ones make doctor exit 1 when missing. Each backend's
+# own packages come from its record (backends.py), so a new backend is diagnosed too.
+CORE_PACKAGES = (
     ("tensorflow", True, "builds and runs the models"),
     ("keras", True, "the model API (Keras 3)"),
     ("numpy", True, "arrays"),
     ("h5py", True, "weights files"),
-    ("tf2onnx", True, "ONNX export"),
-    ("onnx", True, "ONNX files and checks"),
-    ("onnxruntime", True, "runs ONNX (verification, bench)"),
-    ("ai-edge-litert", True, "runs TFLite (verification, bench)"),
-    ("openvino", False, "OpenVINO runtime (optional)"),
     ("matplotlib", False, "--plot (optional)"),
 )
+
+
+def packages() -> list[tuple[str, bool, str]]:
+    from effnet_cli import backends
+
+    listed = [*CORE_PACKAGES]
+    for backend in backends.BACKENDS.values():
+        for name in backend.packages:
+            if all(name != known for known, _, _ in listed):
+                listed.append((name, True, f"{backend.name}: {backend.summary}"))
+    return listed
 
 
 def _version(distribution: str) -> str | None:
@@ -64,15 +71,18 @@ def incompatibilities(versions: dict[str, str | None]) -> list[str]:
 
 
 def diagnose(probe_devices: bool = True) -> dict[str, Any]:
-    versions = {name: _version(name) for name, _, _ in PACKAGES}
-    missing = [name for name, required, _ in PACKAGES if required and versions[name] is None]
+    from effnet_cli import backends
+
+    listed = packages()
+    versions = {name: _version(name) for name, _, _ in listed}
+    missing = [name for name, required, _ in listed if required and versions[name] is None]
     doc: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "packages": [
             {"name": name, "version": versions[name], "required": required, "purpose": why}
-            for name, required, why in PACKAGES
+            for name, required, why in listed
         ],
         "missing": missing,
         "incompatible": incompatibilities(versions),
@@ -89,5 +99,10 @@ def diagnose(probe_devices: bool = True) -> dict[str, Any]:
         import onnxruntime
 
         doc["onnxruntime_providers"] = onnxruntime.get_available_providers()
+    doc["backends"] = [
+        {"name": b.name, "summary": b.summary, "devices": list(b.devices),
+         "precisions": {p: way.how for p, way in b.precisions.items()}}
+        for b in backends.BACKENDS.values()
+    ]  # fmt: skip
     doc["ok"] = not missing and not doc["incompatible"]
     return doc

@@ -1,60 +1,41 @@
-"""The writers (SavedModel, ONNX, TFLite, .keras, OpenVINO IR) and the verification of them.
+"""`effnet export`: write each (backend, precision) artifact from one model and verify it.
 
-One built model serves every format. Each artifact is written to a temporary path beside its
-target, loaded by its own runtime (runtimes.py), run on the same inputs as the Keras model, and
-only renamed into place when it matches. TensorFlow and the converters load inside functions.
+One built model serves every format. Each artifact is written (writers.py) to a temporary path
+beside its target, loaded by its own runtime (runtimes.py), run on the same inputs as the Keras
+model, and only renamed into place when it passes its gate. What a format is, is backends.py's.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from effnet_cli import __version__, files, runtimes
+from effnet_cli import backends, files, writers
 from effnet_cli import spec as S
-from effnet_cli.errors import UsageError, WorkError
+from effnet_cli.errors import UsageError, WorkError, choices
 
-FORMATS = ("savedmodel", "onnx", "tflite", "keras", "openvino")
-QUANTIZE = ("none", "fp16", "dynamic", "int8")
-DEFAULT_OPSET = 17
-
-
-@dataclass(frozen=True)
-class Gate:
-    """What a verified artifact must reach, per precision (README "Verification")."""
-
-    max_rel_diff: float | None  # of max |Δ logits| / max |logit|; None: reported, not gated
-    min_top1_agreement: float  # with the Keras model's top-1; 0: reported, not gated
-
-
-# fp32 runtimes agree to ~1e-5 on calibrated models (measured: benchmarks/drift.py); fp16 weights
-# to ~4e-3 at B0 224 and up to ~2e-2 on small random-weight models (seen at 96 px). Quantized
-# integer weights move logits far, so what must survive is the top-1 class: a quantized artifact
-# passes only when it agrees with Keras on at least 90 % of the verification images.
-GATES = {
-    "fp32": Gate(1e-4, 0.0),
-    "fp16": Gate(5e-2, 0.0),
-    "dynamic": Gate(None, 0.9),
-    "int8": Gate(None, 0.9),
-}
 # Quantized artifacts are judged on agreement, so they are verified on more images than 1 + 3.
 AGREEMENT_IMAGES = 32
+# `--dynamic-size` is verified at the resolution and this much above it: 32 keeps the parity of
+# the feature map at each of EfficientNet's five stride-2 layers, so a family that pads
+# explicitly for its build resolution is right there too (builder.with_input_size).
+SECOND_SIZE_STEP = 32
 
 
 @dataclass(frozen=True)
 class Target:
-    fmt: str
+    backend: str
+    precision: str  # converted into the file: fp32, or a --quantize mode
     path: Path
-    precision: str  # fp32, or the TFLite quantization
 
 
 @dataclass
 class Verification:
     batches: list[int]
+    sizes: list[int]  # input heights (= widths) verified: the resolution, and one more if dynamic
     compared: str  # "logits" (the tensor before a softmax head) or the model's "outputs"
     max_rel_diff: float
     top1_agreement: float
@@ -74,170 +55,31 @@ class Artifact:
 
 def parse_formats(values: list[str]) -> list[str]:
     """`--format onnx,tflite --format keras` -> ['onnx', 'tflite', 'keras'] (validated)."""
+    valid = backends.formats()
     formats: list[str] = []
     for value in values:
         for part in (p.strip().lower() for p in value.split(",")):
-            if part not in FORMATS:
-                raise UsageError(f"unknown --format {part!r}; valid: {', '.join(FORMATS)}")
+            if part not in valid:
+                raise UsageError(f"unknown --format {part!r}; valid: {choices(valid)}")
             if part not in formats:
                 formats.append(part)
     if not formats:
-        raise UsageError(f"give at least one --format: {', '.join(FORMATS)}")
+        raise UsageError(f"give at least one --format: {choices(valid)}")
     return formats
 
 
-def plan_targets(name: str, formats: list[str], directory: Path, quantize: str) -> list[Target]:
-    """File names say the model and format: efficientnet-b0.onnx, efficientnet-b0-fp16.tflite."""
-    targets = []
-    for fmt in formats:
-        if fmt in ("savedmodel", "openvino"):
-            targets.append(Target(fmt, directory / f"{name}_{fmt}", "fp32"))
-        elif fmt == "tflite":
-            suffix = "" if quantize == "none" else f"-{quantize}"
-            precision = "fp32" if quantize == "none" else quantize
-            targets.append(Target(fmt, directory / f"{name}{suffix}.tflite", precision))
-        else:
-            targets.append(Target(fmt, directory / f"{name}.{fmt}", "fp32"))
-    return targets
+def plan_targets(name: str, formats: list[str], directory: Path, precision: str) -> list[Target]:
+    """File names say the model, precision and format: efficientnet-b0-fp16.tflite."""
+    return [
+        Target(fmt, precision, directory / backends.get(fmt).artifact_name(name, precision))
+        for fmt in formats
+    ]
 
 
-def metadata(spec: S.ModelSpec | None, model: Any) -> dict[str, str]:
-    """effnet's description of an artifact, written into ONNX metadata_props."""
-    height, width = model.input.shape[1:3]
-    doc = {
-        "effnet_version": __version__,
-        "model": model.name,
-        "resolution": f"{height}x{width}",
-        "input_layout": "NHWC",
-        "input_dtype": "float32",
-    }
-    if spec is not None:
-        contract = S.input_contract(spec)
-        doc.update(
-            family=spec.family.name,
-            width=f"{spec.width:g}",
-            depth=f"{spec.depth:g}",
-            num_classes=str(spec.num_classes),
-            classifier_activation=spec.classifier_activation,
-            input_range=str(contract["range"]),
-            preprocessing_inside=str(contract["preprocessing_inside"]).lower(),
-            preprocessing=str(contract["preprocessing"]),
-        )
-    return doc
-
-
-def output_name(model: Any) -> str:
-    last = model.layers[-1]
-    activation = getattr(getattr(last, "activation", None), "__name__", "")
-    if last.name == "predictions":
-        return "probabilities" if activation == "softmax" else "logits"
-    return "features"
-
-
-# ---------------------------------------------------------------------------- writers
-
-
-def write_keras(model: Any, path: Path, **_: Any) -> None:
-    model.save(path)
-
-
-def write_savedmodel(model: Any, path: Path, **_: Any) -> None:
-    """Keras 3's export path, with a serving signature of a named input and output."""
-    import keras
-    import tensorflow as tf
-
-    from effnet_cli.builder import logits_function
-
-    height, width = model.input.shape[1:3]
-    name = output_name(model)
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    signature = [tf.TensorSpec((None, height, width, 3), tf.float32, name="input")]
-    archive.add_endpoint(
-        name="serving_default",
-        fn=lambda images: {name: model(images, training=False)},
-        input_signature=signature,
-    )
-    logits = logits_function(model)
-    if logits is not None:  # what verification compares, for deployers who want it too
-        archive.add_endpoint(
-            name="logits", fn=lambda images: {"logits": logits(images)}, input_signature=signature
-        )
-    archive.write_out(str(path), verbose=False)
-
-
-def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None,
-               meta: dict[str, str], **_: Any) -> None:  # fmt: skip
-    """tf2onnx with an explicit input signature (Keras 3 needs one), then effnet's metadata."""
-    import onnx
-    import tensorflow as tf
-    import tf2onnx
-
-    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-    height, width = model.input.shape[1:3]
-    signature = (tf.TensorSpec((batch, height, width, 3), tf.float32, name="input"),)
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
-    proto.graph.output[0].name = _rename_output(proto, output_name(model))
-    for key, value in meta.items():
-        proto.metadata_props.add(key=key, value=value)
-    onnx.save(proto, str(path))
-    onnx.checker.check_model(str(path), full_check=True)
-
-
-def _rename_output(proto: Any, name: str) -> str:
-    """Give the graph output a meaningful name, rewiring the node that produces it."""
-    old = proto.graph.output[0].name
-    for node in proto.graph.node:
-        node.output[:] = [name if out == old else out for out in node.output]
-    return name
-
-
-def write_tflite(model: Any, path: Path, *, quantize: str, calibration: Any = None,
-                 **_: Any) -> None:  # fmt: skip
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if quantize != "none":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "fp16":
-        converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "int8":
-
-        def representative() -> Any:
-            for image in calibration:
-                yield [image[None].astype("float32")]
-
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    path.write_bytes(converter.convert())
-
-
-def write_openvino(model: Any, path: Path, *, opset: int, batch: int | None,
-                   meta: dict[str, str], **_: Any) -> None:  # fmt: skip
-    """OpenVINO IR (model.xml + model.bin) through the ONNX export, with fp32 weights.
-
-    `ov.save_model` would compress the weights to fp16 by default; effnet writes what it
-    verified, so it turns that off.
-    """
-    import openvino as ov
-
-    path.mkdir()
-    onnx_path = path / "model.onnx"
-    write_onnx(model, onnx_path, opset=opset, batch=batch, meta=meta)
-    converted = ov.convert_model(str(onnx_path))
-    for key, value in meta.items():
-        converted.set_rt_info(value, ["effnet", key])
-    ov.save_model(converted, str(path / "model.xml"), compress_to_fp16=False)
-    onnx_path.unlink()
-
-
-WRITERS: dict[str, Callable[..., None]] = {
-    "keras": write_keras,
-    "savedmodel": write_savedmodel,
-    "onnx": write_onnx,
-    "tflite": write_tflite,
-    "openvino": write_openvino,
-}
+def gate(target: Target) -> backends.Gate:
+    way = backends.get(target.backend).precisions[target.precision]
+    assert way.gate is not None, "file precisions carry a gate"  # checked by check_request
+    return way.gate
 
 
 # ---------------------------------------------------------------------------- verification
@@ -254,30 +96,35 @@ def compare(outputs: Any, reference: Any) -> tuple[float, float]:
     return rel, agreement
 
 
+Case = tuple[int, int]  # (batch, size): a batch of size × size images
+
+
 def verify(
-    target: Target, path: Path, inputs: dict[int, Any], expected: dict[int, Any], compared: str
+    target: Target, path: Path, inputs: dict[Case, Any], expected: dict[Case, Any], compared: str
 ) -> Verification:
     """Run the artifact with its own runtime on the inputs the Keras model already answered.
 
     `expected` holds the Keras model's logits when it ends in a softmax (`compared`): a softmax
     saturates on random-weight models, and probabilities of 0 and 1 hide any difference.
+    Inputs are NHWC whatever the artifact's layout: its runner feeds an NCHW file.
     """
-    runner = runtimes.load_runner(target.fmt, path, precision=target.precision)
+    runner = backends.load_runner(target.backend, path, precision=target.precision)
     if runner.compared != compared:
         raise WorkError(f"cannot read the {compared} of {path.name} to verify it")
-    batches = [b for b in inputs if runner.fixed_batch in (None, b)]
+    cases = [case for case in inputs if runner.fixed_batch in (None, case[0])]
     worst, agreeing = 0.0, 0.0
-    for batch in batches:
-        rel, agreement = compare(runner.comparable(inputs[batch]), expected[batch])
+    for case in cases:
+        rel, agreement = compare(runner.comparable(inputs[case]), expected[case])
         worst = max(worst, rel)
-        agreeing += agreement * batch
-    agreement = agreeing / sum(batches)
-    gate = GATES[target.precision]
-    passed = (gate.max_rel_diff is None or worst <= gate.max_rel_diff) and (
-        agreement >= gate.min_top1_agreement
+        agreeing += agreement * case[0]
+    agreement = agreeing / sum(batch for batch, _ in cases)
+    limits = gate(target)
+    passed = (limits.max_rel_diff is None or worst <= limits.max_rel_diff) and (
+        agreement >= limits.min_top1_agreement
     )
-    return Verification(batches, compared, worst, agreement, gate.max_rel_diff,
-                        gate.min_top1_agreement, passed)  # fmt: skip
+    batches, sizes = (list(dict.fromkeys(case[i] for case in cases)) for i in (0, 1))
+    return Verification(batches, sizes, compared, worst, agreement, limits.max_rel_diff,
+                        limits.min_top1_agreement, passed)  # fmt: skip
 
 
 def load_calibration(source: Path, resolution: int, limit: int = 200) -> Any:
@@ -285,16 +132,8 @@ def load_calibration(source: Path, resolution: int, limit: int = 200) -> Any:
     import numpy as np
 
     if source.suffix == ".npy":
-        try:
-            images = np.load(source, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{source} is not a readable .npy array ({exc})") from None
-        if images.ndim != 4 or images.shape[1:] != (resolution, resolution, 3):
-            raise UsageError(
-                f"{source.name} holds an array of shape {images.shape}; "
-                f"int8 calibration needs (N, {resolution}, {resolution}, 3)"
-            )
-        return images[:limit].astype("float32")
+        check_calibration_array(source, resolution)
+        return np.load(source, allow_pickle=False)[:limit].astype("float32")
     if not source.is_dir():
         raise UsageError(f"--calibration takes a folder of images or a .npy file, not {source}")
     import tensorflow as tf
@@ -311,33 +150,57 @@ def load_calibration(source: Path, resolution: int, limit: int = 200) -> Any:
     return np.stack(images)
 
 
+def check_calibration_array(source: Path, resolution: int | None) -> None:
+    """A .npy's shape, read from its header (no data loaded): (N, H, W, 3) at the model's size."""
+    import numpy as np
+
+    try:
+        shape = np.load(source, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{source} is not a readable .npy array ({exc})") from None
+    size = resolution or (shape[1] if len(shape) == 4 else 0)
+    if len(shape) != 4 or shape[1:] != (size, size, 3) or shape[0] < 1:
+        wanted = f"(N, {resolution}, {resolution}, 3)" if resolution else "(N, H, W, 3)"
+        raise UsageError(
+            f"{source.name} holds an array of shape {shape}; calibration needs {wanted}"
+        )
+
+
 @dataclass
 class ExportRequest:
     formats: list[str]
     directory: Path
-    opset: int = DEFAULT_OPSET
+    opset: int = writers.DEFAULT_OPSET
     batch: int | None = None
     quantize: str = "none"
     calibration: Path | None = None
+    optimize: bool = True  # onnxslim on the ONNX graph (and the OpenVINO IR made from it)
     verify: bool = True
     keep_failed: bool = False
     force: bool = False
     seed: int = 0
+    nchw: bool = False  # inputs [N, 3, H, W] (tf2onnx's inputs_as_nchw)
+    dynamic_size: bool = False  # height and width None in the input signature
+    allow_odd_padding: bool = False  # confirms --dynamic-size for a family that pads explicitly
 
 
-def check_request(request: ExportRequest, name: str) -> list[Target]:
-    """Every check that needs no TensorFlow, before anything is built or written."""
-    if request.quantize not in QUANTIZE:
-        raise UsageError(f"unknown --quantize {request.quantize!r}; valid: {', '.join(QUANTIZE)}")
-    if request.quantize != "none" and "tflite" not in request.formats:
-        raise UsageError("--quantize applies to the tflite format; add --format tflite")
-    if request.quantize == "int8" and request.calibration is None:
-        raise UsageError(
-            "int8 quantization needs calibration images to choose its ranges",
-            hint="pass --calibration DIR (images) or FILE.npy (N, H, W, 3 pixels in [0, 255])",
-        )
-    if request.calibration is not None and not request.calibration.exists():
-        raise UsageError(f"calibration data {str(request.calibration)!r} does not exist")
+def check_request(
+    request: ExportRequest, name: str, resolution: int | None, explicit_padding: bool = False
+) -> list[Target]:
+    """Every check that needs no TensorFlow, before anything is built or written (`resolution`:
+    the model's, where known before loading it; `explicit_padding`: whether the model pads its
+    stride-2 convolutions explicitly, as keras.applications' V1 does)."""
+    precision = check_quantize(request)
+    check_layout(request, name, resolution, explicit_padding)
+    if request.calibration is not None:
+        if not request.calibration.exists():
+            raise UsageError(f"calibration data {str(request.calibration)!r} does not exist")
+        if request.calibration.suffix == ".npy":
+            check_calibration_array(request.calibration, resolution)
+        elif not request.calibration.is_dir():
+            raise UsageError(
+                f"--calibration takes a folder of images or a .npy file, not {request.calibration}"
+            )
     if not 7 <= request.opset <= 21:
         raise UsageError(f"--opset must lie between 7 and 21, not {request.opset}")
     if request.batch is not None and not 1 <= request.batch <= 4096:
@@ -347,11 +210,87 @@ def check_request(request: ExportRequest, name: str) -> list[Target]:
         raise UsageError(f"{directory} is a file; -o takes a directory")
     if not directory.parent.is_dir():
         raise UsageError(f"directory {str(directory.parent)!r} does not exist")
-    targets = plan_targets(name, request.formats, directory, request.quantize)
+    targets = plan_targets(name, request.formats, directory, precision)
     for target in targets:
         if target.path.exists() and not request.force:
             raise UsageError(f"{target.path} already exists", hint="pass --force to replace it")
     return targets
+
+
+def pads_explicitly(spec: S.ModelSpec | None, source: Path | None) -> bool:
+    """Whether the model pads its stride-2 convolutions explicitly (V1's correct_pad): from the
+    family, or from a `.keras` file's config without loading it."""
+    if spec is not None:
+        return spec.family.padding == "explicit"
+    from effnet_cli.builder import keras_file_pads_explicitly
+
+    return source is not None and keras_file_pads_explicitly(source)
+
+
+def check_layout(
+    request: ExportRequest, name: str, resolution: int | None, explicit_padding: bool
+) -> None:
+    """`--nchw`, `--dynamic-size` and its confirmation `--allow-odd-padding`."""
+    for wanted, option, offering in (
+        (request.nchw, "--nchw", backends.with_layout("NCHW")),
+        (request.dynamic_size, "--dynamic-size", backends.with_dynamic_size()),
+    ):
+        lacking = [f for f in request.formats if f not in offering]
+        if wanted and lacking:
+            raise UsageError(
+                f"{option} does not apply to {choices(lacking)}; it applies to {choices(offering)}",
+                hint=f"export {choices(lacking)} in a separate run without {option}",
+            )
+    if request.allow_odd_padding and not request.dynamic_size:
+        raise UsageError("--allow-odd-padding confirms --dynamic-size; give both or neither")
+    if request.dynamic_size and explicit_padding and not request.allow_odd_padding:
+        built = f"{resolution} px" if resolution else "its build resolution"
+        modulo = f"{resolution} mod 32" if resolution else "it mod 32"
+        raise UsageError(
+            f"--dynamic-size: {name} pads its stride-2 convolutions explicitly for {built} "
+            f"(keras.applications' correct_pad); at a size not congruent to {modulo} some "
+            "feature map is odd where it was even (or the reverse), and the outputs differ from "
+            "a model built at that size",
+            hint="pass --allow-odd-padding to export it anyway, or use a family with 'same' "
+            f"padding: {same_padding_models()}",
+        )
+
+
+def same_padding_models() -> str:
+    """The models whose networks pad 'same' (any size is right): 'seed-b0..seed-b7, v2-b0..v2-l'."""
+    spans = []
+    for family in S.FAMILIES:
+        names = [v.name for v in S.VARIANTS.values()
+                 if v.family.name == family and v.family.padding == "same"]  # fmt: skip
+        if names:
+            spans.append(f"{names[0]}..{names[-1]}" if len(names) > 1 else names[0])
+    return choices(spans)
+
+
+def explicit_padding_families() -> str:
+    return ", ".join(name for name, family in S.FAMILIES.items() if family.padding == "explicit")
+
+
+def check_quantize(request: ExportRequest) -> str:
+    """The precision `--quantize` asks every format to convert into its file."""
+    modes = backends.quantize_modes()
+    if request.quantize not in modes:
+        raise UsageError(f"unknown --quantize {request.quantize!r}; valid: {choices(modes)}")
+    precision = "fp32" if request.quantize == "none" else request.quantize
+    lacking = [f for f in request.formats if precision not in backends.get(f).file_precisions()]
+    if lacking:
+        offering = [n for n in backends.formats() if precision in backends.get(n).file_precisions()]
+        raise UsageError(
+            f"--quantize {request.quantize} is not a precision of {choices(lacking)}; "
+            f"it applies to {choices(offering)}"
+        )
+    needs = any(backends.get(f).precisions[precision].calibration for f in request.formats)
+    if needs and request.calibration is None:
+        raise UsageError(
+            f"{precision} quantization needs calibration images to choose its ranges",
+            hint="pass --calibration DIR (images) or FILE.npy (N, H, W, 3 pixels in [0, 255])",
+        )
+    return precision
 
 
 def export_model(
@@ -362,33 +301,47 @@ def export_model(
     progress: Callable[[str], None],
 ) -> list[Artifact]:
     """Write every target from one model; verify each; keep only what verified."""
-    from effnet_cli.builder import calibrate_batchnorm, fresh_batchnorm, logits_function
+    from effnet_cli.builder import (
+        calibrate_batchnorm,
+        fresh_batchnorm,
+        logits_function,
+        with_input_size,
+    )
 
     if request.verify and fresh_batchnorm(model):
         # Parity on fresh statistics compares outputs near zero and proves nothing (DESIGN §1.1).
         progress("random weights: giving BatchNorm real statistics first (one training-mode pass)")
         calibrate_batchnorm(model, seed=request.seed)
     calibration = None
-    if request.quantize == "int8":
+    if any(backends.get(t.backend).precisions[t.precision].calibration for t in targets):
         resolution = model.input.shape[1]
         calibration = load_calibration(request.calibration, resolution)  # type: ignore[arg-type]
     request.directory.mkdir(exist_ok=True)
-    meta = metadata(spec, model)
+    layout = "NCHW" if request.nchw else "NHWC"
+    meta = writers.metadata(spec, model, layout, request.dynamic_size)
+    # --dynamic-size: the same layers and (calibrated) weights on a (None, None, 3) input; a
+    # model built at its resolution refuses any other size.
+    written = with_input_size(model, None) if request.dynamic_size else model
     staged = [files.Staged(target.path) for target in targets]
     try:
         # Convert everything first: tf2onnx needs far more memory in a process that already ran
         # the model forward (B7: 17 GB instead of 9 GB), so the reference runs come after.
         seconds = []
-        options = {"opset": request.opset, "batch": request.batch, "meta": meta,
-                   "quantize": request.quantize, "calibration": calibration}  # fmt: skip
+        options = {"opset": request.opset, "batch": request.batch, "calibration": calibration,
+                   "optimize": request.optimize, "nchw": request.nchw}  # fmt: skip
         for target, stage in zip(targets, staged, strict=True):
             progress(f"writing {target.path.name}")
             started = time.perf_counter()
+            write = backends.get(target.backend).write
             with files.stdout_to_stderr(), files.silenced_stderr():
-                WRITERS[target.fmt](model, stage.path, **options)
+                write(written, stage.path, precision=target.precision,  # type: ignore[misc]
+                      meta={**meta, "precision": target.precision}, **options)  # fmt: skip
             seconds.append(time.perf_counter() - started)
-        sizes = verification_batches(request, targets)
-        inputs, expected = reference_outputs(model, request.seed, sizes)
+        del written  # a --dynamic-size clone's weights: not needed past conversion
+        inputs, expected = reference_outputs(
+            model, request.seed, verification_batches(request, targets),
+            verification_sizes(request, model.input.shape[1]),
+        )  # fmt: skip
         compared = "logits" if logits_function(model) else "outputs"
         artifacts = []
         for target, stage, took in zip(targets, staged, seconds, strict=True):
@@ -420,24 +373,37 @@ def verification_batches(request: ExportRequest, targets: list[Target]) -> list[
     if not request.verify:
         return []
     sizes = [request.batch] if request.batch else [1, 3]
-    if not request.batch and any(GATES[t.precision].min_top1_agreement for t in targets):
+    if not request.batch and any(gate(t).min_top1_agreement for t in targets):
         sizes.append(AGREEMENT_IMAGES)
     return sizes
 
 
+def verification_sizes(request: ExportRequest, resolution: int) -> list[int]:
+    """Input sizes to verify at: the model's resolution, and with --dynamic-size one more."""
+    return [resolution, resolution + SECOND_SIZE_STEP] if request.dynamic_size else [resolution]
+
+
 def reference_outputs(
-    model: Any, seed: int, sizes: list[int]
-) -> tuple[dict[int, Any], dict[int, Any]]:
-    """Seeded random images per batch size, and the Keras model's logits (or outputs) on them."""
+    model: Any, seed: int, batches: list[int], sizes: list[int] | None = None
+) -> tuple[dict[Case, Any], dict[Case, Any]]:
+    """Seeded random images per (batch, size), and the Keras model's logits (or outputs) on
+    them: at the model's own size from `model`, at another size from a model of the same layers
+    and weights built on that size (BatchNorm statistics are weights: calibrated once)."""
     import numpy as np
 
-    height, width = model.input.shape[1:3]
+    from effnet_cli.builder import logits_function, run_cheaply, with_input_size
+
+    resolution = model.input.shape[1]
     rng = np.random.default_rng(seed + 1)
-    keras = runtimes.keras_runner(model)  # tf.functions: far less memory than eager calls
     inputs, expected = {}, {}
-    for size in sizes:
-        inputs[size] = rng.uniform(0, 255, (size, height, width, 3)).astype("float32")
-        expected[size] = np.asarray(keras.comparable(inputs[size]))
+    for size in (sizes or [resolution]) if batches else []:
+        sized = model if size == resolution else with_input_size(model, size)
+        height, width = sized.input.shape[1:3]
+        function = logits_function(sized) or (lambda images, m=sized: m(images, training=False))
+        for batch in batches:
+            images = rng.uniform(0, 255, (batch, height, width, 3)).astype("float32")
+            inputs[batch, size] = images
+            expected[batch, size] = run_cheaply(sized, function, batch)(images)
     return inputs, expected
 
 

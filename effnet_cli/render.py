@@ -469,7 +469,7 @@ def plot_scale(families: Mapping[str, list[dict[str, Any]]], path: Any) -> None:
 def export_documents(artifacts: Sequence[Any]) -> list[dict[str, Any]]:
     return [
         {
-            "format": a.target.fmt,
+            "format": a.target.backend,
             "path": str(a.target.path),
             "precision": a.target.precision,
             "bytes": a.bytes,
@@ -504,8 +504,10 @@ def export_result(name: str, artifacts: Sequence[Any], as_json: bool) -> None:
             "skipped" if check is None else ("yes" if check["passed"] else "FAILED"),
         )  # fmt: skip
     out().print(table)
+    sizes = sorted({n for d in documents if d["verification"] for n in d["verification"]["sizes"]})
+    at = f" at {' and '.join(f'{n}×{n}' for n in sizes)}" if len(sizes) > 1 else ""
     for what in sorted(compared):
-        note(f"drift: max |Δ| / max |Keras| of the {what}, on seeded random images")
+        note(f"drift: max |Δ| / max |Keras| of the {what}, on seeded random images{at}")
 
 
 def _gated(value: str, limit: float | None, relation: str = "≤", unit: str = "") -> str:
@@ -685,6 +687,9 @@ def print_doctor(report: Mapping[str, Any]) -> None:
     )
     providers = ", ".join(report["onnxruntime_providers"]) or "–"
     console.print(f"onnxruntime providers: {providers}", markup=False)
+    for backend in report["backends"]:
+        ways = ", ".join(f"{p} ({how})" for p, how in backend["precisions"].items())
+        console.print(f"backend {backend['name']}: {backend['summary']}; {ways}", markup=False)
     for problem in report["incompatible"]:
         console.print(f"incompatible: {problem}", markup=False)
     if report["missing"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,6 @@ from typing import Any
 
 from effnet_cli import capabilities
 from effnet_cli.errors import UsageError, WorkError
-
-RUNTIMES = ("keras", "savedmodel", "onnx", "tflite", "openvino")
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class PrecisionUnavailable(UsageError):
@@ -32,7 +30,12 @@ DEVICES = ("cpu", "gpu", "auto")
 
 @dataclass
 class Runner:
-    """A loaded artifact: `run(batch)` maps float32 NHWC images to the model's output."""
+    """A loaded artifact: `run(batch)` maps float32 NHWC images to the model's output.
+
+    Callers always pass NHWC, whatever the artifact's own input layout: a runner of an NCHW
+    artifact transposes (the layout is the artifact's property, and the runner is the one place
+    that loads it).
+    """
 
     runtime: str
     device: str  # what actually runs it: "cpu" or "gpu"
@@ -42,6 +45,7 @@ class Runner:
     fixed_batch: int | None = None  # a batch size the artifact is pinned to, else None
     # The pre-softmax tensor, where the output is a softmax; None: the output itself is compared.
     run_logits: Callable[[Any], Any] | None = None
+    threads: int | None = None  # the intra-op threads it was given (recorded in every row)
 
     @property
     def compared(self) -> str:
@@ -89,11 +93,33 @@ def keras_runner(model: Any, device: str = "cpu", xla: bool = False) -> Runner:
     provider = "TensorFlow " + ("XLA " if xla else "") + device.upper()
     return Runner(
         "keras", device, provider, "fp32", compiled(lambda x: model(x, training=False)),
-        run_logits=compiled(logits) if logits else None,
+        run_logits=compiled(logits) if logits else None, threads=tensorflow_threads(),
     )  # fmt: skip
 
 
-def savedmodel_runner(path: Path, device: str = "cpu") -> Runner:
+def tensorflow_threads() -> int:
+    """TensorFlow's intra-op pool: sized from TF_NUM_INTRAOP_THREADS when it loaded
+    (bench.configure_threads sets it), else one thread per core."""
+    return int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0) or threads_or_default(None)
+
+
+def keras_file_runner(
+    path: Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
+) -> Runner:
+    """A `.keras` file, loaded in safe mode; bf16 (a dtype policy) needs a model built here."""
+    from effnet_cli.builder import load_keras_file
+
+    if precision != "fp32":
+        raise PrecisionUnavailable(
+            "Keras runs bf16 through the mixed_bfloat16 policy on a model built from options, "
+            "not on a loaded file"
+        )
+    return keras_runner(load_keras_file(path), device)
+
+
+def savedmodel_runner(
+    path: Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
+) -> Runner:
     import tensorflow as tf
 
     from effnet_cli.builder import import_keras
@@ -116,10 +142,13 @@ def savedmodel_runner(path: Path, device: str = "cpu") -> Runner:
     # export writes a "logits" signature beside serving_default when the head is a softmax
     logits = loaded.signatures.get("logits")
     return Runner("savedmodel", device, f"TensorFlow {device.upper()}", "fp32", caller(signature),
-                  run_logits=caller(logits) if logits is not None else None)  # fmt: skip
+                  run_logits=caller(logits) if logits is not None else None,
+                  threads=tensorflow_threads())  # fmt: skip
 
 
-def onnx_runner(path: Path, device: str = "cpu", threads: int | None = None) -> Runner:
+def onnx_runner(
+    path: Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
+) -> Runner:
     """onnxruntime; on `gpu` the CUDA provider must really be active (a fallback is an error)."""
     import onnxruntime as ort
 
@@ -139,13 +168,16 @@ def onnx_runner(path: Path, device: str = "cpu", threads: int | None = None) -> 
     meta = session.get_inputs()[0]
     batch = meta.shape[0] if isinstance(meta.shape[0], int) else None
     input_name, output_name = meta.name, session.get_outputs()[0].name
+    feed = _nchw if onnx_layout(session) == "NCHW" else _unchanged
 
     def run(images: Any) -> Any:
-        return session.run([output_name], {input_name: images})[0]
+        return session.run([output_name], {input_name: feed(images)})[0]
 
     logits_name = _onnx_softmax_input(path, output_name)
     if logits_name is None:
-        return Runner("onnx", device, active[0], ONNX_PRECISIONS.get(meta.type, "fp32"), run, batch)
+        return Runner(
+            "onnx", device, active[0], precision, run, batch, threads=options.intra_op_num_threads
+        )
 
     @functools.cache
     def logits_session() -> Any:
@@ -158,10 +190,30 @@ def onnx_runner(path: Path, device: str = "cpu", threads: int | None = None) -> 
         return ort.InferenceSession(proto.SerializeToString(), options, providers=wanted)
 
     def run_logits(images: Any) -> Any:
-        return logits_session().run([logits_name], {input_name: images})[0]
+        return logits_session().run([logits_name], {input_name: feed(images)})[0]
 
-    precision = ONNX_PRECISIONS.get(meta.type, "fp32")
-    return Runner("onnx", device, active[0], precision, run, batch, run_logits)
+    return Runner("onnx", device, active[0], precision, run, batch, run_logits,
+                  options.intra_op_num_threads)  # fmt: skip
+
+
+def onnx_layout(session: Any) -> str:
+    """The input layout, NCHW or NHWC, that effnet's metadata records (`export --nchw`); for a
+    file effnet did not write, read from the input's shape ([N, 3, H, W]: channels second)."""
+    recorded = session.get_modelmeta().custom_metadata_map.get("input_layout")
+    if recorded in ("NCHW", "NHWC"):
+        return recorded
+    shape = session.get_inputs()[0].shape
+    return "NCHW" if len(shape) == 4 and shape[1] == 3 and shape[3] != 3 else "NHWC"
+
+
+def _nchw(images: Any) -> Any:
+    import numpy as np
+
+    return np.ascontiguousarray(np.transpose(images, (0, 3, 1, 2)))
+
+
+def _unchanged(images: Any) -> Any:
+    return images
 
 
 def _onnx_softmax_input(path: Path, output_name: str) -> str | None:
@@ -169,11 +221,15 @@ def _onnx_softmax_input(path: Path, output_name: str) -> str | None:
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
-    producer = next((node for node in graph.node if output_name in node.output), None)
-    return producer.input[0] if producer is not None and producer.op_type == "Softmax" else None
+    producers = {out: node for node in graph.node for out in node.output}
+    node = producers.get(output_name)
+    while node is not None and node.op_type in PASS_THROUGH:  # fp16's Cast, int8's Q/DQ
+        node = producers.get(node.input[0])
+    return node.input[0] if node is not None and node.op_type == "Softmax" else None
 
 
-ONNX_PRECISIONS = {"tensor(float)": "fp32", "tensor(float16)": "fp16"}  # the input's element type
+# Ops a converter may put between the softmax and the graph output without changing its values.
+PASS_THROUGH = ("Cast", "QuantizeLinear", "DequantizeLinear", "Identity")
 
 
 def _onnx_options(ort: Any, threads: int | None) -> Any:
@@ -185,7 +241,9 @@ def _onnx_options(ort: Any, threads: int | None) -> Any:
     return options
 
 
-def tflite_runner(path: Path, threads: int | None = None, precision: str = "fp32") -> Runner:
+def tflite_runner(
+    path: Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
+) -> Runner:
     """`precision` describes the file (fp16/int8 weights come from the converter)."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -194,17 +252,22 @@ def tflite_runner(path: Path, threads: int | None = None, precision: str = "fp32
     signature = list(detail.get("shape_signature", detail["shape"]))
     fixed = None if signature[0] == -1 else int(signature[0])
     run = _tflite_caller(interpreter, interpreter.get_output_details()[0]["index"])
-    runner = Runner("tflite", "cpu", "LiteRT XNNPACK", precision, run, fixed)
+    runner = Runner("tflite", "cpu", "LiteRT XNNPACK", precision, run, fixed,
+                    threads=threads_or_default(threads))  # fmt: skip
     # Intermediate tensors are readable only with all tensors preserved, which LiteRT allows
     # without its default (XNNPACK) delegate: the logits come from a second, plain interpreter
     # over the same file (its tensors allocated on first use); `run` keeps the deployed path.
-    inspector = Interpreter(model_path=str(path), num_threads=threads_or_default(threads),
-                            experimental_preserve_all_tensors=True)  # fmt: skip
-    output_index = inspector.get_output_details()[0]["index"]
-    softmax = [op for op in inspector._get_ops_details()  # no public API lists the ops
-               if op["op_name"] == "SOFTMAX" and output_index in op["outputs"]]  # fmt: skip
-    if softmax:
-        logits = functools.cache(lambda: _tflite_caller(inspector, int(softmax[0]["inputs"][0])))
+    with warnings.catch_warnings():  # "for debugging only": reading the logits is what we do
+        warnings.simplefilter("ignore")
+        inspector = Interpreter(model_path=str(path), num_threads=threads_or_default(threads),
+                                experimental_preserve_all_tensors=True)  # fmt: skip
+    producers = {out: op for op in inspector._get_ops_details() for out in op["outputs"]}
+    op = producers.get(inspector.get_output_details()[0]["index"])  # no public API lists ops
+    while op is not None and op["op_name"] in ("DEQUANTIZE", "QUANTIZE"):  # int8's float output
+        op = producers.get(op["inputs"][0])
+    if op is not None and op["op_name"] == "SOFTMAX":
+        logits_index = int(op["inputs"][0])
+        logits = functools.cache(lambda: _tflite_caller(inspector, logits_index))
         runner.run_logits = lambda images: logits()(images)
     return runner
 
@@ -237,6 +300,13 @@ def _tflite_caller(interpreter: Any, tensor_index: int) -> Callable[[Any], Any]:
 
 
 OPENVINO_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+# Precisions of the IR itself, and the hint their float parts run with. NNCF's int8 IR leaves
+# swish, squeeze-and-excitation's gates and the softmax in float, which a CPU with bf16 would
+# run in bf16 by itself (its INFERENCE_PRECISION_HINT reads back bf16 when none is given):
+# pinned to f32, so that an int8 row differs from the fp32 row by the quantization alone.
+OPENVINO_FILE_PRECISIONS = {"int8": "fp32"}
+# Layers whose runtime precision says whether the CPU plugin really runs the IR in int8.
+OPENVINO_INT8_LAYERS = ("Convolution", "FullyConnected", "MatMul")
 
 
 def openvino_xml(path: Path) -> Path:
@@ -259,10 +329,33 @@ def compiled_precision(compiled: Any) -> Any:
     return compiled.get_property("INFERENCE_PRECISION_HINT")
 
 
-def openvino_runner(path: Path, threads: int | None = None, precision: str = "fp32") -> Runner:
+def fake_quantize_ops(model: Any) -> int:
+    """How many FakeQuantize operations the IR holds: NNCF's int8 is written as FakeQuantize."""
+    return sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+
+
+def compiled_int8_layers(compiled: Any) -> int:
+    """How many convolution and dense layers the CPU plugin runs on int8 inputs (its runtime
+    graph's `runtimePrecision`; a test fakes it). A CPU without int8 kernels would run the
+    FakeQuantize as float arithmetic instead."""
+    count = 0
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) in OPENVINO_INT8_LAYERS and info[
+            "runtimePrecision"
+        ].astype(str) in ("i8", "u8"):
+            count += 1
+    return count
+
+
+def openvino_runner(
+    path: Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
+) -> Runner:
     """OpenVINO on the CPU with the inference precision pinned: it would otherwise pick bf16
     by itself on CPUs that have it, and report nothing. A row is labelled with the precision
-    that was compiled, and a precision the CPU lacks is refused rather than emulated."""
+    that was compiled, and a precision the CPU lacks is refused rather than emulated. int8 is
+    the IR's own (NNCF's FakeQuantize), run with f32 for what stays float, and labelled int8
+    only when the IR is quantized and the CPU plugin runs its convolutions in int8."""
     import openvino as ov
 
     if not capabilities.native_in_openvino(precision):
@@ -270,20 +363,33 @@ def openvino_runner(path: Path, threads: int | None = None, precision: str = "fp
             f"{precision} is not native on this CPU (OpenVINO capabilities: "
             f"{', '.join(capabilities.openvino_capabilities())}); refused rather than emulated"
         )
+    hinted = OPENVINO_FILE_PRECISIONS.get(precision, precision)
     config = {
-        "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision],
+        "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[hinted],
         "INFERENCE_NUM_THREADS": threads_or_default(threads),
         "PERFORMANCE_HINT": "LATENCY",
     }
     core = ov.Core()
     model = core.read_model(str(openvino_xml(path)))
+    quantizers = fake_quantize_ops(model)
+    if (precision in OPENVINO_FILE_PRECISIONS) != bool(quantizers):
+        holds = f"{quantizers} FakeQuantize operations" if quantizers else "no FakeQuantize"
+        raise WorkError(f"{path.name} holds {holds}: it is not an OpenVINO {precision} IR")
     compiled = core.compile_model(model, "CPU", config)
     used = openvino_label(compiled_precision(compiled))
-    if used != precision:
-        raise PrecisionUnavailable(f"OpenVINO compiled {used} when asked for {precision}")
+    if used != hinted:
+        raise PrecisionUnavailable(f"OpenVINO compiled {used} when asked for {hinted}")
+    if precision == "int8":
+        if not compiled_int8_layers(compiled):
+            raise PrecisionUnavailable(
+                "OpenVINO runs no convolution of the int8 IR in int8 on this CPU "
+                "(its FakeQuantize would be float arithmetic); refused rather than emulated"
+            )
+        used = precision
     shape = compiled.inputs[0].get_partial_shape()
     fixed = None if shape[0].is_dynamic else shape[0].get_length()
-    runner = Runner("openvino", "cpu", "OpenVINO CPU", used, _openvino_caller(compiled), fixed)
+    runner = Runner("openvino", "cpu", "OpenVINO CPU", used, _openvino_caller(compiled), fixed,
+                    threads=int(compiled.get_property("INFERENCE_NUM_THREADS")))  # fmt: skip
     source = model.get_results()[0].input_value(0).get_node()
     if source.get_type_name() == "Softmax":
 
@@ -304,27 +410,3 @@ def _openvino_caller(compiled: Any, output: int = 0) -> Callable[[Any], Any]:
         return request.infer({0: images})[port].copy()
 
     return run
-
-
-def load_runner(runtime: str, path: Path, device: str = "cpu", threads: int | None = None,
-                precision: str = "fp32") -> Runner:  # fmt: skip
-    """Load an exported artifact with its own runtime, at `precision` where it has a choice."""
-    if precision != "fp32" and runtime in ("onnx", "savedmodel", "keras"):
-        raise PrecisionUnavailable(f"effnet runs {runtime} in fp32 only")
-    if runtime == "onnx":
-        return onnx_runner(path, device, threads)
-    if runtime == "tflite":
-        if device == "gpu":
-            raise UsageError("the LiteRT runtime runs on the CPU here; use --device cpu")
-        return tflite_runner(path, threads, precision)
-    if runtime == "savedmodel":
-        return savedmodel_runner(path, device)
-    if runtime == "openvino":
-        if device == "gpu":
-            raise UsageError("effnet runs OpenVINO on the CPU; use --device cpu")
-        return openvino_runner(path, threads, precision)
-    if runtime == "keras":
-        from effnet_cli.builder import load_keras_file
-
-        return keras_runner(load_keras_file(path), device)
-    raise UsageError(f"unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")

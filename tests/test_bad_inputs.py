@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 
@@ -22,6 +23,7 @@ def workdir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad")
     model = keras.applications.EfficientNetB0(weights=None, input_shape=(32, 32, 3))
     model.save_weights(folder / "b0.weights.h5")
+    model.save(folder / "b0.keras")  # keras.applications' V1: explicit stride-2 padding
     whole = (folder / "b0.weights.h5").read_bytes()
     (folder / "truncated.weights.h5").write_bytes(whole[: len(whole) // 2])
     (folder / "empty.weights.h5").write_bytes(b"")
@@ -36,6 +38,7 @@ def workdir(tmp_path_factory):
     (folder / "empty.onnx").write_bytes(b"")
     (folder / "garbage.tflite").write_bytes(os.urandom(2048))
     (folder / "random.keras").write_bytes(os.urandom(2048))
+    np.save(folder / "small.npy", np.zeros((2, 8, 8, 3), dtype="float32"))
     return folder
 
 
@@ -78,11 +81,21 @@ BUILD = [
     (["build", "-o", "notes.txt/x.keras"], "does not exist"),
 ]
 EXPORT = [
-    (["export", "-f", "pdf"], "valid: savedmodel, onnx, tflite, keras"),
+    (["export", "-f", "pdf"], "valid: keras, savedmodel, onnx, tflite or openvino"),
     (["export"], "at least one --format"),
-    (["export", "-f", "tflite", "--quantize", "int4"], "valid: none, fp16, dynamic, int8"),
+    (["export", "-f", "tflite", "--quantize", "int4"], "valid: none, dynamic, fp16 or int8"),
     (["export", "-f", "tflite", "--quantize", "int8"], "calibration"),
-    (["export", "-f", "onnx", "--quantize", "fp16"], "applies to the tflite format"),
+    (["export", "-f", "keras", "--quantize", "fp16"], "not a precision of keras; it applies to"),
+    (["export", "-f", "onnx,tflite", "--quantize", "dynamic"],
+     "not a precision of onnx; it applies to tflite"),
+    (["export", "-f", "onnx", "--quantize", "int8"], "needs calibration images"),
+    (["export", "-f", "openvino", "--quantize", "int8"], "needs calibration images"),
+    (["export", "-f", "openvino", "--quantize", "fp16"],  # a runtime hint, not a file
+     "not a precision of openvino; it applies to onnx or tflite"),
+    (["export", "-f", "onnx", "--quantize", "int8", "--calibration", "small.npy"],
+     "calibration needs (N, 224, 224, 3)"),
+    (["export", "-f", "onnx", "--quantize", "int8", "--calibration", "notes.txt"],
+     "takes a folder of images or a .npy file"),
     (["export", "-f", "onnx", "--opset", "3"], "--opset must lie between"),
     (["export", "-f", "onnx", "--batch", "0"], "--batch must lie between"),
     (["export", "-f", "onnx", "--batch", "-2"], "--batch must lie between"),
@@ -93,6 +106,17 @@ EXPORT = [
      "does not exist"),
     (["export", "-f", "onnx", "-o", "notes.txt"], "-o takes a directory"),
     (["export", "-f", "keras", "-o", "nowhere/deeper"], "does not exist"),
+    (["export", "-f", "tflite", "--nchw"], "--nchw does not apply to tflite; it applies to onnx"),
+    (["export", "-f", "onnx,openvino", "--nchw"], "--nchw does not apply to openvino"),
+    (["export", "-f", "onnx,keras", "--dynamic-size", "--model", "seed-b0"],
+     "--dynamic-size does not apply to keras; it applies to onnx"),
+    (["export", "-f", "onnx", "--dynamic-size"],
+     "efficientnet-b0 pads its stride-2 convolutions explicitly for 224 px"),
+    (["export", "-f", "onnx", "--dynamic-size", "--model", "lite1", "--nchw"],
+     "efficientnet-lite1 pads its stride-2 convolutions explicitly for 240 px"),
+    (["export", "-f", "onnx", "--dynamic-size", "--from", "b0.keras"],
+     "b0 pads its stride-2 convolutions explicitly for its build resolution"),
+    (["export", "-f", "onnx", "--allow-odd-padding"], "confirms --dynamic-size"),
 ]  # fmt: skip
 BENCH = [
     (["bench", "--runtime", "mxnet"], "valid: keras, onnx, tflite, openvino or all"),
@@ -109,7 +133,8 @@ BENCH = [
     (["bench", "--baseline", "other.json"], "not an `effnet bench --json` result"),
     (["bench", "--csv", "existing.keras"], "already exists"),
     (["bench", "--device", "gpu", "--runtime", "keras"], "no GPU is visible"),
-    (["bench", "--precision", "int3"], "valid: fp32, bf16, fp16 or all"),
+    (["bench", "--precision", "int3"], "valid: fp32, bf16, fp16, int8, dynamic or all"),
+    (["bench", "--calibration", "missing.npy"], "does not exist"),
     (["bench", "--warmup", "-1"], "--warmup must lie between"),
     (["bench", "--max-regression", "x"], "--max-regression"),
     (["bench", "--from", "missing.keras"], "does not exist"),
@@ -117,11 +142,11 @@ BENCH = [
 ]
 INSPECT = [
     (["inspect", "missing.onnx"], "does not exist"),
-    (["inspect", "notes.txt"], "valid: a .keras, .onnx, .tflite or OpenVINO .xml file"),
+    (["inspect", "notes.txt"], "valid: a .keras, .onnx or .tflite file, or a folder of"),
     (["inspect", "empty.onnx"], "not a readable onnx file"),
     (["inspect", "garbage.tflite"], "not a readable tflite file"),
     (["inspect", "random.keras"], "not a .keras archive"),
-    (["inspect", "somedir"], "without saved_model.pb"),
+    (["inspect", "somedir"], "is a folder without savedmodel (saved_model.pb) or openvino"),
 ]
 SCALE = [
     (["scale-table", "--family", "x"], "valid: b, lite, seed, v2 or all"),

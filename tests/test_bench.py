@@ -93,6 +93,8 @@ def test_every_statistic_is_positive_and_ordered(short_run):
             <= row["latency_ms_p99"]
         )
         assert row["images_per_s"] == pytest.approx(row["batch"] * 1000 / row["latency_ms_mean"])
+    # every runtime was given the 2 threads explicitly, and each row says what it ran on
+    assert [row["threads"] for row in rows] == [2] * len(rows)
     providers = {row["runtime"]: row["provider"] for row in rows}
     assert providers["onnx"] == "CPUExecutionProvider"
 
@@ -154,7 +156,7 @@ def test_regression_gate(short_run, cli, tmp_path):
     ]  # fmt: skip
     doctored = json.loads(stdout)
     for row in doctored["rows"]:
-        row["latency_ms_p50"] /= 2  # a baseline twice as fast
+        row["latency_ms_p50"] /= 100  # a baseline 100 times as fast: a regression under any load
     fast = tmp_path / "fast.json"
     fast.write_text(json.dumps(doctored))
     result = cli(*GATE, fast, "--max-regression", "10")

@@ -86,7 +86,7 @@ def _fake_cpu(monkeypatch, openvino_capabilities, compiled=None):
 
 def test_a_cpu_without_bf16_or_fp16_refuses_them_with_the_reason(cli, monkeypatch):
     _fake_cpu(monkeypatch, ("FP32", "INT8", "BIN", "EXPORT_IMPORT"))  # an AVX2-only EPYC
-    result = cli(*BENCH, "--precision", "all")
+    result = cli(*BENCH, "--precision", "fp32,bf16,fp16")
     assert result.code == 0, result.stderr
     document = json.loads(result.stdout)
     assert {row["precision"] for row in document["rows"]} == {"fp32"}
@@ -95,7 +95,7 @@ def test_a_cpu_without_bf16_or_fp16_refuses_them_with_the_reason(cli, monkeypatc
     skipped = {s["precision"]: s["reason"] for s in document["skipped"]}
     assert set(skipped) == {"bf16", "fp16"}
     assert all("not native on this CPU" in reason for reason in skipped.values())
-    table = cli(*BENCH[:-1], "--precision", "all")
+    table = cli(*BENCH[:-1], "--precision", "fp32,bf16,fp16")
     assert "skipped openvino bf16: bf16 is not native" in " ".join(table.stdout.split())
 
 
@@ -130,16 +130,16 @@ def test_each_native_precision_runs_as_labelled_on_this_cpu(b0_openvino):
     """No fakes: what this machine's OpenVINO compiles is what the runner is labelled."""
     import openvino as ov
 
-    from effnet_cli import capabilities, runtimes
+    from effnet_cli import backends, capabilities, runtimes
 
     folder, _ = b0_openvino
     ir = folder / "efficientnet-b0_openvino"
     for precision, hint in runtimes.OPENVINO_HINTS.items():
         if not capabilities.native_in_openvino(precision):
             with pytest.raises(runtimes.PrecisionUnavailable, match="not native on this CPU"):
-                runtimes.load_runner("openvino", ir, precision=precision)
+                backends.load_runner("openvino", ir, precision=precision)
             continue
-        runner = runtimes.load_runner("openvino", ir, precision=precision)
+        runner = backends.load_runner("openvino", ir, precision=precision)
         compiled = ov.Core().compile_model(
             str(ir / "model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": hint}
         )

@@ -1,0 +1,38 @@
+"""A backend that effnet does not ship: one record and its small functions, nothing else.
+
+It stores the model as a renamed `.keras` archive and runs it with Keras: enough for export to
+write and verify it, bench to time it, inspect to read it and doctor to list it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from effnet_cli import backends, describe, runtimes
+
+
+def _as_keras(path: Path) -> Path:
+    copy = Path(tempfile.mkdtemp(prefix="fake-backend-")) / "model.keras"
+    shutil.copyfile(path, copy)
+    return copy
+
+
+def write(model: Any, path: Path, **_: Any) -> None:
+    model.save(path.parent / f"{path.name}.keras")
+    (path.parent / f"{path.name}.keras").rename(path)
+
+
+def load(path: Path, device: str = "cpu", threads: int | None = None,
+         precision: str = "fp32") -> runtimes.Runner:  # fmt: skip
+    return replace(runtimes.keras_file_runner(_as_keras(path), device), runtime="fake")
+
+
+RECORD = backends.Backend(
+    name="fake", summary="a test's own format (a renamed .keras)", suffix=".fake", load=load,
+    read=lambda path: describe.read_keras(_as_keras(path)), write=write,
+    packages=("pytest",),
+)  # fmt: skip

@@ -1,0 +1,153 @@
+"""The backend registry: every command learns a backend from its record alone."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from effnet_cli import backends
+
+from . import fake_backend
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    monkeypatch.setitem(backends.BACKENDS, "fake", fake_backend.RECORD)
+
+
+def test_export_bench_inspect_and_doctor_know_a_registered_backend(cli, fake, tmp_path):
+    exported = cli("export", "--resolution", "64", "--seed", "0", "-f", "fake", "-o", tmp_path,
+                   "--json")  # fmt: skip
+    assert exported.code == 0, exported.stderr
+    (artifact,) = json.loads(exported.stdout)["artifacts"]
+    assert artifact["format"] == "fake" and artifact["verification"]["passed"]
+    path = tmp_path / "efficientnet-b0-r64.fake"
+    assert artifact["path"] == str(path) and path.is_file()
+
+    inspected = json.loads(cli("inspect", path, "--json").stdout)
+    assert inspected["format"] == "fake" and inspected["ops"]["Conv2D"] > 40
+
+    benched = cli("bench", "--resolution", "64", "--runtime", "fake", "--batch", "1",
+                  "--iterations", "2", "--warmup", "0", "--json")  # fmt: skip
+    assert benched.code == 0, benched.stderr
+    (row,) = json.loads(benched.stdout)["rows"]
+    assert row["runtime"] == "fake" and row["drift_max_rel"] <= 1e-4
+
+    doctor = json.loads(cli("doctor", "--json").stdout)
+    assert "fake" in [b["name"] for b in doctor["backends"]]
+    assert "pytest" in [p["name"] for p in doctor["packages"]]
+
+
+def test_help_lists_a_registered_backend():
+    script = (
+        "from tests import fake_backend; from effnet_cli import backends; "
+        "backends.register(fake_backend.RECORD); from effnet_cli.cli import main; "
+        "import sys; sys.exit(main(sys.argv[1:]))"
+    )
+    for command in ("export", "bench", "inspect"):
+        argv = [sys.executable, "-c", script, command, "--help"]
+        wide = {**os.environ, "COLUMNS": "200"}
+        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=wide)
+        assert result.returncode == 0, result.stderr
+        assert "fake" in result.stdout, command
+
+
+def test_a_quantize_mode_a_format_lacks_is_refused_naming_who_has_it(cli, tmp_path):
+    result = cli("export", "-f", "onnx,tflite", "--quantize", "dynamic", "-o", tmp_path)
+    assert result.code == 2
+    assert result.stderr.startswith(
+        "error: --quantize dynamic is not a precision of onnx; it applies to tflite"
+    )
+
+
+def test_an_artifact_is_keyed_by_backend_and_precision():
+    tflite, openvino = backends.get("tflite"), backends.get("openvino")
+    assert tflite.artifact_name("efficientnet-b0", "int8") == "efficientnet-b0-int8.tflite"
+    assert tflite.artifact_name("efficientnet-b0", "fp32") == "efficientnet-b0.tflite"
+    # a runtime hint runs the fp32 file: no file of its own
+    assert openvino.artifact_name("efficientnet-b0", "bf16") == "efficientnet-b0_openvino"
+    assert {p: w.how for p, w in openvino.precisions.items()} == {
+        "fp32": "file", "bf16": "hint", "fp16": "hint", "int8": "file"}  # fmt: skip
+    # NNCF's int8 is a file of its own, calibrated like ONNX's and TFLite's
+    assert openvino.artifact_name("efficientnet-b0", "int8") == "efficientnet-b0-int8_openvino"
+    assert openvino.precisions["int8"] == backends.get("onnx").precisions["int8"]
+    assert backends.get("keras").precisions["bf16"].how == "policy"
+
+
+def test_every_file_precision_has_a_gate_and_nothing_else_does():
+    for backend in backends.BACKENDS.values():
+        for precision, way in backend.precisions.items():
+            assert (way.gate is not None) == (way.how == "file"), (backend.name, precision)
+
+
+def test_onnx_export_is_optimized_by_default(cli, tmp_path):
+    import onnx
+
+    folder = tmp_path / "out"
+    result = cli("export", "--resolution", "64", "-f", "onnx", "-o", folder, "--json")
+    assert result.code == 0, result.stderr
+    raw = cli("export", "--resolution", "64", "-f", "onnx", "-o", tmp_path / "raw",
+              "--no-optimize")  # fmt: skip
+    assert raw.code == 0, raw.stderr
+
+    def ops(path):
+        return [node.op_type for node in onnx.load(str(path)).graph.node]
+
+    # onnxslim folds the four stride-2 Pads into their convolutions
+    assert "Pad" not in ops(folder / "efficientnet-b0-r64.onnx")
+    assert ops(tmp_path / "raw" / "efficientnet-b0-r64.onnx").count("Pad") == 4
+
+
+@pytest.mark.slow
+def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(cli, tmp_path):
+    import numpy as np
+    import onnx
+
+    calibration = tmp_path / "calibration.npy"
+    np.save(
+        calibration, np.random.default_rng(0).uniform(0, 255, (16, 64, 64, 3)).astype("float32")
+    )
+    options = ["--resolution", "64", "--seed", "0", "-f", "onnx", "--keep-failed", "--json"]
+
+    fp16 = cli("export", *options, "--quantize", "fp16", "-o", tmp_path / "fp16")
+    assert fp16.code == 0, fp16.stderr
+    (artifact,) = json.loads(fp16.stdout)["artifacts"]
+    assert artifact["path"].endswith("-fp16.onnx") and artifact["precision"] == "fp16"
+    assert artifact["verification"]["passed"] and artifact["verification"]["max_rel_diff"] <= 5e-2
+    model = onnx.shape_inference.infer_shapes(onnx.load(artifact["path"]))
+    elem = {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info}
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # io kept
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+    means = [n for n in model.graph.node if n.op_type in ("ReduceMean", "GlobalAveragePool")]
+    assert means and all(elem.get(n.input[0]) == onnx.TensorProto.FLOAT for n in means)
+
+    int8 = cli("export", *options, "--quantize", "int8", "--calibration", calibration,
+               "-o", tmp_path / "int8")  # fmt: skip
+    (artifact,) = json.loads(int8.stdout)["artifacts"]
+    check = artifact["verification"]
+    assert check["batches"] == [1, 3, 32] and int8.code == (0 if check["passed"] else 1)
+    assert check["passed"] == (check["top1_agreement"] >= 0.9)
+    model = onnx.load(artifact["path"])
+    ops = [n.op_type for n in model.graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops  # QDQ
+    scale_sizes = {i.name: math.prod(i.dims) for i in model.graph.initializer}
+    dequantize = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    per_channel = [n for n in dequantize if scale_sizes.get(n.input[1], 1) > 1]
+    assert len(per_channel) >= 40  # every convolution's weights, one scale per output channel
+
+    benched = cli("bench", "--resolution", "64", "--runtime", "onnx", "--precision",
+                  "fp32,fp16,int8", "--calibration", calibration, "--batch", "1",
+                  "--iterations", "2", "--warmup", "0", "--json")  # fmt: skip
+    assert benched.code == 0, benched.stderr
+    rows = {row["precision"]: row for row in json.loads(benched.stdout)["rows"]}
+    assert set(rows) == {"fp32", "fp16", "int8"}
+    assert rows["fp32"]["drift_max_rel"] <= 1e-4 and rows["fp16"]["drift_max_rel"] <= 5e-2
+    assert rows["int8"]["drift_max_rel"] > rows["fp16"]["drift_max_rel"]  # integer weights

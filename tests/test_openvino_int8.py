@@ -1,0 +1,124 @@
+"""OpenVINO int8: NNCF's post-training quantization written into an IR of its own, verified
+against the quantized gate, labelled int8 only when it is, and benched beside fp32."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow  # tf2onnx and NNCF: about 50 s an IR at 64 px on 2 cores
+
+
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory):
+    path = tmp_path_factory.mktemp("calibration") / "cal.npy"
+    np.save(path, np.random.default_rng(0).uniform(0, 255, (16, 64, 64, 3)).astype("float32"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def int8_export(calibration, tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from effnet_cli.cli import main
+
+    folder = tmp_path_factory.mktemp("openvino-int8")
+    with CliRunner().isolation() as (out, err, _):
+        code = main(["export", "--resolution", "64", "--seed", "0", "-f", "openvino",
+                     "--quantize", "int8", "--calibration", str(calibration), "--keep-failed",
+                     "-o", str(folder), "--json"])  # fmt: skip
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    (artifact,) = json.loads(stdout)["artifacts"]
+    return code, artifact, stderr
+
+
+def test_int8_export_writes_its_own_ir_verified_against_the_quantized_gate(int8_export):
+    code, artifact, stderr = int8_export
+    assert artifact["path"].endswith("efficientnet-b0-r64-int8_openvino")
+    assert artifact["format"] == "openvino" and artifact["precision"] == "int8"
+    check = artifact["verification"]
+    # random weights may miss the gate: then the export fails, as it must
+    assert check["batches"] == [1, 3, 32] and code == (0 if check["passed"] else 1), stderr
+    assert check["passed"] == (check["top1_agreement"] >= 0.9)
+    assert check["compared"] == "logits" and check["tolerance"] is None
+
+
+def test_the_int8_ir_holds_fake_quantize_int8_weights_and_a_float_softmax(int8_export):
+    import openvino as ov
+
+    _, artifact, _ = int8_export
+    model = ov.Core().read_model(f"{artifact['path']}/model.xml")
+    ops = [op.get_type_name() for op in model.get_ops()]
+    assert ops.count("FakeQuantize") >= 60  # before every convolution and the dense layer
+    weights = {op.get_output_element_type(0).get_type_name() for op in model.get_ops()
+               if op.get_type_name() == "Constant"}  # fmt: skip
+    assert "i8" in weights and "f16" not in weights  # int8 weights; no fp16 compression
+    softmax = model.get_results()[0].input_value(0).get_node()
+    assert softmax.get_type_name() == "Softmax"
+    logits = softmax.input_value(0).get_node()  # the dense layer: float logits, not quantized
+    assert logits.get_type_name() != "FakeQuantize"
+    assert logits.get_output_element_type(0) == ov.Type.f32
+
+
+def test_inspect_shows_the_int8_ir(int8_export, cli):
+    _, artifact, _ = int8_export
+    report = json.loads(cli("inspect", artifact["path"], "--json").stdout)
+    assert report["format"] == "openvino" and report["metadata"]["precision"] == "int8"
+    assert report["ops"]["FakeQuantize"] >= 60
+
+
+def test_the_runner_labels_int8_with_its_float_parts_pinned_to_f32(int8_export, monkeypatch):
+    """On a CPU with bf16 OpenVINO would run what stays float in bf16 unless told f32."""
+    import openvino as ov
+
+    from effnet_cli import backends, runtimes
+
+    _, artifact, _ = int8_export
+    seen = []
+    real = runtimes.compiled_precision
+    monkeypatch.setattr(runtimes, "compiled_precision", lambda c: seen.append(real(c)) or seen[-1])
+    runner = backends.load_runner("openvino", Path(artifact["path"]), precision="int8")
+    assert runner.precision == "int8" and seen == [ov.Type.f32]
+    images = np.random.default_rng(3).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    probabilities, logits = runner.run(images), runner.comparable(images)
+    assert probabilities.shape == logits.shape == (2, 1000) and runner.compared == "logits"
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    assert np.allclose(probabilities, shifted / shifted.sum(axis=1, keepdims=True), atol=1e-5)
+
+
+def test_an_ir_is_never_labelled_with_a_precision_it_does_not_hold(int8_export):
+    from effnet_cli import backends
+    from effnet_cli.errors import WorkError
+
+    _, artifact, _ = int8_export
+    with pytest.raises(WorkError, match="FakeQuantize operations: it is not an OpenVINO fp32 IR"):
+        backends.load_runner("openvino", Path(artifact["path"]), precision="fp32")
+
+
+def test_int8_that_the_cpu_would_not_run_in_int8_is_refused(int8_export, monkeypatch):
+    from effnet_cli import backends, capabilities, runtimes
+
+    _, artifact, _ = int8_export
+    monkeypatch.setattr(runtimes, "compiled_int8_layers", lambda _: 0)
+    with pytest.raises(runtimes.PrecisionUnavailable, match="refused rather than emulated"):
+        backends.load_runner("openvino", Path(artifact["path"]), precision="int8")
+    monkeypatch.setattr(capabilities, "openvino_capabilities", lambda: ("FP32", "BIN"))
+    with pytest.raises(runtimes.PrecisionUnavailable, match="int8 is not native on this CPU"):
+        backends.load_runner("openvino", Path(artifact["path"]), precision="int8")
+
+
+def test_bench_gives_fp32_and_int8_rows_from_two_irs(cli, calibration):
+    result = cli("bench", "--runtime", "openvino", "--precision", "fp32,int8", "--calibration",
+                 calibration, "--resolution", "64", "--batch", "1", "--iterations", "2",
+                 "--warmup", "0", "--json")  # fmt: skip
+    assert result.code == 0, result.stderr
+    document = json.loads(result.stdout)
+    rows = {row["precision"]: row for row in document["rows"]}
+    assert set(rows) == {"fp32", "int8"} and document["skipped"] == []
+    assert rows["fp32"]["drift_max_rel"] <= 1e-4 and rows["fp32"]["top1_agreement"] == 1.0
+    assert rows["int8"]["drift_max_rel"] > rows["fp32"]["drift_max_rel"]  # integer weights
+    assert 0.0 <= rows["int8"]["top1_agreement"] <= 1.0
+    assert all(row["runtime"] == "openvino" and row["threads"] for row in rows.values())
