@@ -7,9 +7,12 @@ TensorFlow and Keras are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,11 +87,24 @@ def build_model(
         args = [tensors[name] for name in node.inputs]
         layer = make_layer(keras, node)
         tensors[node.name] = layer(args if len(args) > 1 else args[0])
-    model = keras.Model(tensors[nodes[0].name], tensors[nodes[-1].name], name=spec.name)
+    with deep_recursion():
+        model = keras.Model(tensors[nodes[0].name], tensors[nodes[-1].name], name=spec.name)
     _set_preprocessing_statistics(model, nodes)
     if weights is not None:
         load_weights(model, weights)
     return model
+
+
+@contextlib.contextmanager
+def deep_recursion(limit: int = 20_000) -> Iterator[None]:
+    """Room for Keras to walk a deep functional graph: it recurses once per layer when it builds
+    a model, and L2's ~2,900 layers pass Python's default limit of 1,000 frames."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
 
 
 def make_layer(keras: Any, node: G.Node) -> Any:

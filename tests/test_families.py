@@ -105,11 +105,12 @@ def test_l2_equals_keras_reference_builder():
     """
     from keras.src.applications.efficientnet import EfficientNet
 
-    from effnet_cli.builder import import_keras
+    from effnet_cli.builder import deep_recursion, import_keras
 
     keras = import_keras()
     keras.backend.clear_session()
-    reference = EfficientNet(4.3, 5.3, 800, 0.5, weights=None, input_shape=(32, 32, 3))
+    with deep_recursion():  # Keras recurses once per layer: L2 passes the default 1,000 frames
+        reference = EfficientNet(4.3, 5.3, 800, 0.5, weights=None, input_shape=(32, 32, 3))
     costs = C.count(S.get_spec("l2"))
     assert [(c.name, c.keras_class, c.params) for c in costs.layers] == [
         (layer.name, type(layer).__name__, layer.count_params()) for layer in reference.layers
