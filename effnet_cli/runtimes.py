@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,22 +253,42 @@ def tflite_runner(
     run = _tflite_caller(interpreter, interpreter.get_output_details()[0]["index"])
     runner = Runner("tflite", "cpu", "LiteRT XNNPACK", precision, run, fixed,
                     threads=threads_or_default(threads))  # fmt: skip
-    # Intermediate tensors are readable only with all tensors preserved, which LiteRT allows
-    # without its default (XNNPACK) delegate: the logits come from a second, plain interpreter
-    # over the same file (its tensors allocated on first use); `run` keeps the deployed path.
-    with warnings.catch_warnings():  # "for debugging only": reading the logits is what we do
-        warnings.simplefilter("ignore")
-        inspector = Interpreter(model_path=str(path), num_threads=threads_or_default(threads),
-                                experimental_preserve_all_tensors=True)  # fmt: skip
-    producers = {out: op for op in inspector._get_ops_details() for out in op["outputs"]}
-    op = producers.get(inspector.get_output_details()[0]["index"])  # no public API lists ops
-    while op is not None and op["op_name"] in ("DEQUANTIZE", "QUANTIZE"):  # int8's float output
-        op = producers.get(op["inputs"][0])
-    if op is not None and op["op_name"] == "SOFTMAX":
-        logits_index = int(op["inputs"][0])
-        logits = functools.cache(lambda: _tflite_caller(inspector, logits_index))
+    # LiteRT reads only a graph's outputs (preserving every tensor instead costs gigabytes on
+    # B7): the logits come from a copy of the file whose graph also outputs the softmax's input,
+    # run by a second interpreter built on first use; `run` keeps the file as deployed.
+    found = _tflite_with_logits(path)
+    if found is not None:
+        content, logits_index = found
+        logits = functools.cache(
+            lambda: _tflite_caller(
+                Interpreter(model_content=content, num_threads=threads_or_default(threads)),
+                logits_index,
+            )
+        )
         runner.run_logits = lambda images: logits()(images)
     return runner
+
+
+def _tflite_with_logits(path: Path) -> tuple[bytes, int] | None:
+    """The file rewritten so that its graph also outputs the tensor a final SOFTMAX reads (past
+    int8's DEQUANTIZE), and that tensor's index; None when the output is no softmax."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    graph, ops = model.subgraphs[0], schema.BuiltinOperator
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    producers = {int(out): op for op in graph.operators for out in op.outputs}
+    op = producers.get(int(graph.outputs[0]))
+    while op is not None and codes[op.opcodeIndex] in (ops.DEQUANTIZE, ops.QUANTIZE):
+        op = producers.get(int(op.inputs[0]))
+    if op is None or codes[op.opcodeIndex] != ops.SOFTMAX:
+        return None
+    logits_index = int(op.inputs[0])
+    graph.outputs = [*(int(o) for o in graph.outputs), logits_index]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), logits_index
 
 
 def _tflite_caller(interpreter: Any, tensor_index: int) -> Callable[[Any], Any]:
