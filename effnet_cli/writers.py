@@ -7,7 +7,10 @@ imported inside the functions (they load TensorFlow).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +112,11 @@ def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None, meta: d
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     height, width = model.input.shape[1:3]
     signature = (tf.TensorSpec((batch, height, width, 3), tf.float32, name="input"),)
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset,
-                                          inputs_as_nchw=["input"] if nchw else None)  # fmt: skip
+    with _frozen_heap():
+        proto, _ = tf2onnx.convert.from_keras(
+            model, input_signature=signature, opset=opset, optimizers=_collecting_optimizers(),
+            inputs_as_nchw=["input"] if nchw else None,
+        )  # fmt: skip
     proto.graph.output[0].name = _rename_output(proto, output_name(model))
     if optimize:
         import onnxslim
@@ -124,6 +130,40 @@ def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None, meta: d
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))
     onnx.checker.check_model(str(path), full_check=True)
+
+
+@contextlib.contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """Move every object alive now (TensorFlow's and Keras' modules, the model) out of the
+    garbage collector's sight, so that the collections of `_collecting_optimizers` only walk
+    what the conversion makes."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _collecting_optimizers() -> dict[str, Any]:
+    """tf2onnx's own graph optimizers, each preceded by a garbage collection.
+
+    tf2onnx deep-copies the graph before each of its ~12 optimizers (36 passes on
+    EfficientNet) so that a failing one can be skipped; each discarded copy is cyclic garbage
+    that Python frees only at its rare full collections. On B7 the copies pile up to 10.7 GB
+    peak; collected before each pass it stays at 4 GB, and freezing TensorFlow's graph
+    (5.7 GB) becomes the peak (benchmarks/run.py, section "export").
+    """
+    from tf2onnx import optimizer
+
+    def collected_first(factory: Any) -> Any:
+        def make() -> Any:
+            gc.collect()
+            return factory()
+
+        return make
+
+    # tf2onnx exposes its optimizer table only as this function; `optimizers=` is public.
+    return {name: collected_first(f) for name, f in optimizer._get_optimizers().items()}
 
 
 # Reductions stay in fp32: fp16 ReduceMean over a large feature map is reported to give zeros or
