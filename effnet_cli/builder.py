@@ -226,11 +226,21 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def check_weights_file(path: Path) -> None:
+    """Cheap checks of a `--weights` file before TensorFlow loads."""
+    if path.is_dir():
+        raise UsageError(
+            f"weights file {str(path)!r} is a directory; give a .weights.h5 or .h5 file"
+        )
+    if not path.is_file():
+        raise UsageError(f"weights file {str(path)!r} does not exist")
+    weights_layout(path)
+
+
 def load_weights(model: Any, path: str | Path) -> WeightsReport:
     """Load a weights file into `model`, refusing anything but a complete, exact match."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"weights file {str(path)!r} does not exist")
+    check_weights_file(path)
     layout = weights_layout(path)
     expected = len(model.weights)
     found = count_file_tensors(path, layout)
@@ -306,9 +316,7 @@ def build_and_save(
         fmt = save_format(output)
         files.check_target(output, force)
     if weights is not None:
-        if not weights.is_file():
-            raise UsageError(f"weights file {str(weights)!r} does not exist")
-        weights_layout(weights)
+        check_weights_file(weights)
     import_keras()  # outside the timing: build_seconds is the build alone
     with files.stdout_to_stderr():
         started = time.perf_counter()

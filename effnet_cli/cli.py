@@ -7,6 +7,7 @@ TensorFlow (a test proves it). Errors become one `error:` line and an exit code 
 # No `from __future__ import annotations`: Typer reads the Annotated options at run time.
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -27,6 +28,7 @@ from effnet_cli.errors import (
     EffnetError,
     UsageError,
     require_choice,
+    split_list,
 )
 from effnet_cli.options import ModelOptions, model_command
 from effnet_cli.writers import DEFAULT_OPSET
@@ -75,6 +77,8 @@ def summary(
     json_output: JsonOpt = False,
 ) -> None:
     """Per-stage table and totals: params, MACs, activation memory. Never loads TensorFlow."""
+    model.refuse(("weights", "seed"), "changes nothing in summary: its counts come from the "
+                 "architecture alone, not from weights")  # fmt: skip
     costs = C.count(model.spec())
     if json_output:
         render.emit_json("summary", render.summary_document(costs, layers))
@@ -96,6 +100,8 @@ def build(
     """Build the Keras model (optionally loading weights) and save it."""
     from effnet_cli import builder
 
+    if model.weights is not None:
+        model.refuse(("seed",), "changes nothing beside --weights: every weight is loaded")
     spec = model.spec()
     warn_if_huge(spec)
     report = builder.build_and_save(spec, model.weights, model.seed, output, force)
@@ -182,7 +188,10 @@ def export(
 
     formats = E.parse_formats(fmt or [])
     if source is not None:
+        _refuse_model_options(model)
         builder.check_keras_file(source)
+    elif model.weights is not None:
+        builder.check_weights_file(model.weights)
     spec = None if source is not None else model.spec()
     warn_if_huge(spec)
     name = source.stem if source is not None else spec.name  # type: ignore[union-attr]
@@ -243,7 +252,9 @@ def bench(
     device: Annotated[str, typer.Option(help="cpu, gpu or auto (gpu must exist).")] = "cpu",
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1,8",
     warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 3,
-    iterations: Annotated[int, typer.Option(help="Timed calls per row.")] = 20,
+    iterations: Annotated[
+        Optional[int], typer.Option(help="Timed calls per row (default 20).")
+    ] = None,
     duration: Annotated[
         Optional[float], typer.Option(help="Time each row for this many seconds instead.")
     ] = None,
@@ -279,13 +290,16 @@ def bench(
     request = B.BenchRequest(
         runtimes=B.parse_runtimes(runtime), precisions=B.parse_precisions(precision),
         device=device, batches=B.parse_batches(batch), warmup=warmup,
-        iterations=None if duration else iterations, duration_s=duration, threads=threads,
+        iterations=_iterations(iterations, duration), duration_s=duration, threads=threads,
         seed=model.seed or 0, xla=xla, measure_ceiling=ceiling, calibration=calibration,
     )  # fmt: skip
     B.check_request(request)
     allowed_pct = B.gate_threshold(baseline, max_regression)
     if source is not None:
+        _refuse_model_options(model)
         builder.check_keras_file(source)
+    elif model.weights is not None:
+        builder.check_weights_file(model.weights)
     before = B.load_baseline(baseline) if baseline is not None else None
     for target in (csv_path, plot):
         if target is not None:
@@ -316,13 +330,36 @@ def bench(
         B.enforce_gate(compared)
 
 
+def _refuse_model_options(model: ModelOptions) -> None:
+    """With --from the file is the model: an option that would shape another one is refused."""
+    given = model.given(besides=("seed",))  # the seed still draws the random inputs
+    if given:
+        raise UsageError(
+            f"{given[0]} does not apply with --from: the model comes from the file",
+            hint="drop the model options, or drop --from to build one",
+        )
+
+
+DEFAULT_ITERATIONS = 20
+
+
+def _iterations(iterations: Optional[int], duration: Optional[float]) -> Optional[int]:
+    """Timed calls per row: a count or a duration, never both (one would be ignored)."""
+    if duration is not None and iterations is not None:
+        raise UsageError("--duration and --iterations exclude each other: give one of them")
+    if duration is not None:
+        return None
+    return DEFAULT_ITERATIONS if iterations is None else iterations
+
+
 FAMILY_CHOICES = (*S.FAMILIES, "all")
 FORMAT_CHOICES = ("table", "json", "csv", "markdown")
 
 
 def _phi_list(text: str) -> list[float]:
+    parts = split_list("--phi", text)
     try:
-        return sorted({float(part) for part in text.split(",") if part.strip()})
+        return sorted({float(part) for part in parts})
     except ValueError:
         raise UsageError(
             f"--phi takes comma-separated numbers such as 0,1,2.5, not {text!r}"
@@ -351,9 +388,13 @@ def scale_table(
     json_output: JsonOpt = False,
 ) -> None:
     """Released coefficients beside the compound rule, with the paper's figures. No TensorFlow."""
-    fmt = "json" if json_output else fmt
     require_choice("--family", family, FAMILY_CHOICES)
     require_choice("--format", fmt, FORMAT_CHOICES)
+    if json_output and fmt not in ("table", "json"):
+        raise UsageError(f"--json and --format {fmt} exclude each other: give one of them")
+    fmt = "json" if json_output else fmt
+    if phi_max is not None and not 0 <= phi_max <= 12:
+        raise UsageError(f"--phi-max must lie between 0 and 12, not {phi_max:g}")
     if plot is not None:
         files.check_plot_target(plot, force)
     phis = _phi_list(phi) if phi is not None else None
@@ -410,6 +451,11 @@ def _command_name(argv: list[str]) -> str:
     return next((a for a in argv if a in names), "")
 
 
+def _once(message: str) -> str:
+    """Click and Typer each append "Did you mean 'x'?" to an unknown command: say it once."""
+    return re.sub(r"(Did you mean [^?]*\?)(\s*\1)+", r"\1", message)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the CLI; map every failure to one `error:` line and DESIGN §4's exit codes."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -428,13 +474,12 @@ def _main(argv: list[str]) -> int:
         if result == EXIT_INTERRUPTED:  # Typer turns Ctrl-C into a silent Exit(130)
             render.error_line("interrupted")
         return result if isinstance(result, int) else 0
-    except NoArgsIsHelpError as exc:
-        sys.stderr.write((exc.ctx.get_help() if exc.ctx else "") + "\n")
-        return EXIT_USAGE
+    except NoArgsIsHelpError:
+        return EXIT_USAGE  # the help is already printed, once
     except ClickUsageError as exc:
         command = _command_name(argv)
         render.error_line(
-            exc.format_message(),
+            _once(exc.format_message()),
             f"see '{' '.join(['effnet', command, '--help']).replace('  ', ' ')}'",
         )
         return EXIT_USAGE

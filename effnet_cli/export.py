@@ -15,7 +15,7 @@ from typing import Any
 
 from effnet_cli import backends, files, writers
 from effnet_cli import spec as S
-from effnet_cli.errors import UsageError, WorkError, choices
+from effnet_cli.errors import UsageError, WorkError, choices, split_list
 
 # Quantized artifacts are judged on agreement, so they are verified on more images than 1 + 3.
 AGREEMENT_IMAGES = 32
@@ -58,7 +58,7 @@ def parse_formats(values: list[str]) -> list[str]:
     valid = backends.formats()
     formats: list[str] = []
     for value in values:
-        for part in (p.strip().lower() for p in value.split(",")):
+        for part in (p.lower() for p in split_list("--format", value)):
             if part not in valid:
                 raise UsageError(f"unknown --format {part!r}; valid: {choices(valid)}")
             if part not in formats:
@@ -208,8 +208,8 @@ def check_request(
     directory = request.directory
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"{directory} is a file; -o takes a directory")
-    if not directory.parent.is_dir():
-        raise UsageError(f"directory {str(directory.parent)!r} does not exist")
+    # the folder export writes in, or the one it creates it in: writable before any model is built
+    files.check_writable_dir(directory if directory.is_dir() else directory.parent)
     targets = plan_targets(name, request.formats, directory, precision)
     for target in targets:
         if target.path.exists() and not request.force:

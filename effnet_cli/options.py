@@ -39,9 +39,26 @@ class ModelOptions:
     weights: Optional[Path] = None
     seed: Optional[int] = None
 
+    def given(self, *, besides: tuple[str, ...] = ()) -> list[str]:
+        """The options set away from their defaults, as typed (`--phi`, `--no-top`…)."""
+        defaults = ModelOptions()
+        return [
+            _FLAGS[f.name](getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in besides and getattr(self, f.name) != getattr(defaults, f.name)
+        ]
+
+    def refuse(self, names: tuple[str, ...], reason: str) -> None:
+        """Options that would change nothing here are refused, not silently ignored."""
+        defaults = ModelOptions()
+        for name in names:
+            if getattr(self, name) != getattr(defaults, name):
+                raise UsageError(f"{_FLAGS[name](getattr(self, name))} {reason}")
+
     def spec(self) -> S.ModelSpec:
         if self.phi is not None and self.model is not None:
-            same = self.phi == int(self.phi) and self.model.lower() == f"b{int(self.phi)}"
+            # lite0 and seed-b0 are φ = 0 too: agreement is the variant's own φ, not a B name
+            same = S.get_spec(self.model).phi == self.phi
             if not same:
                 raise UsageError(
                     f"--phi {self.phi:g} and --model {self.model} disagree", hint="give one of them"
@@ -62,6 +79,19 @@ class ModelOptions:
             classifier_activation=self.classifier_activation,
             preprocessing=self.preprocessing,
         )
+
+
+def _flag(name: str) -> Callable[[Any], str]:
+    return lambda value: name
+
+
+# How each field is spelled on the command line, for messages (a bool says which of the pair).
+_FLAGS: dict[str, Callable[[Any], str]] = {
+    **{f.name: _flag("--" + f.name.replace("_", "-")) for f in fields(ModelOptions)},
+    "model": _flag("--model"),
+    "include_top": lambda on: "--include-top" if on else "--no-top",
+    "preprocessing": lambda on: "--preprocessing" if on else "--no-preprocessing",
+}
 
 
 def _option(*decls: str, help: str, **kwargs: Any) -> typer.models.OptionInfo:
