@@ -30,7 +30,8 @@ from effnet_cli.errors import (
     require_choice,
     split_list,
 )
-from effnet_cli.options import ModelOptions, model_command
+from effnet_cli.options import ModelOptions, choice_metavar, complete, model_command
+from effnet_cli.runtimes import DEVICES
 from effnet_cli.writers import DEFAULT_OPSET
 
 app = typer.Typer(
@@ -38,12 +39,15 @@ app = typer.Typer(
     help="Build, inspect, export and benchmark EfficientNet models (Tan & Le, 2019).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain Click help: it wraps at 80 columns, rich cut option names
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+WideOpt = Annotated[
+    bool, typer.Option("--wide", help="Every column, whatever the terminal's width (as a pipe).")
+]
 
 
 def _version(value: bool) -> None:
@@ -74,9 +78,11 @@ def _root(
 def summary(
     model: ModelOptions,
     layers: Annotated[bool, typer.Option("--layers", help="Add the per-layer view.")] = False,
+    wide: WideOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Per-stage table and totals: params, MACs, activation memory. Never loads TensorFlow."""
+    render.set_wide(wide)
     model.refuse(("weights", "seed"), "changes nothing in summary: its counts come from the "
                  "architecture alone, not from weights")  # fmt: skip
     costs = C.count(model.spec())
@@ -95,9 +101,11 @@ def build(
         typer.Option("--output", "-o", help="Write a .keras model or .weights.h5 weights file."),
     ] = None,
     force: ForceOpt = False,
+    wide: WideOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Build the Keras model (optionally loading weights) and save it."""
+    render.set_wide(wide)
     from effnet_cli import builder
 
     if model.weights is not None:
@@ -118,7 +126,9 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help=f"{', '.join(backends.formats())} (repeat or comma-separate).",
+            help="Formats to write (repeat or comma-separate).",
+            metavar=choice_metavar(backends.formats(), listed=True),
+            autocompletion=complete(backends.formats, listed=True),
         ),
     ] = None,
     output: Annotated[
@@ -136,8 +146,9 @@ def export(
     quantize: Annotated[
         str,
         typer.Option(
-            help=f"{', '.join(backends.quantize_modes())}: the precision converted into "
-            "every file (formats that lack it are refused)."
+            help="The precision converted into every file (formats that lack it are refused).",
+            metavar=choice_metavar(backends.quantize_modes()),
+            autocompletion=complete(backends.quantize_modes),
         ),
     ] = "none",
     calibration: Annotated[
@@ -181,9 +192,11 @@ def export(
         ),
     ] = False,
     force: ForceOpt = False,
+    wide: WideOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Write SavedModel, ONNX, TFLite, .keras and OpenVINO files from one model, each verified."""
+    render.set_wide(wide)
     from effnet_cli import builder
 
     formats = E.parse_formats(fmt or [])
@@ -221,8 +234,10 @@ def _artifact_kinds() -> str:
 )
 def inspect(
     path: Annotated[Path, typer.Argument(help=f"An artifact: {_artifact_kinds()}.")],
+    wide: WideOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
+    render.set_wide(wide)
     from effnet_cli.describe import describe
 
     document = describe(path)
@@ -237,19 +252,33 @@ def bench(
         Optional[Path], typer.Option("--from", help="Benchmark this .keras file instead.")
     ] = None,
     runtime: Annotated[
-        str, typer.Option(help=f"{', '.join(backends.bench_runtimes())} or all (comma-separated).")
+        str,
+        typer.Option(
+            help="Runtimes to time, comma-separated.",
+            metavar=choice_metavar((*backends.bench_runtimes(), "all"), listed=True),
+            autocompletion=complete(lambda: (*backends.bench_runtimes(), "all"), listed=True),
+        ),
     ] = "all",
     precision: Annotated[
         str,
         typer.Option(
-            help=f"{', '.join(backends.precisions())} or all; where a runtime and the CPU run it."
+            help="Precisions, comma-separated; where a runtime and the CPU run it.",
+            metavar=choice_metavar((*backends.precisions(), "all"), listed=True),
+            autocompletion=complete(lambda: (*backends.precisions(), "all"), listed=True),
         ),
     ] = "fp32",
     calibration: Annotated[
         Optional[Path],
         typer.Option(help="int8 rows: calibration images, a folder or an (N,H,W,3) .npy."),
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu, gpu or auto (gpu must exist).")] = "cpu",
+    device: Annotated[
+        str,
+        typer.Option(
+            help="gpu must exist; auto says what it picked.",
+            metavar=choice_metavar(DEVICES),
+            autocompletion=complete(lambda: DEVICES),
+        ),
+    ] = "cpu",
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1,8",
     warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 3,
     iterations: Annotated[
@@ -281,9 +310,11 @@ def bench(
         Optional[Path], typer.Option(help="Also draw latency and throughput against batch.")
     ] = None,
     force: ForceOpt = False,
+    wide: WideOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Time inference per runtime and batch size: latency percentiles, images/s, MACs/s."""
+    render.set_wide(wide)
     from effnet_cli import bench as B
     from effnet_cli import builder
 
@@ -369,7 +400,12 @@ def _phi_list(text: str) -> list[float]:
 @app.command("scale-table")
 def scale_table(
     family: Annotated[
-        str, typer.Option(help=f"Family: {', '.join(FAMILY_CHOICES[:-1])} or all.")
+        str,
+        typer.Option(
+            help="Model family, or all.",
+            metavar=choice_metavar(FAMILY_CHOICES),
+            autocompletion=complete(lambda: FAMILY_CHOICES),
+        ),
     ] = "b",
     phi: Annotated[
         Optional[str], typer.Option(help="Comma-separated φ values, e.g. 0,1,2.5 (any real φ).")
@@ -380,14 +416,24 @@ def scale_table(
     alpha: Annotated[float, typer.Option(help="Depth base of the compound rule.")] = S.ALPHA,
     beta: Annotated[float, typer.Option(help="Width base of the compound rule.")] = S.BETA,
     gamma: Annotated[float, typer.Option(help="Resolution base of the compound rule.")] = S.GAMMA,
-    fmt: Annotated[str, typer.Option("--format", help="table, json, csv or markdown.")] = "table",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="Output format.",
+            metavar=choice_metavar(FORMAT_CHOICES),
+            autocompletion=complete(lambda: FORMAT_CHOICES),
+        ),
+    ] = "table",
     plot: Annotated[
         Optional[Path], typer.Option(help="Also draw params and MACs against φ into FILE.png.")
     ] = None,
     force: ForceOpt = False,
+    wide: WideOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Released coefficients beside the compound rule, with the paper's figures. No TensorFlow."""
+    render.set_wide(wide)
     require_choice("--family", family, FAMILY_CHOICES)
     require_choice("--format", fmt, FORMAT_CHOICES)
     if json_output and fmt not in ("table", "json"):
@@ -419,8 +465,9 @@ def scale_table(
 
 
 @app.command()
-def doctor(json_output: JsonOpt = False) -> None:
+def doctor(wide: WideOpt = False, json_output: JsonOpt = False) -> None:
     """Versions, devices and known-incompatible combinations; exit 1 when something is missing."""
+    render.set_wide(wide)
     from effnet_cli.doctor import diagnose
 
     with files.stdout_to_stderr(), files.silenced_stderr():
@@ -474,8 +521,10 @@ def _main(argv: list[str]) -> int:
         if result == EXIT_INTERRUPTED:  # Typer turns Ctrl-C into a silent Exit(130)
             render.error_line("interrupted")
         return result if isinstance(result, int) else 0
-    except NoArgsIsHelpError:
-        return EXIT_USAGE  # the help is already printed, once
+    except NoArgsIsHelpError as exc:  # bare `effnet`: the help, once, and a usage exit
+        sys.stderr.write((exc.ctx.get_help() if exc.ctx else "") + "\n")
+        sys.stderr.flush()
+        return EXIT_USAGE
     except ClickUsageError as exc:
         command = _command_name(argv)
         render.error_line(

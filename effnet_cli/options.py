@@ -7,7 +7,7 @@
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -94,6 +94,23 @@ _FLAGS: dict[str, Callable[[Any], str]] = {
 }
 
 
+def choice_metavar(values: Sequence[str], listed: bool = False) -> str:
+    """The choices where --help would say TEXT: [a|b|c], and `,...` where several may be given."""
+    return "[" + "|".join(values) + "]" + (",..." if listed else "")
+
+
+def complete(values: Callable[[], Sequence[str]], listed: bool = False) -> Callable[[str], list]:
+    """Shell completion of an option's values, from the same table that validates them; for a
+    comma-separated option (`listed`), the item after the last comma."""
+
+    def candidates(incomplete: str) -> list[str]:
+        done, _, current = incomplete.rpartition(",") if listed else ("", "", incomplete)
+        prefix = f"{done}," if done else ""
+        return [prefix + v for v in values() if v.startswith(current.lower())]
+
+    return candidates
+
+
 def _option(*decls: str, help: str, **kwargs: Any) -> typer.models.OptionInfo:
     return typer.Option(*decls, help=help, rich_help_panel=PANEL, **kwargs)
 
@@ -103,7 +120,8 @@ _PARAMETERS: dict[str, Any] = {
         "--phi", help="Compound coefficient: 0..8 picks B0..B8; a non-integer follows the "
         "compound rule.", min=0, max=12)],
     "model": Annotated[Optional[str], _option(
-        "--model", "-m", help=f"Variant: {', '.join(S.model_names())}.")],
+        "--model", "-m", help=f"Variant: {', '.join(S.model_names())}.", metavar="NAME",
+        autocompletion=complete(S.model_names))],
     "resolution": Annotated[Optional[int], _option(
         "--resolution", help="Input height and width (default: the variant's).")],
     "width": Annotated[Optional[float], _option("--width", help="Width coefficient override.")],
@@ -112,14 +130,17 @@ _PARAMETERS: dict[str, Any] = {
     "include_top": Annotated[bool, _option(
         "--include-top/--no-top", help="Keep the pooling + dropout + classifier head.")],
     "pooling": Annotated[Optional[str], _option(
-        "--pooling", help="With --no-top: avg or max global pooling (default none).")],
+        "--pooling", help="With --no-top: global pooling (default none).",
+        metavar=choice_metavar(S.POOLINGS), autocompletion=complete(lambda: S.POOLINGS))],
     "dropout": Annotated[Optional[float], _option(
         "--dropout", help="Dropout before the classifier (default: the variant's).")],
     "drop_connect": Annotated[Optional[float], _option(
         "--drop-connect", help="Final stochastic-depth rate, training only (default: the "
         "family's: 0.2, none for seed).")],
     "classifier_activation": Annotated[str, _option(
-        "--classifier-activation", help="softmax, or none for logits.")],
+        "--classifier-activation", help="softmax, or none for logits.",
+        metavar=choice_metavar(S.CLASSIFIER_ACTIVATIONS),
+        autocompletion=complete(lambda: S.CLASSIFIER_ACTIVATIONS))],
     "preprocessing": Annotated[Optional[bool], _option(
         "--preprocessing/--no-preprocessing", help="Carry the input normalization inside "
         "(default: yes where the family has one; seed has none).")],
