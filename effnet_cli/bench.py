@@ -558,6 +558,9 @@ def finish(
             "resolution": [height, width],
             "macs": macs,
             "family": spec.family.name if spec else None,
+            # the model object every command's JSON shares (render.model_identity)
+            "classes": spec.num_classes if spec is not None and spec.include_top else None,
+            "preprocessing": spec.preprocessing if spec else None,
         },
         "settings": {
             "device": request.device,

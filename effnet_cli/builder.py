@@ -317,7 +317,7 @@ def build_and_save(
         files.check_target(output, force)
     if weights is not None:
         check_weights_file(weights)
-    import_keras()  # outside the timing: build_seconds is the build alone
+    import_keras()  # outside the timing: build_s is the build alone
     with files.stdout_to_stderr():
         started = time.perf_counter()
         model = build_model(spec, seed=seed)
@@ -329,7 +329,7 @@ def build_and_save(
             "params_trainable": int(sum(int(w.numpy().size) for w in model.trainable_weights)),
             "seed": seed,
             "weights": vars(loaded) if loaded else None,
-            "build_seconds": build_seconds,
+            "build_s": build_seconds,
             "output": None,
         }
         if output is not None:

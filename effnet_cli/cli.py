@@ -214,13 +214,15 @@ def export(
                               allow_odd_padding)  # fmt: skip
     targets = E.check_request(request, name, spec.resolution if spec is not None else None,
                               dynamic_size and E.pads_explicitly(spec, source))  # fmt: skip
+    identity = render.model_document(spec) if spec is not None else (
+        render.model_identity(name, None, None, None, None))  # fmt: skip
     try:
         artifacts = E.run_export(spec, source, model.weights, model.seed, request, targets,
                                         render.note)  # fmt: skip
     except E.ExportFailed as failure:
-        render.export_result(name, failure.artifacts, json_output)
+        render.export_result(identity, failure.artifacts, json_output)
         raise
-    render.export_result(name, artifacts, json_output)
+    render.export_result(identity, artifacts, json_output)
 
 
 def _artifact_kinds() -> str:
@@ -515,11 +517,21 @@ def main(argv: Optional[list[str]] = None) -> int:
         signal.signal(signal.SIGINT, previous)  # for callers that embed effnet (tests, API)
 
 
+def _wants_json(argv: list[str]) -> bool:
+    """--json (or scale-table's --format json) among the options, before any `--`."""
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    pairs = zip(options, [*options[1:], ""], strict=False)  # [] against [""]: no pair
+    return "--json" in options or any(
+        (a, b) == ("--format", "json") or a == "--format=json" for a, b in pairs
+    )
+
+
 def _main(argv: list[str]) -> int:
+    render.errors_as_json(_wants_json(argv))
     try:
         result = app(args=argv, prog_name="effnet", standalone_mode=False)
         if result == EXIT_INTERRUPTED:  # Typer turns Ctrl-C into a silent Exit(130)
-            render.error_line("interrupted")
+            render.error_line("interrupted", exit_code=EXIT_INTERRUPTED)
         return result if isinstance(result, int) else 0
     except NoArgsIsHelpError as exc:  # bare `effnet`: the help, once, and a usage exit
         sys.stderr.write((exc.ctx.get_help() if exc.ctx else "") + "\n")
@@ -530,17 +542,18 @@ def _main(argv: list[str]) -> int:
         render.error_line(
             _once(exc.format_message()),
             f"see '{' '.join(['effnet', command, '--help']).replace('  ', ' ')}'",
+            EXIT_USAGE,
         )
         return EXIT_USAGE
     except typer.Exit as exc:
         return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        render.error_line("interrupted")
+        render.error_line("interrupted", exit_code=EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except EffnetError as exc:
         if os.environ.get("EFFNET_DEBUG"):
             raise
-        render.error_line(exc.message, exc.hint)
+        render.error_line(exc.message, exc.hint, exc.exit_code)
         return exc.exit_code
     except Exception as exc:  # a bug or an unforeseen library failure: still one line
         if os.environ.get("EFFNET_DEBUG"):

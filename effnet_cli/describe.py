@@ -151,4 +151,52 @@ def describe(path: Path) -> dict[str, Any]:
         raise UsageError(
             f"{path.name} is not a readable {backend.name} file: {first[:200]}"
         ) from None
-    return {"path": str(path), "format": backend.name, "bytes": files.size_bytes(path), **document}
+    metadata = typed_metadata(document.pop("metadata"))
+    return {
+        "path": str(path),
+        "format": backend.name,
+        "bytes": files.size_bytes(path),
+        "model": model_from_metadata(metadata),
+        **document,
+        "metadata": metadata,
+    }
+
+
+def typed_metadata(raw: dict[str, Any]) -> dict[str, Any]:
+    """Metadata as JSON values: formats store strings ('true', '1.2', '224x224'); a script
+    should not have to parse them again."""
+    typed: dict[str, Any] = {}
+    for key, value in raw.items():
+        typed[key] = _typed(key, value) if isinstance(value, str) else value
+    return typed
+
+
+def _typed(key: str, text: str) -> Any:
+    if key == "resolution" and "x" in text:
+        height, _, width = text.partition("x")
+        if height.isdigit() and width.isdigit():
+            return [int(height), int(width)]
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def model_from_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The `model` object of every command's JSON, from what the file says about itself; None
+    where it says nothing (a file effnet did not write, or a format without metadata)."""
+    from effnet_cli.render import model_identity
+
+    resolution = metadata.get("resolution")
+    classes = metadata.get("num_classes")
+    return model_identity(
+        str(metadata["model"]) if "model" in metadata else None,
+        metadata.get("family"),
+        resolution if isinstance(resolution, list) else None,
+        classes if isinstance(classes, int) else None,
+        metadata.get("preprocessing_inside") if "preprocessing_inside" in metadata else None,
+    )

@@ -63,18 +63,41 @@ def note(message: str) -> None:
     err().print(message, markup=False)
 
 
-def error_line(message: str, hint: str | None = None) -> None:
+_errors_as_json = False  # the command was asked for --json: an error is a document too
+_emitted = False  # a document is on stdout already (a failed export's report): no second one
+
+
+def errors_as_json(on: bool) -> None:
+    global _errors_as_json, _emitted
+    _errors_as_json, _emitted = on, False
+
+
+def error_line(message: str, hint: str | None = None, exit_code: int = 1) -> None:
+    """The `error:` line on stderr; under --json also `effnet.error/1` on stdout, so a script
+    reads one JSON document whether the command worked or not."""
     sys.stderr.write(f"error: {message}\n")
     if hint:
         sys.stderr.write(f"hint: {hint}\n")
     sys.stderr.flush()
+    if _errors_as_json and not _emitted:
+        emit_json("error", {"error": message, "hint": hint, "exit": exit_code})
 
 
 def emit_json(kind: str, document: Mapping[str, Any]) -> None:
     """One JSON document on stdout, tagged with its schema."""
+    global _emitted
     payload = {"schema": f"effnet.{kind}/{SCHEMA_VERSION}", **document}
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     sys.stdout.flush()
+    _emitted = True
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of every --json document of this schema version (one $defs per kind)."""
+    from importlib.resources import files as package_files
+
+    text = package_files("effnet_cli").joinpath(f"schemas/effnet-{SCHEMA_VERSION}.schema.json")
+    return json.loads(text.read_text(encoding="utf-8"))
 
 
 def show(
@@ -116,22 +139,42 @@ def size(num_bytes: float | None) -> str:
 # ---------------------------------------------------------------------------- documents
 
 
+def model_identity(
+    name: str | None,
+    family: str | None,
+    resolution: Sequence[int | None] | None,
+    classes: int | None,
+    preprocessing: bool | None,
+) -> dict[str, Any]:
+    """The `model` object every command's JSON carries (schemas/model.schema.json): the same
+    five fields everywhere, None where a command cannot know one (a foreign .keras file)."""
+    return {
+        "name": name,
+        "family": family,
+        "resolution": None if resolution is None else list(resolution),
+        "classes": classes,
+        "preprocessing": preprocessing,
+    }
+
+
 def model_document(spec: S.ModelSpec) -> dict[str, Any]:
     return {
-        "name": spec.name,
-        "family": spec.family.name,
+        **model_identity(
+            spec.name,
+            spec.family.name,
+            [spec.resolution, spec.resolution],
+            spec.num_classes if spec.include_top else None,
+            spec.preprocessing,
+        ),
         "base": spec.base,
         "phi": spec.phi,
         "width": spec.width,
         "depth": spec.depth,
-        "resolution": spec.resolution,
         "dropout": spec.dropout,
         "drop_connect": spec.drop_connect,
-        "num_classes": spec.num_classes,
         "include_top": spec.include_top,
         "pooling": spec.pooling,
         "classifier_activation": spec.classifier_activation,
-        "preprocessing": spec.preprocessing,
     }
 
 
@@ -437,7 +480,7 @@ def print_build(report: Mapping[str, Any]) -> None:
     model = report["model"]
     rows = [
         ("model", f"{model['name']} ({report['input']['shape'][1]}×"
-                  f"{report['input']['shape'][2]}, {model['num_classes']} classes)"),
+                  f"{report['input']['shape'][2]}, {model['classes'] or 'no'} classes)"),
         ("params", f"{report['params']:,} ({report['params_trainable']:,} trainable)"),
     ]  # fmt: skip
     weights = report.get("weights")
@@ -448,7 +491,7 @@ def print_build(report: Mapping[str, Any]) -> None:
     else:
         seed = report.get("seed")
         rows.append(("weights", "random" + (f" (seed {seed})" if seed is not None else "")))
-    rows.append(("build time", f"{report['build_seconds']:.2f} s"))
+    rows.append(("build time", f"{report['build_s']:.2f} s"))
     output = report.get("output")
     if output:
         rows.append(("written", f"{output['path']} ({output['format']}, {size(output['bytes'])})"))
@@ -619,7 +662,7 @@ def export_documents(artifacts: Sequence[Any]) -> list[dict[str, Any]]:
             "path": str(a.target.path),
             "precision": a.target.precision,
             "bytes": a.bytes,
-            "seconds": a.seconds,
+            "time_s": a.seconds,
             "kept": a.kept,
             "verification": None if a.verification is None else vars(a.verification),
         }
@@ -638,7 +681,7 @@ EXPORT_TABLE = (
            show=lambda d: d["path"] + ("" if d["kept"] else " (removed)")),
     Column("precision", "precision", left=True, priority=2),
     Column("size", "bytes", "bytes"),
-    Column("time", "seconds", "f1", unit="s", priority=3),
+    Column("time", "time_s", "f1", unit="s", priority=3),
     Column("drift", "max_rel_diff", priority=2, show=_checked(
         lambda v: _gated(f"{v['max_rel_diff']:.1e}", v["tolerance"]))),
     Column("top-1", "top1_agreement", priority=2, show=_checked(
@@ -648,12 +691,12 @@ EXPORT_TABLE = (
 )  # fmt: skip
 
 
-def export_result(name: str, artifacts: Sequence[Any], as_json: bool) -> None:
+def export_result(model: Mapping[str, Any], artifacts: Sequence[Any], as_json: bool) -> None:
     documents = export_documents(artifacts)
     if as_json:
-        emit_json("export", {"model": name, "artifacts": documents})
+        emit_json("export", {"model": model, "artifacts": documents})
         return
-    print_columns(out(), name, EXPORT_TABLE, documents)
+    print_columns(out(), model["name"], EXPORT_TABLE, documents)
     compared = {d["verification"]["compared"] for d in documents if d["verification"]}
     sizes = sorted({n for d in documents if d["verification"] for n in d["verification"]["sizes"]})
     at = f" at {' and '.join(f'{n}×{n}' for n in sizes)}" if len(sizes) > 1 else ""
@@ -682,11 +725,19 @@ TENSOR_TABLE = (
 OPS_TABLE = (Column("op", "op", left=True), Column("count", "count"))
 
 
+def _meta(value: Any) -> str:
+    if isinstance(value, list):
+        return "×".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def print_inspect(doc: Mapping[str, Any]) -> None:
     console = out()
     pairs = [("file", f"{doc['path']} ({doc['format']}, {size(doc['bytes'])})"),
              ("params", f"{doc['params']:,}")]  # fmt: skip
-    pairs += [(key, str(value)) for key, value in doc.get("metadata", {}).items()]
+    pairs += [(key, _meta(value)) for key, value in doc.get("metadata", {}).items()]
     _pairs(console, pairs)
     tensors = [{"role": role[:-1], **t} for role in ("inputs", "outputs") for t in doc[role]]
     print_columns(console, None, TENSOR_TABLE, tensors)

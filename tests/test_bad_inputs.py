@@ -3,6 +3,7 @@ nothing created or changed on disk. And interrupts: exit 130, one line, no parti
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -214,6 +215,11 @@ def test_bad_input(cli, workdir, monkeypatch, argv, fragment):
     result = cli(*argv)
     elapsed_s = time.perf_counter() - started
     assert result.code == 2, result.stderr
+    if "--json" in argv:  # a script reads one document either way
+        error = json.loads(result.stdout)
+        assert error["schema"] == "effnet.error/1" and error["exit"] == 2
+        assert fragment in error["error"]
+        result.stdout = ""
     if (argv, fragment) in EARLY:
         assert elapsed_s < EARLY_LIMIT_S, f"refused after {elapsed_s:.2f} s"
         assert result.stderr.count("Did you mean") <= 1, result.stderr

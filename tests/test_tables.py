@@ -154,10 +154,9 @@ def test_no_color_means_no_escape_sequence_even_in_a_terminal(cli, terminal, mon
 
 
 def test_help_at_80_columns_cuts_nothing_and_shows_choices(monkeypatch):
+    import os
     import subprocess
     import sys
-
-    import os
 
     env = {**os.environ, "COLUMNS": "80"}
 
