@@ -284,16 +284,20 @@ GAP = 3  # between two columns: a space, the rule, a space
 WRAP_MIN = 24  # a folding column is given at least this much room before others are left out
 
 
-def _needed(column: Column, cells: list[str]) -> int:
+def _needed(column: Column, cells: list[str], folded: bool = True) -> int:
+    """The width a column needs; a folding column's least (`folded`) or its whole text's."""
     longest = max([cell_len(column.title), *(cell_len(c) for c in cells)])
-    return min(longest, max(WRAP_MIN, cell_len(column.title))) if column.wrap else longest
+    if column.wrap and folded:
+        return min(longest, max(WRAP_MIN, cell_len(column.title)))
+    return longest
 
 
 def fit_columns(columns: Sequence[Column], cells: list[list[str]], width: int) -> list[int]:
     """Indexes of the columns shown at `width`: by priority (then left to right) while they fit,
     in their declared order. Priority-1 columns are always kept: if even they do not fit, the
-    caller stacks the rows instead."""
-    needs = [_needed(c, [row[i] for row in cells]) for i, c in enumerate(columns)]
+    caller stacks the rows instead. A folding column (a path) counts at its whole width here: an
+    optional column is not worth folding a path for."""
+    needs = [_needed(c, [row[i] for row in cells], folded=False) for i, c in enumerate(columns)]
     order = sorted(range(len(columns)), key=lambda i: (columns[i].priority, i))
     chosen: list[int] = []
     used = -GAP

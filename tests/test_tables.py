@@ -195,3 +195,26 @@ def test_completion_offers_values_from_the_tables_that_validate_them():
     assert _complete("bench --device", "g") == ["gpu"]
     assert _complete("scale-table --family", "") == [*S.FAMILIES, "all"]
     assert _complete("summary --pooling", "") == ["avg", "max"]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_export_table_keeps_the_written_path_whole(capsys, terminal, width):
+    from types import SimpleNamespace
+
+    def artifact(backend: str, path: str, drift: float) -> SimpleNamespace:
+        check = SimpleNamespace(compared="logits", max_rel_diff=drift, tolerance=1e-4,
+                                top1_agreement=1.0, min_top1_agreement=0.0, passed=True,
+                                sizes=[224])  # fmt: skip
+        target = SimpleNamespace(backend=backend, path=path, precision="fp32")
+        return SimpleNamespace(target=target, bytes=21181235, seconds=8.25, kept=True,
+                               verification=check)  # fmt: skip
+
+    artifacts = [artifact("onnx", "some/deeper/folder/out/efficientnet-b0.onnx", 5.1e-6),
+                 artifact("tflite", "out/efficientnet-b0.tflite", 3.7e-6)]  # fmt: skip
+    terminal(width)
+    render.set_wide(False)
+    render.export_result({"name": "efficientnet-b0"}, artifacts, False)
+    text = capsys.readouterr().out
+    documents = render.export_documents(artifacts)
+    _check(text, render.EXPORT_TABLE, documents, width, title_line="efficientnet-b0")
+    assert "some/deeper/folder/out/efficientnet-b0.onnx" in text
