@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -234,7 +234,7 @@ def check_weights_file(path: Path) -> None:
         )
     if not path.is_file():
         raise UsageError(f"weights file {str(path)!r} does not exist")
-    weights_layout(path)
+    count_file_tensors(path, weights_layout(path))  # an unreadable file, before any build
 
 
 def load_weights(model: Any, path: str | Path) -> WeightsReport:
@@ -306,6 +306,7 @@ def build_and_save(
     seed: int | None,
     output: Path | None,
     force: bool = False,
+    progress: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
     """`effnet build`: check every input before TensorFlow loads, build, load, save atomically."""
     import time
@@ -317,6 +318,7 @@ def build_and_save(
         files.check_target(output, force)
     if weights is not None:
         check_weights_file(weights)
+    progress(f"building {spec.name}")  # every input checked: the slow part begins
     import_keras()  # outside the timing: build_s is the build alone
     with files.stdout_to_stderr():
         started = time.perf_counter()

@@ -62,10 +62,14 @@ def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Let TensorFlow's and converters' logs through.")
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress on stderr (errors still show).")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
+    render.set_quiet(quiet)
     if debug:
         os.environ["EFFNET_DEBUG"] = "1"
     if verbose:
@@ -112,7 +116,7 @@ def build(
         model.refuse(("seed",), "changes nothing beside --weights: every weight is loaded")
     spec = model.spec()
     warn_if_huge(spec)
-    report = builder.build_and_save(spec, model.weights, model.seed, output, force)
+    report = builder.build_and_save(spec, model.weights, model.seed, output, force, render.progress)
     report = {"model": render.model_document(spec), **report}
     render.show("build", report, json_output, render.print_build)
 
@@ -218,7 +222,7 @@ def export(
         render.model_identity(name, None, None, None, None))  # fmt: skip
     try:
         artifacts = E.run_export(spec, source, model.weights, model.seed, request, targets,
-                                        render.note)  # fmt: skip
+                                        render.progress)  # fmt: skip
     except E.ExportFailed as failure:
         render.export_result(identity, failure.artifacts, json_output)
         raise
@@ -341,13 +345,14 @@ def bench(
         files.check_plot_target(plot, force)
     B.configure_threads(threads)
     spec = None if source is not None else model.spec()
-    request.device = B.resolve_device(device, render.note)  # before minutes of building
+    request.device = B.resolve_device(device, render.progress)  # before minutes of building
     if before is not None:  # a baseline it cannot use is refused before anything is timed
         B.check_baseline(before, B.expected_model_name(spec, source), request)
     warn_if_huge(spec)
+    render.progress(f"loading {source}" if spec is None else f"building {spec.name}")
     built = builder.load_or_build(spec, source, model.weights, model.seed)
     macs = C.count(spec).macs if spec is not None else B.keras_macs(built)
-    result = B.run_bench(built, spec, macs, request, render.note)
+    result = B.run_bench(built, spec, macs, request, render.progress)
     compared = B.compare_baseline(result, before, allowed_pct) if before is not None else None
     if compared is not None:
         result["gate"] = {"baseline": str(baseline), "max_regression_pct": allowed_pct,
@@ -528,6 +533,14 @@ def _wants_json(argv: list[str]) -> bool:
 
 def _main(argv: list[str]) -> int:
     render.errors_as_json(_wants_json(argv))
+    render.set_quiet(False)  # until the root options say otherwise
+    try:
+        return _dispatch(argv)
+    finally:
+        render.end_progress()
+
+
+def _dispatch(argv: list[str]) -> int:
     try:
         result = app(args=argv, prog_name="effnet", standalone_mode=False)
         if result == EXIT_INTERRUPTED:  # Typer turns Ctrl-C into a silent Exit(130)

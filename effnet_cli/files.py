@@ -59,7 +59,10 @@ def exit_on_interrupt(signum: int, frame: object) -> None:
     remove_pending()
     try:
         # The user's stderr, even while TensorFlow's noise is being discarded.
-        os.write(_REAL_STDERR[0] if _REAL_STDERR else 2, b"error: interrupted\n")
+        fd = _REAL_STDERR[0] if _REAL_STDERR else 2
+        if os.isatty(fd):  # a live progress line hid the cursor and holds the line: give both back
+            os.write(fd, b"\r\x1b[2K\x1b[?25h")
+        os.write(fd, b"error: interrupted\n")
     finally:
         os._exit(130)
 

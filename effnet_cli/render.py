@@ -51,6 +51,7 @@ def _console(stream: Any) -> Console:
 
 
 def out() -> Console:
+    end_progress()  # the result replaces the live status, never interleaves with it
     return _console(sys.stdout)
 
 
@@ -60,7 +61,83 @@ def err() -> Console:
 
 def note(message: str) -> None:
     """A line for the person at the terminal, on stderr."""
-    err().print(message, markup=False)
+    console = _live[0].console if _live else err()
+    console.print(message, markup=False)
+
+
+# ---------------------------------------------------------------------------- progress
+#
+# Slow work says what it is doing, on stderr only. In a terminal: each step becomes a line with
+# its duration when the next begins, and the current one is a live status whose seconds tick;
+# elsewhere (CI logs): one timestamped line per step. `effnet --quiet` silences both.
+
+_quiet = False
+_live: list[Any] = []  # the running rich Status, while a step is shown live
+_step: list[Any] = []  # [message, monotonic start] of the current step
+
+
+def set_quiet(quiet: bool) -> None:
+    global _quiet
+    _quiet = quiet
+
+
+class _Ticking:
+    """The live status line: rich renders it again on every refresh, so the seconds move."""
+
+    def __init__(self, message: str, started: float) -> None:
+        self.message, self.started = message, started
+
+    def __rich__(self) -> str:
+        import time
+
+        return f"{self.message} · {time.monotonic() - self.started:.0f} s"
+
+
+def progress(message: str) -> None:
+    """A step of slow work has begun (its end is the next step, or the result)."""
+    import time
+
+    if _quiet:
+        return
+    if not is_terminal(sys.stderr):
+        sys.stderr.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+        sys.stderr.flush()
+        return
+    _finish_step()
+    now = time.monotonic()
+    _step[:] = [message, now]
+    if _live:
+        _live[0].update(_Ticking(message, now))
+        return
+    status = _console(sys.stderr).status(_Ticking(message, now), spinner="line")
+    status.start()
+    _live.append(status)
+
+
+def _finish_step() -> None:
+    import time
+
+    if _step and _live:
+        message, started = _step
+        _live[0].console.print(f"{message} · {time.monotonic() - started:.1f} s", markup=False)
+    _step.clear()
+
+
+def end_progress() -> None:
+    """The work is over (a result or an error follows): the live line gives way to the last
+    step's line (stopped first: a line printed just before a transient Live stops can be
+    erased with it)."""
+    import time
+
+    if not _live:
+        _step.clear()
+        return
+    status = _live.pop()
+    status.stop()
+    if _step:
+        message, started = _step
+        status.console.print(f"{message} · {time.monotonic() - started:.1f} s", markup=False)
+    _step.clear()
 
 
 _errors_as_json = False  # the command was asked for --json: an error is a document too
@@ -75,6 +152,7 @@ def errors_as_json(on: bool) -> None:
 def error_line(message: str, hint: str | None = None, exit_code: int = 1) -> None:
     """The `error:` line on stderr; under --json also `effnet.error/1` on stdout, so a script
     reads one JSON document whether the command worked or not."""
+    end_progress()
     sys.stderr.write(f"error: {message}\n")
     if hint:
         sys.stderr.write(f"hint: {hint}\n")
@@ -86,6 +164,7 @@ def error_line(message: str, hint: str | None = None, exit_code: int = 1) -> Non
 def emit_json(kind: str, document: Mapping[str, Any]) -> None:
     """One JSON document on stdout, tagged with its schema."""
     global _emitted
+    end_progress()
     payload = {"schema": f"effnet.{kind}/{SCHEMA_VERSION}", **document}
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     sys.stdout.flush()
