@@ -14,6 +14,13 @@ from typing import Any
 from effnet_cli import files
 from effnet_cli.errors import UsageError
 
+# What each format's "params" counts: not the same thing, so each says which (issue 15 item 5).
+KERAS_COUNT = "Keras count_params: weights, BatchNorm moving statistics, preprocessing constants"
+FOLDED = (
+    "BatchNorm is usually folded into the convolutions and shape constants count too, so this "
+    "differs from the Keras count"
+)
+
 
 def _tensor(name: str, shape: Any, dtype: Any) -> dict[str, Any]:
     return {
@@ -43,6 +50,7 @@ def read_onnx(path: Path) -> dict[str, Any]:
         "outputs": [value_info(o) for o in model.graph.output],
         "ops": dict(Counter(node.op_type for node in model.graph.node).most_common()),
         "params": sum(math.prod(init.dims) for init in model.graph.initializer),
+        "params_counted": f"initializer elements; {FOLDED}",
         "metadata": {prop.key: prop.value for prop in model.metadata_props},
         "opset": max(op.version for op in model.opset_import if op.domain in ("", "ai.onnx")),
     }
@@ -69,6 +77,7 @@ def read_tflite(path: Path) -> dict[str, Any]:
         "outputs": [detail(d) for d in interpreter.get_output_details()],
         "ops": dict(Counter(op["op_name"] for op in ops).most_common()),
         "params": int(params),
+        "params_counted": f"constant tensor elements; {FOLDED}",
         "metadata": {},
     }
 
@@ -82,6 +91,7 @@ def read_keras(path: Path) -> dict[str, Any]:
         "outputs": [_tensor(t.name, t.shape, t.dtype) for t in model.outputs],
         "ops": dict(Counter(type(layer).__name__ for layer in model.layers).most_common()),
         "params": int(model.count_params()),
+        "params_counted": KERAS_COUNT,
         "metadata": {"model": model.name},
     }
 
@@ -105,6 +115,7 @@ def read_savedmodel(path: Path) -> dict[str, Any]:
         "outputs": [_tensor(k, v.shape.as_list(), v.dtype.name) for k, v in outputs.items()],
         "ops": dict(graph_ops.most_common()),
         "params": int(sum(math.prod(v.shape) for v in getattr(loaded, "variables", []))),
+        "params_counted": "variable elements: the Keras model's weights, as Keras counts them",
         "metadata": {"signatures": ", ".join(loaded.signatures.keys())},
     }
 
@@ -133,6 +144,7 @@ def read_openvino(path: Path) -> dict[str, Any]:
         "outputs": [port(p) for p in model.outputs],
         "ops": dict(graph_ops.most_common()),
         "params": int(sum(math.prod(shape) for shape in shapes if len(shape))),
+        "params_counted": f"Constant elements; {FOLDED}",
         "metadata": metadata,
     }
 

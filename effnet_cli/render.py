@@ -813,13 +813,17 @@ def _meta(value: Any) -> str:
         return "×".join(str(v) for v in value)
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def print_inspect(doc: Mapping[str, Any]) -> None:
     console = out()
+    keras = doc.get("metadata", {}).get("keras_params")
+    beside = f"; Keras count_params: {keras:,}" if isinstance(keras, int) else ""
     pairs = [("file", f"{doc['path']} ({doc['format']}, {size(doc['bytes'])})"),
-             ("params", f"{doc['params']:,}")]  # fmt: skip
+             ("params", f"{doc['params']:,} ({doc['params_counted']}{beside})")]  # fmt: skip
     pairs += [(key, _meta(value)) for key, value in doc.get("metadata", {}).items()]
     _pairs(console, pairs)
     tensors = [{"role": role[:-1], **t} for role in ("inputs", "outputs") for t in doc[role]]

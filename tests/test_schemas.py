@@ -159,5 +159,7 @@ def test_heavy_commands_validate_and_share_the_model_object(cli, tmp_path):
     for document in (build, export, inspect, bench):
         assert {k: document["model"][k] for k in expected} == expected
     metadata = inspect["metadata"]
+    # the file's own count is labelled, with the Keras count of the same model beside it
+    assert metadata["keras_params"] == build["params"] and "folded" in inspect["params_counted"]
     assert metadata["resolution"] == [64, 64] and metadata["num_classes"] == 10
     assert metadata["preprocessing_inside"] is False and isinstance(metadata["width"], int | float)
