@@ -222,6 +222,23 @@ def count_file_tensors(path: Path, layout: str) -> int:
         raise UsageError(f"{path} is not a readable HDF5 weights file ({exc})") from None
 
 
+def file_weight_elements(path: Path, layout: str) -> int:
+    """How many numbers a weights file holds (Keras' count_params of the model it came from)."""
+    import h5py
+
+    count_file_tensors(path, layout)  # an unreadable or foreign file is refused first
+    total = 0
+
+    def add(name: str, obj: object) -> None:
+        nonlocal total
+        if isinstance(obj, h5py.Dataset) and (layout != "keras3" or "/vars/" in f"/{name}"):
+            total += int(obj.size)
+
+    with h5py.File(path, "r") as f:
+        (f if layout == "keras3" else f.get("model_weights", f)).visititems(add)
+    return total
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 

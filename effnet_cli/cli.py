@@ -236,7 +236,8 @@ def _artifact_kinds() -> str:
 @app.command(
     help="What a model holds: inputs, outputs, ops, params, size, effnet metadata.\n\n"
     f"PATH is an artifact that export writes, of any backend: {_artifact_kinds()}; "
-    "an OpenVINO .xml file too."
+    "an OpenVINO .xml file too; or a weights file (.weights.h5, legacy .h5): the variants and "
+    "heads it fits."
 )
 def inspect(
     path: Annotated[Path, typer.Argument(help=f"An artifact: {_artifact_kinds()}.")],
@@ -244,9 +245,10 @@ def inspect(
     json_output: JsonOpt = False,
 ) -> None:
     render.set_wide(wide)
-    from effnet_cli.describe import describe
+    from effnet_cli.describe import describe, describe_weights
 
-    document = describe(path)
+    is_weights = path.name.lower().endswith(".h5") and not path.is_dir()
+    document = describe_weights(path) if is_weights else describe(path)
     render.show("inspect", document, json_output, render.print_inspect)
 
 

@@ -212,3 +212,59 @@ def model_from_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
         classes if isinstance(classes, int) else None,
         metadata.get("preprocessing_inside") if "preprocessing_inside" in metadata else None,
     )
+
+
+def weights_fits(params: int) -> list[dict[str, Any]]:
+    """Every variant and head whose Keras count is `params`: the classifier's size follows from
+    the head's input width, so any class count is found, not only ImageNet's 1000. From the
+    architecture alone (no TensorFlow): params do not depend on the input resolution."""
+    from effnet_cli import costs as C
+    from effnet_cli import spec as S
+
+    fits = []
+    for name in S.model_names():
+        family = S.get_spec(name).family
+        for preprocessing in (True, False) if family.preprocessing != "none" else (False,):
+            bare = C.count(S.get_spec(name, include_top=False, preprocessing=preprocessing)).params
+            if params == bare:
+                fits.append({"model": name, "include_top": False, "classes": None,
+                             "preprocessing": preprocessing})  # fmt: skip
+                continue
+            topped = S.get_spec(name, num_classes=1000, preprocessing=preprocessing)
+            per_class = (C.count(topped).params - bare) // 1000  # head width + 1 (the bias)
+            classes, rest = divmod(params - bare, per_class)
+            if rest == 0 and classes >= 1:
+                fits.append({"model": name, "include_top": True, "classes": classes,
+                             "preprocessing": preprocessing})  # fmt: skip
+    return fits
+
+
+def describe_weights(path: Path) -> dict[str, Any]:
+    """`inspect FILE.weights.h5 | FILE.h5`: which variants and heads the weights fit."""
+    from effnet_cli import builder
+    from effnet_cli.render import model_identity
+
+    builder.check_weights_file(path)
+    layout = builder.weights_layout(path)
+    params = builder.file_weight_elements(path, layout)
+    fits = weights_fits(params)
+    only = fits[0] if len(fits) == 1 else None
+    return {
+        "path": str(path),
+        "format": "weights",
+        "bytes": files.size_bytes(path),
+        "model": model_identity(
+            f"efficientnet-{only['model']}" if only else None,
+            None,
+            None,
+            only["classes"] if only else None,
+            only["preprocessing"] if only else None,
+        ),
+        "inputs": [],
+        "outputs": [],
+        "ops": {},
+        "params": params,
+        "params_counted": "numbers in the file: " + KERAS_COUNT,
+        "metadata": {"layout": layout, "tensors": builder.count_file_tensors(path, layout)},
+        "fits": fits,
+    }

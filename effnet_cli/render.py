@@ -808,6 +808,14 @@ TENSOR_TABLE = (
 OPS_TABLE = (Column("op", "op", left=True), Column("count", "count"))
 
 
+FITS_TABLE = (
+    Column("model", "model", left=True),
+    Column("head", "include_top", left=True,
+           show=lambda f: f"classifier, {f['classes']} classes" if f["include_top"] else "none"),
+    Column("preprocessing", "preprocessing", "yes", left=True),
+)  # fmt: skip
+
+
 def _meta(value: Any) -> str:
     if isinstance(value, list):
         return "×".join(str(v) for v in value)
@@ -826,6 +834,11 @@ def print_inspect(doc: Mapping[str, Any]) -> None:
              ("params", f"{doc['params']:,} ({doc['params_counted']}{beside})")]  # fmt: skip
     pairs += [(key, _meta(value)) for key, value in doc.get("metadata", {}).items()]
     _pairs(console, pairs)
+    if "fits" in doc:  # a weights file: what it fits instead of tensors and ops
+        print_columns(console, "fits", FITS_TABLE, doc["fits"])
+        if not doc["fits"]:
+            console.print("fits no effnet variant (any head, any class count)", markup=False)
+        return
     tensors = [{"role": role[:-1], **t} for role in ("inputs", "outputs") for t in doc[role]]
     print_columns(console, None, TENSOR_TABLE, tensors)
     ops = [{"op": op, "count": number} for op, number in doc["ops"].items()]

@@ -149,6 +149,9 @@ INSPECT = [
     (["inspect", "garbage.tflite"], "not a readable tflite file"),
     (["inspect", "random.keras"], "not a .keras archive"),
     (["inspect", "somedir"], "is a folder without savedmodel (saved_model.pb) or openvino"),
+    (["inspect", "random.h5"], "not a readable HDF5"),
+    (["inspect", "empty.weights.h5"], "not a readable HDF5"),
+    (["inspect", "missing.weights.h5"], "does not exist"),
 ]
 SCALE = [
     (["scale-table", "--family", "x"], "valid: b, lite, seed, v2 or all"),

@@ -163,3 +163,24 @@ def test_heavy_commands_validate_and_share_the_model_object(cli, tmp_path):
     assert metadata["keras_params"] == build["params"] and "folded" in inspect["params_counted"]
     assert metadata["resolution"] == [64, 64] and metadata["num_classes"] == 10
     assert metadata["preprocessing_inside"] is False and isinstance(metadata["width"], int | float)
+
+
+@pytest.mark.slow
+def test_inspect_a_weights_file_names_the_variants_and_heads_it_fits(cli, tmp_path):
+    """Weights saved by keras.applications (not by us): B1 with a 7-class head, B2 without."""
+    from effnet_cli.builder import import_keras
+
+    keras = import_keras()
+    keras.applications.EfficientNetB1(weights=None, classes=7, input_shape=(32, 32, 3)
+                                      ).save_weights(tmp_path / "b1.weights.h5")  # fmt: skip
+    keras.applications.EfficientNetB2(weights=None, include_top=False, input_shape=(32, 32, 3)
+                                      ).save_weights(tmp_path / "b2.weights.h5")  # fmt: skip
+    b1 = _json(cli, "inspect", tmp_path / "b1.weights.h5", "--json")
+    validate(b1)
+    assert {"model": "b1", "include_top": True, "classes": 7, "preprocessing": True} in b1["fits"]
+    b2 = _json(cli, "inspect", tmp_path / "b2.weights.h5", "--json")
+    assert {"model": "b2", "include_top": False, "classes": None, "preprocessing": True} in (
+        b2["fits"])  # fmt: skip
+    assert all(fit["model"] != "b1" for fit in b2["fits"])
+    table = cli("inspect", tmp_path / "b1.weights.h5").stdout
+    assert "classifier, 7 classes" in table
