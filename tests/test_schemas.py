@@ -184,3 +184,10 @@ def test_inspect_a_weights_file_names_the_variants_and_heads_it_fits(cli, tmp_pa
     assert all(fit["model"] != "b1" for fit in b2["fits"])
     table = cli("inspect", tmp_path / "b1.weights.h5").stdout
     assert "classifier, 7 classes" in table
+
+
+@pytest.mark.slow
+def test_doctor_validates(cli):
+    result = cli("doctor", "--json")
+    assert result.code in (0, 1), result.stderr  # 1: something is missing, still a document
+    validate(json.loads(result.stdout))
