@@ -528,8 +528,9 @@ def _wants_json(argv: list[str]) -> bool:
     """--json (or scale-table's --format json) among the options, before any `--`."""
     options = argv[: argv.index("--")] if "--" in argv else argv
     pairs = zip(options, [*options[1:], ""], strict=False)  # [] against [""]: no pair
-    return "--json" in options or any(
-        (a, b) == ("--format", "json") or a == "--format=json" for a, b in pairs
+    return "--json" in options or (
+        "scale-table" in options
+        and any((a, b) == ("--format", "json") or a == "--format=json" for a, b in pairs)
     )
 
 
