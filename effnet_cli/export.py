@@ -329,8 +329,8 @@ def export_model(
         seconds = []
         options = {"opset": request.opset, "batch": request.batch, "calibration": calibration,
                    "optimize": request.optimize, "nchw": request.nchw}  # fmt: skip
-        for target, stage in zip(targets, staged, strict=True):
-            progress(f"writing {target.path.name}")
+        for n, (target, stage) in enumerate(zip(targets, staged, strict=True), 1):
+            progress(f"writing {target.path.name} ({n}/{len(targets)})")
             started = time.perf_counter()
             write = backends.get(target.backend).write
             with files.stdout_to_stderr(), files.silenced_stderr():
@@ -344,10 +344,11 @@ def export_model(
         )  # fmt: skip
         compared = "logits" if logits_function(model) else "outputs"
         artifacts = []
-        for target, stage, took in zip(targets, staged, seconds, strict=True):
+        for n, (target, stage, took) in enumerate(zip(targets, staged, seconds, strict=True), 1):
             verification = None
             if request.verify:
-                progress(f"verifying {target.path.name} with its own runtime ({compared})")
+                progress(f"verifying {target.path.name} with its own runtime ({compared}) "
+                         f"({n}/{len(targets)})")  # fmt: skip
                 with files.stdout_to_stderr(), files.silenced_stderr():
                     verification = verify(target, stage.path, inputs, expected, compared)
             artifacts.append(

@@ -81,6 +81,9 @@ def set_quiet(quiet: bool) -> None:
     _quiet = quiet
 
 
+BAR = 12  # characters of the bar where a step says which of how many it is
+
+
 class _Ticking:
     """The live status line: rich renders it again on every refresh, so the seconds move."""
 
@@ -88,9 +91,16 @@ class _Ticking:
         self.message, self.started = message, started
 
     def __rich__(self) -> str:
+        import re
         import time
 
-        return f"{self.message} · {time.monotonic() - self.started:.0f} s"
+        elapsed = f"{time.monotonic() - self.started:.0f} s"
+        counted = re.search(r"\((\d+)/(\d+)\)$", self.message)  # "writing x.onnx (2/3)"
+        if not counted:
+            return f"{self.message} · {elapsed}"
+        done, total = int(counted[1]) - 1, int(counted[2])  # the n-th step is under way
+        bar = "━" * round(BAR * done / total) + "─" * (BAR - round(BAR * done / total))
+        return f"{bar} {self.message} · {elapsed}"
 
 
 def progress(message: str) -> None:

@@ -59,3 +59,10 @@ def test_a_result_ends_the_live_status_before_it_prints(capsys, monkeypatch):
     render.progress("timing keras fp32 at batch 1")
     render.out()  # what every table printer starts with
     assert not render._live
+
+
+def test_a_counted_step_draws_a_bar_of_the_steps_done():
+    ticking = render._Ticking("writing efficientnet-b0.tflite (2/4)", 0.0)
+    line = ticking.__rich__()
+    assert line.startswith("━" * (render.BAR // 4) + "─" * (render.BAR * 3 // 4) + " writing")
+    assert render._Ticking("building efficientnet-b0", 0.0).__rich__().startswith("building")
