@@ -219,7 +219,7 @@ def export_once(
                 "top1_agreement": check.get("top1_agreement"),
                 "passed": check.get("passed"),
                 "tolerance": check.get("tolerance"),
-                "write_seconds": round(artifact["seconds"], 2),
+                "write_seconds": round(artifact["time_s"], 2),
                 "run_seconds": round(wall, 1),
                 "formats": ",".join(formats),
                 "exit_code": proc.returncode,

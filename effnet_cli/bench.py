@@ -20,7 +20,7 @@ from typing import Any
 
 from effnet_cli import __version__, backends, capabilities, runtimes
 from effnet_cli import spec as S
-from effnet_cli.errors import RegressionError, UsageError, WorkError, choices
+from effnet_cli.errors import RegressionError, UsageError, WorkError, choices, split_list
 
 MODES = ("latency",)  # every row is timed one synchronous call at a time (throughput: later)
 DEFAULT_MAX_REGRESSION_PCT = 10.0
@@ -56,7 +56,7 @@ def parse_precisions(value: str) -> list[str]:
 def _parse_choices(option: str, value: str, valid: tuple[str, ...]) -> list[str]:
     """'a,b' or 'all' -> the chosen values in order, each once (validated)."""
     chosen: list[str] = []
-    for part in (p.strip().lower() for p in value.split(",")):
+    for part in (p.lower() for p in split_list(option, value)):
         if part != "all" and part not in valid:
             raise UsageError(f"unknown {option} {part!r}; valid: {choices((*valid, 'all'))}")
         chosen.extend(v for v in (valid if part == "all" else (part,)) if v not in chosen)
@@ -65,7 +65,7 @@ def _parse_choices(option: str, value: str, valid: tuple[str, ...]) -> list[str]
 
 def parse_batches(value: str) -> tuple[int, ...]:
     try:
-        batches = tuple(int(part) for part in value.split(",") if part.strip())
+        batches = tuple(int(part) for part in split_list("--batch", value))
     except ValueError:
         raise UsageError(
             f"--batch takes comma-separated sizes such as 1,8,32, not {value!r}"
@@ -558,6 +558,9 @@ def finish(
             "resolution": [height, width],
             "macs": macs,
             "family": spec.family.name if spec else None,
+            # the model object every command's JSON shares (render.model_identity)
+            "classes": spec.num_classes if spec is not None and spec.include_top else None,
+            "preprocessing": spec.preprocessing if spec else None,
         },
         "settings": {
             "device": request.device,

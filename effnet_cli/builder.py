@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -222,15 +222,42 @@ def count_file_tensors(path: Path, layout: str) -> int:
         raise UsageError(f"{path} is not a readable HDF5 weights file ({exc})") from None
 
 
+def file_weight_elements(path: Path, layout: str) -> int:
+    """How many numbers a weights file holds (Keras' count_params of the model it came from)."""
+    import h5py
+
+    count_file_tensors(path, layout)  # an unreadable or foreign file is refused first
+    total = 0
+
+    def add(name: str, obj: object) -> None:
+        nonlocal total
+        if isinstance(obj, h5py.Dataset) and (layout != "keras3" or "/vars/" in f"/{name}"):
+            total += int(obj.size)
+
+    with h5py.File(path, "r") as f:
+        (f if layout == "keras3" else f.get("model_weights", f)).visititems(add)
+    return total
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def check_weights_file(path: Path) -> None:
+    """Cheap checks of a `--weights` file before TensorFlow loads."""
+    if path.is_dir():
+        raise UsageError(
+            f"weights file {str(path)!r} is a directory; give a .weights.h5 or .h5 file"
+        )
+    if not path.is_file():
+        raise UsageError(f"weights file {str(path)!r} does not exist")
+    count_file_tensors(path, weights_layout(path))  # an unreadable file, before any build
 
 
 def load_weights(model: Any, path: str | Path) -> WeightsReport:
     """Load a weights file into `model`, refusing anything but a complete, exact match."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"weights file {str(path)!r} does not exist")
+    check_weights_file(path)
     layout = weights_layout(path)
     expected = len(model.weights)
     found = count_file_tensors(path, layout)
@@ -296,6 +323,7 @@ def build_and_save(
     seed: int | None,
     output: Path | None,
     force: bool = False,
+    progress: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
     """`effnet build`: check every input before TensorFlow loads, build, load, save atomically."""
     import time
@@ -306,10 +334,9 @@ def build_and_save(
         fmt = save_format(output)
         files.check_target(output, force)
     if weights is not None:
-        if not weights.is_file():
-            raise UsageError(f"weights file {str(weights)!r} does not exist")
-        weights_layout(weights)
-    import_keras()  # outside the timing: build_seconds is the build alone
+        check_weights_file(weights)
+    progress(f"building {spec.name}")  # every input checked: the slow part begins
+    import_keras()  # outside the timing: build_s is the build alone
     with files.stdout_to_stderr():
         started = time.perf_counter()
         model = build_model(spec, seed=seed)
@@ -321,7 +348,7 @@ def build_and_save(
             "params_trainable": int(sum(int(w.numpy().size) for w in model.trainable_weights)),
             "seed": seed,
             "weights": vars(loaded) if loaded else None,
-            "build_seconds": build_seconds,
+            "build_s": build_seconds,
             "output": None,
         }
         if output is not None:

@@ -7,6 +7,7 @@ TensorFlow (a test proves it). Errors become one `error:` line and an exit code 
 # No `from __future__ import annotations`: Typer reads the Annotated options at run time.
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -27,8 +28,10 @@ from effnet_cli.errors import (
     EffnetError,
     UsageError,
     require_choice,
+    split_list,
 )
-from effnet_cli.options import ModelOptions, model_command
+from effnet_cli.options import ModelOptions, choice_metavar, complete, model_command
+from effnet_cli.runtimes import DEVICES
 from effnet_cli.writers import DEFAULT_OPSET
 
 app = typer.Typer(
@@ -36,12 +39,15 @@ app = typer.Typer(
     help="Build, inspect, export and benchmark EfficientNet models (Tan & Le, 2019).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain Click help: it wraps at 80 columns, rich cut option names
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+WideOpt = Annotated[
+    bool, typer.Option("--wide", help="Every column, whatever the terminal's width (as a pipe).")
+]
 
 
 def _version(value: bool) -> None:
@@ -56,10 +62,14 @@ def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Let TensorFlow's and converters' logs through.")
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress on stderr (errors still show).")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
+    render.set_quiet(quiet)
     if debug:
         os.environ["EFFNET_DEBUG"] = "1"
     if verbose:
@@ -72,9 +82,13 @@ def _root(
 def summary(
     model: ModelOptions,
     layers: Annotated[bool, typer.Option("--layers", help="Add the per-layer view.")] = False,
+    wide: WideOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Per-stage table and totals: params, MACs, activation memory. Never loads TensorFlow."""
+    render.set_wide(wide)
+    model.refuse(("weights", "seed"), "changes nothing in summary: its counts come from the "
+                 "architecture alone, not from weights")  # fmt: skip
     costs = C.count(model.spec())
     if json_output:
         render.emit_json("summary", render.summary_document(costs, layers))
@@ -91,14 +105,18 @@ def build(
         typer.Option("--output", "-o", help="Write a .keras model or .weights.h5 weights file."),
     ] = None,
     force: ForceOpt = False,
+    wide: WideOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Build the Keras model (optionally loading weights) and save it."""
+    render.set_wide(wide)
     from effnet_cli import builder
 
+    if model.weights is not None:
+        model.refuse(("seed",), "changes nothing beside --weights: every weight is loaded")
     spec = model.spec()
     warn_if_huge(spec)
-    report = builder.build_and_save(spec, model.weights, model.seed, output, force)
+    report = builder.build_and_save(spec, model.weights, model.seed, output, force, render.progress)
     report = {"model": render.model_document(spec), **report}
     render.show("build", report, json_output, render.print_build)
 
@@ -112,7 +130,9 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help=f"{', '.join(backends.formats())} (repeat or comma-separate).",
+            help="Formats to write (repeat or comma-separate).",
+            metavar=choice_metavar(backends.formats(), listed=True),
+            autocompletion=complete(backends.formats, listed=True),
         ),
     ] = None,
     output: Annotated[
@@ -130,8 +150,9 @@ def export(
     quantize: Annotated[
         str,
         typer.Option(
-            help=f"{', '.join(backends.quantize_modes())}: the precision converted into "
-            "every file (formats that lack it are refused)."
+            help="The precision converted into every file (formats that lack it are refused).",
+            metavar=choice_metavar(backends.quantize_modes()),
+            autocompletion=complete(backends.quantize_modes),
         ),
     ] = "none",
     calibration: Annotated[
@@ -175,14 +196,19 @@ def export(
         ),
     ] = False,
     force: ForceOpt = False,
+    wide: WideOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Write SavedModel, ONNX, TFLite, .keras and OpenVINO files from one model, each verified."""
+    render.set_wide(wide)
     from effnet_cli import builder
 
     formats = E.parse_formats(fmt or [])
     if source is not None:
+        _refuse_model_options(model)
         builder.check_keras_file(source)
+    elif model.weights is not None:
+        builder.check_weights_file(model.weights)
     spec = None if source is not None else model.spec()
     warn_if_huge(spec)
     name = source.stem if source is not None else spec.name  # type: ignore[union-attr]
@@ -192,13 +218,15 @@ def export(
                               allow_odd_padding)  # fmt: skip
     targets = E.check_request(request, name, spec.resolution if spec is not None else None,
                               dynamic_size and E.pads_explicitly(spec, source))  # fmt: skip
+    identity = render.model_document(spec) if spec is not None else (
+        render.model_identity(name, None, None, None, None))  # fmt: skip
     try:
         artifacts = E.run_export(spec, source, model.weights, model.seed, request, targets,
-                                        render.note)  # fmt: skip
+                                        render.progress)  # fmt: skip
     except E.ExportFailed as failure:
-        render.export_result(name, failure.artifacts, json_output)
+        render.export_result(identity, failure.artifacts, json_output)
         raise
-    render.export_result(name, artifacts, json_output)
+    render.export_result(identity, artifacts, json_output)
 
 
 def _artifact_kinds() -> str:
@@ -208,15 +236,19 @@ def _artifact_kinds() -> str:
 @app.command(
     help="What a model holds: inputs, outputs, ops, params, size, effnet metadata.\n\n"
     f"PATH is an artifact that export writes, of any backend: {_artifact_kinds()}; "
-    "an OpenVINO .xml file too."
+    "an OpenVINO .xml file too; or a weights file (.weights.h5, legacy .h5): the variants and "
+    "heads it fits."
 )
 def inspect(
     path: Annotated[Path, typer.Argument(help=f"An artifact: {_artifact_kinds()}.")],
+    wide: WideOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    from effnet_cli.describe import describe
+    render.set_wide(wide)
+    from effnet_cli.describe import describe, describe_weights
 
-    document = describe(path)
+    is_weights = path.name.lower().endswith(".h5") and not path.is_dir()
+    document = describe_weights(path) if is_weights else describe(path)
     render.show("inspect", document, json_output, render.print_inspect)
 
 
@@ -228,22 +260,38 @@ def bench(
         Optional[Path], typer.Option("--from", help="Benchmark this .keras file instead.")
     ] = None,
     runtime: Annotated[
-        str, typer.Option(help=f"{', '.join(backends.bench_runtimes())} or all (comma-separated).")
+        str,
+        typer.Option(
+            help="Runtimes to time, comma-separated.",
+            metavar=choice_metavar((*backends.bench_runtimes(), "all"), listed=True),
+            autocompletion=complete(lambda: (*backends.bench_runtimes(), "all"), listed=True),
+        ),
     ] = "all",
     precision: Annotated[
         str,
         typer.Option(
-            help=f"{', '.join(backends.precisions())} or all; where a runtime and the CPU run it."
+            help="Precisions, comma-separated; where a runtime and the CPU run it.",
+            metavar=choice_metavar((*backends.precisions(), "all"), listed=True),
+            autocompletion=complete(lambda: (*backends.precisions(), "all"), listed=True),
         ),
     ] = "fp32",
     calibration: Annotated[
         Optional[Path],
         typer.Option(help="int8 rows: calibration images, a folder or an (N,H,W,3) .npy."),
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu, gpu or auto (gpu must exist).")] = "cpu",
+    device: Annotated[
+        str,
+        typer.Option(
+            help="gpu must exist; auto says what it picked.",
+            metavar=choice_metavar(DEVICES),
+            autocompletion=complete(lambda: DEVICES),
+        ),
+    ] = "cpu",
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1,8",
     warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 3,
-    iterations: Annotated[int, typer.Option(help="Timed calls per row.")] = 20,
+    iterations: Annotated[
+        Optional[int], typer.Option(help="Timed calls per row (default 20).")
+    ] = None,
     duration: Annotated[
         Optional[float], typer.Option(help="Time each row for this many seconds instead.")
     ] = None,
@@ -270,22 +318,27 @@ def bench(
         Optional[Path], typer.Option(help="Also draw latency and throughput against batch.")
     ] = None,
     force: ForceOpt = False,
+    wide: WideOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Time inference per runtime and batch size: latency percentiles, images/s, MACs/s."""
+    render.set_wide(wide)
     from effnet_cli import bench as B
     from effnet_cli import builder
 
     request = B.BenchRequest(
         runtimes=B.parse_runtimes(runtime), precisions=B.parse_precisions(precision),
         device=device, batches=B.parse_batches(batch), warmup=warmup,
-        iterations=None if duration else iterations, duration_s=duration, threads=threads,
+        iterations=_iterations(iterations, duration), duration_s=duration, threads=threads,
         seed=model.seed or 0, xla=xla, measure_ceiling=ceiling, calibration=calibration,
     )  # fmt: skip
     B.check_request(request)
     allowed_pct = B.gate_threshold(baseline, max_regression)
     if source is not None:
+        _refuse_model_options(model)
         builder.check_keras_file(source)
+    elif model.weights is not None:
+        builder.check_weights_file(model.weights)
     before = B.load_baseline(baseline) if baseline is not None else None
     for target in (csv_path, plot):
         if target is not None:
@@ -294,13 +347,14 @@ def bench(
         files.check_plot_target(plot, force)
     B.configure_threads(threads)
     spec = None if source is not None else model.spec()
-    request.device = B.resolve_device(device, render.note)  # before minutes of building
+    request.device = B.resolve_device(device, render.progress)  # before minutes of building
     if before is not None:  # a baseline it cannot use is refused before anything is timed
         B.check_baseline(before, B.expected_model_name(spec, source), request)
     warn_if_huge(spec)
+    render.progress(f"loading {source}" if spec is None else f"building {spec.name}")
     built = builder.load_or_build(spec, source, model.weights, model.seed)
     macs = C.count(spec).macs if spec is not None else B.keras_macs(built)
-    result = B.run_bench(built, spec, macs, request, render.note)
+    result = B.run_bench(built, spec, macs, request, render.progress)
     compared = B.compare_baseline(result, before, allowed_pct) if before is not None else None
     if compared is not None:
         result["gate"] = {"baseline": str(baseline), "max_regression_pct": allowed_pct,
@@ -316,13 +370,36 @@ def bench(
         B.enforce_gate(compared)
 
 
+def _refuse_model_options(model: ModelOptions) -> None:
+    """With --from the file is the model: an option that would shape another one is refused."""
+    given = model.given(besides=("seed",))  # the seed still draws the random inputs
+    if given:
+        raise UsageError(
+            f"{given[0]} does not apply with --from: the model comes from the file",
+            hint="drop the model options, or drop --from to build one",
+        )
+
+
+DEFAULT_ITERATIONS = 20
+
+
+def _iterations(iterations: Optional[int], duration: Optional[float]) -> Optional[int]:
+    """Timed calls per row: a count or a duration, never both (one would be ignored)."""
+    if duration is not None and iterations is not None:
+        raise UsageError("--duration and --iterations exclude each other: give one of them")
+    if duration is not None:
+        return None
+    return DEFAULT_ITERATIONS if iterations is None else iterations
+
+
 FAMILY_CHOICES = (*S.FAMILIES, "all")
 FORMAT_CHOICES = ("table", "json", "csv", "markdown")
 
 
 def _phi_list(text: str) -> list[float]:
+    parts = split_list("--phi", text)
     try:
-        return sorted({float(part) for part in text.split(",") if part.strip()})
+        return sorted({float(part) for part in parts})
     except ValueError:
         raise UsageError(
             f"--phi takes comma-separated numbers such as 0,1,2.5, not {text!r}"
@@ -332,7 +409,12 @@ def _phi_list(text: str) -> list[float]:
 @app.command("scale-table")
 def scale_table(
     family: Annotated[
-        str, typer.Option(help=f"Family: {', '.join(FAMILY_CHOICES[:-1])} or all.")
+        str,
+        typer.Option(
+            help="Model family, or all.",
+            metavar=choice_metavar(FAMILY_CHOICES),
+            autocompletion=complete(lambda: FAMILY_CHOICES),
+        ),
     ] = "b",
     phi: Annotated[
         Optional[str], typer.Option(help="Comma-separated φ values, e.g. 0,1,2.5 (any real φ).")
@@ -343,17 +425,31 @@ def scale_table(
     alpha: Annotated[float, typer.Option(help="Depth base of the compound rule.")] = S.ALPHA,
     beta: Annotated[float, typer.Option(help="Width base of the compound rule.")] = S.BETA,
     gamma: Annotated[float, typer.Option(help="Resolution base of the compound rule.")] = S.GAMMA,
-    fmt: Annotated[str, typer.Option("--format", help="table, json, csv or markdown.")] = "table",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="Output format.",
+            metavar=choice_metavar(FORMAT_CHOICES),
+            autocompletion=complete(lambda: FORMAT_CHOICES),
+        ),
+    ] = "table",
     plot: Annotated[
         Optional[Path], typer.Option(help="Also draw params and MACs against φ into FILE.png.")
     ] = None,
     force: ForceOpt = False,
+    wide: WideOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Released coefficients beside the compound rule, with the paper's figures. No TensorFlow."""
-    fmt = "json" if json_output else fmt
+    render.set_wide(wide)
     require_choice("--family", family, FAMILY_CHOICES)
     require_choice("--format", fmt, FORMAT_CHOICES)
+    if json_output and fmt not in ("table", "json"):
+        raise UsageError(f"--json and --format {fmt} exclude each other: give one of them")
+    fmt = "json" if json_output else fmt
+    if phi_max is not None and not 0 <= phi_max <= 12:
+        raise UsageError(f"--phi-max must lie between 0 and 12, not {phi_max:g}")
     if plot is not None:
         files.check_plot_target(plot, force)
     phis = _phi_list(phi) if phi is not None else None
@@ -378,8 +474,9 @@ def scale_table(
 
 
 @app.command()
-def doctor(json_output: JsonOpt = False) -> None:
+def doctor(wide: WideOpt = False, json_output: JsonOpt = False) -> None:
     """Versions, devices and known-incompatible combinations; exit 1 when something is missing."""
+    render.set_wide(wide)
     from effnet_cli.doctor import diagnose
 
     with files.stdout_to_stderr(), files.silenced_stderr():
@@ -410,6 +507,11 @@ def _command_name(argv: list[str]) -> str:
     return next((a for a in argv if a in names), "")
 
 
+def _once(message: str) -> str:
+    """Click and Typer each append "Did you mean 'x'?" to an unknown command: say it once."""
+    return re.sub(r"(Did you mean [^?]*\?)(\s*\1)+", r"\1", message)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the CLI; map every failure to one `error:` line and DESIGN §4's exit codes."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -422,31 +524,52 @@ def main(argv: Optional[list[str]] = None) -> int:
         signal.signal(signal.SIGINT, previous)  # for callers that embed effnet (tests, API)
 
 
+def _wants_json(argv: list[str]) -> bool:
+    """--json (or scale-table's --format json) among the options, before any `--`."""
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    pairs = zip(options, [*options[1:], ""], strict=False)  # [] against [""]: no pair
+    return "--json" in options or (
+        "scale-table" in options
+        and any((a, b) == ("--format", "json") or a == "--format=json" for a, b in pairs)
+    )
+
+
 def _main(argv: list[str]) -> int:
+    render.errors_as_json(_wants_json(argv))
+    render.set_quiet(False)  # until the root options say otherwise
+    try:
+        return _dispatch(argv)
+    finally:
+        render.end_progress()
+
+
+def _dispatch(argv: list[str]) -> int:
     try:
         result = app(args=argv, prog_name="effnet", standalone_mode=False)
         if result == EXIT_INTERRUPTED:  # Typer turns Ctrl-C into a silent Exit(130)
-            render.error_line("interrupted")
+            render.error_line("interrupted", exit_code=EXIT_INTERRUPTED)
         return result if isinstance(result, int) else 0
-    except NoArgsIsHelpError as exc:
+    except NoArgsIsHelpError as exc:  # bare `effnet`: the help, once, and a usage exit
         sys.stderr.write((exc.ctx.get_help() if exc.ctx else "") + "\n")
+        sys.stderr.flush()
         return EXIT_USAGE
     except ClickUsageError as exc:
         command = _command_name(argv)
         render.error_line(
-            exc.format_message(),
+            _once(exc.format_message()),
             f"see '{' '.join(['effnet', command, '--help']).replace('  ', ' ')}'",
+            EXIT_USAGE,
         )
         return EXIT_USAGE
     except typer.Exit as exc:
         return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        render.error_line("interrupted")
+        render.error_line("interrupted", exit_code=EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except EffnetError as exc:
         if os.environ.get("EFFNET_DEBUG"):
             raise
-        render.error_line(exc.message, exc.hint)
+        render.error_line(exc.message, exc.hint, exc.exit_code)
         return exc.exit_code
     except Exception as exc:  # a bug or an unforeseen library failure: still one line
         if os.environ.get("EFFNET_DEBUG"):

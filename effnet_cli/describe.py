@@ -14,6 +14,13 @@ from typing import Any
 from effnet_cli import files
 from effnet_cli.errors import UsageError
 
+# What each format's "params" counts: not the same thing, so each says which (issue 15 item 5).
+KERAS_COUNT = "Keras count_params: weights, BatchNorm moving statistics, preprocessing constants"
+FOLDED = (
+    "BatchNorm is usually folded into the convolutions and shape constants count too, so this "
+    "differs from the Keras count"
+)
+
 
 def _tensor(name: str, shape: Any, dtype: Any) -> dict[str, Any]:
     return {
@@ -43,6 +50,7 @@ def read_onnx(path: Path) -> dict[str, Any]:
         "outputs": [value_info(o) for o in model.graph.output],
         "ops": dict(Counter(node.op_type for node in model.graph.node).most_common()),
         "params": sum(math.prod(init.dims) for init in model.graph.initializer),
+        "params_counted": f"initializer elements; {FOLDED}",
         "metadata": {prop.key: prop.value for prop in model.metadata_props},
         "opset": max(op.version for op in model.opset_import if op.domain in ("", "ai.onnx")),
     }
@@ -69,6 +77,7 @@ def read_tflite(path: Path) -> dict[str, Any]:
         "outputs": [detail(d) for d in interpreter.get_output_details()],
         "ops": dict(Counter(op["op_name"] for op in ops).most_common()),
         "params": int(params),
+        "params_counted": f"constant tensor elements; {FOLDED}",
         "metadata": {},
     }
 
@@ -82,6 +91,7 @@ def read_keras(path: Path) -> dict[str, Any]:
         "outputs": [_tensor(t.name, t.shape, t.dtype) for t in model.outputs],
         "ops": dict(Counter(type(layer).__name__ for layer in model.layers).most_common()),
         "params": int(model.count_params()),
+        "params_counted": KERAS_COUNT,
         "metadata": {"model": model.name},
     }
 
@@ -105,6 +115,7 @@ def read_savedmodel(path: Path) -> dict[str, Any]:
         "outputs": [_tensor(k, v.shape.as_list(), v.dtype.name) for k, v in outputs.items()],
         "ops": dict(graph_ops.most_common()),
         "params": int(sum(math.prod(v.shape) for v in getattr(loaded, "variables", []))),
+        "params_counted": "variable elements: the Keras model's weights, as Keras counts them",
         "metadata": {"signatures": ", ".join(loaded.signatures.keys())},
     }
 
@@ -133,6 +144,7 @@ def read_openvino(path: Path) -> dict[str, Any]:
         "outputs": [port(p) for p in model.outputs],
         "ops": dict(graph_ops.most_common()),
         "params": int(sum(math.prod(shape) for shape in shapes if len(shape))),
+        "params_counted": f"Constant elements; {FOLDED}",
         "metadata": metadata,
     }
 
@@ -151,4 +163,108 @@ def describe(path: Path) -> dict[str, Any]:
         raise UsageError(
             f"{path.name} is not a readable {backend.name} file: {first[:200]}"
         ) from None
-    return {"path": str(path), "format": backend.name, "bytes": files.size_bytes(path), **document}
+    metadata = typed_metadata(document.pop("metadata"))
+    return {
+        "path": str(path),
+        "format": backend.name,
+        "bytes": files.size_bytes(path),
+        "model": model_from_metadata(metadata),
+        **document,
+        "metadata": metadata,
+    }
+
+
+def typed_metadata(raw: dict[str, Any]) -> dict[str, Any]:
+    """Metadata as JSON values: formats store strings ('true', '1.2', '224x224'); a script
+    should not have to parse them again."""
+    typed: dict[str, Any] = {}
+    for key, value in raw.items():
+        typed[key] = _typed(key, value) if isinstance(value, str) else value
+    return typed
+
+
+def _typed(key: str, text: str) -> Any:
+    if key == "resolution" and "x" in text:
+        height, _, width = text.partition("x")
+        if height.isdigit() and width.isdigit():
+            return [int(height), int(width)]
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def model_from_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The `model` object of every command's JSON, from what the file says about itself; None
+    where it says nothing (a file effnet did not write, or a format without metadata)."""
+    from effnet_cli.render import model_identity
+
+    resolution = metadata.get("resolution")
+    classes = metadata.get("num_classes")
+    return model_identity(
+        str(metadata["model"]) if "model" in metadata else None,
+        metadata.get("family"),
+        resolution if isinstance(resolution, list) else None,
+        classes if isinstance(classes, int) else None,
+        metadata.get("preprocessing_inside") if "preprocessing_inside" in metadata else None,
+    )
+
+
+def weights_fits(params: int) -> list[dict[str, Any]]:
+    """Every variant and head whose Keras count is `params`: the classifier's size follows from
+    the head's input width, so any class count is found, not only ImageNet's 1000. From the
+    architecture alone (no TensorFlow): params do not depend on the input resolution."""
+    from effnet_cli import costs as C
+    from effnet_cli import spec as S
+
+    fits = []
+    for name in S.model_names():
+        family = S.get_spec(name).family
+        for preprocessing in (True, False) if family.preprocessing != "none" else (False,):
+            bare = C.count(S.get_spec(name, include_top=False, preprocessing=preprocessing)).params
+            if params == bare:
+                fits.append({"model": name, "include_top": False, "classes": None,
+                             "preprocessing": preprocessing})  # fmt: skip
+                continue
+            topped = S.get_spec(name, num_classes=1000, preprocessing=preprocessing)
+            per_class = (C.count(topped).params - bare) // 1000  # head width + 1 (the bias)
+            classes, rest = divmod(params - bare, per_class)
+            if rest == 0 and classes >= 1:
+                fits.append({"model": name, "include_top": True, "classes": classes,
+                             "preprocessing": preprocessing})  # fmt: skip
+    return fits
+
+
+def describe_weights(path: Path) -> dict[str, Any]:
+    """`inspect FILE.weights.h5 | FILE.h5`: which variants and heads the weights fit."""
+    from effnet_cli import builder
+    from effnet_cli.render import model_identity
+
+    builder.check_weights_file(path)
+    layout = builder.weights_layout(path)
+    params = builder.file_weight_elements(path, layout)
+    fits = weights_fits(params)
+    only = fits[0] if len(fits) == 1 else None
+    return {
+        "path": str(path),
+        "format": "weights",
+        "bytes": files.size_bytes(path),
+        "model": model_identity(
+            f"efficientnet-{only['model']}" if only else None,
+            None,
+            None,
+            only["classes"] if only else None,
+            only["preprocessing"] if only else None,
+        ),
+        "inputs": [],
+        "outputs": [],
+        "ops": {},
+        "params": params,
+        "params_counted": "numbers in the file: " + KERAS_COUNT,
+        "metadata": {"layout": layout, "tensors": builder.count_file_tensors(path, layout)},
+        "fits": fits,
+    }

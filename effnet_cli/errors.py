@@ -48,3 +48,12 @@ def choices(values: object) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def split_list(option: str, text: str) -> list[str]:
+    """'a,b, c' -> ['a', 'b', 'c']: every comma-separated option parses alike; an empty item
+    (`1,,8`, a trailing comma) is a mistake, never silently dropped."""
+    parts = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(not part for part in parts):
+        raise UsageError(f"{option} takes a comma-separated list without empty items, not {text!r}")
+    return parts

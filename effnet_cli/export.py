@@ -15,7 +15,7 @@ from typing import Any
 
 from effnet_cli import backends, files, writers
 from effnet_cli import spec as S
-from effnet_cli.errors import UsageError, WorkError, choices
+from effnet_cli.errors import UsageError, WorkError, choices, split_list
 
 # Quantized artifacts are judged on agreement, so they are verified on more images than 1 + 3.
 AGREEMENT_IMAGES = 32
@@ -58,7 +58,7 @@ def parse_formats(values: list[str]) -> list[str]:
     valid = backends.formats()
     formats: list[str] = []
     for value in values:
-        for part in (p.strip().lower() for p in value.split(",")):
+        for part in (p.lower() for p in split_list("--format", value)):
             if part not in valid:
                 raise UsageError(f"unknown --format {part!r}; valid: {choices(valid)}")
             if part not in formats:
@@ -208,8 +208,8 @@ def check_request(
     directory = request.directory
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"{directory} is a file; -o takes a directory")
-    if not directory.parent.is_dir():
-        raise UsageError(f"directory {str(directory.parent)!r} does not exist")
+    # the folder export writes in, or the one it creates it in: writable before any model is built
+    files.check_writable_dir(directory if directory.is_dir() else directory.parent)
     targets = plan_targets(name, request.formats, directory, precision)
     for target in targets:
         if target.path.exists() and not request.force:
@@ -329,8 +329,8 @@ def export_model(
         seconds = []
         options = {"opset": request.opset, "batch": request.batch, "calibration": calibration,
                    "optimize": request.optimize, "nchw": request.nchw}  # fmt: skip
-        for target, stage in zip(targets, staged, strict=True):
-            progress(f"writing {target.path.name}")
+        for n, (target, stage) in enumerate(zip(targets, staged, strict=True), 1):
+            progress(f"writing {target.path.name} ({n}/{len(targets)})")
             started = time.perf_counter()
             write = backends.get(target.backend).write
             with files.stdout_to_stderr(), files.silenced_stderr():
@@ -344,10 +344,11 @@ def export_model(
         )  # fmt: skip
         compared = "logits" if logits_function(model) else "outputs"
         artifacts = []
-        for target, stage, took in zip(targets, staged, seconds, strict=True):
+        for n, (target, stage, took) in enumerate(zip(targets, staged, seconds, strict=True), 1):
             verification = None
             if request.verify:
-                progress(f"verifying {target.path.name} with its own runtime ({compared})")
+                progress(f"verifying {target.path.name} with its own runtime ({compared}) "
+                         f"({n}/{len(targets)})")  # fmt: skip
                 with files.stdout_to_stderr(), files.silenced_stderr():
                     verification = verify(target, stage.path, inputs, expected, compared)
             artifacts.append(

@@ -19,11 +19,24 @@ def check_target(target: Path, force: bool) -> None:
         raise UsageError(f"{target} is a directory; give a file path")
     if target.exists() and not force:
         raise UsageError(f"{target} already exists", hint="pass --force to replace it")
-    parent = target.parent
-    if not parent.is_dir():
-        raise UsageError(f"directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"directory {str(parent)!r} is not writable")
+    check_writable_dir(target.parent)
+
+
+def check_writable_dir(folder: Path) -> None:
+    """Refuse a folder we cannot write in now, not with an `Errno` after minutes of work.
+
+    A real file is created and removed: os.access answers yes for root in /proc or on a
+    read-only mount, where writing then fails."""
+    if not folder.is_dir():
+        raise UsageError(f"directory {str(folder)!r} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".effnet-probe.", dir=folder)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write in directory {str(folder)!r} ({exc.strerror or exc})"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 # Staged artifacts and scratch folders not yet committed or removed: an interrupt removes them.
@@ -46,7 +59,10 @@ def exit_on_interrupt(signum: int, frame: object) -> None:
     remove_pending()
     try:
         # The user's stderr, even while TensorFlow's noise is being discarded.
-        os.write(_REAL_STDERR[0] if _REAL_STDERR else 2, b"error: interrupted\n")
+        fd = _REAL_STDERR[0] if _REAL_STDERR else 2
+        if os.isatty(fd):  # a live progress line hid the cursor and holds the line: give both back
+            os.write(fd, b"\r\x1b[2K\x1b[?25h")
+        os.write(fd, b"error: interrupted\n")
     finally:
         os._exit(130)
 

@@ -7,7 +7,7 @@
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -39,9 +39,26 @@ class ModelOptions:
     weights: Optional[Path] = None
     seed: Optional[int] = None
 
+    def given(self, *, besides: tuple[str, ...] = ()) -> list[str]:
+        """The options set away from their defaults, as typed (`--phi`, `--no-top`…)."""
+        defaults = ModelOptions()
+        return [
+            _FLAGS[f.name](getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in besides and getattr(self, f.name) != getattr(defaults, f.name)
+        ]
+
+    def refuse(self, names: tuple[str, ...], reason: str) -> None:
+        """Options that would change nothing here are refused, not silently ignored."""
+        defaults = ModelOptions()
+        for name in names:
+            if getattr(self, name) != getattr(defaults, name):
+                raise UsageError(f"{_FLAGS[name](getattr(self, name))} {reason}")
+
     def spec(self) -> S.ModelSpec:
         if self.phi is not None and self.model is not None:
-            same = self.phi == int(self.phi) and self.model.lower() == f"b{int(self.phi)}"
+            # lite0 and seed-b0 are φ = 0 too: agreement is the variant's own φ, not a B name
+            same = S.get_spec(self.model).phi == self.phi
             if not same:
                 raise UsageError(
                     f"--phi {self.phi:g} and --model {self.model} disagree", hint="give one of them"
@@ -64,6 +81,36 @@ class ModelOptions:
         )
 
 
+def _flag(name: str) -> Callable[[Any], str]:
+    return lambda value: name
+
+
+# How each field is spelled on the command line, for messages (a bool says which of the pair).
+_FLAGS: dict[str, Callable[[Any], str]] = {
+    **{f.name: _flag("--" + f.name.replace("_", "-")) for f in fields(ModelOptions)},
+    "model": _flag("--model"),
+    "include_top": lambda on: "--include-top" if on else "--no-top",
+    "preprocessing": lambda on: "--preprocessing" if on else "--no-preprocessing",
+}
+
+
+def choice_metavar(values: Sequence[str], listed: bool = False) -> str:
+    """The choices where --help would say TEXT: [a|b|c], and `,...` where several may be given."""
+    return "[" + "|".join(values) + "]" + (",..." if listed else "")
+
+
+def complete(values: Callable[[], Sequence[str]], listed: bool = False) -> Callable[[str], list]:
+    """Shell completion of an option's values, from the same table that validates them; for a
+    comma-separated option (`listed`), the item after the last comma."""
+
+    def candidates(incomplete: str) -> list[str]:
+        done, _, current = incomplete.rpartition(",") if listed else ("", "", incomplete)
+        prefix = f"{done}," if done else ""
+        return [prefix + v for v in values() if v.startswith(current.lower())]
+
+    return candidates
+
+
 def _option(*decls: str, help: str, **kwargs: Any) -> typer.models.OptionInfo:
     return typer.Option(*decls, help=help, rich_help_panel=PANEL, **kwargs)
 
@@ -73,7 +120,8 @@ _PARAMETERS: dict[str, Any] = {
         "--phi", help="Compound coefficient: 0..8 picks B0..B8; a non-integer follows the "
         "compound rule.", min=0, max=12)],
     "model": Annotated[Optional[str], _option(
-        "--model", "-m", help=f"Variant: {', '.join(S.model_names())}.")],
+        "--model", "-m", help=f"Variant: {', '.join(S.model_names())}.", metavar="NAME",
+        autocompletion=complete(S.model_names))],
     "resolution": Annotated[Optional[int], _option(
         "--resolution", help="Input height and width (default: the variant's).")],
     "width": Annotated[Optional[float], _option("--width", help="Width coefficient override.")],
@@ -82,14 +130,17 @@ _PARAMETERS: dict[str, Any] = {
     "include_top": Annotated[bool, _option(
         "--include-top/--no-top", help="Keep the pooling + dropout + classifier head.")],
     "pooling": Annotated[Optional[str], _option(
-        "--pooling", help="With --no-top: avg or max global pooling (default none).")],
+        "--pooling", help="With --no-top: global pooling (default none).",
+        metavar=choice_metavar(S.POOLINGS), autocompletion=complete(lambda: S.POOLINGS))],
     "dropout": Annotated[Optional[float], _option(
         "--dropout", help="Dropout before the classifier (default: the variant's).")],
     "drop_connect": Annotated[Optional[float], _option(
         "--drop-connect", help="Final stochastic-depth rate, training only (default: the "
         "family's: 0.2, none for seed).")],
     "classifier_activation": Annotated[str, _option(
-        "--classifier-activation", help="softmax, or none for logits.")],
+        "--classifier-activation", help="softmax, or none for logits.",
+        metavar=choice_metavar(S.CLASSIFIER_ACTIVATIONS),
+        autocompletion=complete(lambda: S.CLASSIFIER_ACTIVATIONS))],
     "preprocessing": Annotated[Optional[bool], _option(
         "--preprocessing/--no-preprocessing", help="Carry the input normalization inside "
         "(default: yes where the family has one; seed has none).")],

@@ -11,8 +11,10 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -20,21 +22,36 @@ from effnet_cli import costs as C
 from effnet_cli import spec as S
 
 SCHEMA_VERSION = 1
-WIDE = 240  # columns for a non-terminal (CI logs): tables are never cut to 80
+WIDE = 240  # columns for a non-terminal (CI logs) and for --wide: every column, never cut
+_wide = False  # --wide: every column whatever the terminal's width
+
+
+def set_wide(wide: bool) -> None:
+    global _wide
+    _wide = wide
+
+
+def is_terminal(stream: Any) -> bool:
+    """Whether a person reads `stream` (tests pin this, and the width through COLUMNS)."""
+    return bool(stream.isatty()) if hasattr(stream, "isatty") else False
 
 
 def _console(stream: Any) -> Console:
-    is_tty = stream.isatty() if hasattr(stream, "isatty") else False
+    tty = is_terminal(stream)
+    plain = bool(os.environ.get("NO_COLOR")) or not tty
     return Console(
         file=stream,
-        width=None if is_tty else WIDE,
-        no_color=bool(os.environ.get("NO_COLOR")) or not is_tty,
+        width=WIDE if _wide or not tty else None,  # None: the terminal's (or COLUMNS)
+        force_terminal=tty,
+        # NO_COLOR (no-color.org) means no escape sequence at all: no colour, no bold, no italic
+        color_system=None if plain else "auto",
         highlight=False,
         soft_wrap=False,
     )
 
 
 def out() -> Console:
+    end_progress()  # the result replaces the live status, never interleaves with it
     return _console(sys.stdout)
 
 
@@ -44,21 +61,132 @@ def err() -> Console:
 
 def note(message: str) -> None:
     """A line for the person at the terminal, on stderr."""
-    err().print(message, markup=False)
+    console = _live[0].console if _live else err()
+    console.print(message, markup=False)
 
 
-def error_line(message: str, hint: str | None = None) -> None:
+# ---------------------------------------------------------------------------- progress
+#
+# Slow work says what it is doing, on stderr only. In a terminal: each step becomes a line with
+# its duration when the next begins, and the current one is a live status whose seconds tick;
+# elsewhere (CI logs): one timestamped line per step. `effnet --quiet` silences both.
+
+_quiet = False
+_live: list[Any] = []  # the running rich Status, while a step is shown live
+_step: list[Any] = []  # [message, monotonic start] of the current step
+
+
+def set_quiet(quiet: bool) -> None:
+    global _quiet
+    _quiet = quiet
+
+
+BAR = 12  # characters of the bar where a step says which of how many it is
+
+
+class _Ticking:
+    """The live status line: rich renders it again on every refresh, so the seconds move."""
+
+    def __init__(self, message: str, started: float) -> None:
+        self.message, self.started = message, started
+
+    def __rich__(self) -> str:
+        import re
+        import time
+
+        elapsed = f"{time.monotonic() - self.started:.0f} s"
+        counted = re.search(r"\((\d+)/(\d+)\)$", self.message)  # "writing x.onnx (2/3)"
+        if not counted:
+            return f"{self.message} · {elapsed}"
+        done, total = int(counted[1]) - 1, int(counted[2])  # the n-th step is under way
+        bar = "━" * round(BAR * done / total) + "─" * (BAR - round(BAR * done / total))
+        return f"{bar} {self.message} · {elapsed}"
+
+
+def progress(message: str) -> None:
+    """A step of slow work has begun (its end is the next step, or the result)."""
+    import time
+
+    if _quiet:
+        return
+    if not is_terminal(sys.stderr):
+        sys.stderr.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+        sys.stderr.flush()
+        return
+    _finish_step()
+    now = time.monotonic()
+    _step[:] = [message, now]
+    if _live:
+        _live[0].update(_Ticking(message, now))
+        return
+    status = _console(sys.stderr).status(_Ticking(message, now), spinner="line")
+    status.start()
+    _live.append(status)
+
+
+def _finish_step() -> None:
+    import time
+
+    if _step and _live:
+        message, started = _step
+        _live[0].console.print(f"{message} · {time.monotonic() - started:.1f} s", markup=False)
+    _step.clear()
+
+
+def end_progress() -> None:
+    """The work is over (a result or an error follows): the live line gives way to the last
+    step's line (stopped first: a line printed just before a transient Live stops can be
+    erased with it)."""
+    import time
+
+    if not _live:
+        _step.clear()
+        return
+    status = _live.pop()
+    status.stop()
+    if _step:
+        message, started = _step
+        status.console.print(f"{message} · {time.monotonic() - started:.1f} s", markup=False)
+    _step.clear()
+
+
+_errors_as_json = False  # the command was asked for --json: an error is a document too
+_emitted = False  # a document is on stdout already (a failed export's report): no second one
+
+
+def errors_as_json(on: bool) -> None:
+    global _errors_as_json, _emitted
+    _errors_as_json, _emitted = on, False
+
+
+def error_line(message: str, hint: str | None = None, exit_code: int = 1) -> None:
+    """The `error:` line on stderr; under --json also `effnet.error/1` on stdout, so a script
+    reads one JSON document whether the command worked or not."""
+    end_progress()
     sys.stderr.write(f"error: {message}\n")
     if hint:
         sys.stderr.write(f"hint: {hint}\n")
     sys.stderr.flush()
+    if _errors_as_json and not _emitted:
+        emit_json("error", {"error": message, "hint": hint, "exit": exit_code})
 
 
 def emit_json(kind: str, document: Mapping[str, Any]) -> None:
     """One JSON document on stdout, tagged with its schema."""
+    global _emitted
+    end_progress()
     payload = {"schema": f"effnet.{kind}/{SCHEMA_VERSION}", **document}
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     sys.stdout.flush()
+    _emitted = True
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of every --json document of this schema version (one $defs per kind)."""
+    from importlib.resources import files as package_files
+
+    text = package_files("effnet_cli").joinpath(f"schemas/effnet-{SCHEMA_VERSION}.schema.json")
+    return json.loads(text.read_text(encoding="utf-8"))
 
 
 def show(
@@ -100,22 +228,42 @@ def size(num_bytes: float | None) -> str:
 # ---------------------------------------------------------------------------- documents
 
 
+def model_identity(
+    name: str | None,
+    family: str | None,
+    resolution: Sequence[int | None] | None,
+    classes: int | None,
+    preprocessing: bool | None,
+) -> dict[str, Any]:
+    """The `model` object every command's JSON carries (schemas/model.schema.json): the same
+    five fields everywhere, None where a command cannot know one (a foreign .keras file)."""
+    return {
+        "name": name,
+        "family": family,
+        "resolution": None if resolution is None else list(resolution),
+        "classes": classes,
+        "preprocessing": preprocessing,
+    }
+
+
 def model_document(spec: S.ModelSpec) -> dict[str, Any]:
     return {
-        "name": spec.name,
-        "family": spec.family.name,
+        **model_identity(
+            spec.name,
+            spec.family.name,
+            [spec.resolution, spec.resolution],
+            spec.num_classes if spec.include_top else None,
+            spec.preprocessing,
+        ),
         "base": spec.base,
         "phi": spec.phi,
         "width": spec.width,
         "depth": spec.depth,
-        "resolution": spec.resolution,
         "dropout": spec.dropout,
         "drop_connect": spec.drop_connect,
-        "num_classes": spec.num_classes,
         "include_top": spec.include_top,
         "pooling": spec.pooling,
         "classifier_activation": spec.classifier_activation,
-        "preprocessing": spec.preprocessing,
     }
 
 
@@ -170,14 +318,176 @@ def summary_document(costs: C.Costs, with_layers: bool) -> dict[str, Any]:
     return doc
 
 
-# ---------------------------------------------------------------------------- tables
+# ---------------------------------------------------------------------------- column tables
+#
+# A view declares its columns once (`Column`): the header and unit a person reads, the key its
+# rows carry (the CSV and JSON name), how a cell shows the value, and a priority. The rich table,
+# CSV and markdown all come from that one declaration. On a narrow terminal the columns that fit
+# are shown, most important first, each at its full width (a number is never cut); what is left
+# out is said below the table, and `--wide` or a pipe shows everything.
+#
+# A new view: declare `MY_TABLE = (Column("img/s", "images_per_s", "f1"), ...)` beside its
+# printer and call `print_columns(out(), title, MY_TABLE, rows)` with the rows of its JSON
+# document; `columns_csv` and `columns_markdown` give the other formats from the same table.
 
 
-def _table(title: str | None, columns: Sequence[str], right_from: int = 1) -> Table:
+@dataclass(frozen=True)
+class Column:
+    header: str
+    key: str  # the row's field: the CSV column and the JSON key
+    kind: str = "text"  # how a cell shows the value (see `cell`), unless `show` is given
+    unit: str = ""  # said once in the header, not in every cell
+    priority: int = 1  # 1: always shown; higher numbers give way first on a narrow terminal
+    left: bool = False  # text reads left-aligned; numbers right-aligned
+    wrap: bool = False  # free text (paths, errors) may fold onto more lines; numbers never do
+    show: Callable[[Mapping[str, Any]], str] | None = None  # the cell from the whole row
+    in_table: bool = True  # False: CSV/JSON only (say, the device of every row)
+
+    @property
+    def title(self) -> str:
+        return f"{self.header} {self.unit}".strip() if self.unit else self.header
+
+    def text(self, row: Mapping[str, Any]) -> str:
+        return self.show(row) if self.show is not None else cell(row.get(self.key), self.kind)
+
+
+def cell(value: Any, kind: str) -> str:
+    """One value as a table shows it; None is '–'."""
+    if value is None:
+        return "–"
+    formats: dict[str, Callable[[Any], str]] = {
+        "count": count,
+        "bytes": size,
+        "int": lambda v: f"{v:,}",
+        "ratio": lambda v: f"{v:.2f}",
+        "coef": lambda v: f"{v:.3g}",
+        "f0": lambda v: f"{v:.0f}",
+        "f1": lambda v: f"{v:.1f}",
+        "f2": lambda v: f"{v:.2f}",
+        "sci": lambda v: f"{v:.1e}",
+        "pct": lambda v: f"{v:.0%}",
+        "yes": lambda v: "yes" if v else "no",
+    }
+    if kind in formats:
+        return formats[kind](value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+GAP = 3  # between two columns: a space, the rule, a space
+WRAP_MIN = 24  # a folding column is given at least this much room before others are left out
+
+
+def _needed(column: Column, cells: list[str], folded: bool = True) -> int:
+    """The width a column needs; a folding column's least (`folded`) or its whole text's."""
+    longest = max([cell_len(column.title), *(cell_len(c) for c in cells)])
+    if column.wrap and folded:
+        return min(longest, max(WRAP_MIN, cell_len(column.title)))
+    return longest
+
+
+def fit_columns(columns: Sequence[Column], cells: list[list[str]], width: int) -> list[int]:
+    """Indexes of the columns shown at `width`: by priority (then left to right) while they fit,
+    in their declared order. Priority-1 columns are always kept: if even they do not fit, the
+    caller stacks the rows instead. A folding column (a path) counts at its whole width here: an
+    optional column is not worth folding a path for."""
+    needs = [_needed(c, [row[i] for row in cells], folded=False) for i, c in enumerate(columns)]
+    order = sorted(range(len(columns)), key=lambda i: (columns[i].priority, i))
+    chosen: list[int] = []
+    used = -GAP
+    for i in order:
+        if columns[i].priority == 1 or used + GAP + needs[i] <= width:
+            chosen.append(i)
+            used += GAP + needs[i]
+    return sorted(chosen)
+
+
+def table_width(columns: Sequence[Column], cells: list[list[str]], shown: list[int]) -> int:
+    return sum(_needed(columns[i], [row[i] for row in cells]) + GAP for i in shown) - GAP
+
+
+def columns_with_values(
+    columns: Sequence[Column], rows: Sequence[Mapping[str, Any]]
+) -> list[Column]:
+    """The table's columns, less those empty in every row (no V1 row has a train size)."""
+    return [c for c in columns if c.in_table and any(c.text(row) not in ("–", "") for row in rows)]
+
+
+def print_columns(
+    console: Console,
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """A view's rows as a table that fits the console: no number cut, ever."""
+    columns = columns_with_values(columns, rows) if rows else [c for c in columns if c.in_table]
+    cells = [[c.text(row) for c in columns] for row in rows]
+    width = console.width
+    shown = fit_columns(columns, cells, width)
+    if table_width(columns, cells, shown) > width:
+        _print_stacked(console, title, columns, cells)
+        return
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-    for i, column in enumerate(columns):
-        table.add_column(column, justify="right" if i >= right_from else "left", no_wrap=True)
-    return table
+    for i in shown:
+        column = columns[i]
+        need = _needed(column, [row[i] for row in cells])
+        table.add_column(
+            column.title,
+            justify="left" if column.left else "right",
+            no_wrap=not column.wrap,
+            overflow="fold",
+            min_width=None if column.wrap else need,
+        )
+    for row in cells:
+        table.add_row(*(row[i] for i in shown))
+    console.print(table)
+    left_out = [columns[i].title for i in range(len(columns)) if i not in shown]
+    if left_out:
+        console.print(f"(not shown at {width} columns: {', '.join(left_out)}; --wide shows "
+                      "every column)", markup=False)  # fmt: skip
+
+
+def _print_stacked(
+    console: Console, title: str | None, columns: Sequence[Column], cells: list[list[str]]
+) -> None:
+    """Too narrow for even the main columns: one block per row, one `header: value` a line."""
+    if title:
+        console.print(title, markup=False)
+    label = max(cell_len(c.title) for c in columns)
+    for n, row in enumerate(cells):
+        if n:
+            console.print()
+        for column, text in zip(columns, row, strict=True):
+            console.print(f"{column.title.ljust(label)}  {text}", markup=False)
+
+
+def columns_csv(columns: Sequence[Column], rows: Sequence[Mapping[str, Any]]) -> str:
+    """Raw values under the columns' keys (no units, no rounding); None is empty."""
+    import csv
+
+    buffer = io.StringIO()
+    keys = list(dict.fromkeys(c.key for c in columns))
+    writer = csv.DictWriter(buffer, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if row.get(k) is None else row.get(k) for k in keys} for row in rows)
+    return buffer.getvalue()
+
+
+def columns_markdown(columns: Sequence[Column], rows: Sequence[Mapping[str, Any]]) -> str:
+    columns = columns_with_values(columns, rows)
+    lines = ["| " + " | ".join(c.title for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(c.text(row) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _pairs(console: Console, pairs: Sequence[tuple[str, str]], title: str | None = None) -> None:
+    """A two-column 'what: value' view; the value folds rather than being cut."""
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False,
+                  show_header=False)  # fmt: skip
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for what, value in pairs:
+        table.add_row(what, value)
+    console.print(table)
 
 
 def _contract_line(spec: S.ModelSpec) -> str:
@@ -191,103 +501,101 @@ def _contract_line(spec: S.ModelSpec) -> str:
     )
 
 
+def _block_only(text: Callable[[Mapping[str, Any]], str]) -> Callable[[Mapping[str, Any]], str]:
+    """Stem and head have no expansion or squeeze-excitation: '–' there."""
+    return lambda st: text(st) if st["expand_ratio"] > 0 else "–"
+
+
+STAGE_TABLE = (
+    Column("stage", "stage", left=True),
+    Column("operator", "operator", left=True, priority=2),
+    Column("resolution", "output_resolution", priority=1,
+           show=lambda st: f"{st['input_resolution']}→{st['output_resolution']}"),
+    Column("channels", "channels"),
+    Column("layers", "layers"),
+    Column("kernel", "kernel_size", priority=4, show=lambda st: f"{st['kernel_size']}x"
+           f"{st['kernel_size']}"),
+    Column("stride", "strides", priority=4),
+    Column("expand", "expand_ratio", priority=4,
+           show=_block_only(lambda st: str(st["expand_ratio"]))),
+    Column("SE", "se", priority=5, show=_block_only(lambda st: "yes" if st["se"] else "no")),
+    Column("params", "params", "count"),
+    Column("MACs", "macs", "count"),
+    Column("peak act.", "peak_activation_bytes", "bytes", priority=3),
+)  # fmt: skip
+
+LAYER_TABLE = (
+    Column("name", "name", left=True),
+    Column("class", "class", left=True, priority=2),
+    Column("output shape", "shape", priority=3,
+           show=lambda layer: "×".join(map(str, layer["shape"]))),
+    Column("params", "params", "int"),
+    Column("MACs", "macs", "int"),
+)  # fmt: skip
+
+
 def print_summary(costs: C.Costs, with_layers: bool) -> None:
     spec, console = costs.spec, out()
-    stages = _table(
-        f"{spec.name}  (width {spec.width:g}, depth {spec.depth:g}, resolution {spec.resolution})",
-        ["stage", "operator", "resolution", "channels", "layers", "kernel", "stride", "expand",
-         "SE", "params", "MACs", "peak act."],
-        right_from=2,
-    )  # fmt: skip
-    for st in costs.stages:
-        is_block = st.expand_ratio > 0
-        stages.add_row(
-            st.stage,
-            st.operator,
-            f"{st.input_resolution}→{st.output_resolution}",
-            str(st.channels),
-            str(st.layers),
-            f"{st.kernel_size}x{st.kernel_size}",
-            str(st.strides),
-            str(st.expand_ratio) if is_block else "–",
-            ("yes" if st.se else "no") if is_block else "–",
-            count(st.params),
-            count(st.macs),
-            size(st.peak_activation_bytes),
-        )
-    console.print(stages)
+    document = summary_document(costs, with_layers)
+    title = (
+        f"{spec.name}  (width {spec.width:g}, depth {spec.depth:g}, resolution {spec.resolution})"
+    )
+    print_columns(console, title, STAGE_TABLE, document["stages"])
     if with_layers:
         console.print()
-        console.print(_layers_table(costs))
+        print_columns(console, "layers", LAYER_TABLE, document["layers"])
     console.print()
-    console.print(_totals_table(costs))
+    _totals_table(console, costs)
     console.print(_contract_line(spec), markup=False)
     for deviation in spec.family.deviations:
         console.print(f"deviation from the paper: {deviation}", markup=False)
 
 
-def _layers_table(costs: C.Costs) -> Table:
-    table = _table("layers", ["name", "class", "output shape", "params", "MACs"], right_from=2)
-    for layer in costs.layers:
-        shape = "×".join(str(d) for d in layer.shape)
-        table.add_row(layer.name, layer.keras_class, shape, f"{layer.params:,}", f"{layer.macs:,}")
-    return table
+def _totals_table(console: Console, costs: C.Costs) -> None:
+    paper = published_document(costs.spec) or {}
 
+    def beside(value: str, published: Any, kind: str = "count") -> str:
+        return value if published is None else f"{value}  (published: {cell(published, kind)})"
 
-def _totals_table(costs: C.Costs) -> Table:
-    published = published_document(costs.spec)
-    table = _table("totals", ["", "value", "published"])
-    paper = published or {}
     rows = [
-        ("params (Keras count_params)", f"{costs.params:,}", ""),
-        (
-            "  trainable (the paper's count)",
-            f"{costs.params_trainable:,}",
-            count(paper.get("params")),
-        ),
-        ("  BatchNorm moving statistics", f"{costs.params_bn_moving:,}", ""),
-        ("  preprocessing (Normalization)", f"{costs.params_preprocessing:,}", ""),
-        ("MACs (multiply-adds)", f"{costs.macs:,} ({count(costs.macs)})", count(paper.get("macs"))),
-        ("parameter bytes (float32)", size(costs.param_bytes), ""),
-        ("peak activation memory (batch 1)", size(costs.peak_activation_bytes), ""),
-    ]
+        ("params (Keras count_params)", f"{costs.params:,}"),
+        ("  trainable (the paper's count)", beside(f"{costs.params_trainable:,}",
+                                                    paper.get("params"))),
+        ("  BatchNorm moving statistics", f"{costs.params_bn_moving:,}"),
+        ("  preprocessing (Normalization)", f"{costs.params_preprocessing:,}"),
+        ("MACs (multiply-adds)", beside(f"{costs.macs:,} ({count(costs.macs)})",
+                                        paper.get("macs"))),
+        ("parameter bytes (float32)", size(costs.param_bytes)),
+        ("peak activation memory (batch 1)", size(costs.peak_activation_bytes)),
+    ]  # fmt: skip
     if paper.get("top1") is not None:
-        rows.append(("ImageNet top-1 %", "", f"{paper['top1']} ({paper['source']})"))
-    for row in rows:
-        table.add_row(*row)
-    return table
+        rows.append(("ImageNet top-1 %", f"{paper['top1']} ({paper['source']})"))
+    _pairs(console, rows, title="totals")
 
 
 def print_build(report: Mapping[str, Any]) -> None:
-    table = _table(None, ["", ""], right_from=2)
-    table.show_header = False
     model = report["model"]
-    table.add_row("model", f"{model['name']} ({report['input']['shape'][1]}×"
-                  f"{report['input']['shape'][2]}, {model['num_classes']} classes)")  # fmt: skip
-    table.add_row("params", f"{report['params']:,} ({report['params_trainable']:,} trainable)")
+    rows = [
+        ("model", f"{model['name']} ({report['input']['shape'][1]}×"
+                  f"{report['input']['shape'][2]}, {model['classes'] or 'no'} classes)"),
+        ("params", f"{report['params']:,} ({report['params_trainable']:,} trainable)"),
+    ]  # fmt: skip
     weights = report.get("weights")
     if weights:
         fix = "; ImageNet std-in-variance slot corrected" if weights["stddev_fix"] else ""
         loaded = f"{weights['tensors_loaded']} tensors from {weights['path']} ({weights['layout']})"
-        table.add_row("weights", loaded + fix)
+        rows.append(("weights", loaded + fix))
     else:
         seed = report.get("seed")
-        table.add_row("weights", "random" + (f" (seed {seed})" if seed is not None else ""))
-    table.add_row("build time", f"{report['build_seconds']:.2f} s")
+        rows.append(("weights", "random" + (f" (seed {seed})" if seed is not None else "")))
+    rows.append(("build time", f"{report['build_s']:.2f} s"))
     output = report.get("output")
     if output:
-        table.add_row("written", f"{output['path']} ({output['format']}, {size(output['bytes'])})")
-    out().print(table)
+        rows.append(("written", f"{output['path']} ({output['format']}, {size(output['bytes'])})"))
+    _pairs(out(), rows)
 
 
 # ---------------------------------------------------------------------------- scale-table
-
-SCALE_COLUMNS = (
-    "name", "phi", "width", "depth", "resolution", "published_train_resolution", "dropout",
-    "published_dropout", "params", "params_trainable", "macs", "peak_activation_bytes",
-    "params_ratio", "macs_ratio", "published_params", "published_macs", "published_top1",
-    "rule_width", "rule_depth", "rule_resolution", "rule_params", "rule_macs",
-)  # fmt: skip
 
 
 def scale_documents(rows: list[C.ScaleRow], origin: C.Costs) -> list[dict[str, Any]]:
@@ -368,66 +676,44 @@ def scale_notes(documents: list[dict[str, Any]]) -> list[str]:
     return notes
 
 
-def _cell(value: Any, kind: str) -> str:
-    if value is None:
-        return "–"
-    if kind == "count":
-        return count(value)
-    if kind == "ratio":
-        return f"{value:.2f}"
-    if kind == "coef":
-        return f"{value:.3g}"
-    if kind == "bytes":
-        return size(value)
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-_SCALE_TABLE = (
-    ("model", "name", "text"), ("φ", "phi", "text"), ("width", "width", "coef"),
-    ("depth", "depth", "coef"), ("res", "resolution", "text"),
-    ("train res", "published_train_resolution", "text"), ("dropout", "dropout", "text"),
-    ("official dropout", "published_dropout", "text"),
-    ("params", "params", "count"), ("MACs", "macs", "count"),
-    ("act. peak", "peak_activation_bytes", "bytes"), ("params ×φ0", "params_ratio", "ratio"),
-    ("MACs ×φ0", "macs_ratio", "ratio"), ("paper params", "published_params", "count"),
-    ("paper MACs", "published_macs", "count"), ("top-1 %", "published_top1", "text"),
-    ("rule width", "rule_width", "coef"), ("rule depth", "rule_depth", "coef"),
-    ("rule res", "rule_resolution", "text"), ("rule params", "rule_params", "count"),
-    ("rule MACs", "rule_macs", "count"),
+SCALE_TABLE = (
+    Column("model", "name", left=True),
+    Column("φ", "phi"),
+    Column("width", "width", "coef", priority=2),
+    Column("depth", "depth", "coef", priority=2),
+    Column("res", "resolution"),
+    Column("train res", "published_train_resolution", priority=3),
+    Column("dropout", "dropout", priority=6),
+    Column("official dropout", "published_dropout", priority=6),
+    Column("params", "params", "count"),
+    Column("trainable", "params_trainable", "count", priority=9, in_table=False),
+    Column("MACs", "macs", "count"),
+    Column("act. peak", "peak_activation_bytes", "bytes", priority=5),
+    Column("params ×φ0", "params_ratio", "ratio", priority=4),
+    Column("MACs ×φ0", "macs_ratio", "ratio", priority=4),
+    Column("paper params", "published_params", "count", priority=3),
+    Column("paper MACs", "published_macs", "count", priority=3),
+    Column("top-1 %", "published_top1", priority=2),
+    Column("rule width", "rule_width", "coef", priority=7),
+    Column("rule depth", "rule_depth", "coef", priority=7),
+    Column("rule res", "rule_resolution", priority=7),
+    Column("rule params", "rule_params", "count", priority=5),
+    Column("rule MACs", "rule_macs", "count", priority=5),
 )  # fmt: skip
-
-
-def _scale_view(documents: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """The table's columns, less those empty in every row (no V1 row has a train size)."""
-    return [c for c in _SCALE_TABLE if any(doc[c[1]] is not None for doc in documents)]
-
-
-def _scale_cells(doc: Mapping[str, Any], columns: list[tuple[str, str, str]]) -> list[str]:
-    return [_cell(doc[key], kind) for _, key, kind in columns]
+SCALE_COLUMNS = tuple(c.key for c in SCALE_TABLE)  # the CSV's and the JSON rows' fields
 
 
 def print_scale_table(documents: list[dict[str, Any]], footer: str, fmt: str) -> None:
     if fmt == "csv":
-        import csv
-
-        writer = csv.DictWriter(sys.stdout, fieldnames=SCALE_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in doc.items()} for doc in documents)
+        sys.stdout.write(columns_csv(SCALE_TABLE, documents))
         sys.stdout.flush()
         return
-    columns = _scale_view(documents)
-    headers = [header for header, _, _ in columns]
     if fmt == "markdown":
-        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        lines += ["| " + " | ".join(_scale_cells(doc, columns)) + " |" for doc in documents]
-        sys.stdout.write("\n".join(lines) + f"\n\n{footer}\n")
+        sys.stdout.write(columns_markdown(SCALE_TABLE, documents) + f"\n{footer}\n")
         sys.stdout.flush()
         return
-    table = _table(None, headers, right_from=1)
-    for doc in documents:
-        table.add_row(*_scale_cells(doc, columns))
     console = out()
-    console.print(table)
+    print_columns(console, None, SCALE_TABLE, documents)
     console.print(footer, markup=False)
 
 
@@ -473,7 +759,7 @@ def export_documents(artifacts: Sequence[Any]) -> list[dict[str, Any]]:
             "path": str(a.target.path),
             "precision": a.target.precision,
             "bytes": a.bytes,
-            "seconds": a.seconds,
+            "time_s": a.seconds,
             "kept": a.kept,
             "verification": None if a.verification is None else vars(a.verification),
         }
@@ -481,29 +767,34 @@ def export_documents(artifacts: Sequence[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def export_result(name: str, artifacts: Sequence[Any], as_json: bool) -> None:
+def _checked(text: Callable[[Mapping[str, Any]], str]) -> Callable[[Mapping[str, Any]], str]:
+    """A verification figure, or '–' for an artifact that was not verified."""
+    return lambda doc: "–" if doc["verification"] is None else text(doc["verification"])
+
+
+EXPORT_TABLE = (
+    Column("format", "format", left=True),
+    Column("path", "path", left=True, wrap=True,
+           show=lambda d: d["path"] + ("" if d["kept"] else " (removed)")),
+    Column("precision", "precision", left=True, priority=2),
+    Column("size", "bytes", "bytes"),
+    Column("time", "time_s", "f1", unit="s", priority=3),
+    Column("drift", "max_rel_diff", priority=2, show=_checked(
+        lambda v: _gated(f"{v['max_rel_diff']:.1e}", v["tolerance"]))),
+    Column("top-1", "top1_agreement", priority=2, show=_checked(
+        lambda v: _gated(f"{v['top1_agreement']:.0%}", v["min_top1_agreement"] or None, "≥", "%"))),
+    Column("verified", "passed", show=lambda d: "skipped" if d["verification"] is None else (
+        "yes" if d["verification"]["passed"] else "FAILED")),
+)  # fmt: skip
+
+
+def export_result(model: Mapping[str, Any], artifacts: Sequence[Any], as_json: bool) -> None:
     documents = export_documents(artifacts)
     if as_json:
-        emit_json("export", {"model": name, "artifacts": documents})
+        emit_json("export", {"model": model, "artifacts": documents})
         return
-    columns = ["format", "path", "precision", "size", "time", "drift", "top-1", "verified"]
-    table = _table(name, columns, right_from=3)
+    print_columns(out(), model["name"], EXPORT_TABLE, documents)
     compared = {d["verification"]["compared"] for d in documents if d["verification"]}
-    for doc in documents:
-        check = doc["verification"]
-        table.add_row(
-            doc["format"],
-            doc["path"] + ("" if doc["kept"] else " (removed)"),
-            doc["precision"],
-            size(doc["bytes"]),
-            f"{doc['seconds']:.1f} s",
-            "–" if check is None else _gated(f"{check['max_rel_diff']:.1e}", check["tolerance"]),
-            "–" if check is None else _gated(
-                f"{check['top1_agreement']:.0%}", check["min_top1_agreement"] or None, "≥", "%"
-            ),
-            "skipped" if check is None else ("yes" if check["passed"] else "FAILED"),
-        )  # fmt: skip
-    out().print(table)
     sizes = sorted({n for d in documents if d["verification"] for n in d["verification"]["sizes"]})
     at = f" at {' and '.join(f'{n}×{n}' for n in sizes)}" if len(sizes) > 1 else ""
     for what in sorted(compared):
@@ -521,35 +812,93 @@ def _gated(value: str, limit: float | None, relation: str = "≤", unit: str = "
 # ---------------------------------------------------------------------------- inspect
 
 
+TENSOR_TABLE = (
+    Column("", "role", left=True),
+    Column("name", "name", left=True, wrap=True),
+    Column("shape", "shape", show=lambda t: "×".join("?" if d is None else str(d)
+                                                     for d in t["shape"])),
+    Column("dtype", "dtype"),
+)  # fmt: skip
+OPS_TABLE = (Column("op", "op", left=True), Column("count", "count"))
+
+
+FITS_TABLE = (
+    Column("model", "model", left=True),
+    Column("head", "include_top", left=True,
+           show=lambda f: f"classifier, {f['classes']} classes" if f["include_top"] else "none"),
+    Column("preprocessing", "preprocessing", "yes", left=True),
+)  # fmt: skip
+
+
+def _meta(value: Any) -> str:
+    if isinstance(value, list):
+        return "×".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def print_inspect(doc: Mapping[str, Any]) -> None:
     console = out()
-    head = _table(None, ["", ""], right_from=2)
-    head.show_header = False
-    head.add_row("file", f"{doc['path']} ({doc['format']}, {size(doc['bytes'])})")
-    head.add_row("params", f"{doc['params']:,}")
-    for key, value in doc.get("metadata", {}).items():
-        head.add_row(key, str(value))
-    console.print(head)
-    tensors = _table(None, ["", "name", "shape", "dtype"], right_from=4)
-    for role in ("inputs", "outputs"):
-        for tensor in doc[role]:
-            shape = "×".join("?" if d is None else str(d) for d in tensor["shape"])
-            tensors.add_row(role[:-1], tensor["name"], shape, tensor["dtype"])
-    console.print(tensors)
-    ops = _table("ops", ["op", "count"])
-    for op, number in doc["ops"].items():
-        ops.add_row(op, str(number))
-    console.print(ops)
+    keras = doc.get("metadata", {}).get("keras_params")
+    beside = f"; Keras count_params: {keras:,}" if isinstance(keras, int) else ""
+    pairs = [("file", f"{doc['path']} ({doc['format']}, {size(doc['bytes'])})"),
+             ("params", f"{doc['params']:,} ({doc['params_counted']}{beside})")]  # fmt: skip
+    pairs += [(key, _meta(value)) for key, value in doc.get("metadata", {}).items()]
+    _pairs(console, pairs)
+    if "fits" in doc:  # a weights file: what it fits instead of tensors and ops
+        print_columns(console, "fits", FITS_TABLE, doc["fits"])
+        if not doc["fits"]:
+            console.print("fits no effnet variant (any head, any class count)", markup=False)
+        return
+    tensors = [{"role": role[:-1], **t} for role in ("inputs", "outputs") for t in doc[role]]
+    print_columns(console, None, TENSOR_TABLE, tensors)
+    ops = [{"op": op, "count": number} for op, number in doc["ops"].items()]
+    print_columns(console, "ops", OPS_TABLE, ops)
 
 
 # ---------------------------------------------------------------------------- bench
 
-BENCH_COLUMNS = (
-    "runtime", "device", "provider", "precision", "mode", "batch", "threads", "latency_ms_mean",
-    "latency_ms_std", "latency_ms_min", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
-    "images_per_s", "macs_per_s", "ceiling_fraction", "drift_max_rel", "top1_agreement",
-    "first_inference_ms", "setup_s", "iterations", "error",
+
+def _timed(key: str, kind: str) -> Callable[[Mapping[str, Any]], str]:
+    """A measured figure; a row that failed has none (its error says why)."""
+    return lambda row: "–" if row.get("error") else cell(row.get(key), kind)
+
+
+def _bench_column(header: str, key: str, kind: str, unit: str = "", priority: int = 1,
+                  in_table: bool = True) -> Column:  # fmt: skip
+    return Column(header, key, kind, unit, priority, show=_timed(key, kind), in_table=in_table)
+
+
+BENCH_TABLE = (
+    Column("runtime", "runtime", left=True),
+    Column("device", "device", left=True, in_table=False),
+    Column("provider", "provider", left=True, priority=6),
+    Column("precision", "precision", left=True),
+    Column("mode", "mode", left=True, in_table=False),
+    Column("batch", "batch"),
+    Column("threads", "threads", in_table=False),
+    _bench_column("mean", "latency_ms_mean", "f2", "ms", priority=2),
+    _bench_column("std", "latency_ms_std", "f2", "ms", priority=4),
+    _bench_column("min", "latency_ms_min", "f2", "ms", priority=4),
+    _bench_column("p50", "latency_ms_p50", "f2", "ms"),
+    _bench_column("p90", "latency_ms_p90", "f2", "ms", priority=3),
+    _bench_column("p99", "latency_ms_p99", "f2", "ms", priority=3),
+    _bench_column("img/s", "images_per_s", "f1"),
+    Column("GMAC/s", "macs_per_s", priority=3, show=lambda r: "–" if r.get("error") or not
+           r.get("macs_per_s") else f"{r['macs_per_s'] / 1e9:.1f}"),
+    Column("ceiling", "ceiling_fraction", priority=3, show=lambda r: "–" if r.get("error") or not
+           r.get("ceiling_fraction") else f"{r['ceiling_fraction']:.0%}"),
+    _bench_column("drift", "drift_max_rel", "sci", priority=2),
+    _bench_column("top-1", "top1_agreement", "pct", priority=2),
+    _bench_column("first", "first_inference_ms", "f0", "ms", priority=5),
+    _bench_column("setup", "setup_s", "f1", "s", priority=5),
+    Column("iterations", "iterations", in_table=False),
+    Column("error", "error", left=True, wrap=True, show=lambda r: r.get("error") or "–"),
 )  # fmt: skip
+BENCH_COLUMNS = tuple(c.key for c in BENCH_TABLE)  # the CSV's fields
 
 
 def fastest_rows(rows: Sequence[Mapping[str, Any]]) -> set[int]:
@@ -568,35 +917,14 @@ def print_bench(result: Mapping[str, Any]) -> None:
     model, env = result["model"], result["environment"]
     title = (f"{model['name']} {model['resolution'][0]}×{model['resolution'][1]} · {env['cpu']} · "
              f"{env['threads']} threads · ★ fastest per precision and batch")  # fmt: skip
-    ceiling = result["ceiling"]
-    with_ceiling = bool(ceiling.get("gemm_flops"))  # no column where nothing was measured
-    columns = ["runtime", "provider", "precision", "batch", "mean ms", "std", "min", "p50",
-               "p90", "p99", "img/s", "GMAC/s", *(["ceiling"] if with_ceiling else []),
-               "drift", "top-1", "first ms", "setup s", ""]  # fmt: skip
-    table = _table(title, columns, right_from=3)
     best = fastest_rows(result["rows"])
-    for i, row in enumerate(result["rows"]):
-        head = [row["runtime"], row["provider"], row["precision"], str(row["batch"])]
-        if row.get("error"):
-            table.add_row(*head, row["error"], *["–"] * (len(columns) - 5))
-            continue
-        share = f"{row['ceiling_fraction']:.0%}" if row.get("ceiling_fraction") else "–"
-        table.add_row(
-            *head,
-            *(f"{row[k]:.2f}" for k in ("latency_ms_mean", "latency_ms_std", "latency_ms_min",
-                                        "latency_ms_p50", "latency_ms_p90", "latency_ms_p99")),
-            f"{row['images_per_s']:.1f}",
-            f"{row['macs_per_s'] / 1e9:.1f}" if row.get("macs_per_s") else "–",
-            *([share] if with_ceiling else []),
-            f"{row['drift_max_rel']:.1e}", f"{row['top1_agreement']:.0%}",
-            f"{row['first_inference_ms']:.0f}", f"{row['setup_s']:.1f}",
-            "★" if i in best else "",
-        )  # fmt: skip
+    star = Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
+    rows = [{**row, "fastest": i in best} for i, row in enumerate(result["rows"])]
     console = out()
-    console.print(table)
+    print_columns(console, title, (*BENCH_TABLE, star), rows)
     console.print(
-        ceiling_line(ceiling) + " drift: max |Δ logits| ÷ max |fp32 Keras logit| on the same "
-        "images; top-1: agreement with fp32 Keras.",
+        ceiling_line(result["ceiling"]) + " drift: max |Δ logits| ÷ max |fp32 Keras logit| on "
+        "the same images; top-1: agreement with fp32 Keras.",
         markup=False,
     )
     for skip in result.get("skipped", []):
@@ -632,15 +960,7 @@ def gate_line(comparison: Mapping[str, Any]) -> str:
 
 
 def bench_csv(rows: list[dict[str, Any]]) -> str:
-    import csv
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(
-        buffer, fieldnames=BENCH_COLUMNS, extrasaction="ignore", lineterminator="\n"
-    )
-    writer.writeheader()
-    writer.writerows({k: row.get(k, "") for k in BENCH_COLUMNS} for row in rows)
-    return buffer.getvalue()
+    return columns_csv(BENCH_TABLE, rows)
 
 
 def plot_bench(result: Mapping[str, Any], path: Any) -> None:
@@ -674,13 +994,17 @@ def plot_bench(result: Mapping[str, Any], path: Any) -> None:
 # ---------------------------------------------------------------------------- doctor
 
 
+PACKAGE_TABLE = (
+    Column("package", "name", left=True),
+    Column("version", "version", left=True, show=lambda p: p["version"] or (
+        "MISSING" if p["required"] else "not installed")),
+    Column("needed for", "purpose", left=True, wrap=True),
+)  # fmt: skip
+
+
 def print_doctor(report: Mapping[str, Any]) -> None:
     console = out()
-    table = _table(None, ["package", "version", "needed for"], right_from=3)
-    for package in report["packages"]:
-        version = package["version"] or ("MISSING" if package["required"] else "not installed")
-        table.add_row(package["name"], version, package["purpose"])
-    console.print(table)
+    print_columns(console, None, PACKAGE_TABLE, report["packages"])
     console.print(f"python {report['python']} · {report['platform']}", markup=False)
     console.print(f"CPU: {report.get('cpu', '?')} ({report['cpu_count']} cores)", markup=False)
     console.print(

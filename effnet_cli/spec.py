@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, fields, replace
-from typing import Literal
+from typing import Literal, get_args
 
 from effnet_cli.errors import UsageError, choices
 
@@ -22,6 +22,9 @@ Activation = Literal["swish", "relu6"]
 Preprocessing = Literal["imagenet", "imagenet-constants", "lite", "v2", "none"]
 ClassifierActivation = Literal["softmax", "none"]
 Pooling = Literal["avg", "max"]
+# The values the CLI validates, completes and lists in --help: one table each.
+CLASSIFIER_ACTIVATIONS: tuple[str, ...] = get_args(ClassifierActivation)
+POOLINGS: tuple[str, ...] = get_args(Pooling)
 BlockKind = Literal["mbconv", "fused"]
 Padding = Literal["explicit", "same"]
 DropConnectCount = Literal["scaled", "declared"]
@@ -536,12 +539,12 @@ class ModelSpec:
                 "to carry inside",
                 hint="its inputs come already normalized by the caller; leave the option out",
             )
-        if self.pooling not in (None, "avg", "max"):
-            raise UsageError(f"unknown pooling {self.pooling!r}; valid: avg or max")
-        if self.classifier_activation not in ("softmax", "none"):
+        if self.pooling is not None and self.pooling not in POOLINGS:
+            raise UsageError(f"unknown pooling {self.pooling!r}; valid: {choices(POOLINGS)}")
+        if self.classifier_activation not in CLASSIFIER_ACTIVATIONS:
             raise UsageError(
                 f"unknown classifier activation {self.classifier_activation!r}; "
-                "valid: softmax or none"
+                f"valid: {choices(CLASSIFIER_ACTIVATIONS)}"
             )
 
     @property

@@ -37,6 +37,8 @@ def metadata(
         "input_layout": layout,
         "input_size": "dynamic" if dynamic_size else "fixed",
         "input_dtype": "float32",
+        # inspect shows it beside the file's own count, which folding changes
+        "keras_params": str(model.count_params()),
     }
     if spec is not None:
         contract = S.input_contract(spec)

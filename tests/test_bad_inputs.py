@@ -3,7 +3,9 @@ nothing created or changed on disk. And interrupts: exit 130, one line, no parti
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -147,6 +149,9 @@ INSPECT = [
     (["inspect", "garbage.tflite"], "not a readable tflite file"),
     (["inspect", "random.keras"], "not a .keras archive"),
     (["inspect", "somedir"], "is a folder without savedmodel (saved_model.pb) or openvino"),
+    (["inspect", "random.h5"], "not a readable HDF5"),
+    (["inspect", "empty.weights.h5"], "not a readable HDF5"),
+    (["inspect", "missing.weights.h5"], "does not exist"),
 ]
 SCALE = [
     (["scale-table", "--family", "x"], "valid: b, lite, seed, v2 or all"),
@@ -163,7 +168,41 @@ SCALE = [
 DOCTOR = [
     (["doctor", "--bogus"], "No such option"),  # doctor takes no values: only a wrong option
 ]
-CASES = SUMMARY + BUILD + EXPORT + BENCH + INSPECT + SCALE + DOCTOR
+# Options that would do nothing, and outputs that cannot be written: refused at once, before any
+# model is built (issue 15 item 6); test_bad_input also holds each of these under 0.5 s.
+EARLY = [
+    (["summary", "--weights", "b0.weights.h5"], "--weights changes nothing in summary"),
+    (["summary", "--seed", "1"], "--seed changes nothing in summary"),
+    (["build", "--weights", "b0.weights.h5", "--seed", "1"], "--seed changes nothing beside"),
+    (["build", "--weights", "somedir"], "'somedir' is a directory"),
+    (["export", "-f", "onnx", "--weights", "somedir"], "'somedir' is a directory"),
+    (["build", "-o", "/proc/x.keras"], "cannot write in directory '/proc'"),
+    (["export", "-f", "onnx", "--from", "b0.keras", "--phi", "1"],
+     "--phi does not apply with --from"),
+    (["export", "-f", "onnx", "--from", "b0.keras", "--no-top"],
+     "--no-top does not apply with --from"),
+    (["export", "-f", "onnx", "--from", "b0.keras", "--weights", "b0.weights.h5"],
+     "--weights does not apply with --from"),
+    (["export", "-f", "onnx", "-o", "/proc/effnet-out"], "cannot write in directory '/proc'"),
+    (["export", "-f", "onnx,,tflite"], "--format takes a comma-separated list without empty"),
+    (["bench", "--from", "b0.keras", "--model", "b1"], "--model does not apply with --from"),
+    (["bench", "--max-regression", "5"], "--max-regression applies only with --baseline"),
+    (["bench", "--duration", "1", "--iterations", "5"], "--duration and --iterations exclude"),
+    (["bench", "--batch", "1,,8"], "--batch takes a comma-separated list without empty items"),
+    (["bench", "--batch", "1,"], "--batch takes a comma-separated list without empty items"),
+    (["bench", "--runtime", "onnx,,tflite"], "--runtime takes a comma-separated list without"),
+    (["bench", "--precision", ",fp32"], "--precision takes a comma-separated list without"),
+    (["bench", "--csv", "/proc/rows.csv"], "cannot write in directory '/proc'"),
+    (["bench", "--plot", "/proc/rows.png"], "cannot write in directory '/proc'"),
+    (["scale-table", "--phi", "1,,8"], "--phi takes a comma-separated list without empty items"),
+    (["scale-table", "--phi-max", "100"], "--phi-max must lie between 0 and 12, not 100"),
+    (["scale-table", "--format", "csv", "--json"], "--json and --format csv exclude each other"),
+    (["scale-table", "--plot", "/proc/scale.png"], "cannot write in directory '/proc'"),
+    (["sumary"], "No such command 'sumary'. Did you mean 'summary'?"),
+]  # fmt: skip
+CASES = SUMMARY + BUILD + EXPORT + BENCH + INSPECT + SCALE + DOCTOR + EARLY
+EARLY_LIMIT_S = 0.5
+STEP = re.compile(r"\d\d:\d\d:\d\d ")  # a progress line outside a terminal
 
 
 def _listing(folder: Path) -> dict[str, bytes | None]:
@@ -177,10 +216,22 @@ def _listing(folder: Path) -> dict[str, bytes | None]:
 def test_bad_input(cli, workdir, monkeypatch, argv, fragment):
     monkeypatch.chdir(workdir)
     before = _listing(workdir)
+    started = time.perf_counter()
     result = cli(*argv)
+    elapsed_s = time.perf_counter() - started
     assert result.code == 2, result.stderr
+    if "--json" in argv:  # a script reads one document either way
+        error = json.loads(result.stdout)
+        assert error["schema"] == "effnet.error/1" and error["exit"] == 2
+        assert fragment in error["error"]
+        result.stdout = ""
+    if (argv, fragment) in EARLY:
+        assert elapsed_s < EARLY_LIMIT_S, f"refused after {elapsed_s:.2f} s"
+        assert result.stderr.count("Did you mean") <= 1, result.stderr
+        assert not STEP.match(result.stderr), result.stderr  # refused before any work began
     assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
+    # progress lines (timestamped, stderr) may precede a mismatch found only once the model exists
+    lines = [line for line in result.stderr.strip().splitlines() if not STEP.match(line)]
     assert lines[0].startswith("error: ") and fragment in lines[0], result.stderr
     assert len(lines) <= 2 and all(line.startswith(("error: ", "hint: ")) for line in lines)
     assert "Traceback" not in result.stderr
@@ -266,3 +317,17 @@ def test_command_help_loads_no_framework(command):
 
 def test_shell_completion_is_offered(cli):
     assert "--install-completion" in cli("--help").stdout
+
+
+def test_a_variant_and_its_own_phi_agree(cli):
+    """--model lite0 --phi 0 names one model twice: not a disagreement (lite0 is φ = 0)."""
+    result = cli("summary", "--model", "lite0", "--phi", "0", "--json")
+    assert result.code == 0, result.stderr
+    assert '"efficientnet-lite0"' in result.stdout
+    assert cli("summary", "--model", "seed-b0", "--phi", "1").code == 2
+
+
+def test_bare_effnet_prints_the_help_once(cli):
+    result = cli()
+    assert result.code == 2
+    assert (result.stdout + result.stderr).count("Usage: effnet") == 1

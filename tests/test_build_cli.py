@@ -11,6 +11,7 @@ import pytest
 from effnet_cli.builder import import_keras
 
 from .conftest import calibrate, relative_diff
+from .test_bad_inputs import STEP
 from .test_scale_table import KERAS_COUNT_PARAMS
 
 keras = import_keras()
@@ -92,7 +93,9 @@ def test_mismatched_weights_are_refused(cli, tmp_path, reference_b0, tensors, ar
         target = tmp_path / "x.keras"
         result = cli("build", *args, "--weights", folder / layout, "-o", target)
         assert result.code == 2
-        assert result.stderr.startswith("error: ") and message in result.stderr
+        # found once the model exists: its progress line ("HH:MM:SS building …") comes first
+        errors = [line for line in result.stderr.splitlines() if not STEP.match(line)]
+        assert errors[0].startswith("error: ") and message in result.stderr
         assert "Traceback" not in result.stderr
         assert not target.exists() and list(tmp_path.iterdir()) == []
 

@@ -182,7 +182,11 @@ def test_seed_gets_drop_connect_only_when_asked(cli, notebook_b0):
     assert kinds.count("Dropout") == residual_adds == 9
     assert len(kinds) == len(notebook_b0) + residual_adds and doc["model"]["drop_connect"] == 0.3
     seed_b3 = _summary(cli, "--model", "seed-b3")["model"]  # the notebook's table: 300 px
-    assert (seed_b3["resolution"], seed_b3["dropout"], seed_b3["drop_connect"]) == (300, 0, 0)
+    assert (seed_b3["resolution"], seed_b3["dropout"], seed_b3["drop_connect"]) == (
+        [300, 300],
+        0,
+        0,
+    )
 
 
 def test_b_family_defaults_are_keras_applications(cli, tmp_path):
@@ -190,7 +194,7 @@ def test_b_family_defaults_are_keras_applications(cli, tmp_path):
 
     b1 = _summary(cli, "--phi", "1")
     assert (b1["model"]["resolution"], b1["model"]["dropout"], b1["model"]["drop_connect"]) == (
-        240, 0.2, 0.2)  # fmt: skip
+        [240, 240], 0.2, 0.2)  # fmt: skip
     assert b1["input"]["preprocessing_inside"] is True
     # B1, not B0: its last stage has two blocks, so the last block (rate 0.2·(n-1)/n) has a drop.
     ours = _build(cli, tmp_path, "--phi", "1", "--resolution", "32")
@@ -217,7 +221,8 @@ def test_b_family_defaults_are_keras_applications(cli, tmp_path):
 )  # fmt: skip
 def test_b8_and_l2_names_and_defaults(cli, args, name, resolution):
     model = json.loads(cli("summary", *args, "--json").stdout)["model"]
-    assert (model["name"], model["family"], model["resolution"]) == (name, "b", resolution)
+    assert (model["name"], model["family"], model["resolution"]) == (
+        name, "b", [resolution, resolution])  # fmt: skip
     assert (model["dropout"], model["drop_connect"], model["preprocessing"]) == (0.5, 0.2, True)
 
 
@@ -228,7 +233,7 @@ def test_lite_defaults(cli):
         doc = _summary(cli, "--model", name)
         model = doc["model"]
         assert (model["resolution"], model["dropout"], model["drop_connect"]) == (
-            resolution, dropout, 0.2)  # fmt: skip
+            [resolution, resolution], dropout, 0.2)  # fmt: skip
         assert doc["input"]["preprocessing"] == "Rescaling: (x - 127) / 128"
         names = {layer["name"] for layer in doc["layers"]}
         assert "rescaling" in names and "normalization" not in names
@@ -260,7 +265,7 @@ def test_lite4_keeps_the_first_and_last_stage_repeats():
 def test_free_scaling_names_the_model(cli):
     doc = json.loads(cli("summary", "--phi", "2.5", "--json").stdout)
     assert doc["model"]["name"] == "efficientnet-phi2.5"
-    assert doc["model"]["resolution"] == round(224 * 1.15**2.5)
+    assert doc["model"]["resolution"] == [round(224 * 1.15**2.5)] * 2
     custom = json.loads(cli("summary", "--model", "lite1", "--width", "1.3", "--resolution", "200",
                             "--json").stdout)  # fmt: skip
     assert custom["model"]["name"] == "efficientnet-lite1-w1.3-r200"

@@ -1,0 +1,220 @@
+"""Tables a person reads at 80, 100 and 120 columns: every cell shown whole and equal to the
+same command's --json value, the main columns always there, no escape sequence under NO_COLOR.
+
+The terminal is faked (render.is_terminal) and its width pinned through COLUMNS, which rich
+reads; the cells expected are computed from the --json document through the view's declared
+columns, and the printed table is parsed back cell by cell.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from effnet_cli import render
+
+WIDTHS = (80, 100, 120)
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """Run the CLI as if stdout were a terminal of `width` columns (plain, to parse it back)."""
+
+    def at(width: int) -> None:
+        monkeypatch.setattr(render, "is_terminal", lambda stream: True)
+        monkeypatch.setenv("COLUMNS", str(width))
+        monkeypatch.setenv("NO_COLOR", "1")
+
+    return at
+
+
+def _parse(text: str, title_line: str | None = None) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows of cells) of the first rich table in `text` after `title_line`."""
+    lines = text.splitlines()
+    start = (
+        0
+        if title_line is None
+        else next(i for i, line in enumerate(lines) if line.startswith(title_line))
+    )
+    header_at = next(i for i in range(start, len(lines)) if "┃" in lines[i])
+    headers = [h.strip() for h in lines[header_at].split("┃")]
+    rows = []
+    for line in lines[header_at + 2 :]:
+        if "│" not in line:
+            break
+        rows.append([c.strip() for c in line.split("│")])
+    return headers, rows
+
+
+def _check(text: str, columns, documents, width: int, title_line: str | None = None) -> None:
+    """Every cell of the table printed at `width` equals the view's cell of the JSON value."""
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= width
+    headers, rows = _parse(text, title_line)
+    by_title = {c.title: c for c in columns}
+    shown = [by_title[h] for h in headers]
+    kept = render.columns_with_values(columns, documents)
+    assert {c.title for c in kept if c.priority == 1} <= set(headers)  # the main ones, always
+    assert len(rows) == len(documents)
+    for cells, document in zip(rows, documents, strict=True):
+        assert cells == [c.text(document) for c in shown]
+    left_out = [c.title for c in kept if c.title not in headers]
+    if left_out:  # said, not silently dropped
+        assert f"not shown at {width} columns: {left_out[0]}" in " ".join(text.split())
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_summary_fits_and_matches_its_json(cli, terminal, width):
+    document = json.loads(cli("summary", "--model", "b3", "--json").stdout)
+    terminal(width)
+    result = cli("summary", "--model", "b3")
+    assert result.code == 0, result.stderr
+    _check(result.stdout, render.STAGE_TABLE, document["stages"], width)
+    assert f"{document['totals']['params']:,}" in result.stdout
+    assert f"{document['totals']['macs']:,}" in result.stdout
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_scale_table_fits_and_matches_its_json(cli, terminal, width):
+    document = json.loads(cli("scale-table", "--family", "all", "--json").stdout)
+    terminal(width)
+    result = cli("scale-table", "--family", "all")
+    assert result.code == 0, result.stderr
+    _check(result.stdout, render.SCALE_TABLE, document["rows"], width)
+
+
+def test_wide_and_a_pipe_show_every_column(cli, terminal):
+    piped = cli("scale-table").stdout
+    terminal(80)
+    wide = cli("scale-table", "--wide").stdout
+    narrow = cli("scale-table").stdout
+    assert wide == piped and "rule MACs" in wide
+    assert "rule MACs" not in _parse(narrow)[0]
+    assert "--wide shows every column" in " ".join(narrow.split())
+
+
+def _bench_result() -> dict:
+    row = {"runtime": "openvino", "device": "cpu", "provider": "CPUExecutionProvider",
+           "precision": "fp32", "mode": "latency", "batch": 8, "threads": 2,
+           "latency_ms_mean": 1234.5678, "latency_ms_std": 12.3456, "latency_ms_min": 1200.01,
+           "latency_ms_p50": 1230.25, "latency_ms_p90": 1250.75, "latency_ms_p99": 1299.99,
+           "images_per_s": 6.48, "macs_per_s": 2.5e9, "ceiling_fraction": 0.42,
+           "drift_max_rel": 3.2e-6, "top1_agreement": 1.0, "first_inference_ms": 2345.6,
+           "setup_s": 12.3, "iterations": 20, "error": None}  # fmt: skip
+    failed = {**dict.fromkeys(row), "runtime": "tflite", "provider": "XNNPACK",
+              "precision": "fp32", "batch": 8, "error": "out of memory"}  # fmt: skip
+    return {"model": {"name": "efficientnet-b0", "resolution": [224, 224]},
+            "environment": {"cpu": "Some CPU", "threads": 2},
+            "ceiling": {"gemm_flops": 1.2e10, "source": "measured", "threads": 2},
+            "rows": [row, {**row, "runtime": "onnx", "batch": 1}, failed],
+            "skipped": []}  # fmt: skip
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_bench_table_fits(capsys, terminal, width):
+    result = _bench_result()
+    terminal(width)
+    render.set_wide(False)
+    render.print_bench(result)
+    text = capsys.readouterr().out
+    best = render.fastest_rows(result["rows"])
+    rows = [{**r, "fastest": i in best} for i, r in enumerate(result["rows"])]
+    star = render.Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
+    _check(text, (*render.BENCH_TABLE, star), rows, width, title_line="efficientnet-b0")
+    assert "out of memory" in text  # a failed row says why, whole
+
+
+def test_bench_csv_comes_from_the_same_columns():
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(render.bench_csv(_bench_result()["rows"]))))
+    assert list(rows[0]) == list(render.BENCH_COLUMNS)
+    assert float(rows[0]["latency_ms_p50"]) == 1230.25 and rows[2]["error"] == "out of memory"
+
+
+def test_a_table_too_narrow_for_its_main_columns_stacks_its_rows(capsys):
+    from rich.console import Console
+
+    console = Console(width=30, color_system=None)
+    columns = (render.Column("path", "path", left=True), render.Column("bytes", "bytes", "int"))
+    render.print_columns(console, "files", columns, [{"path": "a" * 40, "bytes": 123456789}])
+    text = capsys.readouterr().out
+    assert "123,456,789" in text and "a" * 28 in text and "…" not in text
+
+
+@pytest.mark.parametrize("command", [["summary"], ["scale-table"], ["summary", "--layers"]])
+def test_no_color_means_no_escape_sequence_even_in_a_terminal(cli, terminal, monkeypatch, command):
+    terminal(100)  # with NO_COLOR=1
+    result = cli(*command)
+    assert result.code == 0 and "\x1b" not in result.stdout + result.stderr
+    monkeypatch.delenv("NO_COLOR")
+    assert "\x1b[" in cli(*command).stdout  # the same terminal without NO_COLOR has styles
+
+
+def test_help_at_80_columns_cuts_nothing_and_shows_choices(monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "80"}
+
+    def help_text(command: str) -> str:
+        argv = [sys.executable, "-m", "effnet_cli", command, "--help"]
+        return subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stdout
+
+    for command in ("summary", "export", "bench", "scale-table"):
+        text = help_text(command)
+        assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+        assert "--classifier-activation [softmax|none]" in text or command == "scale-table"
+    bench = help_text("bench")
+    assert "--device [cpu|gpu|auto]" in bench and "--runtime [keras|onnx|" in bench
+
+
+def _complete(argv: str, incomplete: str) -> list[str]:
+    """What Click's completion machinery offers for `effnet ARGV INCOMPLETE<TAB>`."""
+    import typer.main
+    from click.shell_completion import ShellComplete
+
+    from effnet_cli.cli import app
+
+    command = typer.main.get_command(app)
+    completer = ShellComplete(command, {}, "effnet", "_EFFNET_COMPLETE")
+    return [item.value for item in completer.get_completions(argv.split(), incomplete)]
+
+
+def test_completion_offers_values_from_the_tables_that_validate_them():
+    from effnet_cli import backends
+    from effnet_cli import spec as S
+
+    assert _complete("summary --model", "") == list(S.model_names())
+    assert _complete("summary --model", "lite") == [n for n in S.model_names() if "lite" in n]
+    assert _complete("export --format", "onnx,t") == ["onnx,tflite"]
+    assert _complete("bench --runtime", "") == [*backends.bench_runtimes(), "all"]
+    assert _complete("bench --device", "g") == ["gpu"]
+    assert _complete("scale-table --family", "") == [*S.FAMILIES, "all"]
+    assert _complete("summary --pooling", "") == ["avg", "max"]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_export_table_keeps_the_written_path_whole(capsys, terminal, width):
+    from types import SimpleNamespace
+
+    def artifact(backend: str, path: str, drift: float) -> SimpleNamespace:
+        check = SimpleNamespace(compared="logits", max_rel_diff=drift, tolerance=1e-4,
+                                top1_agreement=1.0, min_top1_agreement=0.0, passed=True,
+                                sizes=[224])  # fmt: skip
+        target = SimpleNamespace(backend=backend, path=path, precision="fp32")
+        return SimpleNamespace(target=target, bytes=21181235, seconds=8.25, kept=True,
+                               verification=check)  # fmt: skip
+
+    artifacts = [artifact("onnx", "some/deeper/folder/out/efficientnet-b0.onnx", 5.1e-6),
+                 artifact("tflite", "out/efficientnet-b0.tflite", 3.7e-6)]  # fmt: skip
+    terminal(width)
+    render.set_wide(False)
+    render.export_result({"name": "efficientnet-b0"}, artifacts, False)
+    text = capsys.readouterr().out
+    documents = render.export_documents(artifacts)
+    _check(text, render.EXPORT_TABLE, documents, width, title_line="efficientnet-b0")
+    assert "some/deeper/folder/out/efficientnet-b0.onnx" in text
