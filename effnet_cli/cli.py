@@ -459,3 +459,108 @@ def _main(argv: list[str]) -> int:
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+# ---------------------------------------------------------------------------- predict
+
+
+def _artifact_list(values: Optional[list[str]]) -> list[Path]:
+    return [Path(part.strip()) for value in values or [] for part in value.split(",") if part]
+
+
+@app.command()
+@model_command
+def predict(
+    model: ModelOptions,
+    image_paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Image files (JPEG, PNG, WebP) or folders of them.", metavar="IMAGE..."
+        ),
+    ],
+    source: Annotated[
+        Optional[Path],
+        typer.Option("--from", help=f"Run this artifact instead of building: {_artifact_kinds()}."),
+    ] = None,
+    compare: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            help="Artifacts to compare on the images, the first (or --from) the reference "
+            "(repeat or comma-separate)."
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option(help="Classes shown per image.")] = 5,
+    resize: Annotated[
+        str,
+        typer.Option(
+            help="crop: the reference centre crop, size/(size+32); plain: the whole image."
+        ),
+    ] = "crop",
+    labels: Annotated[
+        Optional[Path], typer.Option(help="Class names, one per line (default: ImageNet's 1000).")
+    ] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")] = None,
+    csv_path: Annotated[
+        Optional[Path], typer.Option("--csv", help="Also write the rows as CSV.")
+    ] = None,
+    force: ForceOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Classify images with a model or any artifact; --compare artifacts on the same images."""
+    from effnet_cli import images as I
+    from effnet_cli import labels as L
+    from effnet_cli import predict as P
+
+    P.check_top(top)
+    require_choice("--resize", resize, I.RESIZE_MODES)
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1, not {threads}")
+    paths = I.collect(image_paths)
+    if labels is not None:
+        L.read_file(labels)  # a bad labels file is refused before any model loads
+    if csv_path is not None:
+        files.check_target(csv_path, force)
+    compared = ([source] if source is not None else []) + _artifact_list(compare)
+    if compare:
+        with files.stdout_to_stderr():
+            loaded = [P.load_artifact(path, render.note, threads) for path in compared]
+            result = P.compare(loaded, paths, resize, render.note)
+        render.show("predict-compare", result, json_output, render.print_compare)
+        if csv_path is not None:
+            files.write_text(csv_path, render.compare_csv(result))
+        return
+    with files.stdout_to_stderr():
+        item = P.load_artifact(source, render.note, threads) if source else _built(model)
+        batch = I.load_batch(paths, item.contract.resolution, resize, render.note)
+        probs = P.probabilities(item, batch)
+    names, missing = L.for_head(probs.shape[1], labels)
+    if missing:
+        render.note(missing)
+    render.note(P.describe_run(item, len(paths), resize))
+    result = {
+        "model": item.label, "runtime": item.runner.runtime, "provider": item.runner.provider,
+        "precision": item.runner.precision, "resolution": item.contract.resolution,
+        "resize": resize, "images": P.predictions(paths, probs, top, names),
+    }  # fmt: skip
+    render.show("predict", result, json_output, render.print_predict)
+    if csv_path is not None:
+        files.write_text(csv_path, render.predict_csv(result))
+
+
+def _built(model: ModelOptions):  # -> predict.Loaded, imported lazily
+    """The model built from options; random weights get export's BatchNorm calibration, so that
+    `predict --seed N` and the artifacts `export --seed N` writes hold the same model."""
+    from effnet_cli import builder
+    from effnet_cli import predict as P
+
+    spec = model.spec()
+    warn_if_huge(spec)
+    built = builder.load_or_build(spec, None, model.weights, model.seed)
+    if model.weights is None:
+        seed = model.seed if model.seed is not None else 0
+        builder.calibrate_batchnorm(built, seed=seed)
+        render.note(
+            f"note: random weights (seed {seed}, BatchNorm statistics calibrated as export "
+            "does): the classes mean nothing; --weights FILE loads real ones"
+        )
+    return P.load_built(built, spec)

@@ -696,3 +696,71 @@ def print_doctor(report: Mapping[str, Any]) -> None:
     if report["missing"]:
         console.print(f"missing: {', '.join(report['missing'])}", markup=False)
     console.print("ok" if report["ok"] else "not ok", markup=False)
+
+
+# ---------------------------------------------------------------------------- predict
+
+PREDICT_CSV_COLUMNS = ("path", "rank", "class", "label", "probability")
+
+
+def print_predict(result: Mapping[str, Any]) -> None:
+    """One table: each image's top classes, the image named on its first row."""
+    table = _table(None, ("image", "rank", "class", "probability", "label"), right_from=1)
+    table.columns[-1].justify = "left"
+    for image in result["images"]:
+        for entry in image["top"]:
+            table.add_row(
+                image["path"] if entry["rank"] == 1 else "", str(entry["rank"]),
+                str(entry["class"]), f"{entry['probability']:.4f}", _short(entry["label"] or ""),
+            )  # fmt: skip
+    out().print(table)
+
+
+def _short(label: str, limit: int = 60) -> str:
+    """A label cut for the table (JSON and CSV keep it whole): ImageNet's run to 120 chars."""
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def predict_csv(result: Mapping[str, Any]) -> str:
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=PREDICT_CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for image in result["images"]:
+        for entry in image["top"]:
+            writer.writerow({"path": image["path"], "rank": entry["rank"],
+                             "class": entry["class"], "label": entry["label"] or "",
+                             "probability": f"{entry['probability']:.6g}"})  # fmt: skip
+    return buffer.getvalue()
+
+
+def print_compare(result: Mapping[str, Any]) -> None:
+    """Each artifact against the first (the reference) on the same images."""
+    rows = result["rows"]
+    overlap = next(k for k in rows[0] if k.startswith("top") and k.endswith("_overlap"))
+    k = overlap.removeprefix("top").removesuffix("_overlap")
+    table = _table(
+        f"{result['images']} images · against {result['reference']}",
+        ("artifact", "runtime", "precision", "px", "top-1 agree", f"top-{k} overlap",
+         "max |Δ prob|"),
+        right_from=3,
+    )  # fmt: skip
+    for row in rows:
+        table.add_row(
+            row["path"], row["runtime"], row["precision"], str(row["resolution"]),
+            f"{row['top1_agreement']:.0%}", f"{row[overlap]:.0%}",
+            f"{row['max_abs_diff_prob']:.1e}",
+        )  # fmt: skip
+    out().print(table)
+
+
+def compare_csv(result: Mapping[str, Any]) -> str:
+    import csv
+
+    rows = result["rows"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
