@@ -506,7 +506,10 @@ def predict(
     force: ForceOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Classify images with a model or any artifact; --compare artifacts on the same images."""
+    """Classify images with a model or any artifact; --compare artifacts on the same images.
+
+    Images are prepared as the reference evaluation does: RGB, a centre square of
+    size/(size+32) of the shorter side, bicubic to the model's resolution, pixels in [0, 255]."""
     from effnet_cli import images as I
     from effnet_cli import labels as L
     from effnet_cli import predict as P
@@ -521,18 +524,30 @@ def predict(
     if csv_path is not None:
         files.check_target(csv_path, force)
     compared = ([source] if source is not None else []) + _artifact_list(compare)
+    # Runtimes log to fd 2 while loading (LiteRT's delegate line): effnet's own notes are kept
+    # aside meanwhile and said afterwards, each once.
+    notes: list[str] = []
+    spec = model.spec() if source is None and not compare else None
+    P.check_request(spec, compared, bool(compare))
     if compare:
-        with files.stdout_to_stderr():
-            loaded = [P.load_artifact(path, render.note, threads) for path in compared]
-            result = P.compare(loaded, paths, resize, render.note)
+        with files.stdout_to_stderr(), files.silenced_stderr():
+            loaded = [P.load_artifact(path, notes.append, threads) for path in compared]
+            result = P.compare(loaded, paths, resize, notes.append)
+        _say_once(notes)
         render.show("predict-compare", result, json_output, render.print_compare)
         if csv_path is not None:
             files.write_text(csv_path, render.compare_csv(result))
         return
-    with files.stdout_to_stderr():
-        item = P.load_artifact(source, render.note, threads) if source else _built(model)
-        batch = I.load_batch(paths, item.contract.resolution, resize, render.note)
+    warn_if_huge(spec)
+    with files.stdout_to_stderr(), files.silenced_stderr():
+        item = (
+            P.load_artifact(source, notes.append, threads)
+            if source is not None
+            else _built(model, spec, notes.append)
+        )
+        batch = I.load_batch(paths, item.contract.resolution, resize, notes.append)
         probs = P.probabilities(item, batch)
+    _say_once(notes)
     names, missing = L.for_head(probs.shape[1], labels)
     if missing:
         render.note(missing)
@@ -547,19 +562,22 @@ def predict(
         files.write_text(csv_path, render.predict_csv(result))
 
 
-def _built(model: ModelOptions):  # -> predict.Loaded, imported lazily
+def _say_once(notes: list[str]) -> None:
+    for line in dict.fromkeys(notes):
+        render.note(line)
+
+
+def _built(model: ModelOptions, spec: S.ModelSpec, note):  # -> predict.Loaded (lazy import)
     """The model built from options; random weights get export's BatchNorm calibration, so that
     `predict --seed N` and the artifacts `export --seed N` writes hold the same model."""
     from effnet_cli import builder
     from effnet_cli import predict as P
 
-    spec = model.spec()
-    warn_if_huge(spec)
     built = builder.load_or_build(spec, None, model.weights, model.seed)
     if model.weights is None:
         seed = model.seed if model.seed is not None else 0
         builder.calibrate_batchnorm(built, seed=seed)
-        render.note(
+        note(
             f"note: random weights (seed {seed}, BatchNorm statistics calibrated as export "
             "does): the classes mean nothing; --weights FILE loads real ones"
         )

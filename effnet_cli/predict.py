@@ -180,10 +180,20 @@ def load_artifact(path: Path, note: Note, threads: int | None = None) -> Loaded:
     return Loaded(str(path), runner, contract)
 
 
+def check_request(spec: S.ModelSpec | None, artifacts: list[Path], comparing: bool) -> None:
+    """What can be refused before any model loads."""
+    if spec is not None and not spec.include_top:
+        raise UsageError("predict needs a classifier head; drop --no-top")
+    if comparing and len(artifacts) < 2:
+        raise UsageError(
+            f"--compare needs at least two artifacts (the first is the reference), got "
+            f"{len(artifacts)}",
+            hint="--compare a.keras,b.onnx, or --from a.keras --compare b.onnx",
+        )
+
+
 def load_built(model: Any, spec: S.ModelSpec) -> Loaded:
     """A model built from options, run as a compiled Keras function."""
-    if not spec.include_top:
-        raise UsageError("predict needs a classifier head; drop --no-top")
     normalization = S.PREPROCESSING[spec.family.preprocessing] if not spec.preprocessing else None
     contract = Contract(spec.resolution, normalization, "fp32", spec.name)
     return Loaded(spec.name, runtimes.keras_runner(model), contract)
