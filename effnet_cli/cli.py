@@ -174,6 +174,14 @@ def export(
             "at sizes congruent to it mod 32.",
         ),
     ] = False,
+    verify_images: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--verify-images",
+            help="Also compare each artifact with Keras on this folder's images (top-1, top-5, "
+            "max |Δ prob|; reported).",
+        ),
+    ] = None,
     force: ForceOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -192,6 +200,8 @@ def export(
                               allow_odd_padding)  # fmt: skip
     targets = E.check_request(request, name, spec.resolution if spec is not None else None,
                               dynamic_size and E.pads_explicitly(spec, source))  # fmt: skip
+    if verify_images is not None:
+        request.verify_images = _verify_images(verify_images, verify, spec)
     try:
         artifacts = E.run_export(spec, source, model.weights, model.seed, request, targets,
                                         render.note)  # fmt: skip
@@ -560,6 +570,17 @@ def predict(
     render.show("predict", result, json_output, render.print_predict)
     if csv_path is not None:
         files.write_text(csv_path, render.predict_csv(result))
+
+
+def _verify_images(folder: Path, verify: bool, spec: Optional[S.ModelSpec]) -> list[Path]:
+    """`export --verify-images`: the images, checked before anything is built."""
+    from effnet_cli import images as I
+
+    if not verify:
+        raise UsageError("--verify-images is part of verification; drop --no-verify")
+    if spec is not None and not spec.include_top:
+        raise UsageError("--verify-images compares classes; the model needs its top (no --no-top)")
+    return I.collect([folder])
 
 
 def _say_once(notes: list[str]) -> None:

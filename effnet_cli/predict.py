@@ -159,9 +159,16 @@ CONTRACT_READERS: dict[str, Callable[[Path, Note], Contract]] = {
 # ------------------------------------------------------------------------------ loading
 
 
-def load_artifact(path: Path, note: Note, threads: int | None = None) -> Loaded:
-    """An artifact effnet writes or reads, run by its own runtime."""
-    backend = backends.of_path(path)
+def load_artifact(
+    path: Path,
+    note: Note,
+    threads: int | None = None,
+    backend_name: str | None = None,
+    precision: str | None = None,
+) -> Loaded:
+    """An artifact effnet writes or reads, run by its own runtime (`backend_name` and
+    `precision`: what export knows of a file it staged under a temporary name)."""
+    backend = backends.get(backend_name) if backend_name else backends.of_path(path)
     try:
         if backend.name == "keras":
             from effnet_cli.builder import load_keras_file
@@ -169,7 +176,9 @@ def load_artifact(path: Path, note: Note, threads: int | None = None) -> Loaded:
             model = load_keras_file(path)
             return Loaded(str(path), runtimes.keras_runner(model), keras_contract(model, note))
         contract = CONTRACT_READERS[backend.name](path, note)
-        runner = backends.load_runner(backend.name, path, "cpu", threads, contract.precision)
+        runner = backends.load_runner(
+            backend.name, path, "cpu", threads, precision or contract.precision
+        )
     except (UsageError, WorkError):
         raise
     except Exception as exc:  # a corrupt or foreign file: each library fails in its own way
@@ -285,6 +294,28 @@ def predictions(
 
 
 # ------------------------------------------------------------------------------ comparing
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def keras_probabilities(model: Any, spec: S.ModelSpec | None, paths: list[Path]) -> Any:
+    """`export --verify-images`: the Keras model's probabilities on real images (the
+    reference every artifact is compared with), prepared with the reference centre crop."""
+    if spec is not None:
+        loaded = load_built(model, spec)
+    else:
+        loaded = Loaded(model.name, runtimes.keras_runner(model), keras_contract(model, _quiet))
+    return probabilities(loaded, images.load_batch(paths, loaded.contract.resolution, "crop",
+                                                   _quiet))  # fmt: skip
+
+
+def artifact_agreement(target: Any, path: Path, paths: list[Path], reference: Any) -> dict:
+    """`export --verify-images`: one staged artifact's agreement with the Keras reference."""
+    loaded = load_artifact(path, _quiet, None, target.backend, target.precision)
+    batch = images.load_batch(paths, loaded.contract.resolution, "crop", _quiet)
+    return {"images": len(paths), **agreement(reference, probabilities(loaded, batch))}
 
 
 def agreement(reference: Any, other: Any, k: int = 5) -> dict[str, float]:

@@ -476,6 +476,7 @@ def export_documents(artifacts: Sequence[Any]) -> list[dict[str, Any]]:
             "seconds": a.seconds,
             "kept": a.kept,
             "verification": None if a.verification is None else vars(a.verification),
+            "real_images": a.real_images,
         }
         for a in artifacts
     ]
@@ -508,6 +509,7 @@ def export_result(name: str, artifacts: Sequence[Any], as_json: bool) -> None:
     at = f" at {' and '.join(f'{n}×{n}' for n in sizes)}" if len(sizes) > 1 else ""
     for what in sorted(compared):
         note(f"drift: max |Δ| / max |Keras| of the {what}, on seeded random images{at}")
+    print_real_image_agreement(documents)
 
 
 def _gated(value: str, limit: float | None, relation: str = "≤", unit: str = "") -> str:
@@ -764,3 +766,24 @@ def compare_csv(result: Mapping[str, Any]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def print_real_image_agreement(documents: Sequence[Mapping[str, Any]]) -> None:
+    """`export --verify-images`: each artifact against Keras on real images (reported)."""
+    rows = [d for d in documents if d.get("real_images")]
+    if not rows:
+        return
+    count = rows[0]["real_images"]["images"]
+    table = _table(
+        f"real images ({count}), against Keras: reported, not gated",
+        ("format", "path", "precision", "top-1 agree", "top-5 overlap", "max |Δ prob|"),
+        right_from=3,
+    )
+    for doc in rows:
+        real = doc["real_images"]
+        overlap = next(v for k, v in real.items() if k.endswith("_overlap"))
+        table.add_row(
+            doc["format"], doc["path"], doc["precision"], f"{real['top1_agreement']:.0%}",
+            f"{overlap:.0%}", f"{real['max_abs_diff_prob']:.1e}",
+        )  # fmt: skip
+    out().print(table)

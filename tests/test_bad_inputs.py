@@ -175,6 +175,9 @@ SCALE = [
     (["scale-table", "--phi-max", "13"], "between 0 and 12"),
 ]
 PREDICT = [
+    (["export", "-f", "onnx", "--verify-images", "missing"], "does not exist"),
+    (["export", "-f", "onnx", "--verify-images", "noimages"], "holds no images"),
+    (["export", "-f", "onnx", "--verify-images", "somedir", "--no-verify"], "drop --no-verify"),
     (["predict", "missing.png", "--from", "b0.keras"], "does not exist"),
     (["predict", "noimages", "--from", "b0.keras"], "holds no images; valid: .jpg, .jpeg"),
     (["predict", "notes.txt", "--from", "b0.keras"], "not an image Pillow can read"),

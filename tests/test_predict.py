@@ -187,3 +187,25 @@ def test_a_labels_file_names_the_classes_and_a_wrong_count_is_refused(cli, artif
     result = cli("predict", images[0], "--from", folder / f"{name}.onnx", "--labels", short)
     assert result.code == 2 and result.stdout == ""
     assert "1000 classes" in result.stderr and "2 labels" in result.stderr
+
+
+@pytest.mark.slow
+def test_export_verify_images_reports_real_image_agreement(cli, artifacts, tmp_path):
+    """The same numbers `predict --compare` gives for the file export writes and verifies."""
+    folder, name, images = artifacts
+    keras_file = folder / f"{name}.keras"
+    result = cli("export", "--from", keras_file, "-f", "onnx", "-o", tmp_path,
+                 "--verify-images", images[0].parent, "--json")  # fmt: skip
+    assert result.code == 0, result.stderr
+    (artifact,) = json.loads(result.stdout)["artifacts"]
+    real = artifact["real_images"]
+    assert real["images"] == len(images)
+    compared = cli("predict", images[0].parent, "--compare", f"{keras_file},{artifact['path']}",
+                   "--json")  # fmt: skip
+    row = json.loads(compared.stdout)["rows"][1]
+    assert real["top1_agreement"] == row["top1_agreement"] == 1.0
+    assert real["top5_overlap"] == row["top5_overlap"] == 1.0
+    assert real["max_abs_diff_prob"] == pytest.approx(row["max_abs_diff_prob"], abs=1e-6)
+    table = cli("export", "--from", keras_file, "-f", "onnx", "-o", tmp_path / "again",
+                "--verify-images", images[0].parent)  # fmt: skip
+    assert table.code == 0 and "real images (6), against Keras" in table.stdout
