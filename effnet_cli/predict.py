@@ -20,6 +20,7 @@ from effnet_cli.errors import UsageError, WorkError
 Note = Callable[[str], None]
 DEFAULT_TOP = 5
 CHUNK_IMAGES = 16  # images per call: bounded memory at any resolution, batched speed
+QUANTIZED = ("int8", "dynamic")  # precisions whose output tensors may be integers
 
 
 @dataclass(frozen=True)
@@ -242,13 +243,18 @@ def probabilities(loaded: Loaded, batch: Any) -> Any:
 
     runner, chunk = loaded.runner, loaded.runner.fixed_batch or CHUNK_IMAGES
     fed = normalize(batch, loaded.contract.normalization)
+    # A quantized file's softmax output is itself quantized (TFLite int8: steps of 1/256, so a
+    # flat random-weight output reads all zeros and its ranking is noise): its probabilities
+    # are the float softmax of its dequantized logits, the tensor export's verification reads.
+    from_logits = runner.run_logits is not None and runner.precision in QUANTIZED
+    call = runner.run_logits if from_logits else runner.run
     outputs = []
     for start in range(0, len(fed), chunk):
         part = fed[start : start + chunk]
         real = len(part)
         if runner.fixed_batch and real < chunk:
             part = np.concatenate([part, np.repeat(part[-1:], chunk - real, axis=0)])
-        outputs.append(np.asarray(runner.run(part))[:real])
+        outputs.append(np.asarray(call(part))[:real])  # type: ignore[misc]
     out = np.concatenate(outputs).astype(np.float32)
     if out.ndim != 2:
         raise UsageError(
@@ -256,7 +262,7 @@ def probabilities(loaded: Loaded, batch: Any) -> Any:
             "predict needs a classifier head"
         )
     # run_logits exists where the output is a softmax: the output is then probabilities already
-    return out if runner.run_logits is not None else softmax(out)
+    return out if runner.run_logits is not None and not from_logits else softmax(out)
 
 
 def top_k(probs: Any, k: int) -> Any:
