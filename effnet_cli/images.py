@@ -88,6 +88,8 @@ def decode(path: Path, conversions: Conversions) -> Any:
         with Image.open(path) as opened:
             opened.load()
             image = opened
+    except Image.DecompressionBombError as exc:  # Pillow's guard against huge pixel counts
+        raise UsageError(f"{path} is too large to decode safely ({exc})") from None
     except UnidentifiedImageError:
         raise UsageError(
             f"{path} is not an image Pillow can read; valid: {choices(IMAGE_SUFFIXES)}"

@@ -32,6 +32,7 @@ class Contract:
     normalization: S.InputNormalization | None
     precision: str = "fp32"
     name: str = ""
+    num_classes: int | None = None  # the head's, where the metadata says it
 
 
 @dataclass
@@ -81,8 +82,9 @@ def _from_metadata(meta: dict[str, str], shape: list[Any], note: Note, what: str
     if not meta:
         note(f"note: {what} carries no effnet metadata; fed {resolution}×{resolution} "
              "pixels in [0, 255] (effnet's default contract)")  # fmt: skip
+    classes = meta.get("num_classes", "")
     return Contract(resolution, _outside_normalization(meta, note), meta.get("precision", "fp32"),
-                    meta.get("model", ""))  # fmt: skip
+                    meta.get("model", ""), int(classes) if classes.isdigit() else None)  # fmt: skip
 
 
 def onnx_contract(path: Path, note: Note) -> Contract:
@@ -93,6 +95,19 @@ def onnx_contract(path: Path, note: Note) -> Contract:
     first = graph.graph.input[0].type.tensor_type.shape.dim
     shape = [d.dim_value if d.HasField("dim_value") else None for d in first]
     return _from_metadata(meta, shape, note, path.name)
+
+
+def onnx_runner(path: Path, note: Note, threads: int | None) -> tuple[runtimes.Runner, Contract]:
+    """onnxruntime without the `onnx` package (0.4 s to import): the contract from the
+    metadata the session read; only a file without effnet's resolution is parsed for its
+    input's shape. The output is read as it is (an int8 QDQ file keeps its softmax in float)."""
+    runner = runtimes.onnx_runner(path, "cpu", threads, find_logits=False)
+    if _resolution_text(runner.metadata.get("resolution", "")) is None:
+        contract = onnx_contract(path, note)
+    else:
+        contract = _from_metadata(runner.metadata, [], note, path.name)
+    runner.precision = contract.precision
+    return runner, contract
 
 
 def openvino_contract(path: Path, note: Note) -> Contract:
@@ -133,6 +148,9 @@ def keras_contract(model: Any, note: Note) -> Contract:
         raise UsageError(
             f"{model.name} takes {height}×{width} inputs; predict needs a fixed square"
         )
+    if model.layers[-1].name != "predictions":  # keras.applications' and effnet's classifier
+        raise UsageError(f"{model.name} ends in {model.layers[-1].name!r}, not a classifier; "
+                         "predict needs a model with its top")  # fmt: skip
     inside = any(type(layer).__name__ in ("Rescaling", "Normalization") for layer in model.layers)
     if not inside:
         note(f"note: {model.name} has no preprocessing layer; fed pixels in [0, 255]")
@@ -151,7 +169,6 @@ def savedmodel_contract(path: Path, note: Note) -> Contract:
 
 
 CONTRACT_READERS: dict[str, Callable[[Path, Note], Contract]] = {
-    "onnx": onnx_contract,
     "openvino": openvino_contract,
     "tflite": tflite_contract,
     "savedmodel": savedmodel_contract,
@@ -176,10 +193,13 @@ def load_artifact(
 
             model = load_keras_file(path)
             return Loaded(str(path), runtimes.keras_runner(model), keras_contract(model, note))
-        contract = CONTRACT_READERS[backend.name](path, note)
-        runner = backends.load_runner(
-            backend.name, path, "cpu", threads, precision or contract.precision
-        )
+        if backend.name == "onnx":
+            runner, contract = onnx_runner(path, note, threads)
+        else:
+            contract = CONTRACT_READERS[backend.name](path, note)
+            runner = backends.load_runner(
+                backend.name, path, "cpu", threads, precision or contract.precision
+            )
     except (UsageError, WorkError):
         raise
     except Exception as exc:  # a corrupt or foreign file: each library fails in its own way
@@ -261,8 +281,25 @@ def probabilities(loaded: Loaded, batch: Any) -> Any:
             f"{loaded.label} outputs {out.shape[1:]} per image, not class scores; "
             "predict needs a classifier head"
         )
-    # run_logits exists where the output is a softmax: the output is then probabilities already
-    return out if runner.run_logits is not None and not from_logits else softmax(out)
+    classes = loaded.contract.num_classes
+    if classes is not None and out.shape[1] != classes:
+        raise UsageError(
+            f"{loaded.label} outputs {out.shape[1]} values per image, not its {classes} classes; "
+            "predict needs a classifier head"
+        )
+    if from_logits:
+        return softmax(out)
+    # run_logits exists where the output is a softmax; where the runner did not look (ONNX in
+    # predict), a softmax's output is recognised by its rows: non-negative, summing to 1
+    if runner.run_logits is not None or looks_like_probabilities(out):
+        return out
+    return softmax(out)
+
+
+def looks_like_probabilities(out: Any) -> bool:
+    import numpy as np
+
+    return bool(np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
 
 
 def top_k(probs: Any, k: int) -> Any:
@@ -346,9 +383,12 @@ def compare(loaded: list[Loaded], paths: list[Path], resize: str, note: Note) ->
         raise UsageError("--compare needs at least two artifacts; the first is the reference")
     results = []
     reference = None
+    batches: dict[int, Any] = {}  # decoded once per resolution, not once per artifact
     for item in loaded:
-        batch = images.load_batch(paths, item.contract.resolution, resize, note)
-        probs = probabilities(item, batch)
+        size = item.contract.resolution
+        if size not in batches:
+            batches[size] = images.load_batch(paths, size, resize, note)
+        probs = probabilities(item, batches[size])
         if reference is None:
             reference = probs
         elif probs.shape != reference.shape:
