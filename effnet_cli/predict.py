@@ -18,7 +18,6 @@ from effnet_cli import spec as S
 from effnet_cli.errors import UsageError, WorkError
 
 Note = Callable[[str], None]
-DEFAULT_TOP = 5
 CHUNK_IMAGES = 16  # images per call: bounded memory at any resolution, batched speed
 QUANTIZED = ("int8", "dynamic")  # precisions whose output tensors may be integers
 

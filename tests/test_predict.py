@@ -215,3 +215,34 @@ def test_export_verify_images_reports_real_image_agreement(cli, artifacts, tmp_p
     table = cli("export", "--from", keras_file, "-f", "onnx", "-o", tmp_path / "again",
                 "--verify-images", images[0].parent)  # fmt: skip
     assert table.code == 0 and "real images (6), against Keras" in table.stdout
+
+
+@pytest.mark.slow
+def test_a_model_exported_without_its_normalization_is_fed_normalized_pixels(cli, tmp_path):
+    """--no-preprocessing: the metadata says what the model expects and predict applies it;
+    held against onnxruntime fed (x / 255 - mean) / std computed here from ImageNet's
+    published mean and standard deviation."""
+    import onnxruntime as ort
+
+    code = cli("export", "--phi", "0", "--resolution", RESOLUTION, "--no-preprocessing",
+               "--seed", "1", "-f", "onnx", "-o", tmp_path).code  # fmt: skip
+    assert code == 0
+    (onnx_path,) = tmp_path.glob("*.onnx")
+    images = make_images(tmp_path / "images", count=3, seed=5)
+    result = cli("predict", *images, "--from", onnx_path, "--json")
+    assert result.code == 0, result.stderr
+    assert "effnet applies it" in result.stderr
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    batch = np.stack([pillow_reference(p, RESOLUTION) for p in images])
+    fed = ((batch / 255.0 - mean) / std).astype(np.float32)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    probs = session.run(None, {name: fed})[0]
+    raw = session.run(None, {name: batch})[0]  # what forgetting the normalization would give
+    got = json.loads(result.stdout)["images"]
+    ours = np.array([[e["probability"] for e in image["top"]] for image in got])
+    classes = np.array([[e["class"] for e in image["top"]] for image in got])
+    expected = np.take_along_axis(probs, classes, axis=1)
+    assert np.allclose(ours, expected, rtol=1e-4)
+    assert not np.allclose(ours, np.take_along_axis(raw, classes, axis=1), rtol=1e-3)
+    assert list(classes[:, 0]) == list(np.argmax(probs, axis=1))
