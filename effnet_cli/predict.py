@@ -167,6 +167,16 @@ def savedmodel_contract(path: Path, note: Note) -> Contract:
     return _from_metadata({}, spec.shape.as_list(), note, path.name)
 
 
+def registered_contract(backend: backends.Backend, path: Path, note: Note) -> Contract:
+    """Any other registered backend: the contract from its `inspect` reader's document (the
+    metadata it reads, the first input's shape)."""
+    document = backend.read(path)
+    meta = {key: str(value) for key, value in document.get("metadata", {}).items()}
+    return _from_metadata(meta, document["inputs"][0]["shape"], note, path.name)
+
+
+# Faster or fuller than the `inspect` readers: TFLite's precision from its tensor types,
+# OpenVINO's without counting every op; ONNX has its own path (`onnx_runner`).
 CONTRACT_READERS: dict[str, Callable[[Path, Note], Contract]] = {
     "openvino": openvino_contract,
     "tflite": tflite_contract,
@@ -195,7 +205,8 @@ def load_artifact(
         if backend.name == "onnx":
             runner, contract = onnx_runner(path, note, threads)
         else:
-            contract = CONTRACT_READERS[backend.name](path, note)
+            read = CONTRACT_READERS.get(backend.name)
+            contract = read(path, note) if read else registered_contract(backend, path, note)
             runner = backends.load_runner(
                 backend.name, path, "cpu", threads, precision or contract.precision
             )

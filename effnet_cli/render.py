@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from effnet_cli import costs as C
 from effnet_cli import spec as S
@@ -711,9 +712,10 @@ def print_predict(result: Mapping[str, Any]) -> None:
     table.columns[-1].justify = "left"
     for image in result["images"]:
         for entry in image["top"]:
-            table.add_row(
-                image["path"] if entry["rank"] == 1 else "", str(entry["rank"]),
-                str(entry["class"]), f"{entry['probability']:.4f}", _short(entry["label"] or ""),
+            table.add_row(  # Text: a file name or label with [brackets] is not rich markup
+                Text(image["path"] if entry["rank"] == 1 else ""), str(entry["rank"]),
+                str(entry["class"]), f"{entry['probability']:.4f}",
+                Text(_short(entry["label"] or "")),
             )  # fmt: skip
     out().print(table)
 
@@ -750,7 +752,7 @@ def print_compare(result: Mapping[str, Any]) -> None:
     )  # fmt: skip
     for row in rows:
         table.add_row(
-            row["path"], row["runtime"], row["precision"], str(row["resolution"]),
+            Text(row["path"]), row["runtime"], row["precision"], str(row["resolution"]),
             f"{row['top1_agreement']:.0%}", f"{row[overlap]:.0%}",
             f"{row['max_abs_diff_prob']:.1e}",
         )  # fmt: skip
