@@ -96,7 +96,7 @@ def onnx_contract(path: Path, note: Note) -> Contract:
     return _from_metadata(meta, shape, note, path.name)
 
 
-def onnx_runner(path: Path, note: Note, threads: int | None) -> tuple[runtimes.Runner, Contract]:
+def load_onnx(path: Path, note: Note, threads: int | None) -> tuple[runtimes.Runner, Contract]:
     """onnxruntime without the `onnx` package (0.4 s to import): the contract from the
     metadata the session read; only a file without effnet's resolution is parsed for its
     input's shape. The output is read as it is (an int8 QDQ file keeps its softmax in float)."""
@@ -176,7 +176,7 @@ def registered_contract(backend: backends.Backend, path: Path, note: Note) -> Co
 
 
 # Faster or fuller than the `inspect` readers: TFLite's precision from its tensor types,
-# OpenVINO's without counting every op; ONNX has its own path (`onnx_runner`).
+# OpenVINO's without counting every op; ONNX has its own path (`load_onnx`).
 CONTRACT_READERS: dict[str, Callable[[Path, Note], Contract]] = {
     "openvino": openvino_contract,
     "tflite": tflite_contract,
@@ -203,7 +203,7 @@ def load_artifact(
             model = load_keras_file(path)
             return Loaded(str(path), runtimes.keras_runner(model), keras_contract(model, note))
         if backend.name == "onnx":
-            runner, contract = onnx_runner(path, note, threads)
+            runner, contract = load_onnx(path, note, threads)
         else:
             read = CONTRACT_READERS.get(backend.name)
             contract = read(path, note) if read else registered_contract(backend, path, note)
