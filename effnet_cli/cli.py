@@ -195,6 +195,14 @@ def export(
             "at sizes congruent to it mod 32.",
         ),
     ] = False,
+    verify_images: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--verify-images",
+            help="Also compare each artifact with Keras on this folder's images (top-1, top-5, "
+            "max |Δ prob|; reported).",
+        ),
+    ] = None,
     force: ForceOpt = False,
     wide: WideOpt = False,
     json_output: JsonOpt = False,
@@ -220,6 +228,8 @@ def export(
                               dynamic_size and E.pads_explicitly(spec, source))  # fmt: skip
     identity = render.model_document(spec) if spec is not None else (
         render.model_identity(name, None, None, None, None))  # fmt: skip
+    if verify_images is not None:
+        request.verify_images = _verify_images(verify_images, verify, spec)
     try:
         artifacts = E.run_export(spec, source, model.weights, model.seed, request, targets,
                                         render.progress)  # fmt: skip
@@ -582,3 +592,141 @@ def _dispatch(argv: list[str]) -> int:
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+# ---------------------------------------------------------------------------- predict
+
+
+def _artifact_list(values: Optional[list[str]]) -> list[Path]:
+    return [Path(part.strip()) for value in values or [] for part in value.split(",") if part]
+
+
+@app.command()
+@model_command
+def predict(
+    model: ModelOptions,
+    image_paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Image files (JPEG, PNG, WebP) or folders of them.", metavar="IMAGE..."
+        ),
+    ],
+    source: Annotated[
+        Optional[Path],
+        typer.Option("--from", help=f"Run this artifact instead of building: {_artifact_kinds()}."),
+    ] = None,
+    compare: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            help="Artifacts to compare on the images, the first (or --from) the reference "
+            "(repeat or comma-separate)."
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option(help="Classes shown per image.")] = 5,
+    resize: Annotated[
+        str,
+        typer.Option(
+            help="crop: the reference centre crop, size/(size+32); plain: the whole image."
+        ),
+    ] = "crop",
+    labels: Annotated[
+        Optional[Path], typer.Option(help="Class names, one per line (default: ImageNet's 1000).")
+    ] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")] = None,
+    csv_path: Annotated[
+        Optional[Path], typer.Option("--csv", help="Also write the rows as CSV.")
+    ] = None,
+    force: ForceOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Classify images with a model or any artifact; --compare artifacts on the same images.
+
+    Images are prepared as the reference evaluation does: RGB, a centre square of
+    size/(size+32) of the shorter side, bicubic to the model's resolution, pixels in [0, 255]."""
+    from effnet_cli import images as I
+    from effnet_cli import labels as L
+    from effnet_cli import predict as P
+
+    P.check_top(top)
+    require_choice("--resize", resize, I.RESIZE_MODES)
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1, not {threads}")
+    paths = I.collect(image_paths)
+    if labels is not None:
+        L.read_file(labels)  # a bad labels file is refused before any model loads
+    if csv_path is not None:
+        files.check_target(csv_path, force)
+    compared = ([source] if source is not None else []) + _artifact_list(compare)
+    # Runtimes log to fd 2 while loading (LiteRT's delegate line): effnet's own notes are kept
+    # aside meanwhile and said afterwards, each once.
+    notes: list[str] = []
+    spec = model.spec() if source is None and not compare else None
+    P.check_request(spec, compared, bool(compare))
+    if compare:
+        with files.stdout_to_stderr(), files.silenced_stderr():
+            loaded = [P.load_artifact(path, notes.append, threads) for path in compared]
+            result = P.compare(loaded, paths, resize, notes.append)
+        _say_once(notes)
+        render.show("predict-compare", result, json_output, render.print_compare)
+        if csv_path is not None:
+            files.write_text(csv_path, render.compare_csv(result))
+        return
+    warn_if_huge(spec)
+    with files.stdout_to_stderr(), files.silenced_stderr():
+        item = (
+            P.load_artifact(source, notes.append, threads)
+            if source is not None
+            else _built(model, spec, notes.append)
+        )
+        batch = I.load_batch(paths, item.contract.resolution, resize, notes.append)
+        probs = P.probabilities(item, batch)
+    _say_once(notes)
+    names, missing = L.for_head(probs.shape[1], labels)
+    if missing:
+        render.note(missing)
+    render.note(P.describe_run(item, len(paths), resize))
+    size = item.contract.resolution
+    family, inside = (spec.family.name, spec.preprocessing) if spec is not None else (None, None)
+    identity = render.model_identity(item.contract.name or item.label, family, [size, size],
+                                     probs.shape[1], inside)  # fmt: skip
+    result = {
+        "model": identity, "source": item.label, "runtime": item.runner.runtime,
+        "provider": item.runner.provider, "precision": item.runner.precision, "resize": resize,
+        "images": P.predictions(paths, probs, top, names),
+    }  # fmt: skip
+    render.show("predict", result, json_output, render.print_predict)
+    if csv_path is not None:
+        files.write_text(csv_path, render.predict_csv(result))
+
+
+def _verify_images(folder: Path, verify: bool, spec: Optional[S.ModelSpec]) -> list[Path]:
+    """`export --verify-images`: the images, checked before anything is built."""
+    from effnet_cli import images as I
+
+    if not verify:
+        raise UsageError("--verify-images is part of verification; drop --no-verify")
+    if spec is not None and not spec.include_top:
+        raise UsageError("--verify-images compares classes; the model needs its top (no --no-top)")
+    return I.collect([folder])
+
+
+def _say_once(notes: list[str]) -> None:
+    for line in dict.fromkeys(notes):
+        render.note(line)
+
+
+def _built(model: ModelOptions, spec: S.ModelSpec, note):  # -> predict.Loaded (lazy import)
+    """The model built from options; random weights get export's BatchNorm calibration, so that
+    `predict --seed N` and the artifacts `export --seed N` writes hold the same model."""
+    from effnet_cli import builder
+    from effnet_cli import predict as P
+
+    built = builder.load_or_build(spec, None, model.weights, model.seed)
+    if model.weights is None:
+        seed = model.seed if model.seed is not None else 0
+        builder.calibrate_batchnorm(built, seed=seed)
+        note(
+            f"note: random weights (seed {seed}, BatchNorm statistics calibrated as export "
+            "does): the classes mean nothing; --weights FILE loads real ones"
+        )
+    return P.load_built(built, spec)

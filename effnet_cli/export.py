@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from effnet_cli import backends, files, writers
+from effnet_cli import backends, files, predict, writers
 from effnet_cli import spec as S
 from effnet_cli.errors import UsageError, WorkError, choices, split_list
 
@@ -51,6 +51,8 @@ class Artifact:
     seconds: float
     verification: Verification | None
     kept: bool
+    # `--verify-images`: agreement with Keras on real images (predict.agreement), reported
+    real_images: dict[str, Any] | None = None
 
 
 def parse_formats(values: list[str]) -> list[str]:
@@ -182,6 +184,7 @@ class ExportRequest:
     nchw: bool = False  # inputs [N, 3, H, W] (tf2onnx's inputs_as_nchw)
     dynamic_size: bool = False  # height and width None in the input signature
     allow_odd_padding: bool = False  # confirms --dynamic-size for a family that pads explicitly
+    verify_images: list[Path] | None = None  # real images to compare each artifact on
 
 
 def check_request(
@@ -343,17 +346,19 @@ def export_model(
             verification_sizes(request, model.input.shape[1]),
         )  # fmt: skip
         compared = "logits" if logits_function(model) else "outputs"
+        real = _real_image_reference(model, spec, request, progress)
         artifacts = []
         for n, (target, stage, took) in enumerate(zip(targets, staged, seconds, strict=True), 1):
-            verification = None
+            verification, on_images = None, None
             if request.verify:
                 progress(f"verifying {target.path.name} with its own runtime ({compared}) "
                          f"({n}/{len(targets)})")  # fmt: skip
                 with files.stdout_to_stderr(), files.silenced_stderr():
                     verification = verify(target, stage.path, inputs, expected, compared)
-            artifacts.append(
-                Artifact(target, files.size_bytes(stage.path), took, verification, False)
-            )
+                    if real is not None:
+                        on_images = predict.artifact_agreement(target, stage.path, *real)
+            artifacts.append(Artifact(target, files.size_bytes(stage.path), took, verification,
+                                      False, on_images))  # fmt: skip
         failed = [a for a in artifacts if a.verification and not a.verification.passed]
         if not failed or request.keep_failed:  # all or nothing, unless asked to keep failures
             for artifact, stage in zip(artifacts, staged, strict=True):
@@ -366,6 +371,19 @@ def export_model(
     finally:
         for stage in staged:  # failed or interrupted: nothing half-written stays behind
             stage.discard()
+
+
+def _real_image_reference(
+    model: Any, spec: S.ModelSpec | None, request: ExportRequest, progress: Callable[[str], None]
+) -> tuple[list[Path], Any] | None:
+    """`--verify-images`: the images, and the Keras model's probabilities on them."""
+    if not (request.verify and request.verify_images):
+        return None
+    progress(f"running Keras on {len(request.verify_images)} real images (--verify-images)")
+    with files.stdout_to_stderr(), files.silenced_stderr():
+        return request.verify_images, predict.keras_probabilities(
+            model, spec, request.verify_images
+        )
 
 
 def verification_batches(request: ExportRequest, targets: list[Target]) -> list[int]:

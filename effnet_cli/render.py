@@ -17,6 +17,7 @@ from typing import Any
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from effnet_cli import costs as C
 from effnet_cli import spec as S
@@ -364,6 +365,7 @@ def cell(value: Any, kind: str) -> str:
         "f0": lambda v: f"{v:.0f}",
         "f1": lambda v: f"{v:.1f}",
         "f2": lambda v: f"{v:.2f}",
+        "f4": lambda v: f"{v:.4f}",
         "sci": lambda v: f"{v:.1e}",
         "pct": lambda v: f"{v:.0%}",
         "yes": lambda v: "yes" if v else "no",
@@ -426,7 +428,9 @@ def print_columns(
     if table_width(columns, cells, shown) > width:
         _print_stacked(console, title, columns, cells)
         return
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    # Text, not str: a path or label holding [brackets] is not rich markup
+    table = Table(title=Text(title) if title else None, title_justify="left", show_edge=False,
+                  pad_edge=False)  # fmt: skip
     for i in shown:
         column = columns[i]
         need = _needed(column, [row[i] for row in cells])
@@ -438,7 +442,7 @@ def print_columns(
             min_width=None if column.wrap else need,
         )
     for row in cells:
-        table.add_row(*(row[i] for i in shown))
+        table.add_row(*(Text(row[i]) for i in shown))
     console.print(table)
     left_out = [columns[i].title for i in range(len(columns)) if i not in shown]
     if left_out:
@@ -762,6 +766,7 @@ def export_documents(artifacts: Sequence[Any]) -> list[dict[str, Any]]:
             "time_s": a.seconds,
             "kept": a.kept,
             "verification": None if a.verification is None else vars(a.verification),
+            "real_images": a.real_images,
         }
         for a in artifacts
     ]
@@ -799,6 +804,7 @@ def export_result(model: Mapping[str, Any], artifacts: Sequence[Any], as_json: b
     at = f" at {' and '.join(f'{n}×{n}' for n in sizes)}" if len(sizes) > 1 else ""
     for what in sorted(compared):
         note(f"drift: max |Δ| / max |Keras| of the {what}, on seeded random images{at}")
+    print_real_image_agreement(documents)
 
 
 def _gated(value: str, limit: float | None, relation: str = "≤", unit: str = "") -> str:
@@ -1020,3 +1026,90 @@ def print_doctor(report: Mapping[str, Any]) -> None:
     if report["missing"]:
         console.print(f"missing: {', '.join(report['missing'])}", markup=False)
     console.print("ok" if report["ok"] else "not ok", markup=False)
+
+
+# ---------------------------------------------------------------------------- predict
+
+
+def _prediction_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per (image, rank): the table's, the CSV's."""
+    return [
+        {"path": image["path"], "rank": entry["rank"], "class": entry["class"],
+         "label": entry["label"] or "", "probability": entry["probability"]}
+        for image in result["images"]
+        for entry in image["top"]
+    ]  # fmt: skip
+
+
+PREDICT_TABLE = (
+    Column("image", "path", left=True, wrap=True,
+           show=lambda r: r["path"] if r["rank"] == 1 else ""),  # named on its first row
+    Column("rank", "rank"),
+    Column("class", "class"),
+    Column("probability", "probability", "f4"),
+    Column("label", "label", left=True, wrap=True, priority=2),
+)  # fmt: skip
+
+
+def print_predict(result: Mapping[str, Any]) -> None:
+    """One table: each image's top classes."""
+    print_columns(out(), None, PREDICT_TABLE, _prediction_rows(result))
+
+
+def predict_csv(result: Mapping[str, Any]) -> str:
+    return columns_csv(PREDICT_TABLE, _prediction_rows(result))
+
+
+def _overlap_key(row: Mapping[str, Any]) -> str:
+    """'top5_overlap' (or top-k's, when --top gives another k)."""
+    return next(k for k in row if k.startswith("top") and k.endswith("_overlap"))
+
+
+def _agreement_columns(k: str) -> tuple[Column, ...]:
+    return (
+        Column("top-1 agree", "top1_agreement", "pct"),
+        Column(f"top-{k} overlap", f"top{k}_overlap", "pct"),
+        Column("max |Δ prob|", "max_abs_diff_prob", "sci", priority=2),
+    )
+
+
+def print_compare(result: Mapping[str, Any]) -> None:
+    """Each artifact against the first (the reference) on the same images."""
+    rows = result["rows"]
+    k = _overlap_key(rows[0]).removeprefix("top").removesuffix("_overlap")
+    columns = (
+        Column("artifact", "path", left=True, wrap=True),
+        Column("runtime", "runtime", left=True),
+        Column("precision", "precision", left=True),
+        Column("size", "resolution", unit="px", priority=3, show=lambda r: str(r["resolution"][0])),
+        *_agreement_columns(k),
+    )
+    title = f"{result['images']} images · against {result['reference']}"
+    print_columns(out(), title, columns, rows)
+
+
+def compare_csv(result: Mapping[str, Any]) -> str:
+    import csv
+
+    rows = result["rows"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def print_real_image_agreement(documents: Sequence[Mapping[str, Any]]) -> None:
+    """`export --verify-images`: each artifact against Keras on real images (reported)."""
+    rows = [{**d, **d["real_images"]} for d in documents if d.get("real_images")]
+    if not rows:
+        return
+    k = _overlap_key(rows[0]["real_images"]).removeprefix("top").removesuffix("_overlap")
+    columns = (
+        Column("format", "format", left=True),
+        Column("path", "path", left=True, wrap=True, priority=2),
+        Column("precision", "precision", left=True),
+        *_agreement_columns(k),
+    )
+    title = f"real images ({rows[0]['images']}), against Keras: reported, not gated"
+    print_columns(out(), title, columns, rows)

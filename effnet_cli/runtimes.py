@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,9 @@ class Runner:
     # The pre-softmax tensor, where the output is a softmax; None: the output itself is compared.
     run_logits: Callable[[Any], Any] | None = None
     threads: int | None = None  # the intra-op threads it was given (recorded in every row)
+    # effnet's metadata as the runtime read it with the file (ONNX metadata_props), for callers
+    # that would otherwise parse the file again (predict)
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def compared(self) -> str:
@@ -146,9 +149,16 @@ def savedmodel_runner(
 
 
 def onnx_runner(
-    path: Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
+    path: Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    precision: str = "fp32",
+    find_logits: bool = True,
 ) -> Runner:
-    """onnxruntime; on `gpu` the CUDA provider must really be active (a fallback is an error)."""
+    """onnxruntime; on `gpu` the CUDA provider must really be active (a fallback is an error).
+
+    `find_logits=False` skips looking for the softmax's input (no `run_logits`): it needs the
+    `onnx` package, whose import alone costs ~0.4 s, and `predict` reads only the outputs."""
     import onnxruntime as ort
 
     options = _onnx_options(ort, threads)
@@ -172,11 +182,11 @@ def onnx_runner(
     def run(images: Any) -> Any:
         return session.run([output_name], {input_name: feed(images)})[0]
 
-    logits_name = _onnx_softmax_input(path, output_name)
+    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    logits_name = _onnx_softmax_input(path, output_name) if find_logits else None
     if logits_name is None:
-        return Runner(
-            "onnx", device, active[0], precision, run, batch, threads=options.intra_op_num_threads
-        )
+        return Runner("onnx", device, active[0], precision, run, batch,
+                      threads=options.intra_op_num_threads, metadata=metadata)  # fmt: skip
 
     @functools.cache
     def logits_session() -> Any:
@@ -192,7 +202,7 @@ def onnx_runner(
         return logits_session().run([logits_name], {input_name: feed(images)})[0]
 
     return Runner("onnx", device, active[0], precision, run, batch, run_logits,
-                  options.intra_op_num_threads)  # fmt: skip
+                  options.intra_op_num_threads, metadata)  # fmt: skip
 
 
 def onnx_layout(session: Any) -> str:

@@ -41,7 +41,20 @@ def workdir(tmp_path_factory):
     (folder / "garbage.tflite").write_bytes(os.urandom(2048))
     (folder / "random.keras").write_bytes(os.urandom(2048))
     np.save(folder / "small.npy", np.zeros((2, 8, 8, 3), dtype="float32"))
+    _predict_images(folder)
     return folder
+
+
+def _predict_images(folder: Path) -> None:
+    """A good image, and a PNG cut in half (its header reads, its pixels do not)."""
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(folder / "good.png")
+    whole = (folder / "good.png").read_bytes()
+    (folder / "truncated.png").write_bytes(whole[: len(whole) // 2])
+    (folder / "noimages").mkdir()
+    (folder / "noimages" / "readme.txt").write_text("no pictures here\n")
 
 
 SUMMARY = [
@@ -165,6 +178,27 @@ SCALE = [
     (["scale-table", "--beta", "0"], "at least 1"),
     (["scale-table", "--phi-max", "13"], "between 0 and 12"),
 ]
+PREDICT = [
+    (["export", "-f", "onnx", "--verify-images", "missing"], "does not exist"),
+    (["export", "-f", "onnx", "--verify-images", "noimages"], "holds no images"),
+    (["export", "-f", "onnx", "--verify-images", "somedir", "--no-verify"], "drop --no-verify"),
+    (["predict", "missing.png", "--from", "b0.keras"], "does not exist"),
+    (["predict", "noimages", "--from", "b0.keras"], "holds no images; valid: .jpg, .jpeg"),
+    (["predict", "notes.txt", "--from", "b0.keras"], "not an image Pillow can read"),
+    (["predict", "truncated.png", "--from", "b0.keras"], "not a readable image"),
+    (["predict", "good.png", "--from", "missing.onnx"], "does not exist"),
+    (["predict", "good.png", "--from", "notes.txt"], "valid: a .keras, .onnx or .tflite file"),
+    (["predict", "good.png", "--from", "garbage.tflite"], "not a readable tflite file"),
+    (["predict", "good.png", "--compare", "b0.keras"], "at least two artifacts"),
+    (["predict", "good.png", "--top", "0"], "--top must be at least 1"),
+    (["predict", "good.png", "--resize", "stretch"], "valid: crop or plain"),
+    (["predict", "good.png", "--labels", "missing.txt"], "does not exist"),
+    (["predict", "good.png", "--from", "b0.keras", "--labels", "notes.txt"],
+     "the model has 1000 classes but notes.txt holds 1 labels"),
+    (["predict", "good.png", "--threads", "0"], "--threads must be at least 1"),
+    (["predict", "good.png", "--csv", "existing.png"], "already exists"),
+    (["predict", "good.png", "--no-top"], "classifier head"),
+]  # fmt: skip
 DOCTOR = [
     (["doctor", "--bogus"], "No such option"),  # doctor takes no values: only a wrong option
 ]
@@ -200,7 +234,7 @@ EARLY = [
     (["scale-table", "--plot", "/proc/scale.png"], "cannot write in directory '/proc'"),
     (["sumary"], "No such command 'sumary'. Did you mean 'summary'?"),
 ]  # fmt: skip
-CASES = SUMMARY + BUILD + EXPORT + BENCH + INSPECT + SCALE + DOCTOR + EARLY
+CASES = SUMMARY + BUILD + EXPORT + BENCH + INSPECT + SCALE + PREDICT + DOCTOR + EARLY
 EARLY_LIMIT_S = 0.5
 STEP = re.compile(r"\d\d:\d\d:\d\d ")  # a progress line outside a terminal
 
@@ -306,7 +340,8 @@ def test_interrupt_exits_130_and_leaves_no_partial_file(tmp_path, argv, staged):
 
 
 @pytest.mark.parametrize(
-    "command", ["summary", "build", "export", "bench", "inspect", "scale-table", "doctor"]
+    "command",
+    ["summary", "build", "export", "bench", "inspect", "scale-table", "doctor", "predict"],
 )
 def test_command_help_loads_no_framework(command):
     from .test_cli import HEAVY, _modules_after
@@ -331,3 +366,43 @@ def test_bare_effnet_prints_the_help_once(cli):
     result = cli()
     assert result.code == 2
     assert (result.stdout + result.stderr).count("Usage: effnet") == 1
+
+
+def test_predict_converts_grey_alpha_and_16_bit_images_and_says_so_once(cli, tmp_path):
+    """Grey, RGBA, palette and 16-bit PNGs are predicted, each kind of conversion noted once
+    however many images it touched; a 16-bit image is scaled, not clipped to white."""
+    from PIL import Image
+
+    from effnet_cli import images
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (40, 30), dtype=np.uint8)
+    for index in range(2):
+        Image.fromarray(grey).save(tmp_path / f"grey{index}.png")
+    Image.fromarray(rng.integers(0, 256, (30, 40, 4), dtype=np.uint8)).save(tmp_path / "rgba.png")
+    deep = (grey.astype(np.uint16) * 257).astype(np.uint16)  # the same levels, in 16 bits
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    notes: list[str] = []
+    batch = images.load_batch(images.collect([tmp_path]), 32, "crop", notes.append)
+    assert len(batch) == 4 and len(notes) == 3
+    assert any("2 images in grey" in note for note in notes)
+    assert any("alpha dropped" in note for note in notes)
+    assert any("16-bit" in note for note in notes)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    deep_row, grey_row = batch[names.index("deep.png")], batch[names.index("grey0.png")]
+    assert np.max(np.abs(deep_row - grey_row)) <= 1.0  # scaled to the 8-bit image's levels
+
+    model = tmp_path / "model"
+    model.mkdir()
+    from effnet_cli.builder import import_keras
+
+    keras = import_keras()
+    keras.applications.EfficientNetB0(weights=None, input_shape=(32, 32, 3)).save(
+        model / "b0.keras"
+    )
+    result = cli("predict", tmp_path, "--from", model / "b0.keras", "--top", "1", "--json")
+    assert result.code == 0, result.stderr
+    assert len(json.loads(result.stdout)["images"]) == 4
+    said = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert sum("in grey" in line for line in said) == 1 and "Traceback" not in result.stderr

@@ -1,0 +1,156 @@
+"""Images as the reference evaluation prepares them, for `effnet predict` (README "predict").
+
+The official EfficientNet evaluation (tensorflow/tpu, `preprocessing.py`) decodes to RGB, takes
+a centre square of `size / (size + 32)` of the shorter side (the "32-pixel crop padding"), and
+resizes it bicubically to the model's resolution; pixels stay in [0, 255] because the models
+carry their own normalization. `plain` resizes the whole image instead, distorting its aspect.
+
+Pillow is imported inside the functions: `effnet --help` never pays for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from effnet_cli.errors import UsageError, choices
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+CROP_PADDING_PX = 32  # tensorflow/tpu models/official/efficientnet/preprocessing.py
+RESIZE_MODES = ("crop", "plain")
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A centre square in pixel coordinates: (left, top, side)."""
+
+    left: int
+    top: int
+    side: int
+
+
+def center_crop(width: int, height: int, size: int) -> Crop:
+    """The reference's crop: side = int(size / (size + 32) * shorter side), offsets rounded up
+    ((extent - side + 1) // 2), as `_decode_and_center_crop` computes them. At least 1 pixel,
+    so that a tiny image still gives a (blurred) square."""
+    side = max(1, int(size / (size + CROP_PADDING_PX) * min(width, height)))
+    return Crop((width - side + 1) // 2, (height - side + 1) // 2, side)
+
+
+def collect(arguments: Iterable[Path]) -> list[Path]:
+    """The image files named, folders expanded to their images (sorted, not recursive).
+
+    A named file is always tried, whatever its suffix; a folder contributes files whose suffix
+    is one of IMAGE_SUFFIXES, and a folder with none is an error.
+    """
+    found: list[Path] = []
+    for path in arguments:
+        if not path.exists():
+            raise UsageError(f"image {str(path)!r} does not exist")
+        if path.is_dir():
+            inside = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not inside:
+                raise UsageError(f"{path} holds no images; valid: {choices(IMAGE_SUFFIXES)} files")
+            found.extend(inside)
+        else:
+            found.append(path)
+    return found
+
+
+@dataclass
+class Conversions:
+    """What was converted on the way to RGB, by kind, so that each kind is said once."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def notes(self) -> list[str]:
+        return [f"{n} image{'s' if n > 1 else ''} {kind}" for kind, n in self.counts.items()]
+
+
+# Pillow's modes, and what effnet says when it converts them (anything else: "converted").
+_GREY = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F")
+_SIXTEEN_BIT = ("I", "I;16", "I;16L", "I;16B")
+
+
+def decode(path: Path, conversions: Conversions) -> Any:
+    """The image at `path` as an 8-bit RGB Pillow image, fully decoded (a truncated file fails
+    here, not later). Grey, alpha, palette and 16-bit images are converted and counted."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            image = opened
+    except Image.DecompressionBombError as exc:  # Pillow's guard against huge pixel counts
+        raise UsageError(f"{path} is too large to decode safely ({exc})") from None
+    except UnidentifiedImageError:
+        raise UsageError(
+            f"{path} is not an image Pillow can read; valid: {choices(IMAGE_SUFFIXES)}"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{path} is not a readable image ({first})") from None
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in _SIXTEEN_BIT:
+        conversions.add("with 16-bit grey levels scaled to 8 bits and converted to RGB")
+        return _eight_bit(image).convert("RGB")
+    if mode in _GREY:
+        conversions.add(f"in grey ({mode}) converted to RGB")
+    elif "A" in mode or (mode == "P" and "transparency" in image.info):
+        conversions.add(f"with transparency ({mode}) converted to RGB, alpha dropped")
+    else:
+        conversions.add(f"in {mode} converted to RGB")
+    return image.convert("RGB")
+
+
+def _eight_bit(image: Any) -> Any:
+    """A 16-bit (or 32-bit integer) grey image as 8-bit "L": Pillow's own convert clips every
+    level above 255 to white instead of scaling."""
+    import numpy as np
+    from PIL import Image
+
+    levels = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if levels.max(initial=0) > 255 or image.mode != "I" else 255.0
+    scaled = np.clip(np.rint(levels * (255.0 / top)), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled, mode="L")
+
+
+def prepare(image: Any, size: int, resize: str = "crop") -> Any:
+    """An RGB Pillow image as float32 (size, size, 3) pixels in [0, 255]: the centre crop of
+    `center_crop` (or the whole image with "plain"), resized bicubically."""
+    import numpy as np
+    from PIL import Image
+
+    if resize == "plain":
+        box = (0, 0, image.width, image.height)
+    else:
+        crop = center_crop(image.width, image.height, size)
+        box = (crop.left, crop.top, crop.left + crop.side, crop.top + crop.side)
+    # crop, then resize: Pillow's resize(box=...) would sample pixels beyond the box's edges,
+    # which the reference (crop, then tf.image.resize) never sees
+    resized = image.crop(box).resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(resized, dtype=np.float32)
+
+
+def load_batch(paths: list[Path], size: int, resize: str, note: Callable[[str], None]) -> Any:
+    """Every image prepared, stacked (N, size, size, 3); conversions said once per kind."""
+    import numpy as np
+
+    if resize not in RESIZE_MODES:
+        raise UsageError(f"unknown --resize {resize!r}; valid: {choices(RESIZE_MODES)}")
+    conversions = Conversions()
+    batch = np.empty((len(paths), size, size, 3), dtype=np.float32)
+    for index, path in enumerate(paths):
+        batch[index] = prepare(decode(path, conversions), size, resize)
+    for line in conversions.notes():
+        note(f"note: {line}")
+    return batch

@@ -1,0 +1,292 @@
+"""`effnet predict`: the prepared tensor against an independent Pillow implementation of the
+documented steps, the shipped labels, the artifacts' agreement on generated images (run by
+onnxruntime, LiteRT, OpenVINO and Keras themselves), and no TensorFlow for an ONNX file."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .test_schemas import validate
+
+RESOLUTION = 64
+
+
+def make_images(folder: Path, count: int = 6, seed: int = 0) -> list[Path]:
+    """Smooth random pictures (blurred noise, so that resizing matters) of mixed shapes."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    shapes = [(120, 200), (200, 90), (64, 64), (33, 47), (300, 160), (90, 91)]
+    paths = []
+    for index in range(count):
+        height, width = shapes[index % len(shapes)]
+        small = rng.integers(0, 256, (height // 8 + 2, width // 8 + 2, 3), dtype=np.uint8)
+        image = Image.fromarray(small).resize((width, height), Image.Resampling.BILINEAR)
+        path = folder / f"image{index}.{'png' if index % 2 else 'jpg'}"
+        image.save(path)
+        paths.append(path)
+    return paths
+
+
+def pillow_reference(path: Path, size: int, plain: bool = False) -> np.ndarray:
+    """The README's steps written again from the text, with Pillow alone: RGB; a centre square
+    of size / (size + 32) of the shorter side (offsets rounded up, as the TPU reference's
+    `_decode_and_center_crop`); bicubic to size × size; pixels left in [0, 255]."""
+    image = Image.open(path).convert("RGB")
+    width, height = image.size
+    if not plain:
+        side = max(1, int(size / (size + 32) * min(width, height)))
+        top, left = (height - side + 1) // 2, (width - side + 1) // 2
+        image = image.crop((left, top, left + side, top + side))
+    return np.asarray(image.resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("shape", "size"), [((240, 320), 224), ((300, 200), 96), ((5, 3), 64), ((1, 1), 32)],
+    ids=["landscape", "portrait", "tiny", "one-pixel"],
+)  # fmt: skip
+@pytest.mark.parametrize("resize", ["crop", "plain"])
+def test_prepared_tensor_equals_an_independent_pillow_implementation(tmp_path, shape, size, resize):
+    from effnet_cli import images
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "picture.png"
+    Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(path)
+    notes: list[str] = []
+    prepared = images.load_batch([path], size, resize, notes.append)
+    expected = pillow_reference(path, size, plain=resize == "plain")
+    assert prepared.shape == (1, size, size, 3) and prepared.dtype == np.float32
+    assert np.max(np.abs(prepared[0] - expected)) <= 1.0
+    assert prepared.max() > 1.0  # [0, 255], not [0, 1]
+    assert notes == []
+
+
+def test_the_crop_is_the_reference_fraction_of_the_shorter_side():
+    from effnet_cli.images import center_crop
+
+    crop = center_crop(320, 240, 224)
+    assert crop.side == int(224 / 256 * 240) == 210
+    assert (crop.left, crop.top) == ((320 - 210 + 1) // 2, (240 - 210 + 1) // 2)
+
+
+def test_the_imagenet_labels_ship_in_index_order():
+    from effnet_cli import labels
+
+    names = labels.imagenet()
+    assert len(names) == 1000 and all(names)
+    # WordNet names two classes "crane" (the bird, 134, and the machine, 517): the only repeat
+    assert [n for n in set(names) if names.count(n) > 1] == ["crane"]
+    assert names[134] == names[517] == "crane"
+    # Public facts of the ILSVRC-2012 index order (keras.applications' decode_predictions too)
+    assert names[0].startswith("tench")
+    assert names[1].startswith("goldfish")
+    assert names[281].startswith("tabby")
+    assert names[999].startswith("toilet tissue")
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    """One random-weight B0 (calibrated BatchNorm) as .keras, .onnx, .tflite, OpenVINO IR and
+    SavedModel, written by `effnet export`, and an int8 TFLite of the same weights."""
+    from effnet_cli.cli import main
+
+    folder = tmp_path_factory.mktemp("predict")
+    code = main(["export", "--phi", "0", "--resolution", str(RESOLUTION), "--seed", "0",
+                 "-f", "keras,onnx,tflite,openvino,savedmodel", "-o", str(folder)])  # fmt: skip
+    assert code == 0
+    name = f"efficientnet-b0-r{RESOLUTION}"
+    calibration = folder / "calibration.npy"
+    rng = np.random.default_rng(3)
+    np.save(calibration, rng.uniform(0, 255, (16, RESOLUTION, RESOLUTION, 3)).astype("float32"))
+    # the .keras holds the calibrated weights: the int8 file is the same model, quantized
+    code = main(["export", "--from", str(folder / f"{name}.keras"), "-f", "tflite",
+                 "--quantize", "int8", "--calibration", str(calibration), "--no-verify",
+                 "-o", str(folder)])  # fmt: skip
+    assert code == 0
+    images = make_images(folder / "images")
+    return folder, name, images
+
+
+@pytest.mark.slow
+def test_every_artifact_gives_the_same_top5_and_int8_is_reported(cli, artifacts):
+    folder, name, images = artifacts
+    files = [folder / f"{name}.keras", folder / f"{name}.onnx", folder / f"{name}.tflite",
+             folder / f"{name}_openvino", folder / f"{name}_savedmodel",
+             folder / f"{name}-int8.tflite"]  # fmt: skip
+    result = cli("predict", *images, "--compare", ",".join(map(str, files)), "--json")
+    assert result.code == 0, result.stderr
+    document = json.loads(result.stdout)
+    validate(document)
+    rows = {Path(row["path"]).name: row for row in document["rows"]}
+    assert document["images"] == len(images)
+    for fp32 in (f"{name}.onnx", f"{name}.tflite", f"{name}_openvino", f"{name}_savedmodel"):
+        assert rows[fp32]["precision"] == "fp32"
+        assert rows[fp32]["top1_agreement"] == 1.0 and rows[fp32]["top5_overlap"] == 1.0
+        assert rows[fp32]["max_abs_diff_prob"] < 1e-4
+    int8 = rows[f"{name}-int8.tflite"]
+    assert int8["precision"] == "int8" and int8["runtime"] == "tflite"
+    assert 0.0 <= int8["top1_agreement"] <= 1.0 and int8["max_abs_diff_prob"] > 0.0
+    # an int8 file's softmax output is quantized to 1/256 (all zeros on a flat random-weight
+    # output): its classes come from its dequantized logits, so they rank, never tie at zero
+    alone = cli("predict", images[0], "--from", files[-1], "--json")
+    (image,) = json.loads(alone.stdout)["images"]
+    assert all(entry["probability"] > 0 for entry in image["top"])
+    assert [entry["class"] for entry in image["top"]] != [0, 1, 2, 3, 4]
+    # the table a person reads carries the same rows
+    table = cli("predict", *images, "--compare", ",".join(map(str, files)))
+    assert table.code == 0 and "int8" in table.stdout and "top-5 overlap" in table.stdout
+
+
+@pytest.mark.slow
+def test_onnx_predictions_are_onnxruntime_on_the_pillow_tensor(cli, artifacts, tmp_path):
+    """Top-k, probabilities, labels, JSON and CSV against onnxruntime run here directly."""
+    import onnxruntime as ort
+
+    from effnet_cli import labels
+
+    folder, name, images = artifacts
+    onnx_path = folder / f"{name}.onnx"
+    out = tmp_path / "predictions.csv"
+    result = cli("predict", *images, "--from", onnx_path, "--top", "3", "--json", "--csv", out)
+    assert result.code == 0, result.stderr
+    document = json.loads(result.stdout)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    batch = np.stack([pillow_reference(p, RESOLUTION) for p in images])
+    probs = session.run(None, {session.get_inputs()[0].name: batch})[0]
+    names = labels.imagenet()
+    validate(document)
+    assert document["model"]["resolution"] == [RESOLUTION] * 2 and document["runtime"] == "onnx"
+    for row, image in zip(probs, document["images"], strict=True):
+        expected = np.argsort(-row)[:3]
+        assert [entry["class"] for entry in image["top"]] == list(expected)
+        for entry in image["top"]:
+            assert entry["probability"] == pytest.approx(row[entry["class"]], abs=2e-3)
+            assert entry["label"] == names[entry["class"]]
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 3 * len(images)
+    assert rows[0]["class"] == str(document["images"][0]["top"][0]["class"])
+
+
+@pytest.mark.slow
+def test_predict_from_onnx_imports_no_tensorflow(artifacts):
+    from .test_cli import _modules_after
+
+    folder, name, images = artifacts
+    argv = ["predict", *map(str, images), "--from", str(folder / f"{name}.onnx"), "--json"]
+    loaded = _modules_after(f"from effnet_cli.cli import main\nmain({argv!r})")
+    assert "onnxruntime" in loaded  # it ran
+    assert not {"tensorflow", "keras", "tf2onnx"} & loaded
+
+
+@pytest.mark.slow
+def test_a_labels_file_names_the_classes_and_a_wrong_count_is_refused(cli, artifacts, tmp_path):
+    folder, name, images = artifacts
+    good = tmp_path / "labels.txt"
+    good.write_text("".join(f"thing {i}\n" for i in range(1000)))
+    result = cli("predict", images[0], "--from", folder / f"{name}.onnx", "--labels", good,
+                 "--json")  # fmt: skip
+    assert result.code == 0, result.stderr
+    top = json.loads(result.stdout)["images"][0]["top"][0]
+    assert top["label"] == f"thing {top['class']}"
+    short = tmp_path / "short.txt"
+    short.write_text("cat\ndog\n")
+    result = cli("predict", images[0], "--from", folder / f"{name}.onnx", "--labels", short)
+    assert result.code == 2 and result.stdout == ""
+    assert "1000 classes" in result.stderr and "2 labels" in result.stderr
+
+
+@pytest.mark.slow
+def test_export_verify_images_reports_real_image_agreement(cli, artifacts, tmp_path, capsys):
+    """The same numbers `predict --compare` gives for the file export writes and verifies."""
+    folder, name, images = artifacts
+    keras_file = folder / f"{name}.keras"
+    result = cli("export", "--from", keras_file, "-f", "onnx", "-o", tmp_path,
+                 "--verify-images", images[0].parent, "--json")  # fmt: skip
+    assert result.code == 0, result.stderr
+    (artifact,) = json.loads(result.stdout)["artifacts"]
+    real = artifact["real_images"]
+    assert real["images"] == len(images)
+    compared = cli("predict", images[0].parent, "--compare", f"{keras_file},{artifact['path']}",
+                   "--json")  # fmt: skip
+    row = json.loads(compared.stdout)["rows"][1]
+    assert real["top1_agreement"] == row["top1_agreement"] == 1.0
+    assert real["top5_overlap"] == row["top5_overlap"] == 1.0
+    assert real["max_abs_diff_prob"] == pytest.approx(row["max_abs_diff_prob"], abs=1e-6)
+    from effnet_cli import render
+
+    render.print_real_image_agreement([artifact])  # the table export prints without --json
+    assert "real images (6), against Keras" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_model_exported_without_its_normalization_is_fed_normalized_pixels(cli, tmp_path):
+    """--no-preprocessing: the metadata says what the model expects and predict applies it;
+    held against onnxruntime fed (x / 255 - mean) / std computed here from ImageNet's
+    published mean and standard deviation."""
+    import onnxruntime as ort
+
+    code = cli("export", "--phi", "0", "--resolution", RESOLUTION, "--no-preprocessing",
+               "--seed", "1", "-f", "onnx", "-o", tmp_path).code  # fmt: skip
+    assert code == 0
+    (onnx_path,) = tmp_path.glob("*.onnx")
+    images = make_images(tmp_path / "images", count=3, seed=5)
+    result = cli("predict", *images, "--from", onnx_path, "--json")
+    assert result.code == 0, result.stderr
+    assert "effnet applies it" in result.stderr
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    batch = np.stack([pillow_reference(p, RESOLUTION) for p in images])
+    fed = ((batch / 255.0 - mean) / std).astype(np.float32)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    probs = session.run(None, {name: fed})[0]
+    raw = session.run(None, {name: batch})[0]  # what forgetting the normalization would give
+    got = json.loads(result.stdout)["images"]
+    ours = np.array([[e["probability"] for e in image["top"]] for image in got])
+    classes = np.array([[e["class"] for e in image["top"]] for image in got])
+    expected = np.take_along_axis(probs, classes, axis=1)
+    assert np.allclose(ours, expected, rtol=1e-4)
+    assert not np.allclose(ours, np.take_along_axis(raw, classes, axis=1), rtol=1e-3)
+    assert list(classes[:, 0]) == list(np.argmax(probs, axis=1))
+
+
+@pytest.mark.slow
+def test_a_model_built_from_options_is_the_one_export_writes_with_the_same_seed(cli, artifacts):
+    """`predict --seed 0` builds and calibrates the model `export --seed 0` wrote."""
+    folder, name, images = artifacts
+    built = cli("predict", *images[:3], "--phi", "0", "--resolution", RESOLUTION, "--seed", "0",
+                "--json")  # fmt: skip
+    assert built.code == 0, built.stderr
+    assert "random weights (seed 0" in built.stderr
+    loaded = cli("predict", *images[:3], "--from", folder / f"{name}.keras", "--json")
+    assert loaded.code == 0, loaded.stderr
+    for ours, theirs in zip(json.loads(built.stdout)["images"],
+                            json.loads(loaded.stdout)["images"], strict=True):  # fmt: skip
+        assert [e["class"] for e in ours["top"]] == [e["class"] for e in theirs["top"]]
+        for a, b in zip(ours["top"], theirs["top"], strict=True):
+            assert a["probability"] == pytest.approx(b["probability"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_a_registered_backend_predicts_from_its_record_alone(cli, artifacts, monkeypatch):
+    """tests/fake_backend.py (a renamed .keras, unknown to predict.py) gives Keras' classes."""
+    import shutil
+
+    from effnet_cli import backends
+
+    from . import fake_backend
+
+    monkeypatch.setitem(backends.BACKENDS, "fake", fake_backend.RECORD)
+    folder, name, images = artifacts
+    fake = folder / f"{name}.fake"
+    shutil.copyfile(folder / f"{name}.keras", fake)
+    result = cli("predict", *images[:2], "--compare", f"{folder / f'{name}.keras'},{fake}",
+                 "--json")  # fmt: skip
+    assert result.code == 0, result.stderr
+    row = json.loads(result.stdout)["rows"][1]
+    assert row["runtime"] == "fake" and row["top1_agreement"] == 1.0
+    assert row["max_abs_diff_prob"] < 1e-6
