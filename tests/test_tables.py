@@ -207,7 +207,7 @@ def test_export_table_keeps_the_written_path_whole(capsys, terminal, width):
                                 sizes=[224])  # fmt: skip
         target = SimpleNamespace(backend=backend, path=path, precision="fp32")
         return SimpleNamespace(target=target, bytes=21181235, seconds=8.25, kept=True,
-                               verification=check)  # fmt: skip
+                               verification=check, real_images=None)  # fmt: skip
 
     artifacts = [artifact("onnx", "some/deeper/folder/out/efficientnet-b0.onnx", 5.1e-6),
                  artifact("tflite", "out/efficientnet-b0.tflite", 3.7e-6)]  # fmt: skip
