@@ -249,6 +249,29 @@ def bench(
     ] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")] = None,
     xla: Annotated[bool, typer.Option(help="Keras: compile with XLA.")] = False,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="latency (one call at a time), throughput (several requests in flight, "
+            "wall images/s) or both."
+        ),
+    ] = "latency",
+    streams: Annotated[
+        Optional[int],
+        typer.Option(help="Throughput: requests in flight (default: tuned, else the runtime's)."),
+    ] = None,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune", help="Throughput: search the requests in flight again (bounded; cached)."
+        ),
+    ] = False,
+    recommend: Annotated[
+        bool,
+        typer.Option(
+            "--recommend", help="End with the fastest artifact per precision and mode to deploy."
+        ),
+    ] = False,
     ceiling: Annotated[
         bool,
         typer.Option(
@@ -281,6 +304,7 @@ def bench(
         device=device, batches=B.parse_batches(batch), warmup=warmup,
         iterations=None if duration else iterations, duration_s=duration, threads=threads,
         seed=model.seed or 0, xla=xla, measure_ceiling=ceiling, calibration=calibration,
+        modes=B.parse_modes(mode), streams=streams, tune=tune,
     )  # fmt: skip
     B.check_request(request)
     allowed_pct = B.gate_threshold(baseline, max_regression)
