@@ -964,3 +964,199 @@ def enforce_gate(compared: list[dict[str, Any]]) -> None:
                 for c in slower
             )
         )
+
+
+def recommend(
+    result: dict[str, Any], model_args: list[str] | None, calibration: Path | None
+) -> list[dict[str, Any]]:
+    """`--recommend`: per precision and mode, the fastest row fit to deploy, and the exact
+    `effnet export` command that writes its artifact (`model_args` None: the benched file is
+    the artifact). Never a row with an error, an emulated
+    precision, drift that was not measured, or top-1 agreement under RECOMMEND_MIN_AGREEMENT."""
+    answers = []
+    for mode in result["settings"]["modes"]:
+        rows = result["rows"] if mode == "latency" else result.get("throughput_rows", [])
+        for precision in dict.fromkeys(row["precision"].split("-")[0] for row in rows):
+            candidates = [r for r in rows if r["precision"].split("-")[0] == precision]
+            fit = [r for r in candidates if unfit_reason(r) is None]
+            if not fit:
+                reasons = sorted({str(unfit_reason(r)) for r in candidates})
+                answers.append({"precision": precision, "mode": mode, "none": "; ".join(reasons)})
+                continue
+            best = max(fit, key=lambda row: row["images_per_s"])
+            answers.append(deploy_answer(best, mode, model_args, calibration, result["model"]))
+    return answers
+
+
+def unfit_reason(row: dict[str, Any]) -> str | None:
+    if row.get("error"):
+        return f"{row['runtime']}: {row['error']}"
+    if row["precision"].endswith("-emulated"):
+        return f"{row['runtime']} runs {row['precision']}"
+    if row.get("top1_agreement") is None:
+        return f"{row['runtime']}: drift unmeasured"
+    if row["top1_agreement"] < RECOMMEND_MIN_AGREEMENT:
+        return (f"{row['runtime']}: top-1 agreement {row['top1_agreement']:.0%} under "
+                f"{RECOMMEND_MIN_AGREEMENT:.0%}")  # fmt: skip
+    return None
+
+
+def deploy_answer(
+    row: dict[str, Any],
+    mode: str,
+    model_args: list[str] | None,
+    calibration: Path | None,
+    model: dict[str, Any],
+) -> dict[str, Any]:
+    """The row, its artifact and the command that writes it. A hint (OpenVINO bf16/fp16) or a
+    dtype policy (Keras bf16) runs the fp32 file: the settings say how to run it."""
+    import shlex
+
+    backend = backends.get(row["runtime"])
+    way = backend.precisions[row["precision"]]
+    file_precision = row["precision"] if way.how == "file" else "fp32"
+    command = ["effnet", "export", *(model_args or []), "-f", row["runtime"]]
+    if file_precision != "fp32":
+        command += ["--quantize", file_precision]
+    if way.calibration and calibration is not None:
+        command += ["--calibration", str(calibration)]
+    command += ["-o", "deploy"]
+    name, result_artifact = model["name"], model.get("artifact")
+    settings = row.get("settings") or ""
+    if way.how == "hint":
+        settings = (
+            f"{settings}; the fp32 IR compiled with INFERENCE_PRECISION_HINT "
+            + (runtimes.OPENVINO_HINTS[row["precision"]])
+        )
+    elif way.how == "policy":
+        settings = f"{settings}; build under the Keras dtype policy mixed_bfloat16"
+    return {
+        "precision": row["precision"], "mode": mode, "runtime": row["runtime"],
+        "batch": row["batch"], "images_per_s": row["images_per_s"],
+        "drift_max_rel": row["drift_max_rel"], "top1_agreement": row["top1_agreement"],
+        "settings": settings, "how": way.how, "file_precision": file_precision,
+        "artifact": f"deploy/{backend.artifact_name(name, file_precision)}"
+        if model_args is not None else result_artifact,
+        "command": shlex.join(command) if model_args is not None else None,
+    }  # fmt: skip
+
+
+def artifact_precision(backend: backends.Backend, path: Path) -> str:
+    """The precision converted into an artifact, read from the file itself: effnet's metadata
+    where it wrote some (ONNX, OpenVINO), else the tensors' types (a TFLite file has no
+    metadata: int8 when its convolutions read int8 activations, dynamic when only weights are
+    int8, fp16 when weights are float16)."""
+    reader = {"onnx": _onnx_precision, "tflite": _tflite_precision,
+              "openvino": _openvino_precision}.get(backend.name)  # fmt: skip
+    return reader(path) if reader else "fp32"
+
+
+def _onnx_precision(path: Path) -> str:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    recorded = {p.key: p.value for p in model.metadata_props}.get("precision")
+    if recorded:
+        return recorded
+    if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
+        return "int8"
+    float16 = onnx.TensorProto.FLOAT16
+    return "fp16" if any(t.data_type == float16 for t in model.graph.initializer) else "fp32"
+
+
+TFLITE_WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def _tflite_precision(path: Path) -> str:
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()  # LiteRT has no public op listing
+    convolutions = [op for op in ops if op["op_name"] in TFLITE_WEIGHTED_OPS]
+
+    def dtype(index: int) -> Any:
+        return np.dtype(tensors[index]["dtype"]) if index in tensors else None
+
+    if any(dtype(op["inputs"][0]) == np.int8 for op in convolutions):
+        return "int8"
+    if any(dtype(op["inputs"][1]) == np.int8 for op in convolutions):
+        return "dynamic"
+    return "fp16" if any(np.dtype(t["dtype"]) == np.float16 for t in tensors.values()) else "fp32"
+
+
+def _openvino_precision(path: Path) -> str:
+    import openvino as ov
+
+    model = ov.Core().read_model(str(runtimes.openvino_xml(path)))
+    return "int8" if runtimes.fake_quantize_ops(model) else "fp32"
+
+
+def artifact_resolution(document: dict[str, Any]) -> tuple[int, int] | None:
+    """Height and width of an artifact's (NHWC or NCHW) image input, from `inspect`'s document;
+    None where they are not fixed."""
+    shape = document["inputs"][0]["shape"]
+    if len(shape) != 4:
+        return None
+    height, width = (shape[2], shape[3]) if shape[1] == 3 and shape[3] != 3 else shape[1:3]
+    return (height, width) if height and width else None
+
+
+def run_artifact_bench(
+    path: Path,
+    reference: Any | None,
+    resolution: int | None,
+    request: BenchRequest,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """`bench --from FILE` for any backend's artifact: that file timed with its own runtime,
+    labelled with the precision read from it; drift against `reference` (a Keras model) when
+    given, else said to be unmeasured."""
+    import numpy as np
+
+    from effnet_cli import files
+
+    backend = backends.of_path(path)
+    if backend.name == "keras":
+        raise UsageError("a .keras file is benched as a model: bench --from FILE.keras")
+    document = backend.read(path)
+    size = artifact_resolution(document) or ((resolution, resolution) if resolution else None)
+    if size is None:
+        raise UsageError(f"{path.name} takes any input size: give --resolution")
+    precision = artifact_precision(backend, path)
+    started = time.perf_counter()
+    with files.stdout_to_stderr(), files.silenced_stderr():
+        runner = backend.load(path, request.device, request.threads, precision)
+    runner.runtime = backend.name
+    setup_s = time.perf_counter() - started
+    rng = np.random.default_rng(request.seed)
+    inputs = {b: rng.uniform(0, 255, (b, *size, 3)).astype("float32") for b in request.batches}
+    expected = None
+    if reference is not None:
+        from effnet_cli.builder import fresh_batchnorm
+
+        if fresh_batchnorm(reference):  # export gave its model statistics before writing
+            progress("the reference's BatchNorm statistics are fresh (random weights): give the "
+                     ".keras that `export -f keras` wrote with the artifact")  # fmt: skip
+        keras = runtimes.keras_runner(reference, request.device)
+        expected = {b: np.asarray(keras.comparable(x)) for b, x in inputs.items()}
+    name = document.get("metadata", {}).get("model") or path.stem
+    timed = time_modes(runner, inputs, expected, setup_s, None, request, name, progress)
+    ceiling = gemm_ceiling(request.threads, request.device, request.measure_ceiling, progress)
+    result = {
+        "model": {"name": name, "resolution": list(size), "macs": None, "family": None,
+                  "artifact": str(path), "precision": precision},
+        "settings": {"device": request.device, "batches": list(request.batches),
+                     "warmup": request.warmup, "iterations": request.iterations,
+                     "duration_s": request.duration_s,
+                     "threads": runtimes.threads_or_default(request.threads),
+                     "seed": request.seed, "xla": False, "modes": list(request.modes)},
+        "ceiling": ceiling,
+        "environment": environment(request.threads),
+        "rows": timed["latency"],
+        "skipped": [],
+    }  # fmt: skip
+    if "throughput" in request.modes:
+        result["throughput_rows"] = timed["throughput"]
+    return result

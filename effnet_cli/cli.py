@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from click.exceptions import NoArgsIsHelpError
@@ -28,7 +28,7 @@ from effnet_cli.errors import (
     UsageError,
     require_choice,
 )
-from effnet_cli.options import ModelOptions, model_command
+from effnet_cli.options import ModelOptions, model_args, model_command
 from effnet_cli.writers import DEFAULT_OPSET
 
 app = typer.Typer(
@@ -225,7 +225,16 @@ def inspect(
 def bench(
     model: ModelOptions,
     source: Annotated[
-        Optional[Path], typer.Option("--from", help="Benchmark this .keras file instead.")
+        Optional[Path],
+        typer.Option(
+            "--from",
+            help="Benchmark this .keras file instead, or time any artifact (.onnx, .tflite, "
+            "OpenVINO .xml or folder, SavedModel folder) at the precision read from it.",
+        ),
+    ] = None,
+    reference: Annotated[
+        Optional[Path],
+        typer.Option(help="With --from an artifact: the .keras model its drift is measured on."),
     ] = None,
     runtime: Annotated[
         str, typer.Option(help=f"{', '.join(backends.bench_runtimes())} or all (comma-separated).")
@@ -308,6 +317,16 @@ def bench(
     )  # fmt: skip
     B.check_request(request)
     allowed_pct = B.gate_threshold(baseline, max_regression)
+    if reference is not None:
+        if source is None or source.suffix == ".keras":
+            raise UsageError("--reference applies with --from an artifact (.onnx, .tflite, …)")
+        builder.check_keras_file(reference)
+    if source is not None and source.suffix != ".keras":
+        if baseline is not None or csv_path is not None or plot is not None:
+            raise UsageError("--baseline, --csv and --plot apply to models, not --from an artifact")
+        bench_artifact(source, reference, model.resolution, request, threads, json_output,
+                       recommend)  # fmt: skip
+        return
     if source is not None:
         builder.check_keras_file(source)
     before = B.load_baseline(baseline) if baseline is not None else None
@@ -329,6 +348,9 @@ def bench(
     if compared is not None:
         result["gate"] = {"baseline": str(baseline), "max_regression_pct": allowed_pct,
                           "compared": compared}  # fmt: skip
+    if recommend:
+        args = ["--from", str(source)] if source is not None else model_args(model)
+        result["recommendations"] = B.recommend(result, args, calibration)
     render.show("bench", result, json_output, render.print_bench)
     if csv_path is not None:
         files.write_text(csv_path, render.bench_csv(result["rows"]))
@@ -338,6 +360,28 @@ def bench(
         for comparison in compared:
             render.note(render.gate_line(comparison))
         B.enforce_gate(compared)
+
+
+def bench_artifact(
+    source: Path,
+    reference: Optional[Path],
+    resolution: Optional[int],
+    request: Any,  # bench.BenchRequest (bench loads lazily)
+    threads: Optional[int],
+    json_output: bool,
+    recommend: bool,
+) -> None:
+    """`bench --from` an artifact that is no .keras: that file, timed by its own runtime."""
+    from effnet_cli import bench as B
+    from effnet_cli import builder
+
+    B.configure_threads(threads)
+    request.device = B.resolve_device(request.device, render.note)
+    keras = builder.load_keras_file(reference) if reference is not None else None
+    result = B.run_artifact_bench(source, keras, resolution, request, render.note)
+    if recommend:
+        result["recommendations"] = B.recommend(result, None, None)
+    render.show("bench", result, json_output, render.print_bench)
 
 
 FAMILY_CHOICES = (*S.FAMILIES, "all")

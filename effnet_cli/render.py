@@ -581,6 +581,7 @@ def print_bench(result: Mapping[str, Any]) -> None:
             table.add_row(*head, row["error"], *["–"] * (len(columns) - 5))
             continue
         share = f"{row['ceiling_fraction']:.0%}" if row.get("ceiling_fraction") else "–"
+        drift, top1 = _drift_cells(row)
         table.add_row(
             *head,
             *(f"{row[k]:.2f}" for k in ("latency_ms_mean", "latency_ms_std", "latency_ms_min",
@@ -588,7 +589,7 @@ def print_bench(result: Mapping[str, Any]) -> None:
             f"{row['images_per_s']:.1f}",
             f"{row['macs_per_s'] / 1e9:.1f}" if row.get("macs_per_s") else "–",
             *([share] if with_ceiling else []),
-            f"{row['drift_max_rel']:.1e}", f"{row['top1_agreement']:.0%}",
+            drift, top1,
             f"{row['first_inference_ms']:.0f}", f"{row['setup_s']:.1f}",
             "★" if i in best else "",
         )  # fmt: skip
@@ -599,10 +600,63 @@ def print_bench(result: Mapping[str, Any]) -> None:
         "images; top-1: agreement with fp32 Keras.",
         markup=False,
     )
+    if result.get("throughput_rows"):
+        print_throughput(result, console)
     for skip in result.get("skipped", []):
         console.print(
             f"skipped {skip['runtime']} {skip['precision']}: {skip['reason']}", markup=False
         )
+    for line in result.get("recommendations", []):
+        console.print(recommend_line(line), markup=False)
+
+
+def _drift_cells(row: Mapping[str, Any]) -> list[str]:
+    if row.get("drift_max_rel") is None:
+        return ["unmeasured", "–"]
+    return [f"{row['drift_max_rel']:.1e}", f"{row['top1_agreement']:.0%}"]
+
+
+def print_throughput(result: Mapping[str, Any], console: Any) -> None:
+    """Throughput rows apart from the latency table: wall images/s with N requests in flight,
+    and each request's latency under that load (never single-stream latency)."""
+    columns = ["runtime", "precision", "batch", "in flight", "img/s (wall)", "load p50 ms",
+               "load p90 ms", "load p99 ms", "drift", "top-1", "settings", ""]  # fmt: skip
+    table = _table("throughput: requests in flight for a fixed time · ★ fastest per precision "
+                   "and batch", columns, right_from=2)  # fmt: skip
+    rows = result["throughput_rows"]
+    best = fastest_rows(rows)
+    for i, row in enumerate(rows):
+        head = [row["runtime"], row["precision"], str(row["batch"])]
+        if row.get("error"):
+            table.add_row(*head, row["error"], *["–"] * (len(columns) - 4))
+            continue
+        table.add_row(
+            *head, f"{row['in_flight']} ({row['in_flight_observed']} seen)",
+            f"{row['images_per_s']:.1f}",
+            *(f"{row[k]:.2f}" for k in ("load_latency_ms_p50", "load_latency_ms_p90",
+                                        "load_latency_ms_p99")),
+            *_drift_cells(row), f"{row['settings']}; {row['settings_source']}",
+            "★" if i in best else "",
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        "in flight: requests kept running at once (seen: the most that overlapped); load "
+        "latency: each request's own time while the others ran, not single-stream latency.",
+        markup=False,
+    )
+
+
+def recommend_line(rec: Mapping[str, Any]) -> str:
+    """One `--recommend` answer: what to deploy for a precision and mode, and how to make it."""
+    if rec.get("none"):
+        return f"recommend {rec['precision']} {rec['mode']}: none ({rec['none']})"
+    drift = ("drift unmeasured" if rec.get("drift_max_rel") is None else
+             f"drift {rec['drift_max_rel']:.1e}, top-1 {rec['top1_agreement']:.0%}")  # fmt: skip
+    return (
+        f"recommend {rec['precision']} {rec['mode']}: {rec['runtime']} batch {rec['batch']}, "
+        f"{rec['images_per_s']:.1f} img/s, {drift}; {rec['settings']}; "
+        + (f"make it: {rec['command']}" if rec["command"] else f"the file: {rec['artifact']}")
+    )
 
 
 def ceiling_line(ceiling: Mapping[str, Any]) -> str:
