@@ -162,7 +162,7 @@ def test_the_recommended_export_command_writes_that_precision(cli, tmp_path, mon
     for answer in answers:
         command = shlex.split(answer["command"])
         assert command[:2] == ["effnet", "export"]
-        written = cli(*command[2:])  # run as printed
+        written = cli(*command[1:])  # run as printed
         assert written.code == 0, written.stderr
         shown = cli("inspect", answer["artifact"], "--json")
         assert shown.code == 0, shown.stderr
