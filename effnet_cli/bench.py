@@ -974,13 +974,14 @@ def recommend(
     the artifact). Never a row with an error, an emulated
     precision, drift that was not measured, or top-1 agreement under RECOMMEND_MIN_AGREEMENT."""
     answers = []
+    every = result["rows"] + result.get("throughput_rows", [])
     for mode in result["settings"]["modes"]:
         rows = result["rows"] if mode == "latency" else result.get("throughput_rows", [])
         for precision in dict.fromkeys(row["precision"].split("-")[0] for row in rows):
             candidates = [r for r in rows if r["precision"].split("-")[0] == precision]
-            fit = [r for r in candidates if unfit_reason(r) is None]
+            fit = [r for r in candidates if unfit_reason(r, every) is None]
             if not fit:
-                reasons = sorted({str(unfit_reason(r)) for r in candidates})
+                reasons = sorted({str(unfit_reason(r, every)) for r in candidates})
                 answers.append({"precision": precision, "mode": mode, "none": "; ".join(reasons)})
                 continue
             best = max(fit, key=lambda row: row["images_per_s"])
@@ -988,15 +989,20 @@ def recommend(
     return answers
 
 
-def unfit_reason(row: dict[str, Any]) -> str | None:
+def unfit_reason(row: dict[str, Any], every: list[dict[str, Any]]) -> str | None:
+    """Why a row may not be recommended, or None. Agreement is the artifact's, not the row's:
+    the lowest over all its rows (a batch of one image agrees 100 % or 0 %)."""
     if row.get("error"):
         return f"{row['runtime']}: {row['error']}"
     if row["precision"].endswith("-emulated"):
         return f"{row['runtime']} runs {row['precision']}"
-    if row.get("top1_agreement") is None:
+    same = [r.get("top1_agreement") for r in every
+            if (r["runtime"], r["precision"]) == (row["runtime"], row["precision"])
+            and not r.get("error")]  # fmt: skip
+    if row.get("top1_agreement") is None or None in same:
         return f"{row['runtime']}: drift unmeasured"
-    if row["top1_agreement"] < RECOMMEND_MIN_AGREEMENT:
-        return (f"{row['runtime']}: top-1 agreement {row['top1_agreement']:.0%} under "
+    if min(same) < RECOMMEND_MIN_AGREEMENT:
+        return (f"{row['runtime']} {row['precision']}: top-1 agreement {min(same):.0%} under "
                 f"{RECOMMEND_MIN_AGREEMENT:.0%}")  # fmt: skip
     return None
 

@@ -137,7 +137,8 @@ def test_recommend_never_names_an_error_an_emulation_or_low_agreement():
             _row("tflite", "fp32", 60.0),
             _row("openvino", "fp32", 61.0, agreement=0.5),  # under the threshold
             _row("keras", "bf16-emulated", 500.0),  # emulated: never
-            _row("tflite", "int8", 160.0, agreement=0.75),
+            _row("tflite", "int8", 160.0, agreement=1.0),  # one image agreed: but at batch 8
+            _row("tflite", "int8", 150.0, agreement=0.75, batch=8),  # the file falls under 90 %
             _row("openvino", "int8", 96.0, agreement=0.95, batch=8),
         ],
     }
@@ -259,3 +260,12 @@ def test_the_tuning_is_cached_and_tune_searches_again(cli, monkeypatch):
     cached = source()
     assert cached.startswith("tuned ") and "cached" in cached and searches == ["onnx"]
     assert source("--tune").startswith("tuned now") and searches == ["onnx", "onnx"]
+
+
+def test_model_args_repeat_the_options_that_differ_from_their_defaults():
+    from effnet_cli.options import ModelOptions, model_args
+
+    options = ModelOptions(phi=0, resolution=96, include_top=False, dropout=0.25, seed=3)
+    assert model_args(options) == ["--phi", "0", "--resolution", "96", "--no-top", "--dropout",
+                                   "0.25", "--seed", "3"]  # fmt: skip
+    assert model_args(ModelOptions()) == []
