@@ -410,7 +410,7 @@ def v2_inference_rows(repeats: int, threads: int = 2) -> list[tuple[str, float, 
 
 
 HAND_SECONDS = 2.0  # each candidate's run in each round
-HAND_ROUNDS = 2
+HAND_ROUNDS = 3
 
 
 def hand_section(threads: int = 2, rounds: int = HAND_ROUNDS) -> str:
