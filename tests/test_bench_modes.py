@@ -54,8 +54,8 @@ def test_threaded_drive_keeps_n_requests_in_flight():
     assert recorder.most == 3 and len(intervals) == recorder.calls
     stats = B.throughput_stats(intervals, 2)
     assert stats["in_flight_observed"] == 3 and stats["requests"] == recorder.calls
-    # three requests of ~10 ms at once: wall throughput above twice one stream's 2 per 10 ms
-    assert stats["images_per_s"] > 2 * 2 / 0.010
+    # three requests at once: wall throughput above two streams' worth of the mean request
+    assert stats["images_per_s"] > 2 * 2 / (stats["load_latency_ms_mean"] / 1000)
     assert stats["load_latency_ms_min"] >= 10 and "latency_ms_p50" not in stats
 
 
