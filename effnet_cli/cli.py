@@ -317,6 +317,8 @@ def bench(
     )  # fmt: skip
     B.check_request(request)
     allowed_pct = B.gate_threshold(baseline, max_regression)
+    if baseline is not None and "latency" not in request.modes:
+        raise UsageError("--baseline compares latency rows: use --mode latency or both")
     if reference is not None:
         if source is None or source.suffix == ".keras":
             raise UsageError("--reference applies with --from an artifact (.onnx, .tflite, …)")

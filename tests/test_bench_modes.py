@@ -117,6 +117,8 @@ def test_throughput_options_are_checked(cli):
     assert refused.code == 2 and "valid: latency, throughput" in refused.stderr
     refused = cli("bench", "--resolution", "64", "--mode", "both", "--streams", "2", "--tune")
     assert refused.code == 2 and "give one" in refused.stderr
+    refused = cli("bench", "--resolution", "64", "--mode", "throughput", "--baseline", "b.json")
+    assert refused.code == 2 and "--baseline compares latency rows" in refused.stderr
 
 
 # ---------------------------------------------------------------------------- --recommend
