@@ -464,6 +464,232 @@ def predict_rows(repeats: int) -> list[tuple[str, float, str, float]]:
     return rows
 
 
+HAND_SECONDS = 2.0  # each candidate's run in each round
+HAND_ROUNDS = 3
+
+
+def hand_section(threads: int = 2, rounds: int = HAND_ROUNDS) -> str:
+    """effnet's runners (latency and throughput modes) beside the best a user gets by hand from
+    the same runtimes on keras.applications' B0 at 224: tf2onnx → onnxslim → onnxruntime with
+    explicit threads (N sessions × 1 thread for throughput); LiteRT; OpenVINO from the ONNX
+    under the LATENCY and THROUGHPUT hints with an AsyncInferQueue. fp32, and bf16 where the
+    CPU has it; batch 1 and 8; every candidate once per round, rounds interleaved; the cell
+    compares effnet's fastest with the fastest by hand. (Keras under tf.function is left out of
+    both sides: at 26–45 img/s here it is never the fastest.)"""
+    import threading
+
+    import numpy as np
+
+    from effnet_cli import backends, capabilities, files, runtimes, writers
+    from effnet_cli.bench import BenchRequest, time_runner, time_streams
+    from effnet_cli.builder import calibrate_batchnorm, import_keras
+    from effnet_cli.export import compare
+
+    keras = import_keras()
+    import onnxruntime as ort
+    import onnxslim
+    import openvino as ov
+    from ai_edge_litert.interpreter import Interpreter
+
+    scratch = Path(tempfile.mkdtemp(prefix="effnet-hand-"))
+    reference = keras.applications.EfficientNetB0(weights=None, classifier_activation=None)
+    calibrate_batchnorm(reference, seed=0)  # real statistics, so that drift means something
+    # The files: tf2onnx's raw graph (no effnet optimisation), then onnxslim by hand; LiteRT's
+    # converter; OpenVINO's convert_model on the slimmed ONNX. effnet's own files beside them.
+    raw, slim = scratch / "hand-raw.onnx", scratch / "hand-slim.onnx"
+    ours = {fmt: scratch / f"effnet.{fmt}" for fmt in ("onnx", "tflite", "openvino")}
+    with files.stdout_to_stderr(), files.silenced_stderr():
+        writers.write_onnx(reference, raw, opset=writers.DEFAULT_OPSET, batch=None, meta={},
+                           optimize=False)  # fmt: skip
+        onnxslim.slim(str(raw), str(slim))
+        for fmt, path in ours.items():
+            backends.get(fmt).write(reference, path, opset=writers.DEFAULT_OPSET, batch=None,
+                                    meta={})  # fmt: skip
+    hand_tflite = ours["tflite"]  # the TFLite converter's file: effnet adds nothing to it
+    core = ov.Core()
+    hand_ir = core.read_model(str(slim))
+
+    def ort_call(per_thread: int):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = per_thread, 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(str(slim), options, providers=["CPUExecutionProvider"])
+        return lambda x: session.run(None, {"input": x})[0]
+
+    def litert_call(per_thread: int):
+        interpreter = Interpreter(model_path=str(hand_tflite), num_threads=per_thread)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        output = interpreter.get_output_details()[0]["index"]
+
+        def call(x):
+            if tuple(interpreter.get_input_details()[0]["shape"]) != x.shape:
+                interpreter.resize_tensor_input(detail["index"], list(x.shape))
+                interpreter.allocate_tensors()
+            interpreter.set_tensor(detail["index"], x)
+            interpreter.invoke()
+            return interpreter.get_tensor(output)
+
+        return call
+
+    def by_threads(calls):
+        """N callers, each on its own Python thread, as a user writes it by hand."""
+
+        def run(images, seconds):
+            done = [0] * len(calls)
+            deadline = time.perf_counter() + seconds
+
+            def loop(i):
+                while time.perf_counter() < deadline:
+                    calls[i](images)
+                    done[i] += 1
+
+            workers = [threading.Thread(target=loop, args=(i,)) for i in range(len(calls))]
+            started = time.perf_counter()
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            return sum(done) * len(images) / (time.perf_counter() - started)
+
+        return run
+
+    def ov_latency(hint):
+        compiled = core.compile_model(hand_ir, "CPU", {"PERFORMANCE_HINT": "LATENCY",
+                                      "INFERENCE_PRECISION_HINT": hint,
+                                      "INFERENCE_NUM_THREADS": threads})  # fmt: skip
+        request = compiled.create_infer_request()
+        return lambda x: request.infer({0: x})
+
+    def ov_throughput(hint):
+        compiled = core.compile_model(hand_ir, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT",
+                                      "INFERENCE_PRECISION_HINT": hint,
+                                      "INFERENCE_NUM_THREADS": threads})  # fmt: skip
+        queue = ov.AsyncInferQueue(
+            compiled, compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        )
+
+        def run(images, seconds):
+            count, started = 0, time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                queue.start_async({0: images})
+                count += 1
+            queue.wait_all()
+            return count * len(images) / (time.perf_counter() - started)
+
+        return run
+
+    def latency_of(call):
+        request = BenchRequest(runtimes=[], iterations=None, duration_s=HAND_SECONDS, warmup=2)
+        return lambda images: time_runner(_Runner(call), images, request)["images_per_s"]
+
+    def streams_of(streams):
+        return lambda images: time_streams(streams, images, HAND_SECONDS)["images_per_s"]
+
+    def warmed(run):
+        def go(images):
+            run(images, 0.3)
+            return run(images, HAND_SECONDS)
+
+        return go
+
+    precisions = ["fp32"] + (["bf16"] if capabilities.native_in_openvino("bf16") else [])
+    candidates: dict[tuple[str, str, str, str], Callable[[object], float]] = {}
+    for precision in precisions:
+        hint = runtimes.OPENVINO_HINTS[precision]
+        effnet = [("openvino", backends.load_runner("openvino", ours["openvino"], threads=threads,
+                                                    precision=precision))]  # fmt: skip
+        if precision == "fp32":
+            effnet = [(fmt, backends.load_runner(fmt, ours[fmt], threads=threads))
+                      for fmt in ("onnx", "tflite")] + effnet  # fmt: skip
+        for name, runner in effnet:
+            candidates[(precision, "latency", "effnet", name)] = latency_of(runner.run)
+            candidates[(precision, "throughput", "effnet", name)] = streams_of(runner.streams(None))
+        candidates[(precision, "latency", "hand", "OpenVINO LATENCY")] = latency_of(
+            ov_latency(hint)
+        )
+        candidates[(precision, "throughput", "hand", "OpenVINO THROUGHPUT + AsyncInferQueue")] = (
+            warmed(ov_throughput(hint)))  # fmt: skip
+        if precision == "fp32":
+            candidates[("fp32", "latency", "hand", "onnxruntime + onnxslim")] = latency_of(
+                ort_call(threads)
+            )
+            candidates[("fp32", "latency", "hand", "LiteRT")] = latency_of(litert_call(threads))
+            candidates[("fp32", "throughput", "hand", f"onnxruntime, {threads} sessions")] = warmed(
+                by_threads([ort_call(1) for _ in range(threads)])
+            )
+            candidates[("fp32", "throughput", "hand", f"LiteRT, {threads} interpreters")] = warmed(
+                by_threads([litert_call(1) for _ in range(threads)])
+            )
+    speeds: dict[tuple[int, tuple[str, str, str, str]], list[float]] = {}
+    for _ in range(rounds):
+        for batch in (1, 8):
+            images = (
+                np.random.default_rng(batch).uniform(0, 255, (batch, 224, 224, 3)).astype("float32")
+            )
+            for key, measure in candidates.items():
+                speeds.setdefault((batch, key), []).append(measure(images))
+    median = {k: statistics.median(v) for k, v in speeds.items()}
+    images8 = np.random.default_rng(9).uniform(0, 255, (8, 224, 224, 3)).astype("float32")
+    expected = reference.predict(images8, verbose=0)
+    drift = {}
+    for precision in precisions:
+        runner = backends.load_runner("openvino", ours["openvino"], threads=threads,
+                                      precision=precision)  # fmt: skip
+        drift[precision] = compare(np.asarray(runner.run(images8)), expected)
+    lines = [
+        f"## effnet against tuning by hand, B0 224 (keras.applications), {threads} threads, "
+        f"images/s (median of {rounds} interleaved rounds of {HAND_SECONDS:g} s)",
+        "",
+        "CPU flags: " + " ".join(sorted(f for f in capabilities.cpu_flags()
+                                       if f in ("avx512_bf16", "amx_bf16", "avx512_fp16"))),
+        "",
+        "| precision | batch | mode | effnet's fastest | img/s | by hand, best | img/s | "
+        "effnet / hand |",
+        "|---|---:|---|---|---:|---|---:|---:|",
+    ]  # fmt: skip
+    best_fp32 = {}
+    for precision in precisions:
+        for batch in (1, 8):
+            for mode in ("latency", "throughput"):
+                cell = (batch, precision, mode)
+                (ours_name, ours_v), (hand_name, hand_v) = (
+                    _fastest(median, *cell, "effnet"),
+                    _fastest(median, *cell, "hand"),
+                )
+                if precision == "fp32":
+                    best_fp32[(batch, mode)] = ours_v
+                lines.append(f"| {precision} | {batch} | {mode} | {ours_name} | {ours_v:.1f} | "
+                             f"{hand_name} | {hand_v:.1f} | {ours_v / hand_v:.2f}× |")  # fmt: skip
+    lines.append("")
+    for precision, (rel, agreement) in drift.items():
+        lines.append(f"- OpenVINO {precision}: drift {rel:.1e} of the largest logit, top-1 "
+                     f"agreement {agreement:.0%} with Keras fp32 (8 images)")  # fmt: skip
+    if "bf16" in precisions:
+        for batch in (1, 8):
+            for mode in ("latency", "throughput"):
+                bf16 = max(v for (b, k), v in median.items()
+                           if b == batch and k[:3] == ("bf16", mode, "effnet"))  # fmt: skip
+                lines.append(f"- bf16 ÷ best fp32 (effnet), batch {batch}, {mode}: "
+                             f"{bf16 / best_fp32[(batch, mode)]:.2f}×")  # fmt: skip
+    lines.append("")
+    lines.append(
+        "All candidates, median img/s: "
+        + "; ".join(
+            f"{k[0]} b{b} {k[1]} {k[2]} {k[3]} {v:.1f}" for (b, k), v in sorted(median.items())
+        )
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _fastest(median: dict, batch: int, precision: str, mode: str, side: str) -> tuple[str, float]:
+    rows = {
+        k[3]: v for (b, k), v in median.items() if b == batch and k[:3] == (precision, mode, side)
+    }
+    name = max(rows, key=rows.__getitem__)
+    return name, rows[name]
+
+
 def markdown(
     title: str, rows: list[tuple[str, float, str, float]], higher_is_better: bool = False
 ) -> str:
@@ -484,9 +710,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
-    parser.add_argument("--sections", default="startup,build,runtimes,precisions,export,predict",
+    parser.add_argument("--sections",
+                        default="startup,build,runtimes,precisions,export,predict,hand",
                         help="comma-separated: startup, build, runtimes, precisions, export, "
-                        "predict, "
+                        "predict, hand (effnet against tuning by hand, ~5 minutes), "
                         "v2 (off by default: builds V2-L and exports three models, ~10 "
                         "minutes)")  # fmt: skip
     parser.add_argument("--b7-export", action="store_true",
@@ -520,6 +747,8 @@ def main() -> None:
         title = ("Predict, B0 224 ONNX, whole process (goals: within 1.2× of the script on 64 "
                  "images, under 1 s for one)")  # fmt: skip
         sections.append(markdown(title, predict_rows(repeats)))
+    if "hand" in chosen:
+        sections.append(hand_section())
     if "v2" in chosen:
         sections.append(markdown("EfficientNetV2: summary without TensorFlow (goal: under 0.3 s)",
                                  v2_startup_rows(repeats)))  # fmt: skip

@@ -22,7 +22,19 @@ from effnet_cli import __version__, backends, capabilities, runtimes
 from effnet_cli import spec as S
 from effnet_cli.errors import RegressionError, UsageError, WorkError, choices, split_list
 
-MODES = ("latency",)  # every row is timed one synchronous call at a time (throughput: later)
+# latency: one synchronous call at a time (single stream); throughput: several requests in
+# flight for a fixed time (each runtime's own way), reported apart as wall images/s and the
+# per-request latency *under load*.
+MODES = runtimes.MODES
+THROUGHPUT_DEFAULT_S = 2.0  # a throughput row's run, when --duration does not say
+# --tune: each candidate number of requests in flight runs this long, a row's search at most
+# TUNE_BUDGET_S (the rest of the candidates are skipped and the search says so).
+TUNE_TRIAL_S = 0.7
+TUNE_BUDGET_S = 8.0
+TUNE_VERSION = 1  # part of the tuning cache's key: a changed search tunes again
+# --recommend never names a row whose top-1 agreement with fp32 Keras is under this (the gate
+# export applies to quantized files).
+RECOMMEND_MIN_AGREEMENT = 0.9
 DEFAULT_MAX_REGRESSION_PCT = 10.0
 # The ceiling probe: its version is part of the cache key, so changing the method re-measures.
 PROBE_VERSION = 1
@@ -43,6 +55,9 @@ class BenchRequest:
     xla: bool = False
     measure_ceiling: bool = False
     calibration: Path | None = None  # images for precisions calibrated into the file (int8)
+    modes: tuple[str, ...] = ("latency",)
+    streams: int | None = None  # requests in flight in throughput mode (None: tuned/default)
+    tune: bool = False  # search the requests in flight again (else the cached search, if any)
 
 
 def parse_runtimes(value: str) -> list[str]:
@@ -61,6 +76,14 @@ def _parse_choices(option: str, value: str, valid: tuple[str, ...]) -> list[str]
             raise UsageError(f"unknown {option} {part!r}; valid: {choices((*valid, 'all'))}")
         chosen.extend(v for v in (valid if part == "all" else (part,)) if v not in chosen)
     return chosen
+
+
+def parse_modes(value: str) -> tuple[str, ...]:
+    if value == "both":
+        return MODES
+    if value not in MODES:
+        raise UsageError(f"unknown --mode {value!r}; valid: {choices((*MODES, 'both'))}")
+    return (value,)
 
 
 def parse_batches(value: str) -> tuple[int, ...]:
@@ -90,6 +113,13 @@ def check_request(request: BenchRequest) -> None:
         raise UsageError(f"calibration data {str(request.calibration)!r} does not exist")
     if request.threads is not None and not 1 <= request.threads <= 1024:
         raise UsageError(f"--threads must lie between 1 and 1024, not {request.threads}")
+    if request.streams is not None and not 1 <= request.streams <= 256:
+        raise UsageError(f"--streams must lie between 1 and 256, not {request.streams}")
+    if "throughput" not in request.modes and (request.streams is not None or request.tune):
+        option = "--streams" if request.streams is not None else "--tune"
+        raise UsageError(f"{option} applies to --mode throughput or both")
+    if request.streams is not None and request.tune:
+        raise UsageError("--streams fixes the requests in flight; --tune searches them: give one")
 
 
 def configure_threads(threads: int | None) -> None:
@@ -336,6 +366,141 @@ def time_runner(runner: runtimes.Runner, images: Any, request: BenchRequest) -> 
     return {"first_inference_ms": first_ms, **latency_stats(latencies, len(images))}
 
 
+def max_overlap(intervals: list[runtimes.Interval]) -> int:
+    """The most requests that were running at one instant (a start and an end at the same
+    instant do not overlap)."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+                    key=lambda event: (event[0], event[1]))  # fmt: skip
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def throughput_stats(intervals: list[runtimes.Interval], batch: int) -> dict[str, Any]:
+    """Wall-clock images/s over the whole run, and each request's latency under that load."""
+    wall_s = max(end for _, end in intervals) - min(start for start, _ in intervals)
+    load = latency_stats([(end - start) * 1000 for start, end in intervals], batch)
+    return {
+        "images_per_s": batch * len(intervals) / wall_s,
+        "wall_s": wall_s,
+        "requests": len(intervals),
+        "in_flight_observed": max_overlap(intervals),
+        **{f"load_{k}": v for k, v in load.items() if k.startswith("latency_ms_")},
+    }
+
+
+def time_streams(streams: runtimes.Streams, images: Any, seconds: float) -> dict[str, Any]:
+    streams.drive(images, 0.0)  # warm-up: one request on each stream
+    intervals = streams.drive(images, seconds)
+    if not intervals:
+        raise WorkError("no request finished in throughput mode")
+    return throughput_stats(intervals, len(images))
+
+
+def tuning_cache_path(key: dict[str, Any]) -> Path:
+    """One file per (CPU, flags, threads, model, resolution, runtime, precision, batch)."""
+    import hashlib
+    import json
+
+    flags = " ".join(sorted(capabilities.cpu_flags()))
+    text = json.dumps({**key, "cpu": cpu_name(), "flags": flags, "version": TUNE_VERSION},
+                      sort_keys=True)  # fmt: skip
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return cache_dir() / f"tuned-{key['runtime']}-{key['precision']}-{digest}.json"
+
+
+def tuning_candidates(runner: runtimes.Runner, threads: int) -> list[int | None]:
+    """Requests in flight to try: the runtime's own choice (None), then 1..threads (one stream
+    per thread is the usual optimum of a CPU; more only queue)."""
+    return [None, *range(1, max(threads, 2) + 1)]
+
+
+def search_streams(
+    runner: runtimes.Runner, images: Any, threads: int, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """Time each candidate for TUNE_TRIAL_S, within TUNE_BUDGET_S; the fastest wins."""
+    from datetime import datetime, timezone
+
+    assert runner.streams is not None
+    tried: dict[str, float] = {}
+    best: tuple[float, int | None] = (0.0, None)
+    started = time.perf_counter()
+    for candidate in tuning_candidates(runner, threads):
+        if tried and time.perf_counter() - started > TUNE_BUDGET_S:
+            progress(f"tuning {runner.runtime}: {TUNE_BUDGET_S:g} s spent, the rest not tried")
+            break
+        speed = time_streams(runner.streams(candidate), images, TUNE_TRIAL_S)["images_per_s"]
+        tried["auto" if candidate is None else str(candidate)] = speed
+        if speed > best[0]:
+            best = (speed, candidate)
+    return {"streams": best[1], "tried_images_per_s": tried,
+            "searched_s": time.perf_counter() - started,
+            "tuned_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+
+
+def chosen_streams(
+    runner: runtimes.Runner,
+    images: Any,
+    key: dict[str, Any],
+    request: BenchRequest,
+    progress: Callable[[str], None],
+) -> tuple[int | None, str]:
+    """The requests in flight for a throughput row, and where they come from: --streams, a
+    search now (--tune), a cached search, or the runtime's default."""
+    import json
+
+    if request.streams is not None:
+        return request.streams, "--streams"
+    path = tuning_cache_path(key)
+    if not request.tune:
+        try:
+            cached = json.loads(path.read_text())
+            return cached["streams"], f"tuned {cached['tuned_at']} (cached; --tune searches again)"
+        except (OSError, ValueError, KeyError, TypeError):
+            return None, "default (--tune searches)"
+    progress(f"tuning {key['runtime']} {key['precision']} at batch {key['batch']} "
+             f"(at most {TUNE_BUDGET_S:g} s)")  # fmt: skip
+    found = search_streams(runner, images, runtimes.threads_or_default(request.threads), progress)
+    try:
+        write_cached_ceiling(path, {**key, **found})
+    except OSError as exc:
+        progress(f"could not cache the tuning in {path.parent}: {exc.strerror or exc}")
+    return found["streams"], f"tuned now in {found['searched_s']:.0f} s (cached)"
+
+
+def throughput_row(
+    runner: runtimes.Runner,
+    images: Any,
+    key: dict[str, Any],
+    request: BenchRequest,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    batch = len(images)
+    row: dict[str, Any] = {
+        "runtime": runner.runtime, "device": runner.device, "provider": runner.provider,
+        "precision": runner.precision, "mode": "throughput", "batch": batch,
+        "threads": runner.threads or runtimes.threads_or_default(request.threads),
+        "error": None,
+    }  # fmt: skip
+    if runner.streams is None:
+        row["error"] = "no throughput mode"
+        return row
+    wanted, source = chosen_streams(runner, images, key, request, progress)
+    try:
+        streams = runner.streams(wanted)
+        row.update(in_flight=streams.in_flight, settings=streams.settings, settings_source=source,
+                   threads_per_request=streams.threads_per_request)  # fmt: skip
+        row.update(time_streams(streams, images, request.duration_s or THROUGHPUT_DEFAULT_S))
+    except Exception as exc:
+        if not _is_oom(exc):
+            raise WorkError(f"{runner.runtime} failed in throughput mode at batch {batch}: "
+                            f"{exc}") from None  # fmt: skip
+        row["error"] = "out of memory"
+    return row
+
+
 def _is_oom(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
     return "resourceexhausted" in text or "out of memory" in text or "oom" in text.split()
@@ -363,6 +528,7 @@ def run_bench(
     if fresh_batchnorm(model):  # random weights: drift and agreement would compare noise
         calibrate_batchnorm(model, seed=request.seed)
     rows: list[dict[str, Any]] = []
+    loaded: list[dict[str, Any]] = []  # throughput rows: a shape of their own (README)
     skipped: list[dict[str, str]] = []
     with files.scratch_dir(prefix="effnet-bench-") as scratch:
         artifacts = convert_all(model, request, scratch, progress)
@@ -380,16 +546,74 @@ def run_bench(
                     continue
                 converted = artifacts.get(artifact_key(runtime, precision), (None, 0.0))[1]
                 setup_s = time.perf_counter() - started + converted
-                for batch in request.batches:
-                    progress(f"timing {runtime} {precision} at batch {batch}")
-                    rows.append(
-                        time_row(runner, inputs[batch], reference[batch], setup_s, macs, request,
-                                 progress)
-                    )  # fmt: skip
+                timed = time_modes(runner, inputs, reference, setup_s, macs, request,
+                                   model.name, progress)  # fmt: skip
+                rows += timed["latency"]
+                loaded += timed["throughput"]
     ceiling = gemm_ceiling(request.threads, request.device, request.measure_ceiling, progress)
     result = finish(rows, macs, ceiling, request, spec, model)
     result["skipped"] = skipped
+    if "throughput" in request.modes:
+        result["throughput_rows"] = with_macs(loaded, macs, ceiling)
     return result
+
+
+def time_modes(
+    runner: runtimes.Runner,
+    inputs: dict[int, Any],
+    reference: dict[int, Any] | None,
+    setup_s: float,
+    macs: int | None,
+    request: BenchRequest,
+    model_name: str,
+    progress: Callable[[str], None],
+) -> dict[str, list[dict[str, Any]]]:
+    """One runner's rows at every batch size, in each requested mode (latency rows first)."""
+    timed: dict[str, list[dict[str, Any]]] = {"latency": [], "throughput": []}
+    for batch in request.batches:
+        images = inputs[batch]
+        expected = reference[batch] if reference is not None else None
+        if "latency" in request.modes:
+            progress(f"timing {runner.runtime} {runner.precision} at batch {batch}")
+            timed["latency"].append(
+                time_row(runner, images, expected, setup_s, macs, request, progress)
+            )
+        if "throughput" in request.modes:
+            progress(f"timing {runner.runtime} {runner.precision} at batch {batch}, throughput")
+            key = {"model": model_name, "resolution": list(images.shape[1:3]),
+                   "runtime": runner.runtime, "precision": runner.precision, "batch": batch,
+                   "threads": runtimes.threads_or_default(request.threads)}  # fmt: skip
+            row = throughput_row(runner, images, key, request, progress)
+            if not row["error"]:
+                row.update(drift_fields(runner, images, expected))
+            row["setup_s"] = setup_s
+            timed["throughput"].append(row)
+    return timed
+
+
+def with_macs(
+    rows: list[dict[str, Any]], macs: int | None, ceiling: dict[str, Any]
+) -> list[dict[str, Any]]:
+    gemm = ceiling.get("gemm_flops")
+    for row in rows:
+        if macs and not row.get("error"):
+            row["macs_per_s"] = macs * row["images_per_s"]
+            if gemm:
+                row["ceiling_fraction"] = 2 * row["macs_per_s"] / gemm
+    return rows
+
+
+def drift_fields(runner: runtimes.Runner, images: Any, reference: Any | None) -> dict[str, Any]:
+    """Drift and top-1 agreement against fp32 Keras; None (said unmeasured) without a reference."""
+    import numpy as np
+
+    from effnet_cli.export import compare
+
+    if reference is None:
+        return {"drift_max_rel": None, "top1_agreement": None, "drift": "unmeasured"}
+    outputs = np.asarray(runner.comparable(images), dtype="float32")
+    drift, agreement = compare(outputs, reference)
+    return {"drift_max_rel": drift, "top1_agreement": agreement}
 
 
 def artifact_key(runtime: str, precision: str) -> tuple[str, str]:
@@ -505,34 +729,29 @@ def mixed_bfloat16_twin(model: Any, spec: S.ModelSpec) -> Any:
 def time_row(
     runner: runtimes.Runner,
     images: Any,
-    reference: Any,
+    reference: Any | None,
     setup_s: float,
     macs: int | None,
     request: BenchRequest,
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    import numpy as np
-
-    from effnet_cli.export import compare
-
     batch = len(images)
     row: dict[str, Any] = {
         "runtime": runner.runtime, "device": runner.device, "provider": runner.provider,
         "precision": runner.precision, "mode": "latency", "batch": batch,
         "threads": runner.threads or runtimes.threads_or_default(request.threads),
-        "setup_s": setup_s,
+        "settings": runner.settings, "setup_s": setup_s,
         "error": None,
     }  # fmt: skip
     try:
         row.update(time_runner(runner, images, request))
-        outputs = np.asarray(runner.comparable(images), dtype="float32")
+        row.update(drift_fields(runner, images, reference))
     except Exception as exc:
         if not _is_oom(exc):
             raise WorkError(f"{runner.runtime} failed at batch {batch}: {exc}") from None
         row["error"] = "out of memory"
         progress(f"{runner.runtime} at batch {batch}: out of memory (row skipped)")
         return row
-    row["drift_max_rel"], row["top1_agreement"] = compare(outputs, reference)
     if macs:
         row["macs_per_s"] = macs * row["images_per_s"]
     return row
@@ -571,6 +790,7 @@ def finish(
             "threads": runtimes.threads_or_default(request.threads),
             "seed": request.seed,
             "xla": request.xla,
+            "modes": list(request.modes),
         },
         "ceiling": ceiling,
         "environment": environment(request.threads),
@@ -673,7 +893,7 @@ def check_baseline(baseline: dict[str, Any], name: str, request: BenchRequest) -
     _check_same_model_and_device(baseline, name, request.device)
     ours: dict[str, set[Any]] = {
         "runtime": set(request.runtimes), "precision": set(request.precisions),
-        "mode": set(MODES), "batch": set(request.batches),
+        "mode": {"latency"}, "batch": set(request.batches),
         "threads": {runtimes.threads_or_default(request.threads)},
     }  # fmt: skip
 
@@ -747,3 +967,206 @@ def enforce_gate(compared: list[dict[str, Any]]) -> None:
                 for c in slower
             )
         )
+
+
+def recommend(
+    result: dict[str, Any], model_args: list[str] | None, calibration: Path | None
+) -> list[dict[str, Any]]:
+    """`--recommend`: per precision and mode, the fastest row fit to deploy, and the exact
+    `effnet export` command that writes its artifact (`model_args` None: the benched file is
+    the artifact). Never a row with an error, an emulated
+    precision, drift that was not measured, or top-1 agreement under RECOMMEND_MIN_AGREEMENT."""
+    answers = []
+    every = result["rows"] + result.get("throughput_rows", [])
+    for mode in result["settings"]["modes"]:
+        rows = result["rows"] if mode == "latency" else result.get("throughput_rows", [])
+        for precision in dict.fromkeys(row["precision"].split("-")[0] for row in rows):
+            candidates = [r for r in rows if r["precision"].split("-")[0] == precision]
+            fit = [r for r in candidates if unfit_reason(r, every) is None]
+            if not fit:
+                reasons = sorted({str(unfit_reason(r, every)) for r in candidates})
+                answers.append({"precision": precision, "mode": mode, "none": "; ".join(reasons)})
+                continue
+            best = max(fit, key=lambda row: row["images_per_s"])
+            answers.append(deploy_answer(best, mode, model_args, calibration, result["model"]))
+    return answers
+
+
+def unfit_reason(row: dict[str, Any], every: list[dict[str, Any]]) -> str | None:
+    """Why a row may not be recommended, or None. Agreement is the artifact's, not the row's:
+    the lowest over all its rows (a batch of one image agrees 100 % or 0 %)."""
+    if row.get("error"):
+        return f"{row['runtime']}: {row['error']}"
+    if row["precision"].endswith("-emulated"):
+        return f"{row['runtime']} runs {row['precision']}"
+    same = [r.get("top1_agreement") for r in every
+            if (r["runtime"], r["precision"]) == (row["runtime"], row["precision"])
+            and not r.get("error")]  # fmt: skip
+    if row.get("top1_agreement") is None or None in same:
+        return f"{row['runtime']}: drift unmeasured"
+    if min(same) < RECOMMEND_MIN_AGREEMENT:
+        return (f"{row['runtime']} {row['precision']}: top-1 agreement {min(same):.0%} under "
+                f"{RECOMMEND_MIN_AGREEMENT:.0%}")  # fmt: skip
+    return None
+
+
+def deploy_answer(
+    row: dict[str, Any],
+    mode: str,
+    model_args: list[str] | None,
+    calibration: Path | None,
+    model: dict[str, Any],
+) -> dict[str, Any]:
+    """The row, its artifact and the command that writes it. A hint (OpenVINO bf16/fp16) or a
+    dtype policy (Keras bf16) runs the fp32 file: the settings say how to run it."""
+    import shlex
+
+    backend = backends.get(row["runtime"])
+    way = backend.precisions[row["precision"]]
+    file_precision = row["precision"] if way.how == "file" else "fp32"
+    command = ["effnet", "export", *(model_args or []), "-f", row["runtime"]]
+    if file_precision != "fp32":
+        command += ["--quantize", file_precision]
+    if way.calibration and calibration is not None:
+        command += ["--calibration", str(calibration)]
+    command += ["-o", "deploy"]
+    name, result_artifact = model["name"], model.get("artifact")
+    settings = row.get("settings") or ""
+    if way.how == "hint":
+        settings = (
+            f"{settings}; the fp32 IR compiled with INFERENCE_PRECISION_HINT "
+            + (runtimes.OPENVINO_HINTS[row["precision"]])
+        )
+    elif way.how == "policy":
+        settings = f"{settings}; build under the Keras dtype policy mixed_bfloat16"
+    return {
+        "precision": row["precision"], "mode": mode, "runtime": row["runtime"],
+        "batch": row["batch"], "images_per_s": row["images_per_s"],
+        "drift_max_rel": row["drift_max_rel"], "top1_agreement": row["top1_agreement"],
+        "settings": settings, "how": way.how, "file_precision": file_precision,
+        "artifact": f"deploy/{backend.artifact_name(name, file_precision)}"
+        if model_args is not None else result_artifact,
+        "command": shlex.join(command) if model_args is not None else None,
+    }  # fmt: skip
+
+
+def artifact_precision(backend: backends.Backend, path: Path) -> str:
+    """The precision converted into an artifact, read from the file itself: effnet's metadata
+    where it wrote some (ONNX, OpenVINO), else the tensors' types (a TFLite file has no
+    metadata: int8 when its convolutions read int8 activations, dynamic when only weights are
+    int8, fp16 when weights are float16)."""
+    reader = {"onnx": _onnx_precision, "tflite": _tflite_precision,
+              "openvino": _openvino_precision}.get(backend.name)  # fmt: skip
+    return reader(path) if reader else "fp32"
+
+
+def _onnx_precision(path: Path) -> str:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    recorded = {p.key: p.value for p in model.metadata_props}.get("precision")
+    if recorded:
+        return recorded
+    if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
+        return "int8"
+    float16 = onnx.TensorProto.FLOAT16
+    return "fp16" if any(t.data_type == float16 for t in model.graph.initializer) else "fp32"
+
+
+TFLITE_WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def _tflite_precision(path: Path) -> str:
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()  # LiteRT has no public op listing
+    convolutions = [op for op in ops if op["op_name"] in TFLITE_WEIGHTED_OPS]
+
+    def dtype(index: int) -> Any:
+        return np.dtype(tensors[index]["dtype"]) if index in tensors else None
+
+    if any(dtype(op["inputs"][0]) == np.int8 for op in convolutions):
+        return "int8"
+    if any(dtype(op["inputs"][1]) == np.int8 for op in convolutions):
+        return "dynamic"
+    return "fp16" if any(np.dtype(t["dtype"]) == np.float16 for t in tensors.values()) else "fp32"
+
+
+def _openvino_precision(path: Path) -> str:
+    import openvino as ov
+
+    model = ov.Core().read_model(str(runtimes.openvino_xml(path)))
+    return "int8" if runtimes.fake_quantize_ops(model) else "fp32"
+
+
+def artifact_resolution(document: dict[str, Any]) -> tuple[int, int] | None:
+    """Height and width of an artifact's (NHWC or NCHW) image input, from `inspect`'s document;
+    None where they are not fixed."""
+    shape = document["inputs"][0]["shape"]
+    if len(shape) != 4:
+        return None
+    height, width = (shape[2], shape[3]) if shape[1] == 3 and shape[3] != 3 else shape[1:3]
+    return (height, width) if height and width else None
+
+
+def run_artifact_bench(
+    path: Path,
+    reference: Any | None,
+    resolution: int | None,
+    request: BenchRequest,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """`bench --from FILE` for any backend's artifact: that file timed with its own runtime,
+    labelled with the precision read from it; drift against `reference` (a Keras model) when
+    given, else said to be unmeasured."""
+    import numpy as np
+
+    from effnet_cli import describe, files
+
+    backend = backends.of_path(path)
+    if backend.name == "keras":
+        raise UsageError("a .keras file is benched as a model: bench --from FILE.keras")
+    document = describe.describe(path)  # inspect's reading: typed metadata, the model object
+    size = artifact_resolution(document) or ((resolution, resolution) if resolution else None)
+    if size is None:
+        raise UsageError(f"{path.name} takes any input size: give --resolution")
+    precision = artifact_precision(backend, path)
+    started = time.perf_counter()
+    with files.stdout_to_stderr(), files.silenced_stderr():
+        runner = backend.load(path, request.device, request.threads, precision)
+    runner.runtime = backend.name
+    setup_s = time.perf_counter() - started
+    rng = np.random.default_rng(request.seed)
+    inputs = {b: rng.uniform(0, 255, (b, *size, 3)).astype("float32") for b in request.batches}
+    expected = None
+    if reference is not None:
+        from effnet_cli.builder import fresh_batchnorm
+
+        if fresh_batchnorm(reference):  # export gave its model statistics before writing
+            progress("the reference's BatchNorm statistics are fresh (random weights): give the "
+                     ".keras that `export -f keras` wrote with the artifact")  # fmt: skip
+        keras = runtimes.keras_runner(reference, request.device)
+        expected = {b: np.asarray(keras.comparable(x)) for b, x in inputs.items()}
+    name = document.get("metadata", {}).get("model") or path.stem
+    timed = time_modes(runner, inputs, expected, setup_s, None, request, name, progress)
+    ceiling = gemm_ceiling(request.threads, request.device, request.measure_ceiling, progress)
+    result = {
+        # the one model object (README "Output for scripts"), from what the file says
+        "model": {**document["model"], "name": name, "resolution": list(size), "macs": None,
+                  "artifact": str(path), "precision": precision},
+        "settings": {"device": request.device, "batches": list(request.batches),
+                     "warmup": request.warmup, "iterations": request.iterations,
+                     "duration_s": request.duration_s,
+                     "threads": runtimes.threads_or_default(request.threads),
+                     "seed": request.seed, "xla": False, "modes": list(request.modes)},
+        "ceiling": ceiling,
+        "environment": environment(request.threads),
+        "rows": timed["latency"],
+        "skipped": [],
+    }  # fmt: skip
+    if "throughput" in request.modes:
+        result["throughput_rows"] = timed["throughput"]
+    return result

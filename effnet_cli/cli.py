@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from click.exceptions import NoArgsIsHelpError
@@ -30,8 +30,14 @@ from effnet_cli.errors import (
     require_choice,
     split_list,
 )
-from effnet_cli.options import ModelOptions, choice_metavar, complete, model_command
-from effnet_cli.runtimes import DEVICES
+from effnet_cli.options import (
+    ModelOptions,
+    choice_metavar,
+    complete,
+    model_args,
+    model_command,
+)
+from effnet_cli.runtimes import DEVICES, MODES
 from effnet_cli.writers import DEFAULT_OPSET
 
 app = typer.Typer(
@@ -267,7 +273,16 @@ def inspect(
 def bench(
     model: ModelOptions,
     source: Annotated[
-        Optional[Path], typer.Option("--from", help="Benchmark this .keras file instead.")
+        Optional[Path],
+        typer.Option(
+            "--from",
+            help="Benchmark this .keras file instead, or time any artifact (.onnx, .tflite, "
+            "OpenVINO .xml or folder, SavedModel folder) at the precision read from it.",
+        ),
+    ] = None,
+    reference: Annotated[
+        Optional[Path],
+        typer.Option(help="With --from an artifact: the .keras model its drift is measured on."),
     ] = None,
     runtime: Annotated[
         str,
@@ -307,6 +322,31 @@ def bench(
     ] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")] = None,
     xla: Annotated[bool, typer.Option(help="Keras: compile with XLA.")] = False,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="latency (one call at a time), throughput (several requests in flight, "
+            "wall images/s) or both.",
+            metavar=choice_metavar((*MODES, "both")),
+            autocompletion=complete(lambda: (*MODES, "both")),
+        ),
+    ] = "latency",
+    streams: Annotated[
+        Optional[int],
+        typer.Option(help="Throughput: requests in flight (default: tuned, else the runtime's)."),
+    ] = None,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune", help="Throughput: search the requests in flight again (bounded; cached)."
+        ),
+    ] = False,
+    recommend: Annotated[
+        bool,
+        typer.Option(
+            "--recommend", help="End with the fastest artifact per precision and mode to deploy."
+        ),
+    ] = False,
     ceiling: Annotated[
         bool,
         typer.Option(
@@ -341,9 +381,29 @@ def bench(
         device=device, batches=B.parse_batches(batch), warmup=warmup,
         iterations=_iterations(iterations, duration), duration_s=duration, threads=threads,
         seed=model.seed or 0, xla=xla, measure_ceiling=ceiling, calibration=calibration,
+        modes=B.parse_modes(mode), streams=streams, tune=tune,
     )  # fmt: skip
     B.check_request(request)
     allowed_pct = B.gate_threshold(baseline, max_regression)
+    if baseline is not None and "latency" not in request.modes:
+        raise UsageError("--baseline compares latency rows: use --mode latency or both")
+    if reference is not None:
+        if source is None or source.suffix == ".keras":
+            raise UsageError("--reference applies with --from an artifact (.onnx, .tflite, …)")
+        builder.check_keras_file(reference)
+    if source is not None and source.suffix != ".keras":
+        if baseline is not None or csv_path is not None or plot is not None:
+            raise UsageError("--baseline, --csv and --plot apply to models, not --from an artifact")
+        # --resolution sizes a file that takes any input size
+        _refuse_model_options(model, besides=("seed", "resolution"))
+        for option, value, default in (("--runtime", runtime, "all"),
+                                       ("--precision", precision, "fp32")):  # fmt: skip
+            if value != default:
+                raise UsageError(f"{option} does not apply with --from an artifact: its own "
+                                 "runtime runs it, at the precision it holds")  # fmt: skip
+        bench_artifact(source, reference, model.resolution, request, threads, json_output,
+                       recommend)  # fmt: skip
+        return
     if source is not None:
         _refuse_model_options(model)
         builder.check_keras_file(source)
@@ -369,6 +429,9 @@ def bench(
     if compared is not None:
         result["gate"] = {"baseline": str(baseline), "max_regression_pct": allowed_pct,
                           "compared": compared}  # fmt: skip
+    if recommend:
+        args = ["--from", str(source)] if source is not None else model_args(model)
+        result["recommendations"] = B.recommend(result, args, calibration)
     render.show("bench", result, json_output, render.print_bench)
     if csv_path is not None:
         files.write_text(csv_path, render.bench_csv(result["rows"]))
@@ -380,9 +443,10 @@ def bench(
         B.enforce_gate(compared)
 
 
-def _refuse_model_options(model: ModelOptions) -> None:
-    """With --from the file is the model: an option that would shape another one is refused."""
-    given = model.given(besides=("seed",))  # the seed still draws the random inputs
+def _refuse_model_options(model: ModelOptions, besides: tuple[str, ...] = ("seed",)) -> None:
+    """With --from the file is the model: an option that would shape another one is refused
+    (the seed still draws the random inputs)."""
+    given = model.given(besides=besides)
     if given:
         raise UsageError(
             f"{given[0]} does not apply with --from: the model comes from the file",
@@ -400,6 +464,28 @@ def _iterations(iterations: Optional[int], duration: Optional[float]) -> Optiona
     if duration is not None:
         return None
     return DEFAULT_ITERATIONS if iterations is None else iterations
+
+
+def bench_artifact(
+    source: Path,
+    reference: Optional[Path],
+    resolution: Optional[int],
+    request: Any,  # bench.BenchRequest (bench loads lazily)
+    threads: Optional[int],
+    json_output: bool,
+    recommend: bool,
+) -> None:
+    """`bench --from` an artifact that is no .keras: that file, timed by its own runtime."""
+    from effnet_cli import bench as B
+    from effnet_cli import builder
+
+    B.configure_threads(threads)
+    request.device = B.resolve_device(request.device, render.note)
+    keras = builder.load_keras_file(reference) if reference is not None else None
+    result = B.run_artifact_bench(source, keras, resolution, request, render.note)
+    if recommend:
+        result["recommendations"] = B.recommend(result, None, None)
+    render.show("bench", result, json_output, render.print_bench)
 
 
 FAMILY_CHOICES = (*S.FAMILIES, "all")

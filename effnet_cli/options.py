@@ -168,3 +168,20 @@ def model_command(func: Callable[..., Any]) -> Callable[..., Any]:
 
     wrapper.__signature__ = inspect.Signature(own + extra)  # type: ignore[attr-defined]
     return wrapper
+
+
+def model_args(model: ModelOptions) -> list[str]:
+    """The model options that differ from their defaults, as command-line arguments: what a
+    printed command (bench --recommend's `effnet export …`) repeats to build the same model."""
+    args: list[str] = []
+    for item in fields(ModelOptions):
+        value = getattr(model, item.name)
+        if value == item.default:
+            continue
+        declared = _PARAMETERS[item.name].__metadata__[0].default  # typer keeps the first name here
+        if isinstance(value, bool):
+            on, _, off = declared.partition("/")
+            args.append(on if value else off)
+        else:
+            args += [declared, f"{value:g}" if isinstance(value, float) else str(value)]
+    return args

@@ -897,8 +897,8 @@ BENCH_TABLE = (
            r.get("macs_per_s") else f"{r['macs_per_s'] / 1e9:.1f}"),
     Column("ceiling", "ceiling_fraction", priority=3, show=lambda r: "–" if r.get("error") or not
            r.get("ceiling_fraction") else f"{r['ceiling_fraction']:.0%}"),
-    _bench_column("drift", "drift_max_rel", "sci", priority=2),
-    _bench_column("top-1", "top1_agreement", "pct", priority=2),
+    Column("drift", "drift_max_rel", priority=2, show=lambda r: _drift_cells(r)[0]),
+    Column("top-1", "top1_agreement", priority=2, show=lambda r: _drift_cells(r)[1]),
     _bench_column("first", "first_inference_ms", "f0", "ms", priority=5),
     _bench_column("setup", "setup_s", "f1", "s", priority=5),
     Column("iterations", "iterations", in_table=False),
@@ -933,10 +933,70 @@ def print_bench(result: Mapping[str, Any]) -> None:
         "the same images; top-1: agreement with fp32 Keras.",
         markup=False,
     )
+    if result.get("throughput_rows"):
+        print_throughput(result, console)
     for skip in result.get("skipped", []):
         console.print(
             f"skipped {skip['runtime']} {skip['precision']}: {skip['reason']}", markup=False
         )
+    for line in result.get("recommendations", []):
+        console.print(recommend_line(line), markup=False)
+
+
+def _drift_cells(row: Mapping[str, Any]) -> list[str]:
+    """(drift, top-1) cells: none for a failed row, "unmeasured" for a file with no reference."""
+    if row.get("error"):
+        return ["–", "–"]
+    if row.get("drift_max_rel") is None:
+        return ["unmeasured", "–"]
+    return [f"{row['drift_max_rel']:.1e}", f"{row['top1_agreement']:.0%}"]
+
+
+THROUGHPUT_TABLE = (
+    Column("runtime", "runtime", left=True),
+    Column("precision", "precision", left=True),
+    Column("batch", "batch"),
+    Column("in flight", "in_flight", show=lambda r: "–" if r.get("error") else
+           f"{r['in_flight']} ({r['in_flight_observed']} seen)"),
+    _bench_column("img/s (wall)", "images_per_s", "f1"),
+    _bench_column("load p50", "load_latency_ms_p50", "f2", "ms"),
+    _bench_column("load p90", "load_latency_ms_p90", "f2", "ms", priority=3),
+    _bench_column("load p99", "load_latency_ms_p99", "f2", "ms", priority=3),
+    Column("drift", "drift_max_rel", priority=2, show=lambda r: _drift_cells(r)[0]),
+    Column("top-1", "top1_agreement", priority=2, show=lambda r: _drift_cells(r)[1]),
+    Column("settings", "settings", left=True, wrap=True, priority=4, show=lambda r: "–" if
+           r.get("error") else f"{r['settings']}; {r['settings_source']}"),
+    Column("error", "error", left=True, wrap=True, show=lambda r: r.get("error") or "–"),
+)  # fmt: skip
+
+
+def print_throughput(result: Mapping[str, Any], console: Any) -> None:
+    """Throughput rows apart from the latency table: wall images/s with N requests in flight,
+    and each request's latency under that load (never single-stream latency)."""
+    rows = result["throughput_rows"]
+    best = fastest_rows(rows)
+    star = Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
+    marked = [{**row, "fastest": i in best} for i, row in enumerate(rows)]
+    title = "throughput: requests in flight for a fixed time · ★ fastest per precision and batch"
+    print_columns(console, title, (*THROUGHPUT_TABLE, star), marked)
+    console.print(
+        "in flight: requests kept running at once (seen: the most that overlapped); load "
+        "latency: each request's own time while the others ran, not single-stream latency.",
+        markup=False,
+    )
+
+
+def recommend_line(rec: Mapping[str, Any]) -> str:
+    """One `--recommend` answer: what to deploy for a precision and mode, and how to make it."""
+    if rec.get("none"):
+        return f"recommend {rec['precision']} {rec['mode']}: none ({rec['none']})"
+    drift = ("drift unmeasured" if rec.get("drift_max_rel") is None else
+             f"drift {rec['drift_max_rel']:.1e}, top-1 {rec['top1_agreement']:.0%}")  # fmt: skip
+    return (
+        f"recommend {rec['precision']} {rec['mode']}: {rec['runtime']} batch {rec['batch']}, "
+        f"{rec['images_per_s']:.1f} img/s, {drift}; {rec['settings']}; "
+        + (f"make it: {rec['command']}" if rec["command"] else f"the file: {rec['artifact']}")
+    )
 
 
 def ceiling_line(ceiling: Mapping[str, Any]) -> str:

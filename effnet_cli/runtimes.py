@@ -25,6 +25,7 @@ class PrecisionUnavailable(UsageError):
 
 
 DEVICES = ("cpu", "gpu", "auto")
+MODES = ("latency", "throughput")  # bench: one call at a time, or several in flight
 
 
 @dataclass
@@ -48,6 +49,10 @@ class Runner:
     # effnet's metadata as the runtime read it with the file (ONNX metadata_props), for callers
     # that would otherwise parse the file again (predict)
     metadata: dict[str, str] = field(default_factory=dict)
+    # Throughput mode: `streams(n)` loads what keeps n requests in flight (None: the runtime's
+    # own choice), in the way this runtime supports it; None where it has no such mode.
+    streams: Callable[[int | None], Streams] | None = None
+    settings: str = ""  # the single-stream settings it runs with, in words (every row says them)
 
     @property
     def compared(self) -> str:
@@ -56,6 +61,85 @@ class Runner:
 
     def comparable(self, images: Any) -> Any:
         return (self.run_logits or self.run)(images)
+
+
+Interval = tuple[float, float]  # one request's start and end, time.perf_counter() seconds
+
+
+@dataclass
+class Streams:
+    """Several requests in flight at once: `drive(images, seconds)` keeps `in_flight` requests
+    of `images` going for `seconds` and returns each finished request's interval."""
+
+    in_flight: int
+    settings: str  # how, in words: "2 sessions × 1 thread", "AsyncInferQueue, 4 requests, …"
+    drive: Callable[[Any, float], list[Interval]]
+    threads_per_request: int | None = None
+
+
+def threaded_drive(workers: list[Callable[[Any], Any]]) -> Callable[[Any, float], list[Interval]]:
+    """One Python thread per worker, each calling its own worker back to back until the time is
+    up. The runtimes release the GIL while they compute, so the calls really overlap (bench
+    records the intervals and reports the overlap it observed)."""
+    import threading
+    import time
+
+    def drive(images: Any, seconds: float) -> list[Interval]:
+        intervals: list[list[Interval]] = [[] for _ in workers]
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(len(workers))
+
+        def loop(index: int) -> None:
+            try:
+                barrier.wait()
+                deadline = time.perf_counter() + seconds
+                while True:
+                    started = time.perf_counter()
+                    workers[index](images)
+                    ended = time.perf_counter()
+                    intervals[index].append((started, ended))
+                    if ended >= deadline:
+                        break
+            except BaseException as exc:  # re-raised in the caller's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=loop, args=(i,), daemon=True)
+                   for i in range(len(workers))]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return [interval for own in intervals for interval in own]
+
+    return drive
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def split_threads(total: int, streams: int) -> int:
+    """Threads per stream when `streams` share a budget of `total` (at least one each)."""
+    return max(1, total // streams)
+
+
+def session_streams(
+    make: Callable[[int], Callable[[Any], Any]], total_threads: int, what: str
+) -> Callable[[int | None], Streams]:
+    """Throughput for runtimes whose sessions are independent (onnxruntime, LiteRT): n sessions,
+    each on its share of the thread budget, each driven by its own thread. By default one stream
+    per thread (each session single-threaded): no synchronisation inside a request."""
+
+    def streams(n: int | None) -> Streams:
+        count = n or total_threads
+        per = split_threads(total_threads, count)
+        workers = [make(per) for _ in range(count)]
+        settings = f"{plural(count, what)} × {plural(per, 'thread')}"
+        return Streams(count, settings, threaded_drive(workers), per)
+
+    return streams
 
 
 def threads_or_default(threads: int | None) -> int:
@@ -93,9 +177,21 @@ def keras_runner(model: Any, device: str = "cpu", xla: bool = False) -> Runner:
 
     logits = logits_function(model)
     provider = "TensorFlow " + ("XLA " if xla else "") + device.upper()
+    run = compiled(lambda x: model(x, training=False))
+
+    def streams(n: int | None) -> Streams:
+        """Keras' own parallelism: n callers share one traced function and TensorFlow's pool
+        (its size is fixed when TensorFlow loads, so the budget cannot be split)."""
+        count = n or 2
+        pool = tensorflow_threads()
+        return Streams(count, f"{count} callers of one tf.function, a shared pool of {pool} "
+                       "threads", threaded_drive([run] * count), pool)  # fmt: skip
+
     return Runner(
-        "keras", device, provider, "fp32", compiled(lambda x: model(x, training=False)),
+        "keras", device, provider, "fp32", run,
         run_logits=compiled(logits) if logits else None, threads=tensorflow_threads(),
+        streams=streams, settings=f"tf.function{' (XLA)' if xla else ''}, "
+        f"pool of {tensorflow_threads()} threads",
     )  # fmt: skip
 
 
@@ -183,10 +279,17 @@ def onnx_runner(
         return session.run([output_name], {input_name: feed(images)})[0]
 
     metadata = dict(session.get_modelmeta().custom_metadata_map)
+
+    def session_of(threads_each: int) -> Callable[[Any], Any]:
+        own = ort.InferenceSession(str(path), _onnx_options(ort, threads_each), providers=wanted)
+        return lambda images: own.run([output_name], {input_name: feed(images)})[0]
+
+    streams = session_streams(session_of, options.intra_op_num_threads, "session")
     logits_name = _onnx_softmax_input(path, output_name) if find_logits else None
     if logits_name is None:
         return Runner("onnx", device, active[0], precision, run, batch,
-                      threads=options.intra_op_num_threads, metadata=metadata)  # fmt: skip
+                      threads=options.intra_op_num_threads, metadata=metadata, streams=streams,
+                      settings=_onnx_settings(options))  # fmt: skip
 
     @functools.cache
     def logits_session() -> Any:
@@ -202,7 +305,12 @@ def onnx_runner(
         return logits_session().run([logits_name], {input_name: feed(images)})[0]
 
     return Runner("onnx", device, active[0], precision, run, batch, run_logits,
-                  options.intra_op_num_threads, metadata)  # fmt: skip
+                  options.intra_op_num_threads, metadata, streams,
+                  _onnx_settings(options))  # fmt: skip
+
+
+def _onnx_settings(options: Any) -> str:
+    return f"1 session × {options.intra_op_num_threads} threads, all graph optimizations"
 
 
 def onnx_layout(session: Any) -> str:
@@ -261,8 +369,17 @@ def tflite_runner(
     signature = list(detail.get("shape_signature", detail["shape"]))
     fixed = None if signature[0] == -1 else int(signature[0])
     run = _tflite_caller(interpreter, interpreter.get_output_details()[0]["index"])
+
+    def interpreter_of(threads_each: int) -> Callable[[Any], Any]:
+        own = Interpreter(model_path=str(path), num_threads=threads_each)
+        return _tflite_caller(own, own.get_output_details()[0]["index"])
+
     runner = Runner("tflite", "cpu", "LiteRT XNNPACK", precision, run, fixed,
-                    threads=threads_or_default(threads))  # fmt: skip
+                    threads=threads_or_default(threads),
+                    streams=session_streams(interpreter_of, threads_or_default(threads),
+                                            "interpreter"),
+                    settings=f"1 interpreter × {threads_or_default(threads)} threads, "
+                    "XNNPACK")  # fmt: skip
     # LiteRT reads only a graph's outputs (preserving every tensor instead costs gigabytes on
     # B7): the logits come from a copy of the file whose graph also outputs the softmax's input,
     # run by a second interpreter built on first use; `run` keeps the file as deployed.
@@ -418,7 +535,11 @@ def openvino_runner(
     shape = compiled.inputs[0].get_partial_shape()
     fixed = None if shape[0].is_dynamic else shape[0].get_length()
     runner = Runner("openvino", "cpu", "OpenVINO CPU", used, _openvino_caller(compiled), fixed,
-                    threads=int(compiled.get_property("INFERENCE_NUM_THREADS")))  # fmt: skip
+                    threads=int(compiled.get_property("INFERENCE_NUM_THREADS")),
+                    streams=lambda n: openvino_streams(
+                        core, core.read_model(str(openvino_xml(path))), config, n),
+                    settings=f"LATENCY hint, {config['INFERENCE_NUM_THREADS']} threads, "
+                    f"inference precision {config['INFERENCE_PRECISION_HINT']}")  # fmt: skip
     source = model.get_results()[0].input_value(0).get_node()
     if source.get_type_name() == "Softmax":
 
@@ -429,6 +550,41 @@ def openvino_runner(
 
         runner.run_logits = lambda images: _openvino_caller(with_logits(), output=1)(images)
     return runner
+
+
+def openvino_streams(core: Any, model: Any, config: dict[str, Any], n: int | None) -> Streams:
+    """OpenVINO's own throughput mode: the model compiled under the THROUGHPUT hint (with
+    `n` streams where given, else its choice) and driven by an AsyncInferQueue of its optimal
+    number of requests, each request's interval taken from its start to its callback."""
+    import time
+
+    import openvino as ov
+
+    wanted = {**config, "PERFORMANCE_HINT": "THROUGHPUT"}
+    if n:
+        wanted["NUM_STREAMS"] = n
+    compiled = core.compile_model(model, "CPU", wanted)
+    requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    streams = int(compiled.get_property("NUM_STREAMS"))
+    threads = int(compiled.get_property("INFERENCE_NUM_THREADS"))
+
+    def drive(images: Any, seconds: float) -> list[Interval]:
+        queue = ov.AsyncInferQueue(compiled, requests)
+        intervals: list[Interval] = []
+        started: dict[int, float] = {}
+        queue.set_callback(lambda request, slot: intervals.append(
+            (started[slot], time.perf_counter())))  # fmt: skip
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            slot = queue.get_idle_request_id()  # waits for a request to come back
+            started[slot] = time.perf_counter()
+            queue.start_async({0: images}, userdata=slot)
+        queue.wait_all()
+        return intervals
+
+    settings = (f"THROUGHPUT hint, {streams} stream{'s' if streams > 1 else ''}, "
+                f"AsyncInferQueue of {requests} requests, {threads} threads")  # fmt: skip
+    return Streams(requests, settings, drive, split_threads(threads, streams))
 
 
 def _openvino_caller(compiled: Any, output: int = 0) -> Callable[[Any], Any]:

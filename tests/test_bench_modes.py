@@ -1,0 +1,273 @@
+"""`effnet bench`: throughput mode, `--from` any artifact, `--recommend`, and `--tune`'s cache."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+import time
+
+import pytest
+
+from effnet_cli import bench as B
+from effnet_cli import runtimes
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """Each test its own cache (ceiling and tuning): nothing is read from the user's."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("EFFNET_CACHE_DIR", str(folder))
+    return folder
+
+
+# ---------------------------------------------------------------------------- in flight
+
+
+class Recorder:
+    """Workers that record when each call runs: what the drive claims to overlap is checked
+    against what the calls themselves saw."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+        self.calls = 0
+
+    def worker(self, images):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.calls += 1
+        time.sleep(0.01)  # releases the GIL, as the runtimes do while they compute
+        with self.lock:
+            self.running -= 1
+        return images
+
+
+def test_threaded_drive_keeps_n_requests_in_flight():
+    import numpy as np
+
+    recorder = Recorder()
+    drive = runtimes.threaded_drive([recorder.worker] * 3)
+    intervals = drive(np.zeros((2, 4, 4, 3), "float32"), 0.2)
+    assert recorder.most == 3 and len(intervals) == recorder.calls
+    stats = B.throughput_stats(intervals, 2)
+    assert stats["in_flight_observed"] == 3 and stats["requests"] == recorder.calls
+    # three requests at once: wall throughput above two streams' worth of the mean request
+    assert stats["images_per_s"] > 2 * 2 / (stats["load_latency_ms_mean"] / 1000)
+    assert stats["load_latency_ms_min"] >= 10 and "latency_ms_p50" not in stats
+
+
+def test_max_overlap_counts_requests_running_at_one_instant():
+    assert B.max_overlap([(0, 1), (1, 2), (2, 3)]) == 1  # back to back: never two at once
+    assert B.max_overlap([(0, 3), (1, 2), (1.5, 4), (3.5, 5)]) == 3
+
+
+def test_a_single_stream_is_never_counted_as_overlapping():
+    import numpy as np
+
+    recorder = Recorder()
+    intervals = runtimes.threaded_drive([recorder.worker])(np.zeros((1, 2, 2, 3)), 0.05)
+    assert recorder.most == 1 and B.max_overlap(intervals) == 1
+
+
+@pytest.fixture(scope="module")
+def both_modes(tmp_path_factory):
+    """B0 at 64×64 on every runtime in both modes, a short run each."""
+    from typer.testing import CliRunner
+
+    from effnet_cli.cli import main
+
+    folder = tmp_path_factory.mktemp("modes")
+    args = ["bench", "--resolution", "64", "--runtime", "all", "--batch", "1", "--warmup", "1",
+            "--duration", "0.4", "--threads", "2", "--mode", "both", "--json"]  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch, CliRunner().isolation() as (out, err, _):
+        patch.setenv("EFFNET_CACHE_DIR", str(folder / "cache"))
+        code = main(args)
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    assert code == 0, stderr
+    return json.loads(stdout)
+
+
+@pytest.mark.slow
+def test_every_runtime_keeps_requests_in_flight_and_reports_them_apart(both_modes):
+    latency, loaded = both_modes["rows"], both_modes["throughput_rows"]
+    assert {r["runtime"] for r in loaded} == {"keras", "onnx", "tflite", "openvino"}
+    assert all(r["mode"] == "latency" and "in_flight" not in r for r in latency)
+    for row in loaded:
+        assert row["mode"] == "throughput" and not row["error"], row
+        # the runtime really ran that many requests at once (observed from their intervals)
+        assert row["in_flight"] >= 2 and row["in_flight_observed"] == row["in_flight"], row
+        assert row["images_per_s"] > 0 and row["requests"] >= row["in_flight"]
+        assert 0 < row["load_latency_ms_p50"] <= row["load_latency_ms_p99"]
+        assert "latency_ms_p50" not in row  # never mixed with single-stream latency
+        assert row["settings"] and row["settings_source"].startswith("default")
+        assert row["drift_max_rel"] < 1e-4 and row["top1_agreement"] == 1.0
+    by_runtime = {r["runtime"]: r for r in loaded}
+    assert "AsyncInferQueue" in by_runtime["openvino"]["settings"]
+    assert by_runtime["onnx"]["settings"] == "2 sessions × 1 thread"  # the budget split
+    assert by_runtime["tflite"]["threads_per_request"] == 1
+
+
+def test_throughput_options_are_checked(cli):
+    refused = cli("bench", "--resolution", "64", "--streams", "2")
+    assert refused.code == 2 and "--streams applies to --mode throughput" in refused.stderr
+    refused = cli("bench", "--resolution", "64", "--mode", "fast")
+    assert refused.code == 2 and "valid: latency, throughput" in refused.stderr
+    refused = cli("bench", "--resolution", "64", "--mode", "both", "--streams", "2", "--tune")
+    assert refused.code == 2 and "give one" in refused.stderr
+    refused = cli("bench", "--resolution", "64", "--mode", "throughput", "--baseline", "b.json")
+    assert refused.code == 2 and "--baseline compares latency rows" in refused.stderr
+
+
+# ---------------------------------------------------------------------------- --recommend
+
+
+def _row(runtime, precision, images_per_s, agreement=1.0, error=None, batch=1):
+    return {"runtime": runtime, "precision": precision, "batch": batch, "error": error,
+            "images_per_s": images_per_s, "drift_max_rel": 1e-3, "top1_agreement": agreement,
+            "settings": "s"}  # fmt: skip
+
+
+def test_recommend_never_names_an_error_an_emulation_or_low_agreement():
+    result = {
+        "model": {"name": "efficientnet-b0"},
+        "settings": {"modes": ["latency"]},
+        "rows": [
+            _row("onnx", "fp32", 900.0, error="out of memory"),  # fastest, but failed
+            _row("tflite", "fp32", 60.0),
+            _row("openvino", "fp32", 61.0, agreement=0.5),  # under the threshold
+            _row("keras", "bf16-emulated", 500.0),  # emulated: never
+            _row("tflite", "int8", 160.0, agreement=1.0),  # one image agreed: but at batch 8
+            _row("tflite", "int8", 150.0, agreement=0.75, batch=8),  # the file falls under 90 %
+            _row("openvino", "int8", 96.0, agreement=0.95, batch=8),
+        ],
+    }
+    answers = {a["precision"]: a for a in B.recommend(result, ["--phi", "0"], None)}
+    assert answers["fp32"]["runtime"] == "tflite"
+    assert answers["fp32"]["command"] == "effnet export --phi 0 -f tflite -o deploy"
+    assert "emulated" in answers["bf16"]["none"]
+    assert answers["int8"]["runtime"] == "openvino" and answers["int8"]["batch"] == 8
+    assert "--quantize int8" in answers["int8"]["command"]
+
+
+@pytest.mark.slow
+def test_the_recommended_export_command_writes_that_precision(cli, tmp_path, monkeypatch):
+    result = cli("bench", "--resolution", "64", "--seed", "1", "--runtime", "onnx",
+                 "--precision", "fp32,fp16", "--batch", "1", "--iterations", "3",
+                 "--threads", "2", "--recommend", "--json")  # fmt: skip
+    assert result.code == 0, result.stderr
+    answers = json.loads(result.stdout)["recommendations"]
+    assert {(a["precision"], a["mode"]) for a in answers} == {("fp32", "latency"),
+                                                              ("fp16", "latency")}  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    for answer in answers:
+        command = shlex.split(answer["command"])
+        assert command[:2] == ["effnet", "export"]
+        written = cli(*command[1:])  # run as printed
+        assert written.code == 0, written.stderr
+        shown = cli("inspect", answer["artifact"], "--json")
+        assert shown.code == 0, shown.stderr
+        assert json.loads(shown.stdout)["metadata"]["precision"] == answer["precision"]
+
+
+# ---------------------------------------------------------------------------- --from
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    """An .onnx, fp16 and int8 .tflite files and an OpenVINO IR of one B0 at 64, written by
+    the converters (not verified: only their precision matters here)."""
+    import numpy as np
+
+    from effnet_cli import backends, spec
+    from effnet_cli.builder import build_model
+    from tests.conftest import calibrate
+
+    folder = tmp_path_factory.mktemp("artifacts")
+    model = build_model(spec.get_spec("b0", resolution=64), seed=1)
+    calibrate(model, 64)
+    images = np.random.default_rng(0).uniform(0, 255, (8, 64, 64, 3)).astype("float32")
+    made = {}
+    for name, precision in (("onnx", "fp32"), ("tflite", "fp16"), ("tflite", "int8"),
+                            ("openvino", "fp32")):  # fmt: skip
+        path = folder / backends.get(name).artifact_name("b0", precision)
+        backends.get(name).write(model, path, opset=17, batch=None, meta={},  # type: ignore[misc]
+                                 precision=precision, calibration=images)  # fmt: skip
+        made[(name, precision)] = path
+    return made
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "precision"),
+    [("onnx", "fp32"), ("tflite", "fp16"), ("tflite", "int8"), ("openvino", "fp32")],
+)
+def test_bench_from_an_artifact_labels_its_precision(cli, artifacts, name, precision):
+    path = artifacts[(name, precision)]
+    if name == "openvino":
+        path = path / "model.xml"  # the .xml itself, as benchmark_app takes it
+    result = cli("bench", "--from", path, "--batch", "1", "--iterations", "2", "--warmup", "1",
+                 "--threads", "2", "--json")  # fmt: skip
+    assert result.code == 0, result.stderr
+    document = json.loads(result.stdout)
+    (row,) = document["rows"]
+    assert (row["runtime"], row["precision"]) == (name, precision)
+    assert document["model"]["precision"] == precision
+    assert row["drift"] == "unmeasured" and row["drift_max_rel"] is None
+    assert document["model"]["resolution"] == [64, 64]
+
+
+def test_the_precision_is_read_from_the_file_not_its_name(artifacts, tmp_path):
+    from effnet_cli import backends
+
+    renamed = tmp_path / "model.tflite"
+    renamed.write_bytes(artifacts[("tflite", "int8")].read_bytes())
+    assert B.artifact_precision(backends.get("tflite"), renamed) == "int8"
+    renamed.write_bytes(artifacts[("tflite", "fp16")].read_bytes())
+    assert B.artifact_precision(backends.get("tflite"), renamed) == "fp16"
+
+
+def test_reference_needs_an_artifact(cli, tmp_path):
+    refused = cli("bench", "--resolution", "64", "--reference", tmp_path / "x.keras")
+    assert refused.code == 2 and "--reference applies with --from an artifact" in refused.stderr
+
+
+# ---------------------------------------------------------------------------- --tune
+
+
+@pytest.mark.slow
+def test_the_tuning_is_cached_and_tune_searches_again(cli, monkeypatch):
+    searches: list[str] = []
+    real = B.search_streams
+
+    def counted(runner, *args, **kwargs):
+        searches.append(runner.runtime)
+        return real(runner, *args, **kwargs)
+
+    monkeypatch.setattr(B, "search_streams", counted)
+    monkeypatch.setattr(B, "TUNE_TRIAL_S", 0.1)
+    args = ["bench", "--resolution", "64", "--runtime", "onnx", "--batch", "1", "--mode",
+            "throughput", "--duration", "0.2", "--threads", "2", "--json"]  # fmt: skip
+
+    def source(*extra: str) -> str:
+        result = cli(*args, *extra)
+        assert result.code == 0, result.stderr
+        (row,) = json.loads(result.stdout)["throughput_rows"]
+        return row["settings_source"]
+
+    assert source().startswith("default") and searches == []  # nothing cached yet, no search
+    assert source("--tune").startswith("tuned now") and searches == ["onnx"]
+    cached = source()
+    assert cached.startswith("tuned ") and "cached" in cached and searches == ["onnx"]
+    assert source("--tune").startswith("tuned now") and searches == ["onnx", "onnx"]
+
+
+def test_model_args_repeat_the_options_that_differ_from_their_defaults():
+    from effnet_cli.options import ModelOptions, model_args
+
+    options = ModelOptions(phi=0, resolution=96, include_top=False, dropout=0.25, seed=3)
+    assert model_args(options) == ["--phi", "0", "--resolution", "96", "--no-top", "--dropout",
+                                   "0.25", "--seed", "3"]  # fmt: skip
+    assert model_args(ModelOptions()) == []
