@@ -530,6 +530,8 @@ def run_bench(
     rows: list[dict[str, Any]] = []
     loaded: list[dict[str, Any]] = []  # throughput rows: a shape of their own (README)
     skipped: list[dict[str, str]] = []
+    per_pair = len(request.batches) * len(request.modes)
+    count = RowCount(len(request.runtimes) * len(request.precisions) * per_pair)
     with files.scratch_dir(prefix="effnet-bench-") as scratch:
         artifacts = convert_all(model, request, scratch, progress)
         inputs, reference = reference_batches(model, request)
@@ -543,11 +545,12 @@ def run_bench(
                     skipped.append(
                         {"runtime": runtime, "precision": precision, "reason": exc.message}
                     )
+                    count.done += per_pair  # its rows will not come: the bar moves past them
                     continue
                 converted = artifacts.get(artifact_key(runtime, precision), (None, 0.0))[1]
                 setup_s = time.perf_counter() - started + converted
                 timed = time_modes(runner, inputs, reference, setup_s, macs, request,
-                                   model.name, progress)  # fmt: skip
+                                   model.name, progress, count)  # fmt: skip
                 rows += timed["latency"]
                 loaded += timed["throughput"]
     ceiling = gemm_ceiling(request.threads, request.device, request.measure_ceiling, progress)
@@ -556,6 +559,18 @@ def run_bench(
     if "throughput" in request.modes:
         result["throughput_rows"] = with_macs(loaded, macs, ceiling)
     return result
+
+
+@dataclass
+class RowCount:
+    """Rows timed so far of those planned: progress says "(n/N)", and draws a bar from it."""
+
+    total: int
+    done: int = 0
+
+    def next(self) -> str:
+        self.done += 1
+        return f" ({self.done}/{self.total})"
 
 
 def time_modes(
@@ -567,19 +582,22 @@ def time_modes(
     request: BenchRequest,
     model_name: str,
     progress: Callable[[str], None],
+    count: RowCount | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """One runner's rows at every batch size, in each requested mode (latency rows first)."""
+    count = count or RowCount(len(request.batches) * len(request.modes))
     timed: dict[str, list[dict[str, Any]]] = {"latency": [], "throughput": []}
     for batch in request.batches:
         images = inputs[batch]
         expected = reference[batch] if reference is not None else None
         if "latency" in request.modes:
-            progress(f"timing {runner.runtime} {runner.precision} at batch {batch}")
+            progress(f"timing {runner.runtime} {runner.precision} at batch {batch}{count.next()}")
             timed["latency"].append(
                 time_row(runner, images, expected, setup_s, macs, request, progress)
             )
         if "throughput" in request.modes:
-            progress(f"timing {runner.runtime} {runner.precision} at batch {batch}, throughput")
+            progress(f"timing {runner.runtime} {runner.precision} at batch {batch}, throughput"
+                     f"{count.next()}")  # fmt: skip
             key = {"model": model_name, "resolution": list(images.shape[1:3]),
                    "runtime": runner.runtime, "precision": runner.precision, "batch": batch,
                    "threads": runtimes.threads_or_default(request.threads)}  # fmt: skip

@@ -42,12 +42,21 @@ def import_keras() -> Any:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    with warnings.catch_warnings(), silenced_stderr():
-        warnings.simplefilter("ignore")
-        import keras
-        import tensorflow as tf
+    # Keras' scikit-learn wrappers import sklearn (0.6 s) whenever TensorFlow loads Keras, and
+    # effnet never uses them: hidden for this import only (NNCF imports sklearn later).
+    hidden = "sklearn" not in sys.modules
+    if hidden:
+        sys.modules["sklearn"] = None  # type: ignore[assignment]
+    try:
+        with warnings.catch_warnings(), silenced_stderr():
+            warnings.simplefilter("ignore")
+            import keras
+            import tensorflow as tf
 
-        tf.config.list_physical_devices()  # device discovery logs once, here, silenced
+            tf.config.list_physical_devices()  # device discovery logs once, here, silenced
+    finally:
+        if hidden:
+            del sys.modules["sklearn"]
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)

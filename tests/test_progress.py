@@ -66,3 +66,16 @@ def test_a_counted_step_draws_a_bar_of_the_steps_done():
     line = ticking.__rich__()
     assert line.startswith("━" * (render.BAR // 4) + "─" * (render.BAR * 3 // 4) + " writing")
     assert render._Ticking("building efficientnet-b0", 0.0).__rich__().startswith("building")
+
+
+@pytest.mark.slow
+def test_bench_counts_its_rows_and_moves_past_a_skipped_pair(cli):
+    """Each timed row says "(n/N)" (the live status draws its bar from it); keras int8, which
+    is skipped, counts as done rather than leaving the bar short."""
+    result = cli("bench", "--model", "seed-b0", "--resolution", "64", "--runtime", "keras",
+                 "--precision", "fp32,int8", "--batch", "1,2", "--iterations", "1",
+                 "--warmup", "0")  # fmt: skip
+    assert result.code == 0, result.stderr
+    counted = re.findall(r"timing keras fp32 at batch (\d) \((\d)/(\d)\)", result.stderr)
+    assert counted == [("1", "1", "4"), ("2", "2", "4")]
+    assert "skipped keras int8" in result.stdout
