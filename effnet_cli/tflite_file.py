@@ -55,8 +55,8 @@ def name_io(model: Any, input_name: str, output_name: str) -> None:
 
 def add_metadata(model: Any, meta: dict[str, str]) -> None:
     """effnet's metadata (the strings ONNX gets in metadata_props) as one JSON buffer named
-    METADATA_NAME in the file's metadata table; an entry of that name already there is replaced
-    in place."""
+    METADATA_NAME in the file's metadata table; it replaces an entry of that name already there
+    (whose buffer stays, unreferenced)."""
     import numpy as np
     from ai_edge_litert import schema_py_generated as schema
 
