@@ -1069,10 +1069,9 @@ def deploy_answer(
 
 
 def artifact_precision(backend: backends.Backend, path: Path) -> str:
-    """The precision converted into an artifact, read from the file itself: effnet's metadata
-    where it wrote some (ONNX, OpenVINO), else the tensors' types (a TFLite file has no
-    metadata: int8 when its convolutions read int8 activations, dynamic when only weights are
-    int8, fp16 when weights are float16)."""
+    """The precision converted into an artifact that carries no effnet metadata, read from its
+    tensors' types: int8 when its convolutions read int8 activations (ONNX: Q/DQ nodes; IR:
+    FakeQuantize), dynamic when only weights are int8, fp16 when weights are float16."""
     reader = {"onnx": _onnx_precision, "tflite": _tflite_precision,
               "openvino": _openvino_precision}.get(backend.name)  # fmt: skip
     return reader(path) if reader else "fp32"
@@ -1082,9 +1081,6 @@ def _onnx_precision(path: Path) -> str:
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    recorded = {p.key: p.value for p in model.metadata_props}.get("precision")
-    if recorded:
-        return recorded
     if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
         return "int8"
     float16 = onnx.TensorProto.FLOAT16
@@ -1151,7 +1147,7 @@ def run_artifact_bench(
     size = artifact_resolution(document) or ((resolution, resolution) if resolution else None)
     if size is None:
         raise UsageError(f"{path.name} takes any input size: give --resolution")
-    precision = artifact_precision(backend, path)
+    precision = document["metadata"].get("precision") or artifact_precision(backend, path)
     started = time.perf_counter()
     with files.stdout_to_stderr(), files.silenced_stderr():
         runner = backend.load(path, request.device, request.threads, precision)

@@ -59,6 +59,8 @@ def read_onnx(path: Path) -> dict[str, Any]:
 def read_tflite(path: Path) -> dict[str, Any]:
     from ai_edge_litert.interpreter import Interpreter
 
+    from effnet_cli import tflite_file
+
     interpreter = Interpreter(model_path=str(path))
     ops = interpreter._get_ops_details()  # LiteRT has no public op listing
     produced = {index for op in ops for index in op["outputs"]}
@@ -78,7 +80,7 @@ def read_tflite(path: Path) -> dict[str, Any]:
         "ops": dict(Counter(op["op_name"] for op in ops).most_common()),
         "params": int(params),
         "params_counted": f"constant tensor elements; {FOLDED}",
-        "metadata": {},
+        "metadata": tflite_file.read_metadata(path),
     }
 
 

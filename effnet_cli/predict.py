@@ -122,20 +122,24 @@ def openvino_contract(path: Path, note: Note) -> Contract:
 
 
 def tflite_contract(path: Path, note: Note) -> Contract:
-    """TFLite files carry no effnet metadata: the size from the input, the precision from the
-    tensor types (float16 weights: fp16; int8 with a QUANTIZE op: int8; int8 alone: dynamic)."""
+    """effnet's metadata from the file's metadata table, as ONNX's. A TFLite file effnet did not
+    write holds none: the size from the input, the precision from the tensor types (float16
+    weights: fp16; int8 with a QUANTIZE op: int8; int8 alone: dynamic)."""
     from ai_edge_litert.interpreter import Interpreter
+
+    from effnet_cli import tflite_file
 
     interpreter = Interpreter(model_path=str(path))
     shape = [int(d) for d in interpreter.get_input_details()[0]["shape"]]
+    meta = tflite_file.read_metadata(path)
+    if meta:
+        return _from_metadata(meta, shape, note, path.name)
     types = {t["dtype"].__name__ for t in interpreter.get_tensor_details()}
     ops = {op["op_name"] for op in interpreter._get_ops_details()}  # no public op listing
     precision = "fp16" if "float16" in types else "fp32"
     if "int8" in types:
         precision = "int8" if "QUANTIZE" in ops else "dynamic"
-    contract = _from_metadata({}, shape, lambda _: None, path.name)
-    note(f"note: {path.name}: TFLite holds no effnet metadata; fed {contract.resolution}×"
-         f"{contract.resolution} pixels in [0, 255] (effnet's default contract)")  # fmt: skip
+    contract = _from_metadata({}, shape, note, path.name)  # which notes the default contract
     return Contract(contract.resolution, None, precision, path.stem)
 
 
@@ -175,7 +179,7 @@ def registered_contract(backend: backends.Backend, path: Path, note: Note) -> Co
     return _from_metadata(meta, document["inputs"][0]["shape"], note, path.name)
 
 
-# Faster or fuller than the `inspect` readers: TFLite's precision from its tensor types,
+# Faster or fuller than the `inspect` readers: a foreign TFLite's precision from its tensor types,
 # OpenVINO's without counting every op; ONNX has its own path (`load_onnx`).
 CONTRACT_READERS: dict[str, Callable[[Path, Note], Contract]] = {
     "openvino": openvino_contract,

@@ -46,8 +46,8 @@ class Runner:
     # The pre-softmax tensor, where the output is a softmax; None: the output itself is compared.
     run_logits: Callable[[Any], Any] | None = None
     threads: int | None = None  # the intra-op threads it was given (recorded in every row)
-    # effnet's metadata as the runtime read it with the file (ONNX metadata_props), for callers
-    # that would otherwise parse the file again (predict)
+    # effnet's metadata read with the file (ONNX metadata_props, TFLite's metadata table), for
+    # callers that would otherwise parse the file again (predict)
     metadata: dict[str, str] = field(default_factory=dict)
     # Throughput mode: `streams(n)` loads what keeps n requests in flight (None: the runtime's
     # own choice), in the way this runtime supports it; None where it has no such mode.
@@ -364,6 +364,8 @@ def tflite_runner(
     """`precision` describes the file (fp16/int8 weights come from the converter)."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from effnet_cli import tflite_file
+
     interpreter = Interpreter(model_path=str(path), num_threads=threads_or_default(threads))
     detail = interpreter.get_input_details()[0]
     signature = list(detail.get("shape_signature", detail["shape"]))
@@ -378,8 +380,8 @@ def tflite_runner(
                     threads=threads_or_default(threads),
                     streams=session_streams(interpreter_of, threads_or_default(threads),
                                             "interpreter"),
-                    settings=f"1 interpreter × {threads_or_default(threads)} threads, "
-                    "XNNPACK")  # fmt: skip
+                    settings=f"1 interpreter × {threads_or_default(threads)} threads, XNNPACK",
+                    metadata=tflite_file.read_metadata(path))  # fmt: skip
     # LiteRT reads only a graph's outputs (preserving every tensor instead costs gigabytes on
     # B7): the logits come from a copy of the file whose graph also outputs the softmax's input,
     # run by a second interpreter built on first use; `run` keeps the file as deployed.
@@ -399,10 +401,11 @@ def tflite_runner(
 def _tflite_with_logits(path: Path) -> tuple[bytes, int] | None:
     """The file rewritten so that its graph also outputs the tensor a final SOFTMAX reads (past
     int8's DEQUANTIZE), and that tensor's index; None when the output is no softmax."""
-    import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    from effnet_cli import tflite_file
+
+    model = tflite_file.unpack(path.read_bytes())
     graph, ops = model.subgraphs[0], schema.BuiltinOperator
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     producers = {int(out): op for op in graph.operators for out in op.outputs}
@@ -413,9 +416,7 @@ def _tflite_with_logits(path: Path) -> tuple[bytes, int] | None:
         return None
     logits_index = int(op.inputs[0])
     graph.outputs = [*(int(o) for o in graph.outputs), logits_index]
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output()), logits_index
+    return tflite_file.pack(model), logits_index
 
 
 def _tflite_caller(interpreter: Any, tensor_index: int) -> Callable[[Any], Any]:

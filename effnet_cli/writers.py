@@ -18,12 +18,16 @@ from effnet_cli import __version__
 from effnet_cli import spec as S
 
 DEFAULT_OPSET = 17
+# The input's name in every artifact (ONNX, SavedModel's signature, OpenVINO, TFLite); the output
+# is named by `output_name`.
+INPUT_NAME = "input"
 
 
 def metadata(
     spec: S.ModelSpec | None, model: Any, layout: str = "NHWC", dynamic_size: bool = False
 ) -> dict[str, str]:
-    """effnet's description of an artifact, written into ONNX metadata_props.
+    """effnet's description of an artifact, written into ONNX metadata_props, OpenVINO's
+    rt_info and TFLite's metadata table.
 
     `model` is the model as built (its resolution is the one it was made and verified for, also
     when the artifact takes any size); `layout` is the artifact's input layout, which runners
@@ -81,7 +85,7 @@ def write_savedmodel(model: Any, path: Path, **_: Any) -> None:
     name = output_name(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    signature = [tf.TensorSpec((None, height, width, 3), tf.float32, name="input")]
+    signature = [tf.TensorSpec((None, height, width, 3), tf.float32, name=INPUT_NAME)]
     archive.add_endpoint(
         name="serving_default",
         fn=lambda images: {name: model(images, training=False)},
@@ -113,11 +117,11 @@ def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None, meta: d
 
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     height, width = model.input.shape[1:3]
-    signature = (tf.TensorSpec((batch, height, width, 3), tf.float32, name="input"),)
+    signature = (tf.TensorSpec((batch, height, width, 3), tf.float32, name=INPUT_NAME),)
     with _frozen_heap():
         proto, _ = tf2onnx.convert.from_keras(
             model, input_signature=signature, opset=opset, optimizers=_collecting_optimizers(),
-            inputs_as_nchw=["input"] if nchw else None,
+            inputs_as_nchw=[INPUT_NAME] if nchw else None,
         )  # fmt: skip
     proto.graph.output[0].name = _rename_output(proto, output_name(model))
     if optimize:
@@ -203,7 +207,7 @@ def _onnx_int8(proto: Any, calibration: Any, scratch: Path, nchw: bool = False) 
             if image is None:
                 return None
             batch = image[None].astype("float32")
-            return {"input": batch.transpose(0, 3, 1, 2).copy() if nchw else batch}
+            return {INPUT_NAME: batch.transpose(0, 3, 1, 2).copy() if nchw else batch}
 
     source, target = scratch / ".effnet-fp32.onnx", scratch / ".effnet-int8.onnx"
     onnx.save(proto, str(source))
@@ -228,9 +232,13 @@ def _rename_output(proto: Any, name: str) -> str:
 
 
 def write_tflite(model: Any, path: Path, *, precision: str = "fp32", calibration: Any = None,
-                 **_: Any) -> None:  # fmt: skip
-    """The TFLite converter; fp16, dynamic-range and int8 are converted into the file."""
+                 meta: dict[str, str] | None = None, **_: Any) -> None:  # fmt: skip
+    """The TFLite converter; fp16, dynamic-range and int8 are converted into the file. Then the
+    input and output are given the names of effnet's other artifacts, and effnet's metadata
+    goes into the file's metadata table (tflite_file.py): the converter does neither."""
     import tensorflow as tf
+
+    from effnet_cli import tflite_file
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if precision != "fp32":
@@ -245,7 +253,11 @@ def write_tflite(model: Any, path: Path, *, precision: str = "fp32", calibration
 
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    path.write_bytes(converter.convert())
+    flatbuffer = tflite_file.unpack(converter.convert())
+    tflite_file.name_io(flatbuffer, INPUT_NAME, output_name(model))
+    if meta:
+        tflite_file.add_metadata(flatbuffer, meta)
+    path.write_bytes(tflite_file.pack(flatbuffer))
 
 
 def write_openvino(model: Any, path: Path, *, opset: int, batch: int | None,

@@ -105,6 +105,55 @@ def test_savedmodel_has_a_named_serving_signature(b0_export, cli):
     assert report["outputs"][0]["name"] == "logits"
 
 
+def test_tflite_names_its_input_and_output_as_onnx_and_savedmodel_do(b0_export, cli):
+    """Names as LiteRT reports them (tensors and the serving signature), against onnxruntime's
+    and the SavedModel's; the renamed file still runs through its signature."""
+    import onnxruntime as ort
+    from ai_edge_litert.interpreter import Interpreter
+
+    folder, _ = b0_export
+    session = ort.InferenceSession(str(folder / "efficientnet-b0.onnx"),
+                                   providers=["CPUExecutionProvider"])  # fmt: skip
+    onnx_names = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
+    assert onnx_names == (["input"], ["logits"])  # a logits head (--classifier-activation none)
+    interpreter = Interpreter(model_path=str(folder / "efficientnet-b0.tflite"))
+    tensors = ([d["name"] for d in interpreter.get_input_details()],
+               [d["name"] for d in interpreter.get_output_details()])  # fmt: skip
+    signature = interpreter.get_signature_list()["serving_default"]
+    assert tensors == (signature["inputs"], signature["outputs"]) == onnx_names
+    saved = json.loads(cli("inspect", folder / "efficientnet-b0_savedmodel", "--json").stdout)
+    assert ([t["name"] for t in saved["inputs"]], [t["name"] for t in saved["outputs"]]) == tensors
+    images = _images(1)
+    (got,) = interpreter.get_signature_runner("serving_default")(input=images).values()
+    assert relative_diff(got, _reference(folder)(images).numpy()) <= 1e-4
+
+
+def test_tflite_carries_the_metadata_onnx_carries(b0_export, cli):
+    """effnet's metadata in the TFLite file's metadata table, read back by TensorFlow's own
+    flatbuffer tools, and by inspect, typed as ONNX's."""
+    import onnx
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from .test_schemas import validate
+
+    folder, _ = b0_export
+    onnx_file, tflite_file = folder / "efficientnet-b0.onnx", folder / "efficientnet-b0.tflite"
+    written = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
+    flatbuffer = flatbuffer_utils.read_model(str(tflite_file))
+    (entry,) = [m for m in flatbuffer.metadata if m.name == b"effnet"]
+    assert json.loads(bytes(flatbuffer.buffers[entry.buffer].data)) == written
+    onnx_report, tflite_report = (
+        json.loads(cli("inspect", path, "--json").stdout) for path in (onnx_file, tflite_file)
+    )
+    validate(tflite_report)
+    assert tflite_report["metadata"] == onnx_report["metadata"]
+    assert tflite_report["model"] == onnx_report["model"]
+    keras_params = tflite_report["metadata"]["keras_params"]
+    assert keras_params == _reference(folder).count_params()
+    assert tflite_report["metadata"]["resolution"] == [224, 224]
+    assert f"Keras count_params: {keras_params:,}" in cli("inspect", tflite_file).stdout
+
+
 @pytest.mark.parametrize(
     ("name", "fmt", "first_op"),
     [("efficientnet-b0.onnx", "onnx", "Conv"), ("efficientnet-b0.tflite", "tflite", "CONV_2D"),
@@ -153,6 +202,16 @@ def test_quantized_tflite_passes_only_through_its_gate(cli, tmp_path, quantize):
     assert check["batches"] == ([1, 3, E.AGREEMENT_IMAGES] if agreement_gated else [1, 3])
     if quantize == "fp16":  # fp16 weights keep the ranking: measured 1e-3..2e-2 drift here
         assert check["passed"] and check["top1_agreement"] == 1.0
+    if check["passed"]:  # its names and metadata, as every TFLite file effnet writes
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=artifact["path"])
+        assert interpreter.get_signature_list() == {
+            "serving_default": {"inputs": ["input"], "outputs": ["logits"]}
+        }
+        report = json.loads(cli("inspect", artifact["path"], "--json").stdout)
+        assert report["metadata"]["precision"] == quantize
+        assert report["model"]["resolution"] == [96, 96]
 
 
 @pytest.mark.slow

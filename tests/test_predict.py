@@ -173,6 +173,44 @@ def test_onnx_predictions_are_onnxruntime_on_the_pillow_tensor(cli, artifacts, t
 
 
 @pytest.mark.slow
+def test_an_exported_tflite_is_fed_by_its_metadata_and_a_foreign_one_by_default(
+    cli, artifacts, tmp_path
+):
+    """effnet's TFLite file says what it is (its name and precision come from its metadata,
+    not from the file name); one converted straight from keras.applications says nothing, and
+    predict says it fed effnet's default contract."""
+    import tensorflow as tf
+
+    from effnet_cli.builder import import_keras
+
+    folder, name, images = artifacts
+    renamed = tmp_path / "renamed.tflite"
+    renamed.write_bytes((folder / f"{name}-int8.tflite").read_bytes())
+    ours = cli("predict", images[0], "--from", renamed, "--json")
+    assert ours.code == 0, ours.stderr
+    assert "no effnet metadata" not in ours.stderr
+    document = json.loads(ours.stdout)
+    validate(document)
+    assert document["model"]["name"] == name and document["precision"] == "int8"
+    assert json.loads(cli("inspect", renamed, "--json").stdout)["metadata"]["precision"] == "int8"
+
+    keras = import_keras()
+    model = keras.applications.EfficientNetB0(weights=None,
+                                              input_shape=(RESOLUTION, RESOLUTION, 3))  # fmt: skip
+    foreign = tmp_path / "foreign.tflite"
+    foreign.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    theirs = cli("predict", images[0], "--from", foreign, "--json")
+    assert theirs.code == 0, theirs.stderr
+    assert "foreign.tflite carries no effnet metadata" in theirs.stderr
+    document = json.loads(theirs.stdout)
+    validate(document)
+    assert document["model"]["resolution"] == [RESOLUTION, RESOLUTION]
+    assert document["precision"] == "fp32" and document["model"]["name"] == "foreign"
+    report = json.loads(cli("inspect", foreign, "--json").stdout)
+    assert report["metadata"] == {} and report["model"]["name"] is None
+
+
+@pytest.mark.slow
 def test_predict_from_onnx_imports_no_tensorflow(artifacts):
     from .test_cli import _modules_after
 

@@ -142,21 +142,23 @@ def test_one_model_object_everywhere(cli):
 
 @pytest.mark.slow
 def test_heavy_commands_validate_and_share_the_model_object(cli, tmp_path):
-    """build, export, inspect (typed metadata) and bench on a 64 px seed-B0."""
+    """build, export, inspect (typed metadata, ONNX and TFLite) and bench on a 64 px seed-B0."""
     small = ["--model", "seed-b0", "--resolution", "64", "--num-classes", "10"]
     build = _json(cli, "build", *small, "-o", tmp_path / "m.keras", "--json")
     validate(build)
-    export = _json(cli, "export", *small, "-f", "onnx", "-o", tmp_path, "--json")
+    export = _json(cli, "export", *small, "-f", "onnx,tflite", "-o", tmp_path, "--json")
     validate(export)
-    (artifact,) = export["artifacts"]
-    inspect = _json(cli, "inspect", artifact["path"], "--json")
+    inspect, tflite = (_json(cli, "inspect", a["path"], "--json") for a in export["artifacts"])
     validate(inspect)
+    validate(tflite)
+    # TFLite carries the same metadata in its metadata table, typed alike
+    assert tflite["format"] == "tflite" and tflite["metadata"] == inspect["metadata"]
     bench = _json(cli, "bench", *small, "--runtime", "keras", "--batch", "1", "--iterations",
                   "2", "--warmup", "1", "--json")  # fmt: skip
     validate(bench)
     expected = {"name": "efficientnet-seed-b0-r64", "family": "seed", "resolution": [64, 64],
                 "classes": 10, "preprocessing": False}  # fmt: skip
-    for document in (build, export, inspect, bench):
+    for document in (build, export, inspect, tflite, bench):
         assert {k: document["model"][k] for k in expected} == expected
     metadata = inspect["metadata"]
     # the file's own count is labelled, with the Keras count of the same model beside it
