@@ -772,9 +772,15 @@ def predict(
         render.note(missing)
     render.note(P.describe_run(item, len(paths), resize))
     size = item.contract.resolution
-    family, inside = (spec.family.name, spec.preprocessing) if spec is not None else (None, None)
-    identity = render.model_identity(item.contract.name or item.label, family, [size, size],
-                                     probs.shape[1], inside)  # fmt: skip
+    if spec is not None:
+        identity = render.model_identity(spec.name, spec.family.name, [size, size],
+                                         probs.shape[1], spec.preprocessing)  # fmt: skip
+    else:  # what the artifact says about itself, the contract it was fed by where it is silent
+        from effnet_cli import describe
+
+        said = describe.model_from_metadata(describe.typed_metadata(item.runner.metadata))
+        identity = {**said, "name": said["name"] or item.contract.name or item.label,
+                    "resolution": [size, size], "classes": probs.shape[1]}  # fmt: skip
     result = {
         "model": identity, "source": item.label, "runtime": item.runner.runtime,
         "provider": item.runner.provider, "precision": item.runner.precision, "resize": resize,

@@ -161,6 +161,8 @@ def test_onnx_predictions_are_onnxruntime_on_the_pillow_tensor(cli, artifacts, t
     names = labels.imagenet()
     validate(document)
     assert document["model"]["resolution"] == [RESOLUTION] * 2 and document["runtime"] == "onnx"
+    # the model object from the file's own metadata: what export wrote into it
+    assert document["model"]["family"] == "b" and document["model"]["preprocessing"] is True
     for row, image in zip(probs, document["images"], strict=True):
         expected = np.argsort(-row)[:3]
         assert [entry["class"] for entry in image["top"]] == list(expected)
