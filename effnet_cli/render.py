@@ -956,10 +956,10 @@ THROUGHPUT_TABLE = (
     Column("runtime", "runtime", left=True),
     Column("precision", "precision", left=True),
     Column("batch", "batch"),
-    Column("in flight", "in_flight", show=lambda r: "–" if r.get("error") else
+    Column("in flight", "in_flight", priority=2, show=lambda r: "–" if r.get("error") else
            f"{r['in_flight']} ({r['in_flight_observed']} seen)"),
     _bench_column("img/s (wall)", "images_per_s", "f1"),
-    _bench_column("load p50", "load_latency_ms_p50", "f2", "ms"),
+    _bench_column("load p50", "load_latency_ms_p50", "f2", "ms", priority=2),
     _bench_column("load p90", "load_latency_ms_p90", "f2", "ms", priority=3),
     _bench_column("load p99", "load_latency_ms_p99", "f2", "ms", priority=3),
     Column("drift", "drift_max_rel", priority=2, show=lambda r: _drift_cells(r)[0]),

@@ -218,3 +218,53 @@ def test_export_table_keeps_the_written_path_whole(capsys, terminal, width):
     documents = render.export_documents(artifacts)
     _check(text, render.EXPORT_TABLE, documents, width, title_line="efficientnet-b0")
     assert "some/deeper/folder/out/efficientnet-b0.onnx" in text
+
+
+def _throughput_rows() -> list[dict]:
+    row = {"runtime": "openvino", "precision": "bf16", "batch": 8, "error": None, "in_flight": 4,
+           "in_flight_observed": 4, "images_per_s": 235.42, "load_latency_ms_p50": 130.52,
+           "load_latency_ms_p90": 141.07, "load_latency_ms_p99": 152.93,
+           "drift_max_rel": 3.2e-2, "top1_agreement": 1.0,
+           "settings": "THROUGHPUT hint, 4 requests in flight, 2 threads",
+           "settings_source": "tuned 2026-11-25"}  # fmt: skip
+    return [row, {**row, "runtime": "onnx", "precision": "fp32", "drift_max_rel": None},
+            {**row, "runtime": "tflite", "error": "out of memory"}]  # fmt: skip
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_throughput_table_fits(capsys, terminal, width):
+    """Throughput rows: their own table, cut nowhere; unmeasured drift said as such."""
+    rows = _throughput_rows()
+    terminal(width)
+    render.set_wide(False)
+    render.print_throughput({"throughput_rows": rows}, render.out())
+    text = capsys.readouterr().out
+    best = render.fastest_rows(rows)
+    marked = [{**r, "fastest": i in best} for i, r in enumerate(rows)]
+    star = render.Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
+    _check(text, (*render.THROUGHPUT_TABLE, star), marked, width, title_line="throughput")
+    headers, _ = _parse(text, "throughput")
+    assert "out of memory" in text and ("unmeasured" in text) == ("drift" in headers)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_predict_and_compare_tables_fit(capsys, terminal, width):
+    top = [{"rank": 1, "class": 921, "probability": 0.01853,
+            "label": "book jacket, dust cover, dust jacket, dust wrapper"},
+           {"rank": 2, "class": 7, "probability": 0.00131, "label": "cock"}]  # fmt: skip
+    result = {"images": [{"path": "photos/image0.jpg", "top": top},
+                         {"path": "photos/image1.png", "top": top}]}  # fmt: skip
+    terminal(width)
+    render.set_wide(False)
+    render.print_predict(result)
+    _check(capsys.readouterr().out, render.PREDICT_TABLE, render._prediction_rows(result), width)
+    row = {"path": "demo/efficientnet-b0.keras", "runtime": "keras", "precision": "fp32",
+           "resolution": [224, 224], "top1_agreement": 1.0, "top5_overlap": 1.0,
+           "max_abs_diff_prob": 0.0}  # fmt: skip
+    rows = [row, {**row, "path": "demo/efficientnet-b0-int8.tflite", "runtime": "tflite",
+                  "precision": "int8", "top1_agreement": 1 / 3, "top5_overlap": 0.47,
+                  "max_abs_diff_prob": 1.7e-2}]  # fmt: skip
+    render.print_compare({"images": 6, "reference": row["path"], "rows": rows})
+    text = capsys.readouterr().out
+    assert "33%" in text and "47%" in text and "…" not in text  # agreement: the main columns
+    assert max(len(line) for line in text.splitlines()) <= width
