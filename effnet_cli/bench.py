@@ -245,8 +245,9 @@ def read_cached_ceiling(path: Path) -> dict[str, Any] | None:
     return entry
 
 
-def write_cached_ceiling(path: Path, entry: dict[str, Any]) -> None:
-    """Written atomically (a temporary file beside it, then renamed)."""
+def write_cache_entry(path: Path, entry: dict[str, Any]) -> None:
+    """One cached measurement (the ceiling, a tuning), written atomically: a temporary file
+    beside it, then renamed."""
     import json
     import tempfile
 
@@ -282,7 +283,7 @@ def gemm_ceiling(
     entry = {"gemm_flops": flops, "measured_at": datetime.now(timezone.utc).isoformat(
         timespec="seconds"), "threads": count, "cpu": cpu, "method": PROBE_METHOD}  # fmt: skip
     try:
-        write_cached_ceiling(path, entry)
+        write_cache_entry(path, entry)
     except OSError as exc:
         progress(f"could not cache the ceiling in {path.parent}: {exc.strerror or exc}")
     return {**document, **entry, "source": "measured", "cache": str(path)}
@@ -464,7 +465,7 @@ def chosen_streams(
              f"(at most {TUNE_BUDGET_S:g} s)")  # fmt: skip
     found = search_streams(runner, images, runtimes.threads_or_default(request.threads), progress)
     try:
-        write_cached_ceiling(path, {**key, **found})
+        write_cache_entry(path, {**key, **found})
     except OSError as exc:
         progress(f"could not cache the tuning in {path.parent}: {exc.strerror or exc}")
     return found["streams"], f"tuned now in {found['searched_s']:.0f} s (cached)"
