@@ -160,12 +160,12 @@ def keras_runner(model: Any, device: str = "cpu", xla: bool = False) -> Runner:
     """A compiled `tf.function` around `model(x, training=False)` (never `predict` in a loop)."""
     import tensorflow as tf
 
+    from effnet_cli.builder import logits_function
+
     target = "/GPU:0" if device == "gpu" else "/CPU:0"
 
     # One trace per batch size, with its static shape: a relaxed (None, ...) signature costs
     # about 7 % on CPU (measured in benchmarks/run.py).
-    from effnet_cli.builder import logits_function
-
     def compiled(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
         infer = tf.function(function, jit_compile=xla)
 
