@@ -471,6 +471,18 @@ def chosen_streams(
     return found["streams"], f"tuned now in {found['searched_s']:.0f} s (cached)"
 
 
+def row_head(
+    runner: runtimes.Runner, mode: str, batch: int, request: BenchRequest
+) -> dict[str, Any]:
+    """What every row, latency or throughput, says first: what ran, how, and no error yet."""
+    return {
+        "runtime": runner.runtime, "device": runner.device, "provider": runner.provider,
+        "precision": runner.precision, "mode": mode, "batch": batch,
+        "threads": runner.threads or runtimes.threads_or_default(request.threads),
+        "error": None,
+    }  # fmt: skip
+
+
 def throughput_row(
     runner: runtimes.Runner,
     images: Any,
@@ -479,12 +491,7 @@ def throughput_row(
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     batch = len(images)
-    row: dict[str, Any] = {
-        "runtime": runner.runtime, "device": runner.device, "provider": runner.provider,
-        "precision": runner.precision, "mode": "throughput", "batch": batch,
-        "threads": runner.threads or runtimes.threads_or_default(request.threads),
-        "error": None,
-    }  # fmt: skip
+    row = row_head(runner, "throughput", batch, request)
     if runner.streams is None:
         row["error"] = "no throughput mode"
         return row
@@ -755,13 +762,8 @@ def time_row(
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     batch = len(images)
-    row: dict[str, Any] = {
-        "runtime": runner.runtime, "device": runner.device, "provider": runner.provider,
-        "precision": runner.precision, "mode": "latency", "batch": batch,
-        "threads": runner.threads or runtimes.threads_or_default(request.threads),
-        "settings": runner.settings, "setup_s": setup_s,
-        "error": None,
-    }  # fmt: skip
+    row = {**row_head(runner, "latency", batch, request), "settings": runner.settings,
+           "setup_s": setup_s}  # fmt: skip
     try:
         row.update(time_runner(runner, images, request))
         row.update(drift_fields(runner, images, reference))

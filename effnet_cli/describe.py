@@ -151,6 +151,12 @@ def read_openvino(path: Path) -> dict[str, Any]:
     }
 
 
+def unreadable(path: Path, backend: str, exc: Exception) -> UsageError:
+    """A file its own library could not read, in one line: the library's first."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return UsageError(f"{path.name} is not a readable {backend} file: {first[:200]}")
+
+
 def describe(path: Path) -> dict[str, Any]:
     from effnet_cli import backends
 
@@ -161,10 +167,7 @@ def describe(path: Path) -> dict[str, Any]:
     except UsageError:
         raise
     except Exception as exc:  # a corrupt or foreign file: each library fails in its own way
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(
-            f"{path.name} is not a readable {backend.name} file: {first[:200]}"
-        ) from None
+        raise unreadable(path, backend.name, exc) from None
     metadata = typed_metadata(document.pop("metadata"))
     return {
         "path": str(path),

@@ -15,6 +15,7 @@ from typing import Any
 
 from effnet_cli import backends, images, runtimes
 from effnet_cli import spec as S
+from effnet_cli.describe import unreadable
 from effnet_cli.errors import UsageError, WorkError
 
 Note = Callable[[str], None]
@@ -217,10 +218,7 @@ def load_artifact(
     except (UsageError, WorkError):
         raise
     except Exception as exc:  # a corrupt or foreign file: each library fails in its own way
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(
-            f"{path.name} is not a readable {backend.name} file: {first[:200]}"
-        ) from None
+        raise unreadable(path, backend.name, exc) from None
     return Loaded(str(path), runner, contract)
 
 
