@@ -221,17 +221,18 @@ def cache_dir() -> Path:
     return Path(base) / "effnet"
 
 
-def ceiling_cache_path(cpu: str, threads: int) -> Path:
-    """One file per (CPU model, CPU flags, thread count, probe version)."""
+def machine_cache_path(prefix: str, key: dict[str, Any]) -> Path:
+    """One file per measurement on this machine: `key` with the CPU model and its flags, hashed
+    (a measurement on another CPU, or with other flags, is never reused)."""
     import hashlib
+    import json
 
     flags = " ".join(sorted(capabilities.cpu_flags()))
-    key = f"{cpu}\n{flags}\n{threads}\n{PROBE_VERSION}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache_dir() / f"gemm-ceiling-{threads}t-{digest}.json"
+    text = json.dumps({**key, "cpu": cpu_name(), "flags": flags}, sort_keys=True)
+    return cache_dir() / f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
 
 
-def read_cached_ceiling(path: Path) -> dict[str, Any] | None:
+def read_cache_entry(path: Path) -> dict[str, Any] | None:
     """A cached measurement, or None where there is none or it is unreadable."""
     import json
 
@@ -239,10 +240,14 @@ def read_cached_ceiling(path: Path) -> dict[str, Any] | None:
         entry = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    flops = entry.get("gemm_flops") if isinstance(entry, dict) else None
-    if not isinstance(flops, int | float) or not flops > 0:
-        return None
-    return entry
+    return entry if isinstance(entry, dict) else None
+
+
+def read_cached_ceiling(path: Path) -> dict[str, Any] | None:
+    """A cached ceiling, or None where there is none or it holds no positive rate."""
+    entry = read_cache_entry(path)
+    flops = entry.get("gemm_flops") if entry is not None else None
+    return entry if isinstance(flops, int | float) and flops > 0 else None
 
 
 def write_cache_entry(path: Path, entry: dict[str, Any]) -> None:
@@ -270,7 +275,9 @@ def gemm_ceiling(
                                 "threads": count, "cpu": cpu, "method": PROBE_METHOD}  # fmt: skip
     if device != "cpu":
         return {**document, "reason": "the ceiling is the CPU's GEMM rate; not for --device gpu"}
-    path = ceiling_cache_path(cpu, count)
+    path = machine_cache_path(
+        f"gemm-ceiling-{count}t", {"threads": count, "version": PROBE_VERSION}
+    )
     cached = None if refresh else read_cached_ceiling(path)
     if cached is not None:
         return {**document, **cached, "source": "cached", "cache": str(path)}
@@ -400,18 +407,6 @@ def time_streams(streams: runtimes.Streams, images: Any, seconds: float) -> dict
     return throughput_stats(intervals, len(images))
 
 
-def tuning_cache_path(key: dict[str, Any]) -> Path:
-    """One file per (CPU, flags, threads, model, resolution, runtime, precision, batch)."""
-    import hashlib
-    import json
-
-    flags = " ".join(sorted(capabilities.cpu_flags()))
-    text = json.dumps({**key, "cpu": cpu_name(), "flags": flags, "version": TUNE_VERSION},
-                      sort_keys=True)  # fmt: skip
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return cache_dir() / f"tuned-{key['runtime']}-{key['precision']}-{digest}.json"
-
-
 def tuning_candidates(runner: runtimes.Runner, threads: int) -> list[int | None]:
     """Requests in flight to try: the runtime's own choice (None), then 1..threads (one stream
     per thread is the usual optimum of a CPU; more only queue)."""
@@ -450,17 +445,15 @@ def chosen_streams(
 ) -> tuple[int | None, str]:
     """The requests in flight for a throughput row, and where they come from: --streams, a
     search now (--tune), a cached search, or the runtime's default."""
-    import json
-
     if request.streams is not None:
         return request.streams, "--streams"
-    path = tuning_cache_path(key)
+    path = machine_cache_path(f"tuned-{key['runtime']}-{key['precision']}",
+                              {**key, "version": TUNE_VERSION})  # fmt: skip
     if not request.tune:
-        try:
-            cached = json.loads(path.read_text())
-            return cached["streams"], f"tuned {cached['tuned_at']} (cached; --tune searches again)"
-        except (OSError, ValueError, KeyError, TypeError):
+        cached = read_cache_entry(path)
+        if cached is None or "streams" not in cached or "tuned_at" not in cached:
             return None, "default (--tune searches)"
+        return cached["streams"], f"tuned {cached['tuned_at']} (cached; --tune searches again)"
     progress(f"tuning {key['runtime']} {key['precision']} at batch {key['batch']} "
              f"(at most {TUNE_BUDGET_S:g} s)")  # fmt: skip
     found = search_streams(runner, images, runtimes.threads_or_default(request.threads), progress)
@@ -1071,54 +1064,6 @@ def deploy_answer(
     }  # fmt: skip
 
 
-def artifact_precision(backend: backends.Backend, path: Path) -> str:
-    """The precision converted into an artifact that carries no effnet metadata, read from its
-    tensors' types: int8 when its convolutions read int8 activations (ONNX: Q/DQ nodes; IR:
-    FakeQuantize), dynamic when only weights are int8, fp16 when weights are float16."""
-    reader = {"onnx": _onnx_precision, "tflite": _tflite_precision,
-              "openvino": _openvino_precision}.get(backend.name)  # fmt: skip
-    return reader(path) if reader else "fp32"
-
-
-def _onnx_precision(path: Path) -> str:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
-        return "int8"
-    float16 = onnx.TensorProto.FLOAT16
-    return "fp16" if any(t.data_type == float16 for t in model.graph.initializer) else "fp32"
-
-
-TFLITE_WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-
-
-def _tflite_precision(path: Path) -> str:
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path))
-    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    ops = interpreter._get_ops_details()  # LiteRT has no public op listing
-    convolutions = [op for op in ops if op["op_name"] in TFLITE_WEIGHTED_OPS]
-
-    def dtype(index: int) -> Any:
-        return np.dtype(tensors[index]["dtype"]) if index in tensors else None
-
-    if any(dtype(op["inputs"][0]) == np.int8 for op in convolutions):
-        return "int8"
-    if any(dtype(op["inputs"][1]) == np.int8 for op in convolutions):
-        return "dynamic"
-    return "fp16" if any(np.dtype(t["dtype"]) == np.float16 for t in tensors.values()) else "fp32"
-
-
-def _openvino_precision(path: Path) -> str:
-    import openvino as ov
-
-    model = ov.Core().read_model(str(runtimes.openvino_xml(path)))
-    return "int8" if runtimes.fake_quantize_ops(model) else "fp32"
-
-
 def artifact_resolution(document: dict[str, Any]) -> tuple[int, int] | None:
     """Height and width of an artifact's (NHWC or NCHW) image input, from `inspect`'s document;
     None where they are not fixed."""
@@ -1150,7 +1095,9 @@ def run_artifact_bench(
     size = artifact_resolution(document) or ((resolution, resolution) if resolution else None)
     if size is None:
         raise UsageError(f"{path.name} takes any input size: give --resolution")
-    precision = document["metadata"].get("precision") or artifact_precision(backend, path)
+    precision = document["metadata"].get("precision") or describe.artifact_precision(
+        backend.name, path
+    )
     started = time.perf_counter()
     with files.stdout_to_stderr(), files.silenced_stderr():
         runner = backend.load(path, request.device, request.threads, precision)

@@ -273,3 +273,53 @@ def describe_weights(path: Path) -> dict[str, Any]:
         "metadata": {"layout": layout, "tensors": builder.count_file_tensors(path, layout)},
         "fits": fits,
     }
+
+
+def artifact_precision(backend: str, path: Path) -> str:
+    """The precision converted into an artifact that carries no effnet metadata, read from its
+    tensors' types: int8 when its convolutions read int8 activations (ONNX: Q/DQ nodes; IR:
+    FakeQuantize), dynamic when only weights are int8, fp16 when weights are float16."""
+    reader = {"onnx": _onnx_precision, "tflite": _tflite_precision,
+              "openvino": _openvino_precision}.get(backend)  # fmt: skip
+    return reader(path) if reader else "fp32"
+
+
+def _onnx_precision(path: Path) -> str:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
+        return "int8"
+    float16 = onnx.TensorProto.FLOAT16
+    return "fp16" if any(t.data_type == float16 for t in model.graph.initializer) else "fp32"
+
+
+TFLITE_WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def _tflite_precision(path: Path) -> str:
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()  # LiteRT has no public op listing
+    convolutions = [op for op in ops if op["op_name"] in TFLITE_WEIGHTED_OPS]
+
+    def dtype(index: int) -> Any:
+        return np.dtype(tensors[index]["dtype"]) if index in tensors else None
+
+    if any(dtype(op["inputs"][0]) == np.int8 for op in convolutions):
+        return "int8"
+    if any(dtype(op["inputs"][1]) == np.int8 for op in convolutions):
+        return "dynamic"
+    return "fp16" if any(np.dtype(t["dtype"]) == np.float16 for t in tensors.values()) else "fp32"
+
+
+def _openvino_precision(path: Path) -> str:
+    import openvino as ov
+
+    from effnet_cli import runtimes
+
+    model = ov.Core().read_model(str(runtimes.openvino_xml(path)))
+    return "int8" if runtimes.fake_quantize_ops(model) else "fp32"

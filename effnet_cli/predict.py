@@ -15,7 +15,7 @@ from typing import Any
 
 from effnet_cli import backends, images, runtimes
 from effnet_cli import spec as S
-from effnet_cli.describe import unreadable
+from effnet_cli.describe import artifact_precision, unreadable
 from effnet_cli.errors import UsageError, WorkError
 
 Note = Callable[[str], None]
@@ -135,13 +135,8 @@ def tflite_contract(path: Path, note: Note) -> Contract:
     meta = tflite_file.read_metadata(path)
     if meta:
         return _from_metadata(meta, shape, note, path.name)
-    types = {t["dtype"].__name__ for t in interpreter.get_tensor_details()}
-    ops = {op["op_name"] for op in interpreter._get_ops_details()}  # no public op listing
-    precision = "fp16" if "float16" in types else "fp32"
-    if "int8" in types:
-        precision = "int8" if "QUANTIZE" in ops else "dynamic"
     contract = _from_metadata({}, shape, note, path.name)  # which notes the default contract
-    return Contract(contract.resolution, None, precision, path.stem)
+    return Contract(contract.resolution, None, artifact_precision("tflite", path), path.stem)
 
 
 def keras_contract(model: Any, note: Note) -> Contract:

@@ -220,13 +220,13 @@ def test_bench_from_an_artifact_labels_its_precision(cli, artifacts, name, preci
 
 
 def test_the_precision_is_read_from_the_file_not_its_name(artifacts, tmp_path):
-    from effnet_cli import backends
+    from effnet_cli import describe
 
     renamed = tmp_path / "model.tflite"
     renamed.write_bytes(artifacts[("tflite", "int8")].read_bytes())
-    assert B.artifact_precision(backends.get("tflite"), renamed) == "int8"
+    assert describe.artifact_precision("tflite", renamed) == "int8"
     renamed.write_bytes(artifacts[("tflite", "fp16")].read_bytes())
-    assert B.artifact_precision(backends.get("tflite"), renamed) == "fp16"
+    assert describe.artifact_precision("tflite", renamed) == "fp16"
 
 
 def test_reference_needs_an_artifact(cli, tmp_path):
