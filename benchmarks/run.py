@@ -10,6 +10,7 @@ run. Writes benchmarks/results/report.md and prints it.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import subprocess
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -502,7 +504,7 @@ def hand_section(threads: int = 2, rounds: int = HAND_ROUNDS) -> str:
     import numpy as np
 
     from effnet_cli import backends, capabilities, files, runtimes, writers
-    from effnet_cli.bench import BenchRequest, time_runner, time_streams
+    from effnet_cli.bench import BenchRequest, at_batch, time_runner, time_streams
     from effnet_cli.builder import calibrate_batchnorm, import_keras
     from effnet_cli.export import compare
 
@@ -624,8 +626,15 @@ def hand_section(threads: int = 2, rounds: int = HAND_ROUNDS) -> str:
             effnet = [(fmt, backends.load_runner(fmt, ours[fmt], threads=threads))
                       for fmt in ("onnx", "tflite")] + effnet  # fmt: skip
         for name, runner in effnet:
-            candidates[(precision, "latency", "effnet", name)] = latency_of(runner.run)
-            candidates[(precision, "throughput", "effnet", name)] = streams_of(runner.streams(None))
+            # as bench runs it: each batch on the runner bench times it with (at_batch)
+            pinned = functools.cache(lambda batch, runner=runner: at_batch(runner, batch))
+            streams = functools.cache(lambda batch, pinned=pinned: pinned(batch).streams(None))
+            candidates[(precision, "latency", "effnet", name)] = partial(
+                lambda images, pinned: latency_of(pinned(len(images)).run)(images), pinned=pinned
+            )
+            candidates[(precision, "throughput", "effnet", name)] = partial(
+                lambda images, streams: streams_of(streams(len(images)))(images), streams=streams
+            )
         candidates[(precision, "latency", "hand", "OpenVINO LATENCY")] = latency_of(
             ov_latency(hint)
         )

@@ -53,6 +53,10 @@ class Runner:
     # own choice), in the way this runtime supports it; None where it has no such mode.
     streams: Callable[[int | None], Streams] | None = None
     settings: str = ""  # the single-stream settings it runs with, in words (every row says them)
+    # The same artifact compiled for one batch size (static shapes), where that runtime runs a
+    # pinned shape faster than a dynamic one (OpenVINO: 13–20 % on B0, benchmarks/run.py); bench
+    # times each batch with it. None: the runtime gains nothing from it.
+    pinned: Callable[[int], Runner] | None = None
 
     @property
     def compared(self) -> str:
@@ -496,13 +500,20 @@ def compiled_int8_layers(compiled: Any) -> int:
 
 
 def openvino_runner(
-    path: Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
+    path: Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    precision: str = "fp32",
+    batch: int | None = None,
 ) -> Runner:
     """OpenVINO on the CPU with the inference precision pinned: it would otherwise pick bf16
     by itself on CPUs that have it, and report nothing. A row is labelled with the precision
     that was compiled, and a precision the CPU lacks is refused rather than emulated. int8 is
     the IR's own (NNCF's FakeQuantize), run with f32 for what stays float, and labelled int8
-    only when the IR is quantized and the CPU plugin runs its convolutions in int8."""
+    only when the IR is quantized and the CPU plugin runs its convolutions in int8.
+
+    `batch` compiles the IR with its batch dimension pinned to that size: the CPU plugin then
+    runs static-shape kernels (the runner's `pinned` gives that runner for each batch)."""
     import openvino as ov
 
     if not capabilities.native_in_openvino(precision):
@@ -517,7 +528,7 @@ def openvino_runner(
         "PERFORMANCE_HINT": "LATENCY",
     }
     core = ov.Core()
-    model = core.read_model(str(openvino_xml(path)))
+    model = read_openvino(core, path, batch)
     quantizers = fake_quantize_ops(model)
     if (precision in OPENVINO_FILE_PRECISIONS) != bool(quantizers):
         holds = f"{quantizers} FakeQuantize operations" if quantizers else "no FakeQuantize"
@@ -535,12 +546,17 @@ def openvino_runner(
         used = precision
     shape = compiled.inputs[0].get_partial_shape()
     fixed = None if shape[0].is_dynamic else shape[0].get_length()
+    settings = (f"LATENCY hint, {config['INFERENCE_NUM_THREADS']} threads, inference precision "
+                f"{config['INFERENCE_PRECISION_HINT']}")  # fmt: skip
+    if batch:
+        settings += f", static batch {batch}"
     runner = Runner("openvino", "cpu", "OpenVINO CPU", used, _openvino_caller(compiled), fixed,
                     threads=int(compiled.get_property("INFERENCE_NUM_THREADS")),
                     streams=lambda n: openvino_streams(
-                        core, core.read_model(str(openvino_xml(path))), config, n),
-                    settings=f"LATENCY hint, {config['INFERENCE_NUM_THREADS']} threads, "
-                    f"inference precision {config['INFERENCE_PRECISION_HINT']}")  # fmt: skip
+                        core, read_openvino(core, path, batch), config, n),
+                    settings=settings)  # fmt: skip
+    if fixed is None:
+        runner.pinned = lambda size: openvino_runner(path, device, threads, precision, size)
     source = model.get_results()[0].input_value(0).get_node()
     if source.get_type_name() == "Softmax":
 
@@ -551,6 +567,16 @@ def openvino_runner(
 
         runner.run_logits = lambda images: _openvino_caller(with_logits(), output=1)(images)
     return runner
+
+
+def read_openvino(core: Any, path: Path, batch: int | None = None) -> Any:
+    """The IR, with its batch dimension pinned to `batch` where it is dynamic and one is given."""
+    model = core.read_model(str(openvino_xml(path)))
+    shape = model.inputs[0].get_partial_shape()
+    if batch and shape[0].is_dynamic:
+        shape[0] = batch
+        model.reshape({model.inputs[0]: shape})
+    return model
 
 
 def openvino_streams(core: Any, model: Any, config: dict[str, Any], n: int | None) -> Streams:
@@ -585,6 +611,9 @@ def openvino_streams(core: Any, model: Any, config: dict[str, Any], n: int | Non
 
     settings = (f"THROUGHPUT hint, {streams} stream{'s' if streams > 1 else ''}, "
                 f"AsyncInferQueue of {requests} requests, {threads} threads")  # fmt: skip
+    batch = model.inputs[0].get_partial_shape()[0]
+    if batch.is_static:
+        settings += f", static batch {batch.get_length()}"
     return Streams(requests, settings, drive, split_threads(threads, streams))
 
 

@@ -106,6 +106,9 @@ def test_every_runtime_keeps_requests_in_flight_and_reports_them_apart(both_mode
         assert row["drift_max_rel"] < 1e-4 and row["top1_agreement"] == 1.0
     by_runtime = {r["runtime"]: r for r in loaded}
     assert "AsyncInferQueue" in by_runtime["openvino"]["settings"]
+    openvino_latency = next(r for r in latency if r["runtime"] == "openvino")
+    for settings in (by_runtime["openvino"]["settings"], openvino_latency["settings"]):
+        assert settings.endswith("static batch 1")  # bench's at_batch pinned the IR's batch
     assert by_runtime["onnx"]["settings"] == "2 sessions × 1 thread"  # the budget split
     assert by_runtime["tflite"]["threads_per_request"] == 1
 

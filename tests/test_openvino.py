@@ -154,3 +154,23 @@ def test_doctor_reports_openvino(cli):
     assert versions["openvino"] and versions["onnxruntime"] and versions["tensorflow"]
     assert result.code == (0 if report["ok"] else 1)
     assert "CPUExecutionProvider" in report["onnxruntime_providers"]
+
+
+def test_bench_times_each_batch_on_the_ir_compiled_for_that_batch(b0_openvino):
+    """OpenVINO runs a static shape faster than a dynamic one (benchmarks/run.py): bench pins
+    the batch of each row, says so, and the pinned IR computes what the dynamic one does."""
+    from effnet_cli import backends
+    from effnet_cli.bench import at_batch
+
+    folder, _ = b0_openvino
+    general = backends.load_runner("openvino", folder / "efficientnet-b0_openvino", threads=2)
+    assert general.fixed_batch is None and "static" not in general.settings
+    pinned = at_batch(general, 3)
+    assert pinned.fixed_batch == 3  # read back from the compiled model's input shape
+    assert pinned.settings.endswith("static batch 3") and pinned.pinned is None
+    assert "static batch 3" in pinned.streams(None).settings
+    images = np.random.default_rng(1).uniform(0, 255, (3, 224, 224, 3)).astype("float32")
+    expected = general.comparable(images)
+    assert np.abs(expected).max() > 1e-2  # calibrated statistics, real logits
+    assert relative_diff(pinned.comparable(images), expected) <= 1e-5
+    assert relative_diff(pinned.run(images), general.run(images)) <= 1e-5
