@@ -27,11 +27,12 @@ from effnet_cli.errors import RegressionError, UsageError, WorkError, choices, s
 # per-request latency *under load*.
 MODES = runtimes.MODES
 THROUGHPUT_DEFAULT_S = 2.0  # a throughput row's run, when --duration does not say
-# --tune: each candidate number of requests in flight runs this long, a row's search at most
-# TUNE_BUDGET_S (the rest of the candidates are skipped and the search says so).
+# --tune: each candidate (intra-op threads for a latency row, requests in flight for a throughput
+# row) runs this long, a row's search at most TUNE_BUDGET_S (the rest of the candidates are
+# skipped and the search says so).
 TUNE_TRIAL_S = 0.7
 TUNE_BUDGET_S = 8.0
-TUNE_VERSION = 1  # part of the tuning cache's key: a changed search tunes again
+TUNE_VERSION = 2  # part of the tuning cache's key: a changed search tunes again
 # --recommend never names a row whose top-1 agreement with fp32 Keras is under this (the gate
 # export applies to quantized files).
 RECOMMEND_MIN_AGREEMENT = 0.9
@@ -57,7 +58,7 @@ class BenchRequest:
     calibration: Path | None = None  # images for precisions calibrated into the file (int8)
     modes: tuple[str, ...] = ("latency",)
     streams: int | None = None  # requests in flight in throughput mode (None: tuned/default)
-    tune: bool = False  # search the requests in flight again (else the cached search, if any)
+    tune: bool = False  # search threads and requests in flight again (else the cached search)
 
 
 def parse_runtimes(value: str) -> list[str]:
@@ -115,9 +116,8 @@ def check_request(request: BenchRequest) -> None:
         raise UsageError(f"--threads must lie between 1 and 1024, not {request.threads}")
     if request.streams is not None and not 1 <= request.streams <= 256:
         raise UsageError(f"--streams must lie between 1 and 256, not {request.streams}")
-    if "throughput" not in request.modes and (request.streams is not None or request.tune):
-        option = "--streams" if request.streams is not None else "--tune"
-        raise UsageError(f"{option} applies to --mode throughput or both")
+    if "throughput" not in request.modes and request.streams is not None:
+        raise UsageError("--streams applies to --mode throughput or both")
     if request.streams is not None and request.tune:
         raise UsageError("--streams fixes the requests in flight; --tune searches them: give one")
 
@@ -413,27 +413,96 @@ def tuning_candidates(runner: runtimes.Runner, threads: int) -> list[int | None]
     return [None, *range(1, max(threads, 2) + 1)]
 
 
-def search_streams(
-    runner: runtimes.Runner, images: Any, threads: int, progress: Callable[[str], None]
+def thread_candidates(threads: int) -> list[int]:
+    """Intra-op threads to try for one call at a time: the whole budget, then halves of it down
+    to 1 (hyperthreads and memory-bound layers can make fewer threads faster)."""
+    found = [threads]
+    while found[-1] > 1:
+        found.append(found[-1] // 2)
+    return found
+
+
+def search(
+    trials: list[tuple[int | None, Callable[[], float]]],
+    what: str,
+    progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Time each candidate for TUNE_TRIAL_S, within TUNE_BUDGET_S; the fastest wins."""
+    """Run each candidate's trial (images/s) within TUNE_BUDGET_S; the fastest wins."""
     from datetime import datetime, timezone
 
-    assert runner.streams is not None
     tried: dict[str, float] = {}
     best: tuple[float, int | None] = (0.0, None)
     started = time.perf_counter()
-    for candidate in tuning_candidates(runner, threads):
+    for candidate, trial in trials:
         if tried and time.perf_counter() - started > TUNE_BUDGET_S:
-            progress(f"tuning {runner.runtime}: {TUNE_BUDGET_S:g} s spent, the rest not tried")
+            progress(f"tuning {what}: {TUNE_BUDGET_S:g} s spent, the rest not tried")
             break
-        speed = time_streams(runner.streams(candidate), images, TUNE_TRIAL_S)["images_per_s"]
+        speed = trial()
         tried["auto" if candidate is None else str(candidate)] = speed
         if speed > best[0]:
             best = (speed, candidate)
-    return {"streams": best[1], "tried_images_per_s": tried,
+    return {"best": best[1], "tried_images_per_s": tried,
             "searched_s": time.perf_counter() - started,
             "tuned_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+
+
+def search_streams(
+    runner: runtimes.Runner, images: Any, threads: int, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """Requests in flight: each candidate kept in flight for TUNE_TRIAL_S."""
+    assert runner.streams is not None
+    streams = runner.streams
+    trials = [(n, lambda n=n: time_streams(streams(n), images, TUNE_TRIAL_S)["images_per_s"])
+              for n in tuning_candidates(runner, threads)]  # fmt: skip
+    return search(trials, f"{runner.runtime}'s requests in flight", progress)
+
+
+def search_threads(
+    runner: runtimes.Runner, images: Any, threads: int, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """Intra-op threads for one call at a time: each candidate loaded and called back to back
+    for TUNE_TRIAL_S."""
+    assert runner.threaded is not None
+    threaded = runner.threaded
+    trials = [(n, lambda n=n: calls_per_second(threaded(n), images))
+              for n in thread_candidates(threads)]  # fmt: skip
+    return search(trials, f"{runner.runtime}'s threads", progress)
+
+
+def calls_per_second(runner: runtimes.Runner, images: Any) -> float:
+    """Images/s of synchronous calls for TUNE_TRIAL_S, after one warm-up call."""
+    runner.run(images)
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < TUNE_TRIAL_S:
+        runner.run(images)
+        calls += 1
+    return calls * len(images) / (time.perf_counter() - started)
+
+
+def tuned(
+    setting: str,
+    key: dict[str, Any],
+    request: BenchRequest,
+    searched: Callable[[], dict[str, Any]],
+    progress: Callable[[str], None],
+) -> tuple[int | None, str]:
+    """A tuned setting and where it comes from: a search now (--tune, cached), the cached
+    search of an earlier --tune, or none (the runtime's default)."""
+    path = machine_cache_path(f"tuned-{setting}-{key['runtime']}-{key['precision']}",
+                              {**key, "setting": setting, "version": TUNE_VERSION})  # fmt: skip
+    if not request.tune:
+        cached = read_cache_entry(path)
+        if cached is None or "best" not in cached or "tuned_at" not in cached:
+            return None, "default (--tune searches)"
+        return cached["best"], f"tuned {cached['tuned_at']} (cached; --tune searches again)"
+    progress(f"tuning {key['runtime']} {key['precision']} {setting} at batch {key['batch']} "
+             f"(at most {TUNE_BUDGET_S:g} s)")  # fmt: skip
+    found = searched()
+    try:
+        write_cache_entry(path, {**key, **found})
+    except OSError as exc:
+        progress(f"could not cache the tuning in {path.parent}: {exc.strerror or exc}")
+    return found["best"], f"tuned now in {found['searched_s']:.0f} s (cached)"
 
 
 def chosen_streams(
@@ -443,25 +512,32 @@ def chosen_streams(
     request: BenchRequest,
     progress: Callable[[str], None],
 ) -> tuple[int | None, str]:
-    """The requests in flight for a throughput row, and where they come from: --streams, a
-    search now (--tune), a cached search, or the runtime's default."""
+    """The requests in flight for a throughput row (None: the runtime's own choice), and
+    where they come from: --streams, or `tuned`."""
     if request.streams is not None:
         return request.streams, "--streams"
-    path = machine_cache_path(f"tuned-{key['runtime']}-{key['precision']}",
-                              {**key, "version": TUNE_VERSION})  # fmt: skip
-    if not request.tune:
-        cached = read_cache_entry(path)
-        if cached is None or "streams" not in cached or "tuned_at" not in cached:
-            return None, "default (--tune searches)"
-        return cached["streams"], f"tuned {cached['tuned_at']} (cached; --tune searches again)"
-    progress(f"tuning {key['runtime']} {key['precision']} at batch {key['batch']} "
-             f"(at most {TUNE_BUDGET_S:g} s)")  # fmt: skip
-    found = search_streams(runner, images, runtimes.threads_or_default(request.threads), progress)
-    try:
-        write_cache_entry(path, {**key, **found})
-    except OSError as exc:
-        progress(f"could not cache the tuning in {path.parent}: {exc.strerror or exc}")
-    return found["streams"], f"tuned now in {found['searched_s']:.0f} s (cached)"
+    budget = runtimes.threads_or_default(request.threads)
+    return tuned("streams", key, request,
+                 lambda: search_streams(runner, images, budget, progress), progress)  # fmt: skip
+
+
+def chosen_threads(
+    runner: runtimes.Runner,
+    images: Any,
+    key: dict[str, Any],
+    request: BenchRequest,
+    progress: Callable[[str], None],
+) -> tuple[runtimes.Runner, str | None]:
+    """The runner a latency row times — loaded on its tuned threads, within the --threads
+    budget — and where they come from (None: its threads are the process's, never tuned)."""
+    if runner.threaded is None:
+        return runner, None
+    budget = runtimes.threads_or_default(request.threads)
+    searched = lambda: search_threads(runner, images, budget, progress)  # noqa: E731
+    threads, source = tuned("threads", key, request, searched, progress)
+    if threads is None or threads == runner.threads:
+        return runner, source
+    return runner.threaded(threads), source
 
 
 def row_head(
@@ -594,17 +670,18 @@ def time_modes(
         started = time.perf_counter()
         runner = at_batch(general, batch)
         loaded_s = setup_s + time.perf_counter() - started  # a pinned runner's compile counts
+        # what a tuning is cached under: this machine (the path), model, runtime, batch, budget
+        key = {"model": model_name, "resolution": list(images.shape[1:3]),
+               "runtime": runner.runtime, "precision": runner.precision, "batch": batch,
+               "threads": runtimes.threads_or_default(request.threads)}  # fmt: skip
         if "latency" in request.modes:
             progress(f"timing {runner.runtime} {runner.precision} at batch {batch}{count.next()}")
             timed["latency"].append(
-                time_row(runner, images, expected, loaded_s, macs, request, progress)
+                time_row(runner, images, expected, loaded_s, macs, key, request, progress)
             )
         if "throughput" in request.modes:
             progress(f"timing {runner.runtime} {runner.precision} at batch {batch}, throughput"
                      f"{count.next()}")  # fmt: skip
-            key = {"model": model_name, "resolution": list(images.shape[1:3]),
-                   "runtime": runner.runtime, "precision": runner.precision, "batch": batch,
-                   "threads": runtimes.threads_or_default(request.threads)}  # fmt: skip
             row = throughput_row(runner, images, key, request, progress)
             if not row["error"]:
                 row.update(drift_fields(runner, images, expected))
@@ -755,17 +832,19 @@ def mixed_bfloat16_twin(model: Any, spec: S.ModelSpec) -> Any:
 
 
 def time_row(
-    runner: runtimes.Runner,
+    given: runtimes.Runner,
     images: Any,
     reference: Any | None,
     setup_s: float,
     macs: int | None,
+    key: dict[str, Any],
     request: BenchRequest,
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
     batch = len(images)
+    runner, source = chosen_threads(given, images, key, request, progress)
     row = {**row_head(runner, "latency", batch, request), "settings": runner.settings,
-           "setup_s": setup_s}  # fmt: skip
+           "settings_source": source, "setup_s": setup_s}  # fmt: skip
     try:
         row.update(time_runner(runner, images, request))
         row.update(drift_fields(runner, images, reference))

@@ -338,7 +338,9 @@ def bench(
     tune: Annotated[
         bool,
         typer.Option(
-            "--tune", help="Throughput: search the requests in flight again (bounded; cached)."
+            "--tune",
+            help="Search the threads (latency) and requests in flight (throughput) again, "
+            "within --threads (bounded; cached).",
         ),
     ] = False,
     recommend: Annotated[

@@ -878,6 +878,14 @@ def _bench_column(header: str, key: str, kind: str, unit: str = "", priority: in
     return Column(header, key, kind, unit, priority, show=_timed(key, kind), in_table=in_table)
 
 
+def _settings_cell(row: Mapping[str, Any]) -> str:
+    """What a row ran with, and where a tuned setting came from (the cache, a search now)."""
+    if row.get("error") or not row.get("settings"):
+        return "–"
+    source = row.get("settings_source")
+    return f"{row['settings']}; {source}" if source else row["settings"]
+
+
 BENCH_TABLE = (
     Column("runtime", "runtime", left=True),
     Column("device", "device", left=True, in_table=False),
@@ -902,6 +910,7 @@ BENCH_TABLE = (
     _bench_column("first", "first_inference_ms", "f0", "ms", priority=5),
     _bench_column("setup", "setup_s", "f1", "s", priority=5),
     Column("iterations", "iterations", in_table=False),
+    Column("settings", "settings", left=True, wrap=True, priority=6, show=_settings_cell),
     Column("error", "error", left=True, wrap=True, show=lambda r: r.get("error") or "–"),
 )  # fmt: skip
 BENCH_COLUMNS = tuple(c.key for c in BENCH_TABLE)  # the CSV's fields
@@ -964,8 +973,7 @@ THROUGHPUT_TABLE = (
     _bench_column("load p99", "load_latency_ms_p99", "f2", "ms", priority=3),
     Column("drift", "drift_max_rel", priority=2, show=lambda r: _drift_cells(r)[0]),
     Column("top-1", "top1_agreement", priority=2, show=lambda r: _drift_cells(r)[1]),
-    Column("settings", "settings", left=True, wrap=True, priority=4, show=lambda r: "–" if
-           r.get("error") else f"{r['settings']}; {r['settings_source']}"),
+    Column("settings", "settings", left=True, wrap=True, priority=4, show=_settings_cell),
     Column("error", "error", left=True, wrap=True, show=lambda r: r.get("error") or "–"),
 )  # fmt: skip
 

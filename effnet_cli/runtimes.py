@@ -57,6 +57,9 @@ class Runner:
     # pinned shape faster than a dynamic one (OpenVINO: 13–20 % on B0, benchmarks/run.py); bench
     # times each batch with it. None: the runtime gains nothing from it.
     pinned: Callable[[int], Runner] | None = None
+    # The same artifact loaded on another number of intra-op threads (`bench --tune` searches
+    # it for latency rows); None where the threads are the process's (TensorFlow's pool).
+    threaded: Callable[[int], Runner] | None = None
 
     @property
     def compared(self) -> str:
@@ -289,11 +292,13 @@ def onnx_runner(
         return lambda images: own.run([output_name], {input_name: feed(images)})[0]
 
     streams = session_streams(session_of, options.intra_op_num_threads, "session")
+    runner = Runner("onnx", device, active[0], precision, run, batch,
+                    threads=options.intra_op_num_threads, metadata=metadata, streams=streams,
+                    settings=_onnx_settings(options))  # fmt: skip
+    runner.threaded = lambda n: onnx_runner(path, device, n, precision, find_logits)
     logits_name = _onnx_softmax_input(path, output_name) if find_logits else None
     if logits_name is None:
-        return Runner("onnx", device, active[0], precision, run, batch,
-                      threads=options.intra_op_num_threads, metadata=metadata, streams=streams,
-                      settings=_onnx_settings(options))  # fmt: skip
+        return runner
 
     @functools.cache
     def logits_session() -> Any:
@@ -305,12 +310,9 @@ def onnx_runner(
         proto.graph.output.append(onnx.ValueInfoProto(name=logits_name))
         return ort.InferenceSession(proto.SerializeToString(), options, providers=wanted)
 
-    def run_logits(images: Any) -> Any:
-        return logits_session().run([logits_name], {input_name: feed(images)})[0]
-
-    return Runner("onnx", device, active[0], precision, run, batch, run_logits,
-                  options.intra_op_num_threads, metadata, streams,
-                  _onnx_settings(options))  # fmt: skip
+    runner.run_logits = lambda images: logits_session().run(
+        [logits_name], {input_name: feed(images)})[0]  # fmt: skip
+    return runner
 
 
 def _onnx_settings(options: Any) -> str:
@@ -385,7 +387,8 @@ def tflite_runner(
                     streams=session_streams(interpreter_of, threads_or_default(threads),
                                             "interpreter"),
                     settings=f"1 interpreter × {threads_or_default(threads)} threads, XNNPACK",
-                    metadata=tflite_file.read_metadata(path))  # fmt: skip
+                    metadata=tflite_file.read_metadata(path),
+                    threaded=lambda n: tflite_runner(path, device, n, precision))  # fmt: skip
     # LiteRT reads only a graph's outputs (preserving every tensor instead costs gigabytes on
     # B7): the logits come from a copy of the file whose graph also outputs the softmax's input,
     # run by a second interpreter built on first use; `run` keeps the file as deployed.
@@ -555,6 +558,7 @@ def openvino_runner(
                     streams=lambda n: openvino_streams(
                         core, read_openvino(core, path, batch), config, n),
                     settings=settings)  # fmt: skip
+    runner.threaded = lambda n: openvino_runner(path, device, n, precision, batch)
     if fixed is None:
         runner.pinned = lambda size: openvino_runner(path, device, threads, precision, size)
     source = model.get_results()[0].input_value(0).get_node()

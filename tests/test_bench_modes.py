@@ -274,3 +274,40 @@ def test_model_args_repeat_the_options_that_differ_from_their_defaults():
     assert model_args(options) == ["--phi", "0", "--resolution", "96", "--no-top", "--dropout",
                                    "0.25", "--seed", "3"]  # fmt: skip
     assert model_args(ModelOptions()) == []
+
+
+def test_thread_candidates_halve_the_budget_down_to_one():
+    assert B.thread_candidates(16) == [16, 8, 4, 2, 1]
+    assert B.thread_candidates(6) == [6, 3, 1] and B.thread_candidates(1) == [1]
+
+
+def test_tune_searches_latency_threads_and_the_rows_run_on_the_tuned_ones(cli, monkeypatch):
+    """A faked clock makes one thread the fastest: --tune finds it, the row is timed on a
+    runner loaded with one thread and says so; the next run takes it from the cache."""
+    loaded: list[int] = []
+
+    def faked_speed(runner, images):
+        loaded.append(runner.threads)
+        return 100.0 if runner.threads == 1 else 50.0
+
+    monkeypatch.setattr(B, "calls_per_second", faked_speed)
+    args = ["bench", "--resolution", "64", "--runtime", "onnx,tflite", "--batch", "1",
+            "--iterations", "2", "--threads", "2", "--json"]  # fmt: skip
+
+    def rows(*extra: str) -> list[dict]:
+        result = cli(*args, *extra)
+        assert result.code == 0, result.stderr
+        return json.loads(result.stdout)["rows"]
+
+    untuned = rows()
+    assert loaded == [] and {r["threads"] for r in untuned} == {2}  # the budget, no search
+    assert all(r["settings_source"].startswith("default") for r in untuned)
+    tuned = rows("--tune")
+    assert sorted(loaded) == [1, 1, 2, 2]  # each runtime tried 2 and 1 threads
+    for row in tuned:
+        assert row["threads"] == 1 and row["settings_source"].startswith("tuned now"), row
+    assert {r["settings"] for r in tuned} == {"1 session × 1 threads, all graph optimizations",
+                                              "1 interpreter × 1 threads, XNNPACK"}  # fmt: skip
+    cached = rows()
+    assert len(loaded) == 4  # no second search
+    assert all(r["threads"] == 1 and "cached" in r["settings_source"] for r in cached)
