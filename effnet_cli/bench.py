@@ -533,8 +533,9 @@ def chosen_threads(
     if runner.threaded is None:
         return runner, None
     budget = runtimes.threads_or_default(request.threads)
-    searched = lambda: search_threads(runner, images, budget, progress)  # noqa: E731
-    threads, source = tuned("threads", key, request, searched, progress)
+    threads, source = tuned("threads", key, request,
+                            lambda: search_threads(runner, images, budget, progress),
+                            progress)  # fmt: skip
     if threads is None or threads == runner.threads:
         return runner, source
     return runner.threaded(threads), source
