@@ -254,17 +254,27 @@ def _ort_options(ort, threads):
     return options
 
 
-def export_rows(phis: list[int]) -> list[tuple[str, float, str, float]]:
-    """Whole-process export time and peak RSS, effnet beside the converters called directly."""
+def export_rows(phis: list[int], repeats: int = 3) -> list[tuple[str, float, str, float]]:
+    """Whole-process export time and peak RSS, effnet beside the converters called directly:
+    the median of `repeats` interleaved runs of each (B7: one, minutes each)."""
     rows = []
     for phi in phis:
         for fmt in ("onnx", "tflite"):
             scratch = Path(tempfile.mkdtemp(prefix="effnet-export-"))
-            ours = _timed([*EFFNET, "export", "--phi", str(phi), "-f", fmt, "-o", str(scratch)])
-            quick = _timed([*EFFNET, "export", "--phi", str(phi), "-f", fmt, "-o",
-                            str(scratch / "unverified"), "--no-verify"])  # fmt: skip
+            export = [*EFFNET, "export", "--phi", str(phi), "-f", fmt, "--force", "-o"]
             script = DIRECT_EXPORT.format(phi=phi, fmt=fmt, out=scratch / "direct")
-            direct = _timed([sys.executable, "-c", script])
+            runs: dict[str, list[tuple[float, float]]] = {}
+            for _ in range(1 if phi >= 7 else repeats):
+                for name, argv in (
+                    ("ours", [*export, str(scratch)]),
+                    ("quick", [*export, str(scratch / "unverified"), "--no-verify"]),
+                    ("direct", [sys.executable, "-c", script]),
+                ):
+                    runs.setdefault(name, []).append(_timed(argv))
+            ours, quick, direct = (
+                tuple(statistics.median(v) for v in zip(*runs[n], strict=True))
+                for n in ("ours", "quick", "direct")
+            )
             label = f"direct {fmt} converter on keras.applications B{phi} (s)"
             rows.append(
                 (f"effnet export --phi {phi} -f {fmt} (s, verified)", ours[0], label, direct[0])
