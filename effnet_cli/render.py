@@ -23,7 +23,7 @@ from effnet_cli import costs as C
 from effnet_cli import spec as S
 
 SCHEMA_VERSION = 1
-WIDE = 240  # columns for a non-terminal (CI logs) and for --wide: every column, never cut
+WIDE = 240  # columns for a non-terminal (CI logs) and for --wide, or a table's whole width
 _wide = False  # --wide: every column whatever the terminal's width
 
 
@@ -423,6 +423,10 @@ def print_columns(
     """A view's rows as a table that fits the console: no number cut, ever."""
     columns = columns_with_values(columns, rows) if rows else [c for c in columns if c.in_table]
     cells = [[c.text(row) for c in columns] for row in rows]
+    if _wide or not console.is_terminal:  # every column, however wide the table is
+        whole = sum(_needed(c, [row[i] for row in cells], folded=False) + GAP
+                    for i, c in enumerate(columns))  # fmt: skip
+        console.width = max(console.width, whole - GAP)
     width = console.width
     shown = fit_columns(columns, cells, width)
     if table_width(columns, cells, shown) > width:

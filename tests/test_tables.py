@@ -125,6 +125,31 @@ def test_bench_table_fits(capsys, terminal, width):
     assert "out of memory" in text  # a failed row says why, whole
 
 
+@pytest.mark.parametrize("wide", [False, True])
+def test_a_pipe_and_wide_show_every_column_of_a_table_wider_than_the_default(
+    capsys, terminal, wide
+):
+    """Latency rows with their settings need more than render.WIDE columns: a pipe (a CI log)
+    and --wide still show every one, at whatever width that takes."""
+    settings = "LATENCY hint, 2 threads, inference precision f32, static batch 8"
+    result = _bench_result()
+    result["rows"] = [{**r, "settings": settings, "settings_source": "default (--tune searches)"}
+                      for r in result["rows"]]  # fmt: skip
+    if wide:
+        terminal(80)
+    render.set_wide(wide)
+    try:
+        render.print_bench(result)
+    finally:
+        render.set_wide(False)
+    text = capsys.readouterr().out
+    headers, _ = _parse(text, "efficientnet-b0")
+    shown = [c.title for c in render.BENCH_TABLE if c.in_table]
+    assert all(title in headers for title in shown), (shown, headers)
+    assert max(len(line) for line in text.splitlines()) > render.WIDE
+    assert "not shown" not in text and f"{settings}; default (--tune searches)" in text
+
+
 def test_bench_csv_comes_from_the_same_columns():
     import csv
     import io
