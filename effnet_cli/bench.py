@@ -671,6 +671,7 @@ def time_modes(
         started = time.perf_counter()
         runner = at_batch(general, batch)
         loaded_s = setup_s + time.perf_counter() - started  # a pinned runner's compile counts
+        pinned = {"batch_pinned": runner is not general}  # --recommend exports that batch
         # what a tuning is cached under: this machine (the path), model, runtime, batch, budget
         key = {"model": model_name, "resolution": list(images.shape[1:3]),
                "runtime": runner.runtime, "precision": runner.precision, "batch": batch,
@@ -678,7 +679,7 @@ def time_modes(
         if "latency" in request.modes:
             progress(f"timing {runner.runtime} {runner.precision} at batch {batch}{count.next()}")
             timed["latency"].append(
-                time_row(runner, images, expected, loaded_s, macs, key, request, progress)
+                time_row(runner, images, expected, loaded_s, macs, key, request, progress) | pinned
             )
         if "throughput" in request.modes:
             progress(f"timing {runner.runtime} {runner.precision} at batch {batch}, throughput"
@@ -686,7 +687,7 @@ def time_modes(
             row = throughput_row(runner, images, key, request, progress)
             if not row["error"]:
                 row.update(drift_fields(runner, images, expected))
-            row["setup_s"] = loaded_s
+            row.update(setup_s=loaded_s, **pinned)
             timed["throughput"].append(row)
     return timed
 
@@ -1128,6 +1129,8 @@ def deploy_answer(
     way = backend.precisions[row["precision"]]
     file_precision = row["precision"] if way.how == "file" else "fp32"
     command = ["effnet", "export", *(model_args or []), "-f", row["runtime"]]
+    if row.get("batch_pinned"):  # timed on the artifact compiled for its batch: deploy that
+        command += ["--batch", str(row["batch"])]
     if file_precision != "fp32":
         command += ["--quantize", file_precision]
     if way.calibration and calibration is not None:

@@ -109,6 +109,7 @@ def test_every_runtime_keeps_requests_in_flight_and_reports_them_apart(both_mode
     openvino_latency = next(r for r in latency if r["runtime"] == "openvino")
     for settings in (by_runtime["openvino"]["settings"], openvino_latency["settings"]):
         assert settings.endswith("static batch 1")  # bench's at_batch pinned the IR's batch
+    assert {r["runtime"] for r in latency + loaded if r["batch_pinned"]} == {"openvino"}
     assert by_runtime["onnx"]["settings"] == "2 sessions × 1 thread"  # the budget split
     assert by_runtime["tflite"]["threads_per_request"] == 1
 
@@ -144,7 +145,7 @@ def test_recommend_never_names_an_error_an_emulation_or_low_agreement():
             _row("keras", "bf16-emulated", 500.0),  # emulated: never
             _row("tflite", "int8", 160.0, agreement=1.0),  # one image agreed: but at batch 8
             _row("tflite", "int8", 150.0, agreement=0.75, batch=8),  # the file falls under 90 %
-            _row("openvino", "int8", 96.0, agreement=0.95, batch=8),
+            {**_row("openvino", "int8", 96.0, agreement=0.95, batch=8), "batch_pinned": True},
         ],
     }
     answers = {a["precision"]: a for a in B.recommend(result, ["--phi", "0"], None)}
@@ -153,6 +154,7 @@ def test_recommend_never_names_an_error_an_emulation_or_low_agreement():
     assert "emulated" in answers["bf16"]["none"]
     assert answers["int8"]["runtime"] == "openvino" and answers["int8"]["batch"] == 8
     assert "--quantize int8" in answers["int8"]["command"]
+    assert "--batch 8" in answers["int8"]["command"]  # timed compiled for batch 8: exported so
 
 
 @pytest.mark.slow
