@@ -479,15 +479,20 @@ def calls_per_second(runner: runtimes.Runner, images: Any) -> float:
     return calls * len(images) / (time.perf_counter() - started)
 
 
+Search = Callable[[runtimes.Runner, Any, int, Callable[[str], None]], dict[str, Any]]
+
+
 def tuned(
     setting: str,
+    search_now: Search,
+    runner: runtimes.Runner,
+    images: Any,
     key: dict[str, Any],
     request: BenchRequest,
-    searched: Callable[[], dict[str, Any]],
     progress: Callable[[str], None],
 ) -> tuple[int | None, str]:
-    """A tuned setting and where it comes from: a search now (--tune, cached), the cached
-    search of an earlier --tune, or none (the runtime's default)."""
+    """A tuned setting and where it comes from: `search_now` within the --threads budget
+    (--tune, then cached), the cached search of an earlier --tune, or none (the default)."""
     path = machine_cache_path(f"tuned-{setting}-{key['runtime']}-{key['precision']}",
                               {**key, "setting": setting, "version": TUNE_VERSION})  # fmt: skip
     if not request.tune:
@@ -497,7 +502,7 @@ def tuned(
         return cached["best"], f"tuned {cached['tuned_at']} (cached; --tune searches again)"
     progress(f"tuning {key['runtime']} {key['precision']} {setting} at batch {key['batch']} "
              f"(at most {TUNE_BUDGET_S:g} s)")  # fmt: skip
-    found = searched()
+    found = search_now(runner, images, runtimes.threads_or_default(request.threads), progress)
     try:
         write_cache_entry(path, {**key, **found})
     except OSError as exc:
@@ -516,9 +521,7 @@ def chosen_streams(
     where they come from: --streams, or `tuned`."""
     if request.streams is not None:
         return request.streams, "--streams"
-    budget = runtimes.threads_or_default(request.threads)
-    return tuned("streams", key, request,
-                 lambda: search_streams(runner, images, budget, progress), progress)  # fmt: skip
+    return tuned("streams", search_streams, runner, images, key, request, progress)
 
 
 def chosen_threads(
@@ -532,10 +535,7 @@ def chosen_threads(
     budget — and where they come from (None: its threads are the process's, never tuned)."""
     if runner.threaded is None:
         return runner, None
-    budget = runtimes.threads_or_default(request.threads)
-    threads, source = tuned("threads", key, request,
-                            lambda: search_threads(runner, images, budget, progress),
-                            progress)  # fmt: skip
+    threads, source = tuned("threads", search_threads, runner, images, key, request, progress)
     if threads is None or threads == runner.threads:
         return runner, source
     return runner.threaded(threads), source
