@@ -114,3 +114,33 @@ def b0_r64(tmp_path_factory) -> SharedB0:
             code = main(argv)
         assert code == 0, err.getvalue().decode()
     return shared
+
+
+@pytest.fixture(scope="session")
+def bench_every_runtime(tmp_path_factory):
+    """One `effnet bench` of B0 at 64 px on every runtime at batches 1 and 4, in both modes
+    (latency rows: 5 iterations; throughput rows: 0.4 s each instead of the 2 s default, the
+    length --duration would set), with its CSV, plot and a fresh ceiling cache. Shared by
+    tests/test_bench.py (its latency rows, CSV, plot, ceiling) and tests/test_bench_modes.py
+    (its throughput rows): one build and one conversion per runtime for both.
+
+    Returns (folder, the JSON document, stdout); read-only, as `b0_r64`.
+    """
+    import json
+
+    from typer.testing import CliRunner
+
+    from effnet_cli import bench
+    from effnet_cli.cli import main
+
+    folder = tmp_path_factory.mktemp("bench")
+    args = ["bench", "--resolution", "64", "--runtime", "all", "--batch", "1,4", "--warmup", "1",
+            "--iterations", "5", "--threads", "2", "--mode", "both", "--csv",
+            str(folder / "rows.csv"), "--plot", str(folder / "bench.png"), "--json"]  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch, CliRunner().isolation() as (out, err, _):
+        patch.setenv("EFFNET_CACHE_DIR", str(folder / "cache"))  # the real probe, a fresh cache
+        patch.setattr(bench, "THROUGHPUT_DEFAULT_S", 0.4)
+        code = main(args)
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    assert code == 0, stderr
+    return folder, json.loads(stdout), stdout

@@ -73,21 +73,10 @@ def test_a_single_stream_is_never_counted_as_overlapping():
 
 
 @pytest.fixture(scope="module")
-def both_modes(tmp_path_factory):
-    """B0 at 64×64 on every runtime in both modes, a short run each."""
-    from typer.testing import CliRunner
-
-    from effnet_cli.cli import main
-
-    folder = tmp_path_factory.mktemp("modes")
-    args = ["bench", "--resolution", "64", "--runtime", "all", "--batch", "1", "--warmup", "1",
-            "--duration", "0.4", "--threads", "2", "--mode", "both", "--json"]  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch, CliRunner().isolation() as (out, err, _):
-        patch.setenv("EFFNET_CACHE_DIR", str(folder / "cache"))
-        code = main(args)
-        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
-    assert code == 0, stderr
-    return json.loads(stdout)
+def both_modes(bench_every_runtime):
+    """B0 at 64×64 on every runtime in both modes, a short run each: the session's run
+    (tests/conftest.py `bench_every_runtime`, shared with test_bench.py)."""
+    return bench_every_runtime[1]
 
 
 @pytest.mark.slow
