@@ -88,12 +88,11 @@ def test_every_file_precision_has_a_gate_and_nothing_else_does():
             assert (way.gate is not None) == (way.how == "file"), (backend.name, precision)
 
 
-def test_onnx_export_is_optimized_by_default(cli, tmp_path):
+def test_onnx_export_is_optimized_by_default(cli, tmp_path, b0_r64):
     import onnx
 
-    folder = tmp_path / "out"
-    result = cli("export", "--resolution", "64", "-f", "onnx", "-o", folder, "--json")
-    assert result.code == 0, result.stderr
+    # the session's B0 (tests/conftest.py): `effnet export --resolution 64` without --no-optimize
+    optimized = b0_r64.path("onnx")
     raw = cli("export", "--resolution", "64", "-f", "onnx", "-o", tmp_path / "raw",
               "--no-optimize")  # fmt: skip
     assert raw.code == 0, raw.stderr
@@ -102,7 +101,7 @@ def test_onnx_export_is_optimized_by_default(cli, tmp_path):
         return [node.op_type for node in onnx.load(str(path)).graph.node]
 
     # onnxslim folds the four stride-2 Pads into their convolutions
-    assert "Pad" not in ops(folder / "efficientnet-b0-r64.onnx")
+    assert "Pad" not in ops(optimized)
     assert ops(tmp_path / "raw" / "efficientnet-b0-r64.onnx").count("Pad") == 4
 
 

@@ -17,22 +17,11 @@ STATS = ("latency_ms_mean", "latency_ms_std", "latency_ms_min", "latency_ms_p50"
 
 
 @pytest.fixture(scope="module")
-def short_run(tmp_path_factory):
-    """B0 at 64×64 over every runtime and two batch sizes, a few iterations each."""
-    from typer.testing import CliRunner
-
-    from effnet_cli.cli import main
-
-    folder = tmp_path_factory.mktemp("bench")
-    args = ["bench", "--resolution", "64", "--runtime", "all", "--batch", "1,4", "--warmup", "1",
-            "--iterations", "5", "--threads", "2", "--csv", str(folder / "rows.csv"),
-            "--plot", str(folder / "bench.png"), "--json"]  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch, CliRunner().isolation() as (out, err, _):
-        patch.setenv("EFFNET_CACHE_DIR", str(folder / "cache"))  # the real probe, a fresh cache
-        code = main(args)
-        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
-    assert code == 0, stderr
-    return folder, json.loads(stdout), stdout
+def short_run(bench_every_runtime):
+    """B0 at 64×64 over every runtime and two batch sizes, a few iterations each: the session's
+    run (tests/conftest.py `bench_every_runtime`; its throughput rows are test_bench_modes.py's).
+    Returns (folder, document, stdout)."""
+    return bench_every_runtime
 
 
 @pytest.fixture(autouse=True)

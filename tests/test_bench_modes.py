@@ -73,21 +73,10 @@ def test_a_single_stream_is_never_counted_as_overlapping():
 
 
 @pytest.fixture(scope="module")
-def both_modes(tmp_path_factory):
-    """B0 at 64×64 on every runtime in both modes, a short run each."""
-    from typer.testing import CliRunner
-
-    from effnet_cli.cli import main
-
-    folder = tmp_path_factory.mktemp("modes")
-    args = ["bench", "--resolution", "64", "--runtime", "all", "--batch", "1", "--warmup", "1",
-            "--duration", "0.4", "--threads", "2", "--mode", "both", "--json"]  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch, CliRunner().isolation() as (out, err, _):
-        patch.setenv("EFFNET_CACHE_DIR", str(folder / "cache"))
-        code = main(args)
-        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
-    assert code == 0, stderr
-    return json.loads(stdout)
+def both_modes(bench_every_runtime):
+    """B0 at 64×64 on every runtime in both modes, a short run each: the session's run
+    (tests/conftest.py `bench_every_runtime`, shared with test_bench.py)."""
+    return bench_every_runtime[1]
 
 
 @pytest.mark.slow
@@ -181,27 +170,13 @@ def test_the_recommended_export_command_writes_that_precision(cli, tmp_path, mon
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    """An .onnx, fp16 and int8 .tflite files and an OpenVINO IR of one B0 at 64, written by
-    the converters (not verified: only their precision matters here)."""
-    import numpy as np
-
-    from effnet_cli import backends, spec
-    from effnet_cli.builder import build_model
-    from tests.conftest import calibrate
-
-    folder = tmp_path_factory.mktemp("artifacts")
-    model = build_model(spec.get_spec("b0", resolution=64), seed=1)
-    calibrate(model, 64)
-    images = np.random.default_rng(0).uniform(0, 255, (8, 64, 64, 3)).astype("float32")
-    made = {}
-    for name, precision in (("onnx", "fp32"), ("tflite", "fp16"), ("tflite", "int8"),
-                            ("openvino", "fp32")):  # fmt: skip
-        path = folder / backends.get(name).artifact_name("b0", precision)
-        backends.get(name).write(model, path, opset=17, batch=None, meta={},  # type: ignore[misc]
-                                 precision=precision, calibration=images)  # fmt: skip
-        made[(name, precision)] = path
-    return made
+def artifacts(b0_r64):
+    """An .onnx, fp16 and int8 .tflite files and an OpenVINO IR of one B0 at 64: the session's
+    (tests/conftest.py `b0_r64`), shared and read-only; only their precision matters here."""
+    assert b0_r64.resolution == 64
+    return {(name, precision): b0_r64.path(name, precision)
+            for name, precision in (("onnx", "fp32"), ("tflite", "fp16"), ("tflite", "int8"),
+                                    ("openvino", "fp32"))}  # fmt: skip
 
 
 @pytest.mark.slow
@@ -243,7 +218,7 @@ def test_reference_needs_an_artifact(cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_tuning_is_cached_and_tune_searches_again(cli, monkeypatch):
+def test_the_tuning_is_cached_and_tune_searches_again(cli, monkeypatch, b0_r64):
     searches: list[str] = []
     real = B.search_streams
 
@@ -253,8 +228,9 @@ def test_the_tuning_is_cached_and_tune_searches_again(cli, monkeypatch):
 
     monkeypatch.setattr(B, "search_streams", counted)
     monkeypatch.setattr(B, "TUNE_TRIAL_S", 0.1)
-    args = ["bench", "--resolution", "64", "--runtime", "onnx", "--batch", "1", "--mode",
-            "throughput", "--duration", "0.2", "--threads", "2", "--json"]  # fmt: skip
+    # an ONNX file (no build, no conversion per run): the same chosen_streams as a built model's
+    args = ["bench", "--from", b0_r64.path("onnx"), "--batch", "1", "--mode", "throughput",
+            "--duration", "0.2", "--threads", "2", "--json"]  # fmt: skip
 
     def source(*extra: str) -> str:
         result = cli(*args, *extra)

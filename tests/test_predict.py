@@ -90,26 +90,13 @@ def test_the_imagenet_labels_ship_in_index_order():
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    """One random-weight B0 (calibrated BatchNorm) as .keras, .onnx, .tflite, OpenVINO IR and
-    SavedModel, written by `effnet export`, and an int8 TFLite of the same weights."""
-    from effnet_cli.cli import main
-
-    folder = tmp_path_factory.mktemp("predict")
-    code = main(["export", "--phi", "0", "--resolution", str(RESOLUTION), "--seed", "0",
-                 "-f", "keras,onnx,tflite,openvino,savedmodel", "-o", str(folder)])  # fmt: skip
-    assert code == 0
-    name = f"efficientnet-b0-r{RESOLUTION}"
-    calibration = folder / "calibration.npy"
-    rng = np.random.default_rng(3)
-    np.save(calibration, rng.uniform(0, 255, (16, RESOLUTION, RESOLUTION, 3)).astype("float32"))
-    # the .keras holds the calibrated weights: the int8 file is the same model, quantized
-    code = main(["export", "--from", str(folder / f"{name}.keras"), "-f", "tflite",
-                 "--quantize", "int8", "--calibration", str(calibration), "--no-verify",
-                 "-o", str(folder)])  # fmt: skip
-    assert code == 0
-    images = make_images(folder / "images")
-    return folder, name, images
+def artifacts(b0_r64, tmp_path_factory):
+    """The session's random-weight B0 at 64 px (calibrated BatchNorm: tests/conftest.py
+    `b0_r64`) as .keras, .onnx, .tflite, OpenVINO IR, SavedModel and int8 TFLite, all written
+    by `effnet export`, and pictures to predict on. The folder is shared: read, never write."""
+    assert (b0_r64.resolution, b0_r64.seed) == (RESOLUTION, 0)  # what the tests below assume
+    images = make_images(tmp_path_factory.mktemp("predict") / "images")
+    return b0_r64.folder, b0_r64.name, images
 
 
 @pytest.mark.slow
@@ -312,7 +299,7 @@ def test_a_model_built_from_options_is_the_one_export_writes_with_the_same_seed(
 
 
 @pytest.mark.slow
-def test_a_registered_backend_predicts_from_its_record_alone(cli, artifacts, monkeypatch):
+def test_a_registered_backend_predicts_from_its_record_alone(cli, artifacts, monkeypatch, tmp_path):
     """tests/fake_backend.py (a renamed .keras, unknown to predict.py) gives Keras' classes."""
     import shutil
 
@@ -322,7 +309,7 @@ def test_a_registered_backend_predicts_from_its_record_alone(cli, artifacts, mon
 
     monkeypatch.setitem(backends.BACKENDS, "fake", fake_backend.RECORD)
     folder, name, images = artifacts
-    fake = folder / f"{name}.fake"
+    fake = tmp_path / f"{name}.fake"  # in tmp_path: the shared folder is never written
     shutil.copyfile(folder / f"{name}.keras", fake)
     result = cli("predict", *images[:2], "--compare", f"{folder / f'{name}.keras'},{fake}",
                  "--json")  # fmt: skip
