@@ -752,20 +752,21 @@ def convert_all(
 
     artifacts = {}
     calibration = None
-    for runtime, precision in files_needed(request):
-        backend = backends.get(runtime)
-        if backend.precisions[precision].calibration:
-            if request.calibration is None:
-                continue
-            if calibration is None:
-                calibration = load_calibration(request.calibration, model.input.shape[1])
-        progress(f"converting to {runtime} {precision}")
-        path = scratch / backend.artifact_name("model", precision)
-        started = time.perf_counter()
-        with files.stdout_to_stderr(), files.silenced_stderr():
-            backend.write(model, path, opset=writers.DEFAULT_OPSET, batch=None, meta={},  # type: ignore[misc]
-                          precision=precision, calibration=calibration)  # fmt: skip
-        artifacts[(runtime, precision)] = (path, time.perf_counter() - started)
+    with writers.reusing_conversions():
+        for runtime, precision in files_needed(request):
+            backend = backends.get(runtime)
+            if backend.precisions[precision].calibration:
+                if request.calibration is None:
+                    continue
+                if calibration is None:
+                    calibration = load_calibration(request.calibration, model.input.shape[1])
+            progress(f"converting to {runtime} {precision}")
+            path = scratch / backend.artifact_name("model", precision)
+            started = time.perf_counter()
+            with files.stdout_to_stderr(), files.silenced_stderr():
+                backend.write(model, path, opset=writers.DEFAULT_OPSET, batch=None, meta={},  # type: ignore[misc]
+                              precision=precision, calibration=calibration)  # fmt: skip
+            artifacts[(runtime, precision)] = (path, time.perf_counter() - started)
     return artifacts
 
 

@@ -332,14 +332,15 @@ def export_model(
         seconds = []
         options = {"opset": request.opset, "batch": request.batch, "calibration": calibration,
                    "optimize": request.optimize, "nchw": request.nchw}  # fmt: skip
-        for n, (target, stage) in enumerate(zip(targets, staged, strict=True), 1):
-            progress(f"writing {target.path.name} ({n}/{len(targets)})")
-            started = time.perf_counter()
-            write = backends.get(target.backend).write
-            with files.stdout_to_stderr(), files.silenced_stderr():
-                write(written, stage.path, precision=target.precision,  # type: ignore[misc]
-                      meta={**meta, "precision": target.precision}, **options)  # fmt: skip
-            seconds.append(time.perf_counter() - started)
+        with writers.reusing_conversions():
+            for n, (target, stage) in enumerate(zip(targets, staged, strict=True), 1):
+                progress(f"writing {target.path.name} ({n}/{len(targets)})")
+                started = time.perf_counter()
+                write = backends.get(target.backend).write
+                with files.stdout_to_stderr(), files.silenced_stderr():
+                    write(written, stage.path, precision=target.precision,  # type: ignore[misc]
+                          meta={**meta, "precision": target.precision}, **options)  # fmt: skip
+                seconds.append(time.perf_counter() - started)
         del written  # a --dynamic-size clone's weights: not needed past conversion
         inputs, expected = reference_outputs(
             model, request.seed, verification_batches(request, targets),

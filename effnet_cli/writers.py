@@ -112,18 +112,8 @@ def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None, meta: d
     onnxruntime runs the result 10–15 % faster (benchmarks/run.py, section "runtimes").
     """
     import onnx
-    import tensorflow as tf
-    import tf2onnx
 
-    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-    height, width = model.input.shape[1:3]
-    signature = (tf.TensorSpec((batch, height, width, 3), tf.float32, name=INPUT_NAME),)
-    with _frozen_heap():
-        proto, _ = tf2onnx.convert.from_keras(
-            model, input_signature=signature, opset=opset, optimizers=_collecting_optimizers(),
-            inputs_as_nchw=[INPUT_NAME] if nchw else None,
-        )  # fmt: skip
-    proto.graph.output[0].name = _rename_output(proto, output_name(model))
+    proto = _tf2onnx(model, opset, batch, nchw)
     if optimize:
         import onnxslim
 
@@ -136,6 +126,49 @@ def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None, meta: d
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))
     onnx.checker.check_model(str(path), full_check=True)
+
+
+# tf2onnx's graphs of the command at hand, serialized, by (model, opset, batch, layout); None
+# outside `reusing_conversions`.
+_conversions: dict[tuple[int, int, int | None, bool], bytes] | None = None
+
+
+@contextlib.contextmanager
+def reusing_conversions() -> Iterator[None]:
+    """Within it, each model is converted by tf2onnx once: every artifact made from that graph
+    (ONNX fp32, fp16 and int8, the OpenVINO IR and its int8) starts from the first conversion
+    (~7 s for B0, a minute for B7, each time saved). The models' weights must not change
+    within it: export and bench write every artifact of one model in a row."""
+    global _conversions
+    _conversions = {}
+    try:
+        yield
+    finally:
+        _conversions = None
+
+
+def _tf2onnx(model: Any, opset: int, batch: int | None, nchw: bool) -> Any:
+    """tf2onnx's graph of `model` with an explicit input signature (Keras 3 needs one) and the
+    output named by `output_name`, or a copy of this command's earlier conversion of it."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    key = (id(model), opset, batch, nchw)
+    if _conversions is not None and key in _conversions:
+        return onnx.ModelProto.FromString(_conversions[key])
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    height, width = model.input.shape[1:3]
+    signature = (tf.TensorSpec((batch, height, width, 3), tf.float32, name=INPUT_NAME),)
+    with _frozen_heap():
+        proto, _ = tf2onnx.convert.from_keras(
+            model, input_signature=signature, opset=opset, optimizers=_collecting_optimizers(),
+            inputs_as_nchw=[INPUT_NAME] if nchw else None,
+        )  # fmt: skip
+    proto.graph.output[0].name = _rename_output(proto, output_name(model))
+    if _conversions is not None:
+        _conversions[key] = proto.SerializeToString()
+    return proto
 
 
 @contextlib.contextmanager
