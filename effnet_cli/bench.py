@@ -407,7 +407,7 @@ def time_streams(streams: runtimes.Streams, images: Any, seconds: float) -> dict
     return throughput_stats(intervals, len(images))
 
 
-def tuning_candidates(runner: runtimes.Runner, threads: int) -> list[int | None]:
+def stream_candidates(threads: int) -> list[int | None]:
     """Requests in flight to try: the runtime's own choice (None), then 1..threads (one stream
     per thread is the usual optimum of a CPU; more only queue)."""
     return [None, *range(1, max(threads, 2) + 1)]
@@ -453,7 +453,7 @@ def search_streams(
     assert runner.streams is not None
     streams = runner.streams
     trials = [(n, lambda n=n: time_streams(streams(n), images, TUNE_TRIAL_S)["images_per_s"])
-              for n in tuning_candidates(runner, threads)]  # fmt: skip
+              for n in stream_candidates(threads)]  # fmt: skip
     return search(trials, f"{runner.runtime}'s requests in flight", progress)
 
 

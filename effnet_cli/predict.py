@@ -124,8 +124,8 @@ def openvino_contract(path: Path, note: Note) -> Contract:
 
 def tflite_contract(path: Path, note: Note) -> Contract:
     """effnet's metadata from the file's metadata table, as ONNX's. A TFLite file effnet did not
-    write holds none: the size from the input, the precision from the tensor types (float16
-    weights: fp16; int8 with a QUANTIZE op: int8; int8 alone: dynamic)."""
+    write holds none: the size from the input, the precision from the tensor types
+    (`describe.artifact_precision`)."""
     from ai_edge_litert.interpreter import Interpreter
 
     from effnet_cli import tflite_file
