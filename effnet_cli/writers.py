@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,7 @@ def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None, meta: d
     if precision == "fp16":
         proto = _onnx_fp16(proto)
     elif precision == "int8":
-        proto = _onnx_int8(proto, calibration, path.parent, nchw)
+        proto = _onnx_int8(proto, calibration_batches(calibration, batch), path.parent, nchw)
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))
@@ -224,22 +225,32 @@ def _onnx_fp16(proto: Any) -> Any:
     return converted.model
 
 
-def _onnx_int8(proto: Any, calibration: Any, scratch: Path, nchw: bool = False) -> Any:
+def calibration_batches(images: Any, batch: int | None) -> list[Any]:
+    """Calibration images as the model takes them: one a call, or `batch` a call where the
+    export pins the batch size (`--batch 8`), the last batch filled from the first images."""
+    import numpy as np
+
+    size = batch or 1
+    count = max(1, math.ceil(len(images) / size))
+    return [np.take(images, range(i * size, (i + 1) * size), axis=0, mode="wrap")
+            .astype("float32") for i in range(count)]  # fmt: skip
+
+
+def _onnx_int8(proto: Any, batches: list[Any], scratch: Path, nchw: bool = False) -> Any:
     """onnxruntime's static quantization: QDQ, int8 activations and per-channel int8 weights
     (per-tensor depthwise weights are reported to collapse EfficientNet's accuracy), ranges
-    calibrated on `calibration` (N, H, W, 3) images (fed transposed to an `nchw` input)."""
+    calibrated on `batches` of (n, H, W, 3) images (fed transposed to an `nchw` input)."""
     import onnx
     from onnxruntime import quantization as q
 
     class Images(q.CalibrationDataReader):
         def __init__(self) -> None:
-            self.images = iter(calibration)
+            self.batches = iter(batches)
 
         def get_next(self) -> dict[str, Any] | None:
-            image = next(self.images, None)
-            if image is None:
+            batch = next(self.batches, None)
+            if batch is None:
                 return None
-            batch = image[None].astype("float32")
             return {INPUT_NAME: batch.transpose(0, 3, 1, 2).copy() if nchw else batch}
 
     source, target = scratch / ".effnet-fp32.onnx", scratch / ".effnet-int8.onnx"
@@ -309,16 +320,17 @@ def write_openvino(model: Any, path: Path, *, opset: int, batch: int | None,
     write_onnx(model, onnx_path, opset=opset, batch=batch, meta=meta, optimize=optimize)
     converted = ov.convert_model(str(onnx_path))
     if precision == "int8":
-        converted = _openvino_int8(converted, calibration)
+        converted = _openvino_int8(converted, calibration_batches(calibration, batch))
     for key, value in meta.items():
         converted.set_rt_info(value, ["effnet", key])
     ov.save_model(converted, str(path / "model.xml"), compress_to_fp16=False)
     onnx_path.unlink()
 
 
-def _openvino_int8(model: Any, calibration: Any) -> Any:
+def _openvino_int8(model: Any, batches: list[Any]) -> Any:
     """NNCF's post-training quantization: FakeQuantize before every convolution and the dense
-    layer, per-channel symmetric int8 weights, ranges calibrated on `calibration` (N, H, W, 3).
+    layer, per-channel symmetric int8 weights, ranges calibrated on `batches` of (n, H, W, 3)
+    images.
 
     The MIXED preset quantizes activations asymmetrically: NNCF recommends it for activations
     that are not ReLU, and swish's outputs reach below zero (B0 at 224 px, random weights:
@@ -328,8 +340,8 @@ def _openvino_int8(model: Any, calibration: Any) -> Any:
     import nncf
 
     nncf.set_log_level(logging.ERROR)
-    dataset = nncf.Dataset(calibration, lambda image: image[None].astype("float32"))
     return nncf.quantize(
-        model, dataset, preset=nncf.QuantizationPreset.MIXED, subset_size=len(calibration),
+        model, nncf.Dataset(batches), preset=nncf.QuantizationPreset.MIXED,
+        subset_size=len(batches),
         ignored_scope=nncf.IgnoredScope(types=["Softmax"], validate=False),
     )  # fmt: skip

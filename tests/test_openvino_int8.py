@@ -122,3 +122,28 @@ def test_bench_gives_fp32_and_int8_rows_from_two_irs(cli, calibration):
     assert rows["int8"]["drift_max_rel"] > rows["fp32"]["drift_max_rel"]  # integer weights
     assert 0.0 <= rows["int8"]["top1_agreement"] <= 1.0
     assert all(row["runtime"] == "openvino" and row["threads"] for row in rows.values())
+
+
+def test_calibration_batches_take_the_pinned_batch_size():
+    from effnet_cli.writers import calibration_batches
+
+    images = np.arange(6, dtype="float32").reshape(6, 1, 1, 1)
+    one = calibration_batches(images, None)
+    assert len(one) == 6 and all(b.shape == (1, 1, 1, 1) for b in one)
+    four = calibration_batches(images, 4)
+    assert [b.ravel().tolist() for b in four] == [[0, 1, 2, 3], [4, 5, 0, 1]]  # the last filled
+    assert calibration_batches(images[:2], 4)[0].ravel().tolist() == [0, 1, 0, 1]
+
+
+def test_int8_of_a_pinned_batch_calibrates_in_that_batch(cli, calibration, tmp_path):
+    """`--recommend` prints `export -f openvino --batch 8 --quantize int8 …` for an OpenVINO
+    int8 row: a static-batch graph takes its calibration images in batches of its size (one at
+    a time, onnxruntime and NNCF refuse the shape)."""
+    result = cli("export", "--resolution", "64", "--seed", "0", "-f", "onnx,openvino",
+                 "--batch", "4", "--quantize", "int8", "--calibration", calibration,
+                 "--no-verify", "-o", tmp_path, "--json")  # fmt: skip
+    assert result.code == 0, result.stderr
+    for artifact in json.loads(result.stdout)["artifacts"]:
+        shown = json.loads(cli("inspect", artifact["path"], "--json").stdout)
+        assert shown["inputs"][0]["shape"] == [4, 64, 64, 3], shown["inputs"]
+        assert shown["metadata"]["precision"] == "int8"
