@@ -135,15 +135,17 @@ def test_calibration_batches_take_the_pinned_batch_size():
     assert calibration_batches(images[:2], 4)[0].ravel().tolist() == [0, 1, 0, 1]
 
 
-def test_int8_of_a_pinned_batch_calibrates_in_that_batch(cli, calibration, tmp_path):
+def test_int8_of_a_pinned_batch_calibrates_and_verifies_in_that_batch(cli, calibration, tmp_path):
     """`--recommend` prints `export -f openvino --batch 8 --quantize int8 …` for an OpenVINO
     int8 row: a static-batch graph takes its calibration images in batches of its size (one at
-    a time, onnxruntime and NNCF refuse the shape)."""
+    a time, onnxruntime and NNCF refuse the shape), and its agreement is judged on as many
+    images as a dynamic one's (32, run 4 at a time), not on one batch."""
     result = cli("export", "--resolution", "64", "--seed", "0", "-f", "onnx,openvino",
                  "--batch", "4", "--quantize", "int8", "--calibration", calibration,
-                 "--no-verify", "-o", tmp_path, "--json")  # fmt: skip
-    assert result.code == 0, result.stderr
+                 "--keep-failed", "-o", tmp_path, "--json")  # fmt: skip
+    assert result.code in (0, 1), result.stderr  # 1: random weights may miss the 90 % gate
     for artifact in json.loads(result.stdout)["artifacts"]:
+        assert artifact["verification"]["batches"] == [4, 32], artifact["verification"]
         shown = json.loads(cli("inspect", artifact["path"], "--json").stdout)
         assert shown["inputs"][0]["shape"] == [4, 64, 64, 3], shown["inputs"]
         assert shown["metadata"]["precision"] == "int8"
