@@ -265,7 +265,9 @@ def cause(args: argparse.Namespace) -> None:
     import keras
     import numpy as np
 
-    from effnet_cli import backends, builder, runtimes, writers
+    from effnet_cli import backends
+    from effnet_cli.backends import runtimes, writers
+    from effnet_cli.keras import builder
 
     res = args.resolution or VARIANTS[args.model][1]
     model = builder.build_model(

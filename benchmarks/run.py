@@ -68,7 +68,7 @@ def startup_rows(repeats: int) -> list[tuple[str, float, str, float]]:
 def build_rows(repeats: int) -> list[tuple[str, float, str, float]]:
     """effnet's builder beside keras.applications' for B7, in one process, interleaved."""
     from effnet_cli import build_model
-    from effnet_cli.builder import import_keras
+    from effnet_cli.keras.builder import import_keras
 
     keras = import_keras()  # TensorFlow's start-up noise silenced, as in effnet itself
 
@@ -99,9 +99,11 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
     """effnet's runners beside the same runtimes driven directly on the same files (B0, 224)."""
     import numpy as np
 
-    from effnet_cli import backends, files, runtimes, writers
-    from effnet_cli.bench import BenchRequest, time_runner
-    from effnet_cli.builder import import_keras
+    from effnet_cli import backends
+    from effnet_cli.backends import runtimes, writers
+    from effnet_cli.keras.builder import import_keras
+    from effnet_cli.util import files
+    from effnet_cli.workflows.bench import BenchRequest, time_runner
 
     keras = import_keras()
     import onnxruntime as ort
@@ -205,7 +207,7 @@ class _Runner:
 # the threads asked for (this process's pool was sized before; see bench.measure_gemm_flops).
 CEILING_PROBE = """
 import json, sys
-from effnet_cli import bench as B
+from effnet_cli.workflows import bench as B
 B.configure_threads({threads})
 print(json.dumps(B.gemm_ceiling({threads}, "cpu", True, lambda note: None)))
 """
@@ -218,9 +220,9 @@ def ceiling_section(rows: list[tuple[str, float, str, float]], threads: int) -> 
     """This CPU's dense fp32 GEMM rate, measured now, and each runner's share of it."""
     import json
 
-    from effnet_cli import capabilities
-    from effnet_cli import costs as C
-    from effnet_cli import spec as S
+    from effnet_cli.model import costs as C
+    from effnet_cli.model import spec as S
+    from effnet_cli.util import capabilities
 
     probe = subprocess.run([sys.executable, "-c", CEILING_PROBE.format(threads=threads)],
                            capture_output=True, text=True, env=ENV, check=True)  # fmt: skip
@@ -376,7 +378,7 @@ def v2_build_rows(repeats: int) -> list[tuple[str, float, str, float]]:
     """effnet's builder beside keras.applications' for V2-S and V2-L (default sizes),
     in one process, interleaved."""
     from effnet_cli import build_model
-    from effnet_cli.builder import import_keras
+    from effnet_cli.keras.builder import import_keras
 
     keras = import_keras()
     rows = []
@@ -513,10 +515,12 @@ def hand_section(threads: int = 2, rounds: int = HAND_ROUNDS) -> str:
 
     import numpy as np
 
-    from effnet_cli import backends, capabilities, files, runtimes, writers
-    from effnet_cli.bench import BenchRequest, at_batch, time_runner, time_streams
-    from effnet_cli.builder import calibrate_batchnorm, import_keras
-    from effnet_cli.export import compare
+    from effnet_cli import backends
+    from effnet_cli.backends import runtimes, writers
+    from effnet_cli.keras.builder import calibrate_batchnorm, import_keras
+    from effnet_cli.util import capabilities, files
+    from effnet_cli.workflows.bench import BenchRequest, at_batch, time_runner, time_streams
+    from effnet_cli.workflows.export import compare
 
     keras = import_keras()
     import onnxruntime as ort

@@ -11,8 +11,8 @@ The Python API is small and typed; importing it does not load TensorFlow until a
 
 __version__ = "0.1.0"
 
-from effnet_cli.builder import build_model  # TensorFlow loads inside, on call
-from effnet_cli.costs import count
-from effnet_cli.spec import get_spec
+from effnet_cli.keras.builder import build_model  # TensorFlow loads inside, on call
+from effnet_cli.model.costs import count
+from effnet_cli.model.spec import get_spec
 
 __all__ = ["__version__", "build_model", "count", "get_spec"]

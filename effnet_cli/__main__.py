@@ -1,3 +1,3 @@
-from effnet_cli.cli import run
+from effnet_cli.cli.app import run
 
 run()

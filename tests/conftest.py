@@ -26,7 +26,7 @@ def cli():
     """Run `effnet ARGS` through `main` (the console script's path), capturing both streams."""
     from typer.testing import CliRunner
 
-    from effnet_cli.cli import main
+    from effnet_cli.cli.app import main
 
     def run(*args: str) -> Result:
         runner = CliRunner()
@@ -46,7 +46,7 @@ def calibrate(model, resolution: int, seed: int = 0, batch: int = 4):
     """
     import numpy as np
 
-    from effnet_cli.builder import calibrate_batchnorm
+    from effnet_cli.keras.builder import calibrate_batchnorm
 
     calibrate_batchnorm(model, seed=seed)
     images = np.random.default_rng(seed + 100).uniform(0, 255, (batch, resolution, resolution, 3))
@@ -92,7 +92,7 @@ def b0_r64(tmp_path_factory) -> SharedB0:
     import numpy as np
     from typer.testing import CliRunner
 
-    from effnet_cli.cli import main
+    from effnet_cli.cli.app import main
 
     shared = SharedB0(tmp_path_factory.mktemp("b0-r64"), "efficientnet-b0-r64", 64, 0)
     size, folder = str(shared.resolution), str(shared.folder)
@@ -130,8 +130,8 @@ def bench_every_runtime(tmp_path_factory):
 
     from typer.testing import CliRunner
 
-    from effnet_cli import bench
-    from effnet_cli.cli import main
+    from effnet_cli.cli.app import main
+    from effnet_cli.workflows import bench
 
     folder = tmp_path_factory.mktemp("bench")
     args = ["bench", "--resolution", "64", "--runtime", "all", "--batch", "1,4", "--warmup", "1",

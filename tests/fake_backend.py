@@ -12,7 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from effnet_cli import backends, describe, runtimes
+from effnet_cli import backends
+from effnet_cli.backends import describe, runtimes
 
 
 def _as_keras(path: Path) -> Path:

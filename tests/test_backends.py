@@ -49,7 +49,7 @@ def test_export_bench_inspect_and_doctor_know_a_registered_backend(cli, fake, tm
 def test_help_lists_a_registered_backend():
     script = (
         "from tests import fake_backend; from effnet_cli import backends; "
-        "backends.register(fake_backend.RECORD); from effnet_cli.cli import main; "
+        "backends.register(fake_backend.RECORD); from effnet_cli.cli.app import main; "
         "import sys; sys.exit(main(sys.argv[1:]))"
     )
     for command in ("export", "bench", "inspect"):

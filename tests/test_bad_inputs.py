@@ -19,7 +19,7 @@ import pytest
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A folder of bad and good inputs; each case runs inside it and must leave it unchanged."""
-    from effnet_cli.builder import import_keras
+    from effnet_cli.keras.builder import import_keras
 
     keras = import_keras()
     folder = tmp_path_factory.mktemp("bad")
@@ -291,8 +291,8 @@ def _uncovered() -> list[str]:
     import click
     import typer.main
 
-    from effnet_cli.cli import app
-    from effnet_cli.options import PANEL
+    from effnet_cli.cli.app import app
+    from effnet_cli.cli.options import PANEL
 
     group = typer.main.get_command(app)
     missing = []
@@ -356,7 +356,7 @@ def test_interrupt_exits_130_and_leaves_no_partial_file(tmp_path, argv, staged):
 def test_command_help_loads_no_framework(command):
     from .test_cli import HEAVY, _modules_after
 
-    code = f"from effnet_cli.cli import main\nmain([{command!r}, '--help'])"
+    code = f"from effnet_cli.cli.app import main\nmain([{command!r}, '--help'])"
     assert not HEAVY & _modules_after(code)
 
 
@@ -383,7 +383,7 @@ def test_predict_converts_grey_alpha_and_16_bit_images_and_says_so_once(cli, tmp
     however many images it touched; a 16-bit image is scaled, not clipped to white."""
     from PIL import Image
 
-    from effnet_cli import images
+    from effnet_cli.util import images
 
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 256, (40, 30), dtype=np.uint8)
@@ -405,7 +405,7 @@ def test_predict_converts_grey_alpha_and_16_bit_images_and_says_so_once(cli, tmp
 
     model = tmp_path / "model"
     model.mkdir()
-    from effnet_cli.builder import import_keras
+    from effnet_cli.keras.builder import import_keras
 
     keras = import_keras()
     keras.applications.EfficientNetB0(weights=None, input_shape=(32, 32, 3)).save(

@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from effnet_cli import bench as B
-from effnet_cli import capabilities, render
+from effnet_cli.output import render
+from effnet_cli.util import capabilities
+from effnet_cli.workflows import bench as B
 
 STATS = ("latency_ms_mean", "latency_ms_std", "latency_ms_min", "latency_ms_p50",
          "latency_ms_p90", "latency_ms_p99", "images_per_s", "macs_per_s", "ceiling_fraction",
@@ -48,7 +49,7 @@ def probe(monkeypatch):
 @pytest.fixture
 def untimed(monkeypatch):
     """Records any attempt to build or time a model (a refusal must come before both)."""
-    from effnet_cli import builder
+    from effnet_cli.keras import builder
 
     attempts: list[str] = []
 
@@ -418,7 +419,7 @@ def test_bench_caches_the_ceiling_and_ceiling_measures_again(cli, probe):
 def b0_keras_file(tmp_path_factory):
     from typer.testing import CliRunner
 
-    from effnet_cli.cli import main
+    from effnet_cli.cli.app import main
 
     path = tmp_path_factory.mktemp("from") / "b0.keras"
     with CliRunner().isolation() as (_, err, _):
@@ -428,8 +429,8 @@ def b0_keras_file(tmp_path_factory):
 
 
 def test_bench_from_a_keras_file_reports_macs_and_the_ceiling(cli, b0_keras_file, probe):
-    from effnet_cli import costs as C
-    from effnet_cli import spec as S
+    from effnet_cli.model import costs as C
+    from effnet_cli.model import spec as S
 
     result = cli("bench", "--from", b0_keras_file, "--runtime", "keras", "--batch", "1",
                  "--iterations", "2", "--warmup", "1", "--threads", "2", "--json")  # fmt: skip
@@ -460,8 +461,8 @@ def test_keras_macs_equal_the_spec_count(name, options):
     """Counted from a built Keras model's layers (what `bench --from` does) and from the spec
     (what summary does), the same number; B0's is the one keras.applications' layers give."""
     from effnet_cli import build_model
-    from effnet_cli import costs as C
-    from effnet_cli import spec as S
+    from effnet_cli.model import costs as C
+    from effnet_cli.model import spec as S
 
     spec = S.get_spec(name, **options)
     assert B.keras_macs(build_model(spec)) == C.count(spec).macs

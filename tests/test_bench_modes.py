@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from effnet_cli import bench as B
-from effnet_cli import runtimes
+from effnet_cli.backends import runtimes
+from effnet_cli.workflows import bench as B
 
 
 @pytest.fixture(autouse=True)
@@ -200,7 +200,7 @@ def test_bench_from_an_artifact_labels_its_precision(cli, artifacts, name, preci
 
 
 def test_the_precision_is_read_from_the_file_not_its_name(artifacts, tmp_path):
-    from effnet_cli import describe
+    from effnet_cli.backends import describe
 
     renamed = tmp_path / "model.tflite"
     renamed.write_bytes(artifacts[("tflite", "int8")].read_bytes())
@@ -246,7 +246,7 @@ def test_the_tuning_is_cached_and_tune_searches_again(cli, monkeypatch, b0_r64):
 
 
 def test_model_args_repeat_the_options_that_differ_from_their_defaults():
-    from effnet_cli.options import ModelOptions, model_args
+    from effnet_cli.cli.options import ModelOptions, model_args
 
     options = ModelOptions(phi=0, resolution=96, include_top=False, dropout=0.25, seed=3)
     assert model_args(options) == ["--phi", "0", "--resolution", "96", "--no-top", "--dropout",

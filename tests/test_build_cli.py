@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from effnet_cli.builder import import_keras
+from effnet_cli.keras.builder import import_keras
 
 from .conftest import calibrate, relative_diff
 from .test_bad_inputs import STEP

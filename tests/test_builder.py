@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from effnet_cli import costs as C
-from effnet_cli import spec as S
-from effnet_cli.builder import build_model, import_keras
+from effnet_cli.keras.builder import build_model, import_keras
+from effnet_cli.model import costs as C
+from effnet_cli.model import spec as S
 
 from .conftest import calibrate, relative_diff
 from .test_scale_table import KERAS_COUNT_PARAMS, KERAS_TRAINABLE_PARAMS

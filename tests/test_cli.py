@@ -25,7 +25,9 @@ HEAVY = {"tensorflow", "keras", "tf2onnx", "onnxruntime", "ai_edge_litert", "onn
 
 
 def test_importing_the_cli_and_api_leaves_tensorflow_out():
-    loaded = _modules_after("import effnet_cli, effnet_cli.cli\nfrom effnet_cli import build_model")
+    loaded = _modules_after(
+        "import effnet_cli, effnet_cli.cli.app\nfrom effnet_cli import build_model"
+    )
     assert not HEAVY & loaded
 
 
@@ -35,7 +37,7 @@ def test_importing_the_cli_and_api_leaves_tensorflow_out():
      ["summary", "--model", "v2-l"]],
 )  # fmt: skip
 def test_commands_that_need_no_tensorflow_do_not_load_it(argv):
-    code = f"from effnet_cli.cli import main\nmain({argv!r})"
+    code = f"from effnet_cli.cli.app import main\nmain({argv!r})"
     assert not HEAVY & _modules_after(code)
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from effnet_cli import backends
-from effnet_cli import export as E
-from effnet_cli.builder import import_keras
+from effnet_cli.keras.builder import import_keras
+from effnet_cli.workflows import export as E
 
 from .conftest import relative_diff
 
@@ -23,7 +23,7 @@ def b0_export(tmp_path_factory):
     """B0 (logits, seeded random weights) in every format, from one `effnet export` run."""
     from typer.testing import CliRunner
 
-    from effnet_cli.cli import main
+    from effnet_cli.cli.app import main
 
     folder = tmp_path_factory.mktemp("export")
     with CliRunner().isolation() as (out, err, _):
@@ -291,7 +291,7 @@ def test_softmax_models_are_verified_on_their_logits(cli, tmp_path, monkeypatch)
     assert artifact["verification"]["top1_agreement"] == 1.0  # the ranking did not change
     import onnxruntime as ort
 
-    from effnet_cli.builder import build_model, calibrate_batchnorm
+    from effnet_cli.keras.builder import build_model, calibrate_batchnorm
 
     session = ort.InferenceSession(artifact["path"], providers=["CPUExecutionProvider"])
     model = build_model("b0", resolution=64, seed=2)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from effnet_cli import costs as C
-from effnet_cli import spec as S
+from effnet_cli.model import costs as C
+from effnet_cli.model import spec as S
 
 NOTEBOOK = Path(__file__).parent / "data" / "seed-notebook.txt"  # ../shared/reference's copy
 
@@ -61,7 +61,7 @@ def _notebook_namespace():
 @pytest.mark.slow
 @pytest.mark.parametrize("phi", range(8))
 def test_seed_model_matches_the_notebook_layer_by_layer(phi):
-    from effnet_cli.builder import build_model, import_keras
+    from effnet_cli.keras.builder import build_model, import_keras
 
     keras = import_keras()
     keras.backend.clear_session()
@@ -84,7 +84,7 @@ def test_seed_model_matches_the_notebook_layer_by_layer(phi):
 def test_b8_equals_keras_reference_builder():
     from keras.src.applications.efficientnet import EfficientNet
 
-    from effnet_cli.builder import build_model, import_keras
+    from effnet_cli.keras.builder import build_model, import_keras
 
     keras = import_keras()
     keras.backend.clear_session()
@@ -105,7 +105,7 @@ def test_l2_equals_keras_reference_builder():
     """
     from keras.src.applications.efficientnet import EfficientNet
 
-    from effnet_cli.builder import deep_recursion, import_keras
+    from effnet_cli.keras.builder import deep_recursion, import_keras
 
     keras = import_keras()
     keras.backend.clear_session()
@@ -129,7 +129,7 @@ def _summary(cli, *args: str) -> dict:
 
 def _build(cli, tmp_path, *args: str):
     """`effnet build ARGS -o FILE.keras`, loaded back (safe mode) as a Keras model."""
-    from effnet_cli.builder import import_keras
+    from effnet_cli.keras.builder import import_keras
 
     keras = import_keras()
     target = tmp_path / "model.keras"
@@ -158,7 +158,7 @@ def _check_drop_connect(drops: list[tuple[str, float]], model, final: float) -> 
 @pytest.fixture(scope="module")
 def notebook_b0() -> list[tuple[str, int]]:
     """The notebook's EfficientNet(0), built by its own code: (class, params) of each layer."""
-    from effnet_cli.builder import import_keras
+    from effnet_cli.keras.builder import import_keras
 
     import_keras()  # TensorFlow's start-up noise silenced before the notebook imports it
     model = _notebook_namespace()["EfficientNet"](compound_coefficient=0)
@@ -190,7 +190,7 @@ def test_seed_gets_drop_connect_only_when_asked(cli, notebook_b0):
 
 
 def test_b_family_defaults_are_keras_applications(cli, tmp_path):
-    from effnet_cli.builder import import_keras
+    from effnet_cli.keras.builder import import_keras
 
     b1 = _summary(cli, "--phi", "1")
     assert (b1["model"]["resolution"], b1["model"]["dropout"], b1["model"]["drop_connect"]) == (
@@ -281,7 +281,7 @@ def test_seed_summary_lists_its_deviations(cli):
 
 
 def test_l2_build_warns_of_its_size(cli, monkeypatch):
-    from effnet_cli import builder
+    from effnet_cli.keras import builder
 
     def refuse(*args, **kwargs):
         raise KeyboardInterrupt  # stop before spending minutes building 480 M parameters

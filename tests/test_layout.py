@@ -9,9 +9,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from effnet_cli import export as E
-from effnet_cli import spec as S
-from effnet_cli.errors import UsageError
+from effnet_cli.model import spec as S
+from effnet_cli.util.errors import UsageError
+from effnet_cli.workflows import export as E
 
 from .conftest import relative_diff
 
@@ -30,7 +30,7 @@ def _session(path):
 def _calibrated(name: str, resolution: int, seed: int, batch: int | None = None, **options):
     """The model `effnet export --seed SEED` builds and calibrates: the same weights (unless a
     smaller calibration `batch` is asked for, where only real statistics matter)."""
-    from effnet_cli.builder import build_model, calibrate_batchnorm
+    from effnet_cli.keras.builder import build_model, calibrate_batchnorm
 
     model = build_model(name, resolution=resolution, seed=seed, **options)
     calibrate_batchnorm(model, seed=seed, batch=batch)
@@ -39,7 +39,7 @@ def _calibrated(name: str, resolution: int, seed: int, batch: int | None = None,
 
 def _at_size(name: str, size: int, weights, **options):
     """A model built at `size` (a fixed Input), given the weights of another build."""
-    from effnet_cli.builder import build_model
+    from effnet_cli.keras.builder import build_model
 
     model = build_model(name, resolution=size, **options)
     model.set_weights(weights)
@@ -90,7 +90,9 @@ def test_dynamic_size_is_accepted_for_same_padding_and_confirmed_explicit_paddin
 def test_layout_refusals_come_before_tensorflow_loads(argv, tmp_path):
     from .test_cli import HEAVY, _modules_after
 
-    code = f"from effnet_cli.cli import main\nassert main({[*argv, '-o', str(tmp_path)]!r}) == 2"
+    code = (
+        f"from effnet_cli.cli.app import main\nassert main({[*argv, '-o', str(tmp_path)]!r}) == 2"
+    )
     assert not HEAVY & _modules_after(code)
     assert list(tmp_path.iterdir()) == []
 
@@ -100,7 +102,7 @@ def test_the_onnx_runner_feeds_an_nchw_file_from_nhwc_batches(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from effnet_cli.runtimes import onnx_layout, onnx_runner
+    from effnet_cli.backends.runtimes import onnx_layout, onnx_runner
 
     def identity(name: str, shape: list) -> onnx.ModelProto:
         graph = helper.make_graph(
@@ -127,7 +129,7 @@ def test_a_model_on_any_size_equals_fixed_builds_where_its_padding_holds():
     chosen for the build resolution (64: every stride-2 input even). At 96 (≡ 64 mod 32) the
     any-size model equals a build at 96; at 80, 80 → 40 → 20 → 10 → 5 meets an odd map where
     the build had an even one, and the outputs differ. 'same' padding is right at every size."""
-    from effnet_cli.builder import with_input_size
+    from effnet_cli.keras.builder import with_input_size
 
     for name, sizes, exact in (("b0", (96, 80), (96,)), ("seed-b0", (80,), (80,))):
         reference = _calibrated(name, 64, seed=3, batch=4, classifier_activation="none")

@@ -14,7 +14,7 @@ from .conftest import relative_diff
 def b0_openvino(tmp_path_factory):
     from typer.testing import CliRunner
 
-    from effnet_cli.cli import main
+    from effnet_cli.cli.app import main
 
     folder = tmp_path_factory.mktemp("openvino")
     with CliRunner().isolation() as (out, err, _):
@@ -62,7 +62,7 @@ def test_inspect_openvino(b0_openvino, cli):
 def test_compiled_precision_is_named_by_type_not_text():
     import openvino as ov
 
-    from effnet_cli.runtimes import openvino_label
+    from effnet_cli.backends.runtimes import openvino_label
 
     assert "float16" in str(ov.Type.bf16)  # the trap: bf16's text contains "float16"
     assert [openvino_label(t) for t in (ov.Type.f32, ov.Type.bf16, ov.Type.f16)] == [
@@ -77,7 +77,8 @@ BENCH = ("bench", "--resolution", "64", "--runtime", "openvino", "--batch", "2",
 
 def _fake_cpu(monkeypatch, openvino_capabilities, compiled=None):
     """OpenVINO's reading of the CPU, and optionally the type it reports having compiled."""
-    from effnet_cli import capabilities, runtimes
+    from effnet_cli.backends import runtimes
+    from effnet_cli.util import capabilities
 
     monkeypatch.setattr(capabilities, "openvino_capabilities", lambda: openvino_capabilities)
     if compiled is not None:
@@ -130,7 +131,9 @@ def test_each_native_precision_runs_as_labelled_on_this_cpu(b0_openvino):
     """No fakes: what this machine's OpenVINO compiles is what the runner is labelled."""
     import openvino as ov
 
-    from effnet_cli import backends, capabilities, runtimes
+    from effnet_cli import backends
+    from effnet_cli.backends import runtimes
+    from effnet_cli.util import capabilities
 
     folder, _ = b0_openvino
     ir = folder / "efficientnet-b0_openvino"
@@ -160,7 +163,7 @@ def test_bench_times_each_batch_on_the_ir_compiled_for_that_batch(b0_openvino):
     """OpenVINO runs a static shape faster than a dynamic one (benchmarks/run.py): bench pins
     the batch of each row, says so, and the pinned IR computes what the dynamic one does."""
     from effnet_cli import backends
-    from effnet_cli.bench import at_batch
+    from effnet_cli.workflows.bench import at_batch
 
     folder, _ = b0_openvino
     general = backends.load_runner("openvino", folder / "efficientnet-b0_openvino", threads=2)
@@ -181,7 +184,7 @@ def test_onnx_and_openvino_of_one_export_share_one_tf2onnx_conversion(cli, tmp_p
     model); both still verify against Keras, and nothing is kept past the command."""
     import tf2onnx
 
-    from effnet_cli import writers
+    from effnet_cli.backends import writers
 
     calls: list[str] = []
     real = tf2onnx.convert.from_keras

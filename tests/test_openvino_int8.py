@@ -23,7 +23,7 @@ def calibration(tmp_path_factory):
 def int8_export(calibration, tmp_path_factory):
     from typer.testing import CliRunner
 
-    from effnet_cli.cli import main
+    from effnet_cli.cli.app import main
 
     folder = tmp_path_factory.mktemp("openvino-int8")
     with CliRunner().isolation() as (out, err, _):
@@ -74,7 +74,8 @@ def test_the_runner_labels_int8_with_its_float_parts_pinned_to_f32(int8_export, 
     """On a CPU with bf16 OpenVINO would run what stays float in bf16 unless told f32."""
     import openvino as ov
 
-    from effnet_cli import backends, runtimes
+    from effnet_cli import backends
+    from effnet_cli.backends import runtimes
 
     _, artifact, _ = int8_export
     seen = []
@@ -91,7 +92,7 @@ def test_the_runner_labels_int8_with_its_float_parts_pinned_to_f32(int8_export, 
 
 def test_an_ir_is_never_labelled_with_a_precision_it_does_not_hold(int8_export):
     from effnet_cli import backends
-    from effnet_cli.errors import WorkError
+    from effnet_cli.util.errors import WorkError
 
     _, artifact, _ = int8_export
     with pytest.raises(WorkError, match="FakeQuantize operations: it is not an OpenVINO fp32 IR"):
@@ -99,7 +100,9 @@ def test_an_ir_is_never_labelled_with_a_precision_it_does_not_hold(int8_export):
 
 
 def test_int8_that_the_cpu_would_not_run_in_int8_is_refused(int8_export, monkeypatch):
-    from effnet_cli import backends, capabilities, runtimes
+    from effnet_cli import backends
+    from effnet_cli.backends import runtimes
+    from effnet_cli.util import capabilities
 
     _, artifact, _ = int8_export
     monkeypatch.setattr(runtimes, "compiled_int8_layers", lambda _: 0)
@@ -125,7 +128,7 @@ def test_bench_gives_fp32_and_int8_rows_from_two_irs(cli, calibration):
 
 
 def test_calibration_batches_take_the_pinned_batch_size():
-    from effnet_cli.writers import calibration_batches
+    from effnet_cli.backends.writers import calibration_batches
 
     images = np.arange(6, dtype="float32").reshape(6, 1, 1, 1)
     one = calibration_batches(images, None)

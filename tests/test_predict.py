@@ -52,7 +52,7 @@ def pillow_reference(path: Path, size: int, plain: bool = False) -> np.ndarray:
 )  # fmt: skip
 @pytest.mark.parametrize("resize", ["crop", "plain"])
 def test_prepared_tensor_equals_an_independent_pillow_implementation(tmp_path, shape, size, resize):
-    from effnet_cli import images
+    from effnet_cli.util import images
 
     rng = np.random.default_rng(1)
     path = tmp_path / "picture.png"
@@ -67,7 +67,7 @@ def test_prepared_tensor_equals_an_independent_pillow_implementation(tmp_path, s
 
 
 def test_the_crop_is_the_reference_fraction_of_the_shorter_side():
-    from effnet_cli.images import center_crop
+    from effnet_cli.util.images import center_crop
 
     crop = center_crop(320, 240, 224)
     assert crop.side == int(224 / 256 * 240) == 210
@@ -75,7 +75,7 @@ def test_the_crop_is_the_reference_fraction_of_the_shorter_side():
 
 
 def test_the_imagenet_labels_ship_in_index_order():
-    from effnet_cli import labels
+    from effnet_cli.util import labels
 
     names = labels.imagenet()
     assert len(names) == 1000 and all(names)
@@ -134,7 +134,7 @@ def test_onnx_predictions_are_onnxruntime_on_the_pillow_tensor(cli, artifacts, t
     """Top-k, probabilities, labels, JSON and CSV against onnxruntime run here directly."""
     import onnxruntime as ort
 
-    from effnet_cli import labels
+    from effnet_cli.util import labels
 
     folder, name, images = artifacts
     onnx_path = folder / f"{name}.onnx"
@@ -170,7 +170,7 @@ def test_an_exported_tflite_is_fed_by_its_metadata_and_a_foreign_one_by_default(
     predict says it fed effnet's default contract."""
     import tensorflow as tf
 
-    from effnet_cli.builder import import_keras
+    from effnet_cli.keras.builder import import_keras
 
     folder, name, images = artifacts
     renamed = tmp_path / "renamed.tflite"
@@ -205,7 +205,7 @@ def test_predict_from_onnx_imports_no_tensorflow(artifacts):
 
     folder, name, images = artifacts
     argv = ["predict", *map(str, images), "--from", str(folder / f"{name}.onnx"), "--json"]
-    loaded = _modules_after(f"from effnet_cli.cli import main\nmain({argv!r})")
+    loaded = _modules_after(f"from effnet_cli.cli.app import main\nmain({argv!r})")
     assert "onnxruntime" in loaded  # it ran
     assert not {"tensorflow", "keras", "tf2onnx"} & loaded
 
@@ -244,7 +244,7 @@ def test_export_verify_images_reports_real_image_agreement(cli, artifacts, tmp_p
     assert real["top1_agreement"] == row["top1_agreement"] == 1.0
     assert real["top5_overlap"] == row["top5_overlap"] == 1.0
     assert real["max_abs_diff_prob"] == pytest.approx(row["max_abs_diff_prob"], abs=1e-6)
-    from effnet_cli import render
+    from effnet_cli.output import render
 
     render.print_real_image_agreement([artifact])  # the table export prints without --json
     assert "real images (6), against Keras" in capsys.readouterr().out

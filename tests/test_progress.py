@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from effnet_cli import render
+from effnet_cli.output import render
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from effnet_cli import spec as S
+from effnet_cli.model import spec as S
 
 # keras.applications.EfficientNetB0..B7(weights=None): count_params() and the sum of its
 # trainable weights under Keras 3.15 (the paper's count: B0 5.3M … B7 66M). Pinned here so that
@@ -102,7 +102,7 @@ def test_table_footer_states_the_rule(cli):
 def test_scale_table_never_imports_tensorflow():
     from .test_cli import HEAVY, _modules_after  # here: test_cli reads this module's tables
 
-    code = "from effnet_cli.cli import main\nmain(['scale-table', '--family', 'all', '--json'])"
+    code = "from effnet_cli.cli.app import main\nmain(['scale-table', '--family', 'all', '--json'])"
     assert not HEAVY & _modules_after(code)
 
 

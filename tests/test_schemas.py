@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from effnet_cli import render
+from effnet_cli.output import render
 
 TYPES = {
     "object": dict,
@@ -170,7 +170,7 @@ def test_heavy_commands_validate_and_share_the_model_object(cli, tmp_path):
 @pytest.mark.slow
 def test_inspect_a_weights_file_names_the_variants_and_heads_it_fits(cli, tmp_path):
     """Weights saved by keras.applications (not by us): B1 with a 7-class head, B2 without."""
-    from effnet_cli.builder import import_keras
+    from effnet_cli.keras.builder import import_keras
 
     keras = import_keras()
     keras.applications.EfficientNetB1(weights=None, classes=7, input_shape=(32, 32, 3)

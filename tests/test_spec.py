@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from effnet_cli import costs as C
-from effnet_cli import spec as S
-from effnet_cli.errors import UsageError
+from effnet_cli.model import costs as C
+from effnet_cli.model import spec as S
+from effnet_cli.util.errors import UsageError
 
 from .test_scale_table import KERAS_COUNT_PARAMS, KERAS_TRAINABLE_PARAMS
 

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from effnet_cli import render
+from effnet_cli.output import render
 
 WIDTHS = (80, 100, 120)
 
@@ -202,7 +202,7 @@ def _complete(argv: str, incomplete: str) -> list[str]:
     import typer.main
     from click.shell_completion import ShellComplete
 
-    from effnet_cli.cli import app
+    from effnet_cli.cli.app import app
 
     command = typer.main.get_command(app)
     completer = ShellComplete(command, {}, "effnet", "_EFFNET_COMPLETE")
@@ -211,7 +211,7 @@ def _complete(argv: str, incomplete: str) -> list[str]:
 
 def test_completion_offers_values_from_the_tables_that_validate_them():
     from effnet_cli import backends
-    from effnet_cli import spec as S
+    from effnet_cli.model import spec as S
 
     assert _complete("summary --model", "") == list(S.model_names())
     assert _complete("summary --model", "lite") == [n for n in S.model_names() if "lite" in n]

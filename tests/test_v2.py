@@ -15,9 +15,9 @@ import h5py
 import numpy as np
 import pytest
 
-from effnet_cli import costs as C
-from effnet_cli import spec as S
-from effnet_cli.errors import UsageError
+from effnet_cli.model import costs as C
+from effnet_cli.model import spec as S
+from effnet_cli.util.errors import UsageError
 
 from .conftest import calibrate, relative_diff
 
@@ -200,7 +200,7 @@ def test_scale_table_all_families_parse_in_every_format(cli):
 
 
 def _keras():
-    from effnet_cli.builder import import_keras
+    from effnet_cli.keras.builder import import_keras
 
     return import_keras()
 
@@ -232,7 +232,7 @@ def _configs(model):
 
 @pytest.mark.parametrize("name", _each(KERAS_COUNTS))
 def test_same_network_as_keras_applications(name):
-    from effnet_cli.builder import build_model
+    from effnet_cli.keras.builder import build_model
 
     reference = _reference(name)
     params, trainable, layers = KERAS_COUNTS[name]
@@ -328,7 +328,7 @@ def test_other_variants_refuse_v2_b0_weights(cli, tmp_path, keras_weights, args,
 
 
 def test_v2_normalization_holds_constants_that_are_never_fixed():
-    from effnet_cli.builder import _fix_published_stddev, build_model
+    from effnet_cli.keras.builder import _fix_published_stddev, build_model
 
     model = build_model("v2-b0", resolution=SMALL)
     normalization = model.get_layer("normalization")

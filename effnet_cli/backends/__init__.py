@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from effnet_cli import describe, runtimes, writers
-from effnet_cli.errors import UsageError, choices
+from effnet_cli.backends import describe, runtimes, writers
+from effnet_cli.util.errors import UsageError, choices
 
 How = Literal["file", "hint", "policy"]
 

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from effnet_cli import backends, files, predict, runtimes, writers
-from effnet_cli import spec as S
-from effnet_cli.errors import UsageError, WorkError, choices, split_list
+from effnet_cli import backends
+from effnet_cli.backends import runtimes, writers
+from effnet_cli.model import spec as S
+from effnet_cli.util import files
+from effnet_cli.util.errors import UsageError, WorkError, choices, split_list
+from effnet_cli.workflows import predict
 
 # Quantized artifacts are judged on agreement, so they are verified on more images than 1 + 3.
 AGREEMENT_IMAGES = 32
@@ -227,7 +230,7 @@ def pads_explicitly(spec: S.ModelSpec | None, source: Path | None) -> bool:
     family, or from a `.keras` file's config without loading it."""
     if spec is not None:
         return spec.family.padding == "explicit"
-    from effnet_cli.builder import keras_file_pads_explicitly
+    from effnet_cli.keras.builder import keras_file_pads_explicitly
 
     return source is not None and keras_file_pads_explicitly(source)
 
@@ -306,7 +309,7 @@ def export_model(
     progress: Callable[[str], None],
 ) -> list[Artifact]:
     """Write every target from one model; verify each; keep only what verified."""
-    from effnet_cli.builder import (
+    from effnet_cli.keras.builder import (
         calibrate_batchnorm,
         fresh_batchnorm,
         logits_function,
@@ -426,7 +429,7 @@ def reference_outputs(
     and weights built on that size (BatchNorm statistics are weights: calibrated once)."""
     import numpy as np
 
-    from effnet_cli.builder import logits_function, run_cheaply, with_input_size
+    from effnet_cli.keras.builder import logits_function, run_cheaply, with_input_size
 
     resolution = model.input.shape[1]
     rng = np.random.default_rng(seed + 1)
@@ -461,7 +464,7 @@ def run_export(
     progress: Callable[[str], None],
 ) -> list[Artifact]:
     """`effnet export`: build (or load) the model once, then write and verify every target."""
-    from effnet_cli import builder
+    from effnet_cli.keras import builder
 
     if request.quantize == "int8" and (spec is None or spec.family.name != "lite"):
         progress(

@@ -11,8 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from effnet_cli import files
-from effnet_cli.errors import UsageError
+from effnet_cli.util import files
+from effnet_cli.util.errors import UsageError
 
 # What each format's "params" counts: not the same thing, so each says which (issue 15 item 5).
 KERAS_COUNT = "Keras count_params: weights, BatchNorm moving statistics, preprocessing constants"
@@ -59,7 +59,7 @@ def read_onnx(path: Path) -> dict[str, Any]:
 def read_tflite(path: Path) -> dict[str, Any]:
     from ai_edge_litert.interpreter import Interpreter
 
-    from effnet_cli import tflite_file
+    from effnet_cli.backends import tflite_file
 
     interpreter = Interpreter(model_path=str(path))
     ops = interpreter._get_ops_details()  # LiteRT has no public op listing
@@ -85,7 +85,7 @@ def read_tflite(path: Path) -> dict[str, Any]:
 
 
 def read_keras(path: Path) -> dict[str, Any]:
-    from effnet_cli.builder import load_keras_file
+    from effnet_cli.keras.builder import load_keras_file
 
     model = load_keras_file(path)
     return {
@@ -99,7 +99,7 @@ def read_keras(path: Path) -> dict[str, Any]:
 
 
 def read_savedmodel(path: Path) -> dict[str, Any]:
-    from effnet_cli.builder import import_keras
+    from effnet_cli.keras.builder import import_keras
 
     import_keras()
     import tensorflow as tf
@@ -125,7 +125,7 @@ def read_savedmodel(path: Path) -> dict[str, Any]:
 def read_openvino(path: Path) -> dict[str, Any]:
     import openvino as ov
 
-    from effnet_cli.runtimes import openvino_xml
+    from effnet_cli.backends.runtimes import openvino_xml
 
     model = ov.Core().read_model(str(openvino_xml(path)))
 
@@ -206,7 +206,7 @@ def _typed(key: str, text: str) -> Any:
 def model_from_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     """The `model` object of every command's JSON, from what the file says about itself; None
     where it says nothing (a file effnet did not write, or a format without metadata)."""
-    from effnet_cli.render import model_identity
+    from effnet_cli.output.render import model_identity
 
     resolution = metadata.get("resolution")
     classes = metadata.get("num_classes")
@@ -223,8 +223,8 @@ def weights_fits(params: int) -> list[dict[str, Any]]:
     """Every variant and head whose Keras count is `params`: the classifier's size follows from
     the head's input width, so any class count is found, not only ImageNet's 1000. From the
     architecture alone (no TensorFlow): params do not depend on the input resolution."""
-    from effnet_cli import costs as C
-    from effnet_cli import spec as S
+    from effnet_cli.model import costs as C
+    from effnet_cli.model import spec as S
 
     fits = []
     for name in S.model_names():
@@ -246,8 +246,8 @@ def weights_fits(params: int) -> list[dict[str, Any]]:
 
 def describe_weights(path: Path) -> dict[str, Any]:
     """`inspect FILE.weights.h5 | FILE.h5`: which variants and heads the weights fit."""
-    from effnet_cli import builder
-    from effnet_cli.render import model_identity
+    from effnet_cli.keras import builder
+    from effnet_cli.output.render import model_identity
 
     builder.check_weights_file(path)
     layout = builder.weights_layout(path)
@@ -319,7 +319,7 @@ def _tflite_precision(path: Path) -> str:
 def _openvino_precision(path: Path) -> str:
     import openvino as ov
 
-    from effnet_cli import runtimes
+    from effnet_cli.backends import runtimes
 
     model = ov.Core().read_model(str(runtimes.openvino_xml(path)))
     return "int8" if runtimes.fake_quantize_ops(model) else "fp32"

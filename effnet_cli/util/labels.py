@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from effnet_cli.errors import UsageError
+from effnet_cli.util.errors import UsageError
 
 IMAGENET_CLASSES = 1000
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from effnet_cli import graph as G
-from effnet_cli import spec as S
-from effnet_cli.errors import UsageError
+from effnet_cli.model import graph as G
+from effnet_cli.model import spec as S
+from effnet_cli.util.errors import UsageError
 
 if TYPE_CHECKING:
     import keras
@@ -38,7 +38,7 @@ BN_EPSILON = 1e-3  # Keras' BatchNormalization default, as in the paper's code (
 
 def import_keras() -> Any:
     """Import Keras on the TensorFlow backend with TensorFlow's start-up noise silenced."""
-    from effnet_cli.files import silenced_stderr
+    from effnet_cli.util.files import silenced_stderr
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -337,7 +337,7 @@ def build_and_save(
     """`effnet build`: check every input before TensorFlow loads, build, load, save atomically."""
     import time
 
-    from effnet_cli import files
+    from effnet_cli.util import files
 
     if output is not None:
         fmt = save_format(output)
@@ -373,7 +373,7 @@ def load_or_build(
     spec: S.ModelSpec | None, source: Path | None, weights: Path | None, seed: int | None
 ) -> Any:
     """The model a command works on: a `.keras` file (`--from`), or built from `spec`."""
-    from effnet_cli.files import stdout_to_stderr
+    from effnet_cli.util.files import stdout_to_stderr
 
     with stdout_to_stderr():
         if source is not None:

@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from effnet_cli import costs as C
-from effnet_cli import spec as S
+from effnet_cli.model import costs as C
+from effnet_cli.model import spec as S
 
 SCHEMA_VERSION = 1
 WIDE = 240  # columns for a non-terminal (CI logs) and for --wide, or a table's whole width

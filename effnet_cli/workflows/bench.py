@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from effnet_cli import __version__, backends, capabilities, runtimes
-from effnet_cli import spec as S
-from effnet_cli.errors import RegressionError, UsageError, WorkError, choices, split_list
+from effnet_cli import __version__, backends
+from effnet_cli.backends import runtimes
+from effnet_cli.model import spec as S
+from effnet_cli.util import capabilities
+from effnet_cli.util.errors import RegressionError, UsageError, WorkError, choices, split_list
 
 # latency: one synchronous call at a time (single stream); throughput: several requests in
 # flight for a fixed time (each runtime's own way), reported apart as wall images/s and the
@@ -596,8 +598,8 @@ def run_bench(
     `request.device` is already resolved to cpu or gpu (`resolve_device`). Each row also
     carries its drift against the fp32 Keras model on the same images.
     """
-    from effnet_cli import files
-    from effnet_cli.builder import calibrate_batchnorm, fresh_batchnorm
+    from effnet_cli.keras.builder import calibrate_batchnorm, fresh_batchnorm
+    from effnet_cli.util import files
 
     for runtime in list(request.runtimes):
         if request.device not in backends.get(runtime).devices:
@@ -714,7 +716,7 @@ def drift_fields(runner: runtimes.Runner, images: Any, reference: Any | None) ->
     """Drift and top-1 agreement against fp32 Keras; None (said unmeasured) without a reference."""
     import numpy as np
 
-    from effnet_cli.export import compare
+    from effnet_cli.workflows.export import compare
 
     if reference is None:
         return {"drift_max_rel": None, "top1_agreement": None, "drift": "unmeasured"}
@@ -747,8 +749,9 @@ def convert_all(
     """Write every artifact before any forward pass: tf2onnx needs far more memory in a process
     that already ran the model forward (B7: 17 GB instead of 9.4 GB, measured here). An artifact
     that needs calibration images is written only with --calibration; else its rows are skipped."""
-    from effnet_cli import files, writers
-    from effnet_cli.export import load_calibration
+    from effnet_cli.backends import writers
+    from effnet_cli.util import files
+    from effnet_cli.workflows.export import load_calibration
 
     artifacts = {}
     calibration = None
@@ -818,7 +821,7 @@ def make_runner(
 
 def mixed_bfloat16_twin(model: Any, spec: S.ModelSpec) -> Any:
     """The same network and weights under Keras' mixed_bfloat16 policy (bf16 compute)."""
-    from effnet_cli.builder import build_model, import_keras
+    from effnet_cli.keras.builder import build_model, import_keras
 
     keras = import_keras()
     previous = keras.config.dtype_policy()
@@ -1179,7 +1182,8 @@ def run_artifact_bench(
     given, else said to be unmeasured."""
     import numpy as np
 
-    from effnet_cli import describe, files
+    from effnet_cli.backends import describe
+    from effnet_cli.util import files
 
     backend = backends.of_path(path)
     if backend.name == "keras":
@@ -1200,7 +1204,7 @@ def run_artifact_bench(
     inputs = {b: rng.uniform(0, 255, (b, *size, 3)).astype("float32") for b in request.batches}
     expected = None
     if reference is not None:
-        from effnet_cli.builder import fresh_batchnorm
+        from effnet_cli.keras.builder import fresh_batchnorm
 
         if fresh_batchnorm(reference):  # export gave its model statistics before writing
             progress("the reference's BatchNorm statistics are fresh (random weights): give the "

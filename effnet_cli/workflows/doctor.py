@@ -90,8 +90,8 @@ def diagnose(probe_devices: bool = True) -> dict[str, Any]:
         "onnxruntime_providers": [],
     }
     if probe_devices and versions["tensorflow"]:
-        from effnet_cli import runtimes
-        from effnet_cli.bench import cpu_name
+        from effnet_cli.backends import runtimes
+        from effnet_cli.workflows.bench import cpu_name
 
         doc["cpu"] = cpu_name()
         doc["gpus"] = runtimes.gpus_visible()

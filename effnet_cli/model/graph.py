@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from effnet_cli import spec as S
+from effnet_cli.model import spec as S
 
 Shape = tuple[int, ...]  # without the batch axis: (H, W, C) or (C,)
 

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from effnet_cli.errors import UsageError, WorkError
+from effnet_cli.util.errors import UsageError, WorkError
 
 
 def check_target(target: Path, force: bool) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from effnet_cli import __version__
-from effnet_cli import spec as S
+from effnet_cli.model import spec as S
 
 DEFAULT_OPSET = 17
 # The input's name in every artifact (ONNX, SavedModel's signature, OpenVINO, TFLite); the output
@@ -80,7 +80,7 @@ def write_savedmodel(model: Any, path: Path, **_: Any) -> None:
     import keras
     import tensorflow as tf
 
-    from effnet_cli.builder import logits_function
+    from effnet_cli.keras.builder import logits_function
 
     height, width = model.input.shape[1:3]
     name = output_name(model)
@@ -282,7 +282,7 @@ def write_tflite(model: Any, path: Path, *, precision: str = "fp32", calibration
     goes into the file's metadata table (tflite_file.py): the converter does neither."""
     import tensorflow as tf
 
-    from effnet_cli import tflite_file
+    from effnet_cli.backends import tflite_file
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if precision != "fp32":

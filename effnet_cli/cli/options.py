@@ -14,8 +14,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from effnet_cli import spec as S
-from effnet_cli.errors import UsageError
+from effnet_cli.model import spec as S
+from effnet_cli.util.errors import UsageError
 
 PANEL = "Model options"
 

@@ -18,11 +18,21 @@ import typer
 from click.exceptions import NoArgsIsHelpError
 from click.exceptions import UsageError as ClickUsageError
 
-from effnet_cli import __version__, backends, files, render
-from effnet_cli import costs as C
-from effnet_cli import export as E
-from effnet_cli import spec as S
-from effnet_cli.errors import (
+from effnet_cli import __version__, backends
+from effnet_cli.backends.runtimes import DEVICES, MODES
+from effnet_cli.backends.writers import DEFAULT_OPSET
+from effnet_cli.cli.options import (
+    ModelOptions,
+    choice_metavar,
+    complete,
+    model_args,
+    model_command,
+)
+from effnet_cli.model import costs as C
+from effnet_cli.model import spec as S
+from effnet_cli.output import render
+from effnet_cli.util import files
+from effnet_cli.util.errors import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     EffnetError,
@@ -30,15 +40,7 @@ from effnet_cli.errors import (
     require_choice,
     split_list,
 )
-from effnet_cli.options import (
-    ModelOptions,
-    choice_metavar,
-    complete,
-    model_args,
-    model_command,
-)
-from effnet_cli.runtimes import DEVICES, MODES
-from effnet_cli.writers import DEFAULT_OPSET
+from effnet_cli.workflows import export as E
 
 app = typer.Typer(
     name="effnet",
@@ -116,7 +118,7 @@ def build(
 ) -> None:
     """Build the Keras model (optionally loading weights) and save it."""
     render.set_wide(wide)
-    from effnet_cli import builder
+    from effnet_cli.keras import builder
 
     if model.weights is not None:
         model.refuse(("seed",), "changes nothing beside --weights: every weight is loaded")
@@ -215,7 +217,7 @@ def export(
 ) -> None:
     """Write SavedModel, ONNX, TFLite, .keras and OpenVINO files from one model, each verified."""
     render.set_wide(wide)
-    from effnet_cli import builder
+    from effnet_cli.keras import builder
 
     formats = E.parse_formats(fmt or [])
     if source is not None:
@@ -261,7 +263,7 @@ def inspect(
     json_output: JsonOpt = False,
 ) -> None:
     render.set_wide(wide)
-    from effnet_cli.describe import describe, describe_weights
+    from effnet_cli.backends.describe import describe, describe_weights
 
     is_weights = path.name.lower().endswith(".h5") and not path.is_dir()
     document = describe_weights(path) if is_weights else describe(path)
@@ -375,8 +377,8 @@ def bench(
 ) -> None:
     """Time inference per runtime and batch size: latency percentiles, images/s, MACs/s."""
     render.set_wide(wide)
-    from effnet_cli import bench as B
-    from effnet_cli import builder
+    from effnet_cli.keras import builder
+    from effnet_cli.workflows import bench as B
 
     request = B.BenchRequest(
         runtimes=B.parse_runtimes(runtime), precisions=B.parse_precisions(precision),
@@ -478,8 +480,8 @@ def bench_artifact(
     recommend: bool,
 ) -> None:
     """`bench --from` an artifact that is no .keras: that file, timed by its own runtime."""
-    from effnet_cli import bench as B
-    from effnet_cli import builder
+    from effnet_cli.keras import builder
+    from effnet_cli.workflows import bench as B
 
     B.configure_threads(threads)
     request.device = B.resolve_device(request.device, render.note)
@@ -575,7 +577,7 @@ def scale_table(
 def doctor(wide: WideOpt = False, json_output: JsonOpt = False) -> None:
     """Versions, devices and known-incompatible combinations; exit 1 when something is missing."""
     render.set_wide(wide)
-    from effnet_cli.doctor import diagnose
+    from effnet_cli.workflows.doctor import diagnose
 
     with files.stdout_to_stderr(), files.silenced_stderr():
         report = diagnose()
@@ -731,9 +733,9 @@ def predict(
 
     Images are prepared as the reference evaluation does: RGB, a centre square of
     size/(size+32) of the shorter side, bicubic to the model's resolution, pixels in [0, 255]."""
-    from effnet_cli import images as I
-    from effnet_cli import labels as L
-    from effnet_cli import predict as P
+    from effnet_cli.util import images as I
+    from effnet_cli.util import labels as L
+    from effnet_cli.workflows import predict as P
 
     P.check_top(top)
     require_choice("--resize", resize, I.RESIZE_MODES)
@@ -778,7 +780,7 @@ def predict(
         identity = render.model_identity(spec.name, spec.family.name, [size, size],
                                          probs.shape[1], spec.preprocessing)  # fmt: skip
     else:  # what the artifact says about itself, the contract it was fed by where it is silent
-        from effnet_cli import describe
+        from effnet_cli.backends import describe
 
         said = describe.model_from_metadata(describe.typed_metadata(item.runner.metadata))
         identity = {**said, "name": said["name"] or item.contract.name or item.label,
@@ -795,7 +797,7 @@ def predict(
 
 def _verify_images(folder: Path, verify: bool, spec: Optional[S.ModelSpec]) -> list[Path]:
     """`export --verify-images`: the images, checked before anything is built."""
-    from effnet_cli import images as I
+    from effnet_cli.util import images as I
 
     if not verify:
         raise UsageError("--verify-images is part of verification; drop --no-verify")
@@ -812,8 +814,8 @@ def _say_once(notes: list[str]) -> None:
 def _built(model: ModelOptions, spec: S.ModelSpec, note):  # -> predict.Loaded (lazy import)
     """The model built from options; random weights get export's BatchNorm calibration, so that
     `predict --seed N` and the artifacts `export --seed N` writes hold the same model."""
-    from effnet_cli import builder
-    from effnet_cli import predict as P
+    from effnet_cli.keras import builder
+    from effnet_cli.workflows import predict as P
 
     built = builder.load_or_build(spec, None, model.weights, model.seed)
     if model.weights is None:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from effnet_cli import capabilities
-from effnet_cli.errors import UsageError, WorkError
+from effnet_cli.util import capabilities
+from effnet_cli.util.errors import UsageError, WorkError
 
 
 class PrecisionUnavailable(UsageError):
@@ -155,7 +155,7 @@ def threads_or_default(threads: int | None) -> int:
 
 def gpus_visible() -> list[str]:
     """GPU names TensorFlow can see (empty on a CPU-only machine)."""
-    from effnet_cli.builder import import_keras
+    from effnet_cli.keras.builder import import_keras
 
     import_keras()
     import tensorflow as tf
@@ -167,7 +167,7 @@ def keras_runner(model: Any, device: str = "cpu", xla: bool = False) -> Runner:
     """A compiled `tf.function` around `model(x, training=False)` (never `predict` in a loop)."""
     import tensorflow as tf
 
-    from effnet_cli.builder import logits_function
+    from effnet_cli.keras.builder import logits_function
 
     target = "/GPU:0" if device == "gpu" else "/CPU:0"
 
@@ -212,7 +212,7 @@ def keras_file_runner(
     path: Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
 ) -> Runner:
     """A `.keras` file, loaded in safe mode; bf16 (a dtype policy) needs a model built here."""
-    from effnet_cli.builder import load_keras_file
+    from effnet_cli.keras.builder import load_keras_file
 
     if precision != "fp32":
         raise PrecisionUnavailable(
@@ -227,7 +227,7 @@ def savedmodel_runner(
 ) -> Runner:
     import tensorflow as tf
 
-    from effnet_cli.builder import import_keras
+    from effnet_cli.keras.builder import import_keras
 
     import_keras()
     loaded = tf.saved_model.load(str(path))
@@ -370,7 +370,7 @@ def tflite_runner(
     """`precision` describes the file (fp16/int8 weights come from the converter)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from effnet_cli import tflite_file
+    from effnet_cli.backends import tflite_file
 
     interpreter = Interpreter(model_path=str(path), num_threads=threads_or_default(threads))
     detail = interpreter.get_input_details()[0]
@@ -410,7 +410,7 @@ def _tflite_with_logits(path: Path) -> tuple[bytes, int] | None:
     int8's DEQUANTIZE), and that tensor's index; None when the output is no softmax."""
     from ai_edge_litert import schema_py_generated as schema
 
-    from effnet_cli import tflite_file
+    from effnet_cli.backends import tflite_file
 
     model = tflite_file.unpack(path.read_bytes())
     graph, ops = model.subgraphs[0], schema.BuiltinOperator

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from effnet_cli import backends, images, runtimes
-from effnet_cli import spec as S
-from effnet_cli.describe import artifact_precision, unreadable
-from effnet_cli.errors import UsageError, WorkError
+from effnet_cli import backends
+from effnet_cli.backends import runtimes
+from effnet_cli.backends.describe import artifact_precision, unreadable
+from effnet_cli.model import spec as S
+from effnet_cli.util import images
+from effnet_cli.util.errors import UsageError, WorkError
 
 Note = Callable[[str], None]
 CHUNK_IMAGES = 16  # images per call: bounded memory at any resolution, batched speed
@@ -128,7 +130,7 @@ def tflite_contract(path: Path, note: Note) -> Contract:
     (`describe.artifact_precision`)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from effnet_cli import tflite_file
+    from effnet_cli.backends import tflite_file
 
     interpreter = Interpreter(model_path=str(path))
     shape = [int(d) for d in interpreter.get_input_details()[0]["shape"]]
@@ -159,7 +161,7 @@ def keras_contract(model: Any, note: Note) -> Contract:
 def savedmodel_contract(path: Path, note: Note) -> Contract:
     import tensorflow as tf
 
-    from effnet_cli.builder import import_keras
+    from effnet_cli.keras.builder import import_keras
 
     import_keras()
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
@@ -198,7 +200,7 @@ def load_artifact(
     backend = backends.get(backend_name) if backend_name else backends.of_path(path)
     try:
         if backend.name == "keras":
-            from effnet_cli.builder import load_keras_file
+            from effnet_cli.keras.builder import load_keras_file
 
             model = load_keras_file(path)
             return Loaded(str(path), runtimes.keras_runner(model), keras_contract(model, note))

@@ -17,8 +17,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from effnet_cli import graph as G
-from effnet_cli import spec as S
+from effnet_cli.model import graph as G
+from effnet_cli.model import spec as S
 
 FLOAT32_BYTES = 4
 HEAD = "head"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from effnet_cli.errors import UsageError, choices
+from effnet_cli.util.errors import UsageError, choices
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 CROP_PADDING_PX = 32  # tensorflow/tpu models/official/efficientnet/preprocessing.py

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal, get_args
 
-from effnet_cli.errors import UsageError, choices
+from effnet_cli.util.errors import UsageError, choices
 
 Activation = Literal["swish", "relu6"]
 Preprocessing = Literal["imagenet", "imagenet-constants", "lite", "v2", "none"]

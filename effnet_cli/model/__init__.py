@@ -1,0 +1,3 @@
+"""The model as pure data and arithmetic: spec, families, graph, costs.
+
+Pure Python: never TensorFlow."""

@@ -1,0 +1,3 @@
+"""Leaf services every layer may use: errors, atomic files, CPU capabilities, images, labels.
+
+No framework imports."""

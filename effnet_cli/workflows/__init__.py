@@ -1,0 +1,3 @@
+"""What the commands do: export, verify, inspect, predict, doctor, bench.
+
+Framework-free at import: each loads its runtime inside the function that runs it."""
