@@ -27,6 +27,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check effnet_cli tests benchmarks
 	$(BIN)/ruff format --check effnet_cli tests benchmarks
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format effnet_cli tests benchmarks

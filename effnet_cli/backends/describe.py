@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from effnet_cli.model.identity import model_identity
 from effnet_cli.util import files
 from effnet_cli.util.errors import UsageError
 
@@ -206,7 +207,6 @@ def _typed(key: str, text: str) -> Any:
 def model_from_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     """The `model` object of every command's JSON, from what the file says about itself; None
     where it says nothing (a file effnet did not write, or a format without metadata)."""
-    from effnet_cli.output.render import model_identity
 
     resolution = metadata.get("resolution")
     classes = metadata.get("num_classes")
@@ -247,7 +247,6 @@ def weights_fits(params: int) -> list[dict[str, Any]]:
 def describe_weights(path: Path) -> dict[str, Any]:
     """`inspect FILE.weights.h5 | FILE.h5`: which variants and heads the weights fit."""
     from effnet_cli.keras import builder
-    from effnet_cli.output.render import model_identity
 
     builder.check_weights_file(path)
     layout = builder.weights_layout(path)

@@ -30,6 +30,7 @@ from effnet_cli.cli.options import (
 )
 from effnet_cli.model import costs as C
 from effnet_cli.model import spec as S
+from effnet_cli.model.identity import model_identity
 from effnet_cli.output import render
 from effnet_cli.util import files
 from effnet_cli.util.errors import (
@@ -235,7 +236,7 @@ def export(
     targets = E.check_request(request, name, spec.resolution if spec is not None else None,
                               dynamic_size and E.pads_explicitly(spec, source))  # fmt: skip
     identity = render.model_document(spec) if spec is not None else (
-        render.model_identity(name, None, None, None, None))  # fmt: skip
+        model_identity(name, None, None, None, None))  # fmt: skip
     if verify_images is not None:
         request.verify_images = _verify_images(verify_images, verify, spec)
     try:
@@ -777,7 +778,7 @@ def predict(
     render.note(P.describe_run(item, len(paths), resize))
     size = item.contract.resolution
     if spec is not None:
-        identity = render.model_identity(spec.name, spec.family.name, [size, size],
+        identity = model_identity(spec.name, spec.family.name, [size, size],
                                          probs.shape[1], spec.preprocessing)  # fmt: skip
     else:  # what the artifact says about itself, the contract it was fed by where it is silent
         from effnet_cli.backends import describe

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from effnet_cli.model import costs as C
 from effnet_cli.model import spec as S
+from effnet_cli.model.identity import model_identity
 
 SCHEMA_VERSION = 1
 WIDE = 240  # columns for a non-terminal (CI logs) and for --wide, or a table's whole width
@@ -227,24 +228,6 @@ def size(num_bytes: float | None) -> str:
 
 
 # ---------------------------------------------------------------------------- documents
-
-
-def model_identity(
-    name: str | None,
-    family: str | None,
-    resolution: Sequence[int | None] | None,
-    classes: int | None,
-    preprocessing: bool | None,
-) -> dict[str, Any]:
-    """The `model` object every command's JSON carries (schemas/model.schema.json): the same
-    five fields everywhere, None where a command cannot know one (a foreign .keras file)."""
-    return {
-        "name": name,
-        "family": family,
-        "resolution": None if resolution is None else list(resolution),
-        "classes": classes,
-        "preprocessing": preprocessing,
-    }
 
 
 def model_document(spec: S.ModelSpec) -> dict[str, Any]:

@@ -885,7 +885,7 @@ def finish(
             "resolution": [height, width],
             "macs": macs,
             "family": spec.family.name if spec else None,
-            # the model object every command's JSON shares (render.model_identity)
+            # the model object every command's JSON shares (model/identity.py)
             "classes": spec.num_classes if spec is not None and spec.include_top else None,
             "preprocessing": spec.preprocessing if spec else None,
         },
