@@ -398,3 +398,18 @@ def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(cli, tmp_path,
     with pytest.raises(UsageError, match="may run code"):
         torch_files.read(path, data=False)
     assert not target.exists()
+
+
+def test_a_cut_file_is_refused_before_any_build(tmp_path):
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(PTH.read_bytes()[:100_000])
+    with pytest.raises(UsageError, match=r"cut\.pth is truncated: its storages need"):
+        builder.check_weights_file(cut)
+
+
+def test_families_without_a_mapping_are_refused_by_name(variants):
+    from effnet_cli.keras import checkpoints
+
+    for name in ("efficientnet-v2-b0", "efficientnet-seed-b0"):
+        with pytest.raises(UsageError, match="not mapped yet"):
+            checkpoints.load_into(types.SimpleNamespace(name=name), variants / "lite0.safetensors")

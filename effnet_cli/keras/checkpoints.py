@@ -43,6 +43,7 @@ NAMINGS = ("lukemelas", "timm-tf")
 TF_PORT = re.compile(r"(^|[^a-z0-9])tf_efficientnet(_|-)?(b\d|l2|lite\d)", re.IGNORECASE)
 TIMM_OWN = re.compile(r"(^|[^a-z0-9_])efficientnet(_|-)(b\d|lite\d)", re.IGNORECASE)
 V2_NAME = re.compile(r"efficientnetv2", re.IGNORECASE)
+MAPPED_FAMILIES_NOT = re.compile(r"-(v2|seed)-")  # model names of the families not mapped
 BLOCK_PREFIX = re.compile(r"^(block(\d+)[a-z]+_)")
 
 
@@ -217,6 +218,11 @@ def load_into(model: Any, path: Path) -> Loaded:
     """Load a PyTorch checkpoint into `model`: every weighted layer but the preprocessing must
     get its tensors, every tensor of the file must be used (BatchNorm counters aside; the
     classifier aside when the model has no top), shape by shape."""
+    if MAPPED_FAMILIES_NOT.search(model.name):
+        raise UsageError(
+            f"PyTorch checkpoints map into the b, b8, l2 and lite families, not {model.name} "
+            "(timm's tf_efficientnetv2_* weights are not mapped yet)"
+        )
     checkpoint = torch_files.read(path)
     naming = naming_of(checkpoint, path)
     tensors = checkpoint.tensors

@@ -248,7 +248,11 @@ def _read_legacy(path: Path, storages: dict[str, _Storage], data: bool) -> Any:
             raise UsageError(f"{path.name} was saved on a big-endian machine; not supported")
         obj = _unpickle(f, path, storages)
         keys = _unpickle(f, path, storages)
-        if not data:
+        if not data:  # the sizes the storages declare, against the file's: a cut file fails now
+            declared = f.tell() + sum(8 + s.numel * _itemsize(s.dtype) for s in storages.values())
+            if declared > path.stat().st_size:
+                raise UsageError(f"{path.name} is truncated: its storages need {declared} bytes, "
+                                 f"the file has {path.stat().st_size}")  # fmt: skip
             return obj
         for key in keys:
             (numel,) = struct.unpack("<q", _exactly(f, 8, path))  # always int64, any platform
