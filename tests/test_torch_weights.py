@@ -152,14 +152,16 @@ def write_safetensors(path: Path, state: dict[str, np.ndarray], metadata=None) -
 
 
 def timm_names(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """lukemelas's names as timm's tf_efficientnet_lite0 spells them, renamed here by hand."""
+    """lukemelas's names as timm's tf_efficientnet_lite0 (or _b0: the same stages) spells them,
+    renamed here by hand."""
     top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
            "_fc": "classifier"}  # fmt: skip
     stage_of = [(i, j) for i, n in enumerate(LITE0_REPEATS) for j in range(n)]
-    separable = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw",
-                 "_bn2": "bn2"}  # fmt: skip
-    inverted = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
-                "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}  # fmt: skip
+    se = {"_se_reduce": "se.conv_reduce", "_se_expand": "se.conv_expand"}
+    separable = se | {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw",
+                      "_bn2": "bn2"}  # fmt: skip
+    inverted = se | {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
+                     "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}  # fmt: skip
     renamed = {}
     for name, array in state.items():
         parts = name.split(".")
@@ -358,11 +360,17 @@ def test_timm_own_weights_are_refused_naming_the_difference(variants):
         builder.check_weights_file(meta)
 
 
-def test_a_file_for_another_variant_is_refused_by_shape(variants):
-    model = fresh(S.get_spec("lite1"))
+def test_a_file_for_another_head_is_refused_by_shape_and_nothing_is_set(second, raw, tmp_path):
+    ten = dict(raw, **{"_fc.weight": raw["_fc.weight"][:10], "_fc.bias": raw["_fc.bias"][:10]})
+    write_safetensors(tmp_path / "ten.safetensors", ten)
+    before = [np.array(w) for w in second.get_weights()]
     with pytest.raises(UsageError) as refused:
-        builder.load_weights(model, variants / "lite0.safetensors")
-    assert "does not fit" in refused.value.message or "has no" in refused.value.message
+        builder.load_weights(second, tmp_path / "ten.safetensors")
+    assert refused.value.message == (
+        "ten.safetensors (lukemelas names): _fc.weight (10, 1280) does not fit predictions's "
+        "kernel (1280, 1000)"
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(before, second.get_weights(), strict=True))
 
 
 class _Evil:
@@ -413,3 +421,70 @@ def test_families_without_a_mapping_are_refused_by_name(variants):
     for name in ("efficientnet-v2-b0", "efficientnet-seed-b0"):
         with pytest.raises(UsageError, match="not mapped yet"):
             checkpoints.load_into(types.SimpleNamespace(name=name), variants / "lite0.safetensors")
+
+
+KERAS_TO_LUKEMELAS = {
+    "expand_conv": "_expand_conv", "expand_bn": "_bn0", "dwconv": "_depthwise_conv",
+    "bn": "_bn1", "se_reduce": "_se_reduce", "se_expand": "_se_expand",
+    "project_conv": "_project_conv", "project_bn": "_bn2", "stem_conv": "_conv_stem",
+    "stem_bn": "_bn0", "top_conv": "_conv_head", "top_bn": "_bn1", "predictions": "_fc",
+}  # fmt: skip
+
+
+def lukemelas_state_of(model) -> dict[str, np.ndarray]:
+    """A Keras model's weights as a lukemelas state dict, written here by the inverse rules."""
+    import re
+
+    state, blocks = {}, []
+    for layer in model.layers:
+        if not layer.weights or layer.name == "normalization":
+            continue
+        match = re.match(r"(block\d+[a-z]+)_(.+)", layer.name)
+        if match:
+            blocks += [] if match.group(1) in blocks else [match.group(1)]
+            module = f"_blocks.{len(blocks) - 1}.{KERAS_TO_LUKEMELAS[match.group(2)]}"
+        else:
+            module = KERAS_TO_LUKEMELAS[layer.name]
+        values = layer.get_weights()
+        if type(layer).__name__ == "BatchNormalization":
+            for suffix, value in zip(("weight", "bias", "running_mean", "running_var"), values,
+                                     strict=True):  # fmt: skip
+                state[f"{module}.{suffix}"] = value
+            state[f"{module}.num_batches_tracked"] = np.zeros((), np.int64)
+            continue
+        kernel = values[0]
+        if kernel.ndim == 4:
+            kernel = kernel.transpose((2, 3, 0, 1) if "dwconv" in layer.name else (3, 2, 0, 1))
+        state[f"{module}.weight"] = np.ascontiguousarray(kernel.T if kernel.ndim == 2 else kernel)
+        if len(values) > 1:
+            state[f"{module}.bias"] = values[1]
+    return state
+
+
+@pytest.fixture(scope="module")
+def b0():
+    return fresh(S.get_spec("b0"))
+
+
+@pytest.mark.parametrize("naming", ["lukemelas", "timm-tf"])
+def test_b0_with_squeeze_excitation_round_trips(tmp_path, b0, naming):
+    """B0's SE convolutions (with biases) and timm's separable/inverted blocks: a random B0
+    (every weight random, variances positive) written as a state dict here, loaded into the
+    same model after zeroing, gives back every tensor exactly."""
+    model = b0
+    rng = np.random.default_rng(0)
+    originals = [rng.uniform(0.1, 1.0, w.shape).astype(w.dtype) for w in model.get_weights()]
+    model.set_weights(originals)
+    state = lukemelas_state_of(model)
+    path = tmp_path / "b0.safetensors"
+    if naming == "timm-tf":
+        state, path = timm_names(state), tmp_path / "tf_efficientnet_b0.ns_jft_in1k.safetensors"
+    write_safetensors(path, state)
+    kept = [layer.get_weights() for layer in model.layers if layer.name == "normalization"]
+    model.set_weights([np.zeros_like(w) for w in originals])
+    model.get_layer("normalization").set_weights(kept[0])
+    report = builder.load_weights(model, path)
+    assert report.layout.startswith(f"safetensors, {naming} names")
+    for variable, original in zip(model.weights, originals, strict=True):
+        if not variable.path.startswith("normalization"):
+            assert np.array_equal(np.asarray(variable), original), variable.path

@@ -103,7 +103,18 @@ class _StorageType:
 
 
 def _rebuild_tensor(storage: _Storage, offset: int, size: Any, stride: Any, *_: Any) -> Any:
-    return _TensorRef(storage, int(offset), tuple(size), tuple(stride))
+    """A tensor's place in its storage, checked: numpy's strided view reads wherever it is
+    told, so a crafted offset, size or stride must never reach it unchecked."""
+    try:
+        place = (int(offset), tuple(int(n) for n in size), tuple(int(s) for s in stride))
+    except (TypeError, ValueError):
+        place = None
+    if (
+        not isinstance(storage, _Storage) or place is None or len(place[1]) != len(place[2])
+        or place[0] < 0 or min((*place[1], *place[2]), default=0) < 0
+    ):  # fmt: skip
+        raise UsageError("the checkpoint describes a tensor that is not a view of a storage")
+    return _TensorRef(storage, *place)
 
 
 def _rebuild_tensor_v3(
