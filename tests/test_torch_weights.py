@@ -87,7 +87,9 @@ class _Tensor:
         return rebuild, (self.storage, 0, self.shape, stride, False, OrderedDict())
 
 
-def _pickle_state(state: dict[str, np.ndarray], torch: types.ModuleType) -> tuple[bytes, list]:
+def _pickle_state(
+    state: dict[str, np.ndarray], torch: types.ModuleType, nest: bool = False
+) -> tuple[bytes, list]:
     storages = []
     tensors = OrderedDict()
     for index, (name, array) in enumerate(state.items()):
@@ -103,7 +105,7 @@ def _pickle_state(state: dict[str, np.ndarray], torch: types.ModuleType) -> tupl
             return None
 
     buffer = io.BytesIO()
-    Pickler(buffer, protocol=2).dump(tensors)
+    Pickler(buffer, protocol=2).dump({"epoch": 9, "state_dict": tensors} if nest else tensors)
     return buffer.getvalue(), storages
 
 
@@ -122,10 +124,11 @@ def write_legacy(path: Path, state: dict[str, np.ndarray], long_bytes: int = 8) 
             f.write(struct.pack("<q", storage.array.size) + storage.array.tobytes())
 
 
-def write_zip(path: Path, state: dict[str, np.ndarray]) -> None:
-    """torch's zip format: archive/data.pkl, archive/data/<key>, archive/byteorder."""
+def write_zip(path: Path, state: dict[str, np.ndarray], nest: bool = False) -> None:
+    """torch's zip format: archive/data.pkl, archive/data/<key>, archive/byteorder; `nest`
+    puts the state dict inside a training checkpoint's dict, as Lightning's .ckpt files do."""
     with fake_torch() as torch:
-        body, storages = _pickle_state(state, torch)
+        body, storages = _pickle_state(state, torch, nest)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr("archive/data.pkl", body)
         archive.writestr("archive/byteorder", "little")
@@ -220,6 +223,7 @@ def variants(tmp_path_factory, raw):
     (folder / "hub" / "config.json").write_text('{"architecture": "tf_efficientnet_lite0"}')
     write_safetensors(folder / "efficientnet_lite0.safetensors", timm)
     write_safetensors(folder / "weights.safetensors", timm)
+    write_zip(folder / "lightning.ckpt", {f"model.{k}": a for k, a in raw.items()}, nest=True)
     return folder
 
 
@@ -334,7 +338,7 @@ def second(spec):
 @pytest.mark.parametrize(
     "name",
     ["lite0_zip.pth", "lite0.safetensors", "lite0_windows.pt", "tf_efficientnet_lite0.safetensors",
-     "hub/model.safetensors"],
+     "hub/model.safetensors", "lightning.ckpt"],
 )  # fmt: skip
 def test_other_formats_and_timm_names_give_the_same_logits(variants, second, loaded, photos, name):
     second.set_weights([np.zeros(w.shape, w.dtype) for w in second.get_weights()])

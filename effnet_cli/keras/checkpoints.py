@@ -70,8 +70,21 @@ def check_file(path: Path) -> None:
     naming_of(checkpoint, path)
 
 
+def without_prefix(tensors: dict[str, Any]) -> dict[str, Any]:
+    """The state dict without the prefix a wrapper put before every name of the network (a
+    Lightning module's `model.`, a `backbone.`): found where the stem's name begins."""
+    for stem in ("_conv_stem.weight", "conv_stem.weight"):
+        found = [n for n in tensors if n.endswith(f".{stem}")]
+        if stem not in tensors and len(found) == 1:
+            prefix = found[0][: -len(stem)]
+            return {
+                (n[len(prefix) :] if n.startswith(prefix) else n): v for n, v in tensors.items()
+            }
+    return tensors
+
+
 def naming_of(checkpoint: torch_files.Checkpoint, path: Path) -> str:
-    names = set(checkpoint.tensors)
+    names = set(without_prefix(checkpoint.tensors))
     if "_conv_stem.weight" in names:
         return "lukemelas"
     if "conv_stem.weight" in names and any(n.startswith("blocks.") for n in names):
@@ -225,7 +238,7 @@ def load_into(model: Any, path: Path) -> Loaded:
         )
     checkpoint = torch_files.read(path)
     naming = naming_of(checkpoint, path)
-    tensors = checkpoint.tensors
+    tensors = without_prefix(checkpoint.tensors)
     names = set(tensors)
     mapping = name_map(model, naming, names)
     what = f"{path.name} ({naming} names)"
