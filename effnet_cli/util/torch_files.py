@@ -303,6 +303,8 @@ def _read_safetensors(path: Path, data: bool) -> Checkpoint:
 
     with path.open("rb") as f:
         (length,) = struct.unpack("<Q", _exactly(f, 8, path))
+        if length > path.stat().st_size - 8:
+            raise UsageError(f"{path.name} is truncated: its header claims {length} bytes")
         try:
             header = json.loads(_exactly(f, length, path))
         except ValueError as exc:
