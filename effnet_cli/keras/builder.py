@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from effnet_cli.model import graph as G
 from effnet_cli.model import spec as S
+from effnet_cli.util import torch_files
 from effnet_cli.util.errors import UsageError
 
 if TYPE_CHECKING:
@@ -81,7 +82,8 @@ def build_model(
     """Build the Keras model of a variant (`"b0"`, `"lite2"`, …) or of a `ModelSpec`.
 
     `options` are `get_spec`'s (phi, resolution, num_classes, include_top, …). `seed` makes the
-    random initial weights reproducible; `weights` loads a `.weights.h5` or legacy `.h5` file.
+    random initial weights reproducible; `weights` loads a `.weights.h5` or legacy `.h5` file,
+    or a PyTorch checkpoint (keras/checkpoints.py).
     """
     spec = resolve_spec(name_or_spec, **options)
     keras = import_keras()
@@ -198,9 +200,12 @@ def weights_layout(path: Path) -> str:
         return "keras3"
     if name.endswith((".h5", ".hdf5")):
         return "legacy-h5"
+    if torch_files.is_checkpoint_name(path):
+        return "pytorch"  # read and mapped by keras/checkpoints.py
     raise UsageError(
         f"cannot tell the layout of weights file {path.name!r}; valid endings: "
-        ".weights.h5 (Keras 3) or .h5 (legacy, as keras.applications distributes)"
+        ".weights.h5 (Keras 3), .h5 (legacy, as keras.applications distributes), "
+        ".pth, .pt, .bin, .ckpt (PyTorch) or .safetensors"
     )
 
 
@@ -256,11 +261,18 @@ def check_weights_file(path: Path) -> None:
     """Cheap checks of a `--weights` file before TensorFlow loads."""
     if path.is_dir():
         raise UsageError(
-            f"weights file {str(path)!r} is a directory; give a .weights.h5 or .h5 file"
+            f"weights file {str(path)!r} is a directory; give a .weights.h5, .h5, PyTorch or "
+            ".safetensors file"
         )
     if not path.is_file():
         raise UsageError(f"weights file {str(path)!r} does not exist")
-    count_file_tensors(path, weights_layout(path))  # an unreadable file, before any build
+    layout = weights_layout(path)
+    if layout == "pytorch":
+        from effnet_cli.keras import checkpoints
+
+        checkpoints.check_file(path)  # the allow-list and the naming rules, before any build
+        return
+    count_file_tensors(path, layout)  # an unreadable file, before any build
 
 
 def load_weights(model: Any, path: str | Path) -> WeightsReport:
@@ -268,6 +280,11 @@ def load_weights(model: Any, path: str | Path) -> WeightsReport:
     path = Path(path)
     check_weights_file(path)
     layout = weights_layout(path)
+    if layout == "pytorch":
+        from effnet_cli.keras import checkpoints
+
+        loaded = checkpoints.load_into(model, path)
+        return WeightsReport(str(path), loaded.layout, loaded.tensors_loaded, False)
     expected = len(model.weights)
     found = count_file_tensors(path, layout)
     if found != expected:

@@ -1,0 +1,397 @@
+"""PyTorch checkpoints read with numpy alone: no torch, and no code from the file ever runs.
+
+Three formats (README "Weights from PyTorch"):
+
+- torch's legacy pickle (torch.save before 1.6): a pickled magic number, a protocol version and
+  a sys-info dict, then the pickled object whose storages are persistent ids, the sorted storage
+  keys, then each storage as an int64 element count and its raw bytes
+  (https://github.com/pytorch/pytorch/blob/v1.5.0/torch/serialization.py, `_legacy_save`);
+- torch's zip format (1.6 and later): `<name>/data.pkl` plus one `<name>/data/<key>` file of raw
+  bytes per storage, and `<name>/byteorder` (absent: little-endian);
+- safetensors, through the `safetensors` package's numpy API.
+
+Pickles are read by an allow-list Unpickler: the globals torch's own `weights_only=True` loader
+accepts for tensor data (collections.OrderedDict, torch._utils' tensor and parameter rebuilders,
+the typed storage classes, dtypes). Any other global is refused before anything is called, with
+a one-line error saying the file may run code. A storage's element size comes from its type
+(FloatStorage: 4 bytes, LongStorage: 8), never from the file's sys-info header: a Windows save
+declares 4-byte longs while its LongStorages hold 8-byte elements.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from effnet_cli.util.errors import UsageError
+
+TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+SAFETENSORS_SUFFIXES = (".safetensors",)
+SUFFIXES = TORCH_SUFFIXES + SAFETENSORS_SUFFIXES
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch/serialization.py MAGIC_NUMBER
+LEGACY_PROTOCOL = 1001
+
+# torch's typed storages and the numpy dtype of their elements (the size is the dtype's)
+STORAGE_DTYPES = {
+    "DoubleStorage": "<f8", "FloatStorage": "<f4", "HalfStorage": "<f2",
+    "BFloat16Storage": "bfloat16", "LongStorage": "<i8", "IntStorage": "<i4",
+    "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1", "BoolStorage": "?",
+}  # fmt: skip
+# torch.<dtype> globals (torch._utils._rebuild_tensor_v3, metadata) and their numpy dtypes
+TORCH_DTYPES = {
+    "float64": "<f8", "float32": "<f4", "float16": "<f2", "bfloat16": "bfloat16",
+    "int64": "<i8", "int32": "<i4", "int16": "<i2", "int8": "i1", "uint8": "u1", "bool": "?",
+}  # fmt: skip
+SAFETENSORS_DTYPES = {
+    "F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "bfloat16", "I64": "<i8", "I32": "<i4",
+    "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?",
+}  # fmt: skip
+# Where training scripts nest the state dict inside a checkpoint dict, tried in this order.
+NESTED_KEYS = ("state_dict", "model_state_dict", "model", "state_dict_ema", "model_ema")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint's tensors by name (float arrays as float32) and what the file was."""
+
+    path: str
+    format: str  # "torch-legacy", "torch-zip" or "safetensors"
+    tensors: dict[str, Any]
+    metadata: dict[str, str]  # safetensors' __metadata__ (empty for torch files)
+
+
+def is_checkpoint_name(path: Path) -> bool:
+    return path.name.lower().endswith(SUFFIXES)
+
+
+# ------------------------------------------------------------------------ the allow-list
+
+
+@dataclass
+class _Storage:
+    """A storage named by a persistent id; its bytes are read after the pickle."""
+
+    key: str
+    dtype: str
+    numel: int
+    view: tuple[int, int] | None = None  # (offset, size) of an old-style storage view
+    array: Any = None
+
+
+@dataclass
+class _TensorRef:
+    storage: _Storage
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+
+class _DType:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _StorageType:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _rebuild_tensor(storage: _Storage, offset: int, size: Any, stride: Any, *_: Any) -> Any:
+    """A tensor's place in its storage, checked: numpy's strided view reads wherever it is
+    told, so a crafted offset, size or stride must never reach it unchecked."""
+    try:
+        place = (int(offset), tuple(int(n) for n in size), tuple(int(s) for s in stride))
+    except (TypeError, ValueError):
+        place = None
+    if (
+        not isinstance(storage, _Storage) or place is None or len(place[1]) != len(place[2])
+        or place[0] < 0 or min((*place[1], *place[2]), default=0) < 0
+    ):  # fmt: skip
+        raise UsageError("the checkpoint describes a tensor that is not a view of a storage")
+    return _TensorRef(storage, *place)
+
+
+def _rebuild_tensor_v3(
+    storage: _Storage, offset: int, size: Any, stride: Any, _grad: Any, _hooks: Any,
+    dtype: _DType, *_: Any,
+) -> Any:  # fmt: skip
+    storage.dtype = TORCH_DTYPES[dtype.name]
+    return _rebuild_tensor(storage, offset, size, stride)
+
+
+def _rebuild_parameter(data: Any, *_: Any) -> Any:
+    return data
+
+
+def _rebuild_from_type_v2(func: Any, _new_type: Any, args: Any, _state: Any) -> Any:
+    return func(*args)
+
+
+class _Marker:
+    """torch.Tensor or torch.nn.Parameter as a type argument: never instantiated."""
+
+
+_TORCH_UTILS = {
+    "_rebuild_tensor": _rebuild_tensor,
+    "_rebuild_tensor_v2": _rebuild_tensor,
+    "_rebuild_tensor_v3": _rebuild_tensor_v3,
+    "_rebuild_parameter": _rebuild_parameter,
+    "_rebuild_parameter_with_state": _rebuild_parameter,
+}
+
+
+def _allowed(module: str, name: str) -> Any:
+    """The stand-in for an allowed global, or None."""
+    if (module, name) == ("collections", "OrderedDict"):
+        return OrderedDict
+    if module == "torch._utils" and name in _TORCH_UTILS:
+        return _TORCH_UTILS[name]
+    if (module, name) == ("torch._tensor", "_rebuild_from_type_v2"):
+        return _rebuild_from_type_v2
+    if (module, name) in (("torch", "Tensor"), ("torch.nn.parameter", "Parameter")):
+        return _Marker
+    if module == "torch" and name in STORAGE_DTYPES:
+        return _StorageType(name)
+    if module == "torch" and name in TORCH_DTYPES:
+        return _DType(name)
+    return None
+
+
+class _AllowListUnpickler(pickle.Unpickler):
+    """Resolves only the allow-listed globals; every other one is refused before it is looked
+    up, so nothing the file names is imported or called."""
+
+    def __init__(self, file: Any, path: Path, storages: dict[str, _Storage]) -> None:
+        super().__init__(file)
+        self.path = path
+        self.storages = storages
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = _allowed(module, name)
+        if found is None:
+            raise UsageError(
+                f"{self.path.name} is a pickle that calls {module}.{name}, which is not tensor "
+                "data: loading it may run code, so it was refused and nothing ran",
+                hint="load only checkpoints you trust, or convert them to .safetensors",
+            )
+        return found
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+            raise UsageError(f"{self.path.name} holds a persistent id that is not a storage")
+        storage_type, key, numel = pid[1], str(pid[2]), int(pid[4])
+        if not isinstance(storage_type, _StorageType):
+            raise UsageError(f"{self.path.name} names a storage of unknown type {storage_type!r}")
+        view = pid[5] if len(pid) > 5 else None
+        if view is not None:  # legacy view: (view_key, offset, size) of storage `key`
+            root = self._storage(key, storage_type, numel)
+            return _Storage(str(view[0]), root.dtype, int(view[2]), (int(view[1]), int(view[2])),
+                            root)  # fmt: skip
+        return self._storage(key, storage_type, numel)
+
+    def _storage(self, key: str, storage_type: _StorageType, numel: int) -> _Storage:
+        if key not in self.storages:
+            self.storages[key] = _Storage(key, STORAGE_DTYPES[storage_type.name], numel)
+        return self.storages[key]
+
+
+def _unpickle(data: Any, path: Path, storages: dict[str, _Storage]) -> Any:
+    try:
+        return _AllowListUnpickler(data, path, storages).load()
+    except UsageError:
+        raise
+    except Exception as exc:  # a damaged pickle fails in many ways; all mean the same here
+        raise UsageError(f"{path.name} is not a readable PyTorch checkpoint ({exc})") from None
+
+
+# ------------------------------------------------------------------------------ formats
+
+
+def detect_format(path: Path) -> str:
+    """ "torch-zip", "torch-legacy" or "safetensors", from the file's first bytes."""
+    with path.open("rb") as f:
+        head = f.read(16)
+    if head[:4] == b"PK\x03\x04":
+        return "torch-zip"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "torch-legacy"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "safetensors"
+    raise UsageError(
+        f"{path.name} is neither a PyTorch checkpoint (legacy pickle or zip) nor a .safetensors "
+        "file"
+    )
+
+
+def read(path: Path, *, data: bool = True) -> Checkpoint:
+    """The checkpoint's state dict. With `data=False` only the pickle (or the safetensors
+    header) is read: the allow-list check and the names, before anything heavy runs."""
+    fmt = detect_format(path)
+    if fmt == "safetensors":
+        return _read_safetensors(path, data)
+    storages: dict[str, _Storage] = {}
+    if fmt == "torch-zip":
+        obj = _read_zip(path, storages, data)
+    else:
+        obj = _read_legacy(path, storages, data)
+    state = _state_dict(obj, path)
+    tensors = {name: (_materialize(ref) if data else ref) for name, ref in state.items()}
+    return Checkpoint(str(path), fmt, tensors, {})
+
+
+def _read_legacy(path: Path, storages: dict[str, _Storage], data: bool) -> Any:
+    with path.open("rb") as f:
+        magic = _unpickle(f, path, storages)
+        if magic != LEGACY_MAGIC:
+            raise UsageError(f"{path.name} is a pickle but not a PyTorch checkpoint")
+        protocol = _unpickle(f, path, storages)
+        if protocol != LEGACY_PROTOCOL:
+            raise UsageError(f"{path.name} is a PyTorch checkpoint of protocol {protocol}, not "
+                             f"{LEGACY_PROTOCOL}")  # fmt: skip
+        sys_info = _unpickle(f, path, storages)
+        if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
+            raise UsageError(f"{path.name} was saved on a big-endian machine; not supported")
+        obj = _unpickle(f, path, storages)
+        keys = _unpickle(f, path, storages)
+        if not data:  # the sizes the storages declare, against the file's: a cut file fails now
+            declared = f.tell() + sum(8 + s.numel * _itemsize(s.dtype) for s in storages.values())
+            if declared > path.stat().st_size:
+                raise UsageError(f"{path.name} is truncated: its storages need {declared} bytes, "
+                                 f"the file has {path.stat().st_size}")  # fmt: skip
+            return obj
+        for key in keys:
+            (numel,) = struct.unpack("<q", _exactly(f, 8, path))  # always int64, any platform
+            storage = storages.get(str(key))
+            if storage is None:
+                raise UsageError(f"{path.name} lists storage {key!r} that no tensor uses")
+            storage.array = _frombuffer(_exactly(f, numel * _itemsize(storage.dtype), path),
+                                        storage.dtype)  # fmt: skip
+    return obj
+
+
+def _read_zip(path: Path, storages: dict[str, _Storage], data: bool) -> Any:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
+            if len(pickles) != 1:
+                raise UsageError(f"{path.name} is a zip but not a PyTorch checkpoint (no data.pkl)")
+            prefix = pickles[0][: -len("data.pkl")]
+            obj = _unpickle(io.BytesIO(archive.read(pickles[0])), path, storages)
+            order = "little"
+            if f"{prefix}byteorder" in names:
+                order = archive.read(f"{prefix}byteorder").decode().strip()
+            if order != "little":
+                raise UsageError(f"{path.name} was saved {order}-endian; not supported")
+            if data:
+                for key, storage in storages.items():
+                    raw = archive.read(f"{prefix}data/{key}")
+                    storage.array = _frombuffer(raw, storage.dtype)
+    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise UsageError(f"{path.name} is not a readable PyTorch zip checkpoint ({exc})") from None
+    return obj
+
+
+def _read_safetensors(path: Path, data: bool) -> Checkpoint:
+    import json
+
+    with path.open("rb") as f:
+        (length,) = struct.unpack("<Q", _exactly(f, 8, path))
+        if length > path.stat().st_size - 8:
+            raise UsageError(f"{path.name} is truncated: its header claims {length} bytes")
+        try:
+            header = json.loads(_exactly(f, length, path))
+        except ValueError as exc:
+            raise UsageError(f"{path.name} is not a readable .safetensors file ({exc})") from None
+    metadata = {str(k): str(v) for k, v in (header.pop("__metadata__", None) or {}).items()}
+    if not data:
+        return Checkpoint(str(path), "safetensors", header, metadata)
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UsageError(f"{path.name} is not a readable .safetensors file ({exc})") from None
+    return Checkpoint(str(path), "safetensors",
+                      {name: _as_float32(a) for name, a in tensors.items()}, metadata)  # fmt: skip
+
+
+def _state_dict(obj: Any, path: Path) -> dict[str, Any]:
+    """The name → tensor dict, unwrapped from a training checkpoint where it is nested, with
+    DataParallel's `module.` prefix removed."""
+    for _ in range(2):
+        if isinstance(obj, dict) and not any(isinstance(v, _TensorRef) for v in obj.values()):
+            nested = next((obj[k] for k in NESTED_KEYS if isinstance(obj.get(k), dict)), None)
+            if nested is None:
+                break
+            obj = nested
+    if not isinstance(obj, dict):
+        raise UsageError(f"{path.name} holds a {type(obj).__name__}, not a state dict of tensors")
+    state = {str(k): v for k, v in obj.items() if isinstance(v, _TensorRef)}
+    if not state:
+        raise UsageError(f"{path.name} holds no tensors")
+    if all(name.startswith("module.") for name in state):
+        state = {name[len("module.") :]: v for name, v in state.items()}
+    return state
+
+
+def _materialize(ref: _TensorRef) -> Any:
+    import numpy as np
+
+    storage = ref.storage
+    if storage.view is not None:  # a view of a root storage (legacy): slice the root's data
+        root = storage.array
+        base = root.array[storage.view[0] : storage.view[0] + storage.view[1]]
+    else:
+        base = storage.array
+    if base is None:
+        raise UsageError(f"the data of storage {storage.key!r} is missing from the checkpoint")
+    count = int(np.prod(ref.size)) if ref.size else 1
+    last = (
+        ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True))
+        if count
+        else 0
+    )
+    if count and last >= len(base):
+        raise UsageError(f"a tensor reaches past the end of storage {storage.key!r}")
+    flat = base[ref.offset :]
+    strided = np.lib.stride_tricks.as_strided(
+        flat, shape=ref.size, strides=[s * flat.itemsize for s in ref.stride], writeable=False
+    )
+    return _as_float32(np.array(strided))
+
+
+def _as_float32(array: Any) -> Any:
+    import numpy as np
+
+    return array.astype(np.float32) if array.dtype.kind == "f" else array
+
+
+def _itemsize(dtype: str) -> int:
+    import numpy as np
+
+    return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
+
+
+def _frombuffer(raw: bytes, dtype: str) -> Any:
+    import numpy as np
+
+    if dtype == "bfloat16":  # the top half of a float32: shift into place
+        return (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+    if len(raw) % np.dtype(dtype).itemsize:
+        raise UsageError(f"a storage of {len(raw)} bytes is not a whole number of {dtype} items")
+    return np.frombuffer(raw, dtype)
+
+
+def _exactly(f: Any, count: int, path: Path) -> bytes:
+    raw = f.read(count)
+    if len(raw) != count:
+        raise UsageError(f"{path.name} is truncated")
+    return raw
