@@ -1,11 +1,10 @@
 """Real photographs shipped with effnet, for wherever real images are needed and none are given
 (issue #21): calibration, accuracy gates, the demo.
 
-Nine CC0 or public-domain photographs (scikit-image's sample data, matplotlib's Grace Hopper
-portrait), at most 320 pixels on the short side, and `manifest.json`: each photo's source,
-licence, processing and the ImageNet-1k classes a correct classifier plausibly ranks in its top
-5 (empty for the photos whose subject no ImageNet class shows). Only the standard library is
-imported here.
+Eight CC0 or public-domain photographs (scikit-image's sample data), at most 320 pixels on the
+short side, and `manifest.json`: each photo's source, licence, processing and the ImageNet-1k
+classes a correct classifier plausibly ranks in its top 5 (empty for the photos whose subject
+no ImageNet class shows). Only the standard library is imported here.
 """
 
 from __future__ import annotations
