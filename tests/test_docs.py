@@ -23,6 +23,8 @@ for character, is not run twice (export without --force would refuse its own fil
 a command with other shell syntax, or any other program (`python -c …`), runs in bash with
 the venv's bin first on PATH and the repository on PYTHONPATH. `python tests/test_docs.py
 --regenerate` writes the outputs back.
+
+benchmarks/reports/ pages are records of past runs: only their links are checked.
 """
 
 from __future__ import annotations
