@@ -99,14 +99,18 @@ def from_folders(folder: Path, note: Note) -> Truth:
     _check_folder(folder)
     subfolders, loose = _subfolders(folder), _images_in(folder)
     if not subfolders:
-        what = f"{len(loose)} images but no class subfolders" if loose else "no class subfolders"
+        what = (
+            f"{P.image_count_text(len(loose))} but no class subfolders"
+            if loose
+            else ("no class subfolders")
+        )
         raise UsageError(
             f"{folder} holds {what}; valid: subfolders named by {VALID_NAMES}",
             hint="n02123045/cat.jpg or 281/cat.jpg; or --truth labels.csv for a flat folder",
         )
     if loose:
         raise UsageError(
-            f"{folder} holds {len(loose)} images outside its class subfolders "
+            f"{folder} holds {P.image_count_text(len(loose))} outside its class subfolders "
             f"({loose[0].name}): their class is unknown",
             hint="move them into a class subfolder, or label every image with --truth labels.csv",
         )
@@ -350,6 +354,9 @@ def evaluate(
     progress: Note,
 ) -> dict[str, Any]:
     """The `effnet.evaluate/1` document (less its schema)."""
+    for item in loaded:  # a head its metadata states is checked before any image is run
+        if item.contract.num_classes is not None:
+            check_head(truth, item.contract.num_classes, item.label)
     tops, heads, seconds = top_classes(loaded, truth, resize, note, progress)
     return {
         "model": identity(loaded[0], spec, heads[0]),
