@@ -192,8 +192,37 @@ def test_the_table_shows_accuracies_in_percent_and_the_drop_only_when_compared(
     assert f"{100 * top1 / count:.2f}" in alone.stdout and "drop" not in alone.stdout
     twice = cli("evaluate", "--from", onnx_file, "--compare", onnx_file, labelled.by_index)
     assert twice.code == 0, twice.stderr
-    assert "drop top-1 pts" in twice.stdout and "drop top-5 pts" in twice.stdout
+    assert "Δ top-1 pts" in twice.stdout and "Δ top-5 pts" in twice.stdout
     assert "· drop against" in twice.stdout
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_the_table_fits_and_matches_its_json(capsys, monkeypatch, width):
+    """At 80, 100 and 120 columns (as tests/test_tables.py fakes a terminal): no cell cut, each
+    equal to its JSON value through the view's columns, the top-1 accuracy and drop always."""
+    from effnet_cli.output import evaluate as view
+    from effnet_cli.output import render
+
+    from .test_tables import _check
+
+    row = {"path": "lite0.onnx", "runtime": "onnx", "precision": "fp32",
+           "resolution": [224, 224], "images": 50000, "top1_correct": 37550,
+           "top5_correct": 46200, "top1_accuracy": 0.751, "top5_accuracy": 0.924,
+           "top1_drop_points": 0.0, "top5_drop_points": 0.0, "inference_s": 812.4}  # fmt: skip
+    int8 = {**row, "path": "lite0-int8.tflite", "runtime": "tflite",
+            "precision": "int8", "top1_correct": 37200, "top1_accuracy": 0.744,
+            "top1_drop_points": 0.7, "inference_s": 301.9}  # fmt: skip
+    truth = {"source": "folders", "path": "val", "naming": "synset", "images": 50000,
+             "classes": 1000}  # fmt: skip
+    result = {"truth": truth, "reference": row["path"], "rows": [row, int8]}
+    monkeypatch.setattr(render, "is_terminal", lambda stream: True)
+    monkeypatch.setenv("COLUMNS", str(width))
+    monkeypatch.setenv("NO_COLOR", "1")
+    render.set_wide(False)
+    view.print_evaluate(result)
+    text = capsys.readouterr().out
+    _check(text, view.EVALUATE_TABLE, result["rows"], width, title_line="50000 images")
+    assert "74.40" in text and "0.70" in text  # top-1 and its drop: main columns, always
 
 
 def test_evaluate_help_loads_no_framework():

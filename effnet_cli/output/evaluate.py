@@ -15,9 +15,9 @@ def _percent(key: str) -> Column:
                   show=lambda row: f"{100 * row[key]:.2f}")  # fmt: skip
 
 
-def _points(key: str) -> Column:
-    header = "drop " + key[:4].replace("top", "top-")
-    return Column(header, key, unit="pts", show=lambda row: f"{row[key]:.2f}")
+def _points(key: str, priority: int = 1) -> Column:
+    header = "Δ " + key[:4].replace("top", "top-")  # the drop: positive is worse
+    return Column(header, key, unit="pts", priority=priority, show=lambda row: f"{row[key]:.2f}")
 
 
 EVALUATE_TABLE = (
@@ -31,7 +31,7 @@ EVALUATE_TABLE = (
     _percent("top1_accuracy"),
     _percent("top5_accuracy"),
     _points("top1_drop_points"),
-    _points("top5_drop_points"),
+    _points("top5_drop_points", priority=2),
     Column("time", "inference_s", "f1", unit="s", priority=3),
 )
 
