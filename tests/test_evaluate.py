@@ -164,6 +164,34 @@ def test_every_layout_of_the_truth_scores_alike(cli, labelled, onnx_file, counte
     assert document["truth"]["source"] == ("folders" if layout == "index folders" else "csv")
 
 
+def test_images_stream_in_chunks_each_a_step_of_the_progress_bar(
+    cli, labelled, onnx_file, counted, monkeypatch
+):
+    """Chunks of 4 over 6 photos: two steps, the same counts; --compare alone (no --from, no
+    model options) evaluates the files it names, the first the reference."""
+    from effnet_cli.workflows import evaluate
+
+    top1, top5, _ = counted
+    monkeypatch.setattr(evaluate, "CHUNK_IMAGES", 4)
+    result = cli("evaluate", "--compare", f"{onnx_file},{onnx_file}", labelled.by_index, "--json")
+    assert result.code == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert [_counts(row) for row in rows] == [(top1, top5)] * 2
+    assert [row["runtime"] for row in rows] == ["onnx", "onnx"]
+    assert f"{PROGRESS} 2 artifacts on images 1–4 of 6 (1/2)" in result.stderr
+    assert f"{PROGRESS} 2 artifacts on images 5–6 of 6 (2/2)" in result.stderr
+
+
+def test_the_synset_ids_are_imagenets_in_class_order():
+    """timm's list: 1000 distinct sorted WordNet ids, line i naming class i of the labels."""
+    synsets = labels.imagenet_synsets()
+    assert len(set(synsets)) == 1000 and synsets == sorted(synsets)
+    names = labels.imagenet()
+    for synset, name in [("n01440764", "tench"), ("n02123045", "tabby"), ("n07920052", "espresso"),
+                         ("n15075141", "toilet tissue")]:  # fmt: skip
+        assert names[synsets.index(synset)].startswith(name)
+
+
 def test_a_wrong_label_costs_exactly_one_image(cli, labelled, onnx_file, counted):
     """One photo the model gets right, labelled with a class outside its top 5: top-1 and
     top-5 each fall by exactly 1/N, and only that."""
