@@ -199,6 +199,17 @@ PREDICT = [
     (["predict", "good.png", "--csv", "existing.png"], "already exists"),
     (["predict", "good.png", "--no-top"], "classifier head"),
 ]  # fmt: skip
+EVALUATE = [  # more in tests/test_evaluate.py, on labelled folders of real photos
+    (["evaluate", "missing"], "folder 'missing' does not exist"),
+    (["evaluate", "good.png"], "is not a folder"),
+    (["evaluate", "noimages", "--from", "b0.keras"], "holds no class subfolders; valid:"),
+    (["evaluate", "noimages", "--from", "missing.onnx"], "does not exist"),
+    (["evaluate", "noimages", "--compare", "missing.onnx"], "does not exist"),
+    (["evaluate", "noimages", "--truth", "missing.csv"], "does not exist"),
+    (["evaluate", "noimages", "--resize", "stretch"], "valid: crop or plain"),
+    (["evaluate", "noimages", "--threads", "0"], "--threads must be at least 1"),
+    (["evaluate", "noimages", "--csv", "existing.png"], "already exists"),
+]
 DOCTOR = [
     (["doctor", "--bogus"], "No such option"),  # doctor takes no values: only a wrong option
 ]
@@ -244,7 +255,7 @@ EARLY = [
     (["scale-table", "--plot", "/proc/scale.png"], "cannot write in directory '/proc'"),
     (["sumary"], "No such command 'sumary'. Did you mean 'summary'?"),
 ]  # fmt: skip
-CASES = SUMMARY + BUILD + EXPORT + BENCH + INSPECT + SCALE + PREDICT + DOCTOR + EARLY
+CASES = SUMMARY + BUILD + EXPORT + BENCH + INSPECT + SCALE + PREDICT + EVALUATE + DOCTOR + EARLY
 EARLY_LIMIT_S = 0.5
 STEP = re.compile(r"\d\d:\d\d:\d\d ")  # a progress line outside a terminal
 

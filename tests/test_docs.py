@@ -44,7 +44,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 # the order the examples run in: later pages use files the earlier ones wrote
-PAGES = ("build", "export", "inspect", "predict", "bench", "summary", "scale-table", "doctor")
+PAGES = (
+    "build",
+    "export",
+    "inspect",
+    "predict",
+    "evaluate",
+    "bench",
+    "summary",
+    "scale-table",
+    "doctor",
+)
 RUN_LANGUAGES = {"console", "python"}
 QUIET_LANGUAGES = {"text", "json", "yaml", "toml", "markdown", "sh"}
 COMMAND_LIKE = re.compile(r"^\s*(?:- )?(?:run:\s*)?(?:\$ |effnet |make |pip |python3? )")

@@ -122,7 +122,7 @@ def test_light_commands_validate(cli, argv):
      (["export", "-f", "pdf", "--json"], 2), (["inspect", "missing.onnx", "--json"], 2),
      (["bench", "--runtime", "mxnet", "--json"], 2), (["scale-table", "--phi", "x", "--json"], 2),
      (["scale-table", "--format", "json", "--family", "z"], 2), (["doctor", "--json", "-x"], 2),
-     (["summary", "--json", "--no-such-option"], 2)],
+     (["summary", "--json", "--no-such-option"], 2), (["evaluate", "missing", "--json"], 2)],
 )  # fmt: skip
 def test_errors_are_a_json_document_too_under_json(cli, argv, code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

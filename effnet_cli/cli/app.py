@@ -21,6 +21,7 @@ from click.exceptions import UsageError as ClickUsageError
 from effnet_cli import __version__, backends
 from effnet_cli.backends.runtimes import DEVICES, MODES
 from effnet_cli.backends.writers import DEFAULT_OPSET
+from effnet_cli.cli import evaluate as evaluate_command
 from effnet_cli.cli.options import (
     ModelOptions,
     choice_metavar,
@@ -827,3 +828,6 @@ def _built(model: ModelOptions, spec: S.ModelSpec, note):  # -> predict.Loaded (
             "does): the classes mean nothing; --weights FILE loads real ones"
         )
     return P.load_built(built, spec)
+
+
+app.command()(evaluate_command.evaluate)

@@ -4,7 +4,8 @@
 Eight CC0 or public-domain photographs (scikit-image's sample data), at most 320 pixels on the
 short side, and `manifest.json`: each photo's source, licence, processing and the ImageNet-1k
 classes a correct classifier plausibly ranks in its top 5 (empty for the photos whose subject
-no ImageNet class shows). Only the standard library is imported here.
+no ImageNet class shows), and `truth.csv`: each classified photo under the manifest's first
+class, for `effnet evaluate --truth`. Only the standard library is imported here.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@
 sorted WordNet synset ids), one line each: the synset's lemmas, as the timm package (Apache-2.0)
 ships them in `timm/data/_info/imagenet_synset_to_lemma.txt`. They are public facts; effnet
 never downloads them.
+
+`data/imagenet_synsets.txt` holds the same classes' WordNet ids (`n01440764` …) in the same
+order, one a line, as timm 1.0.31 (Apache-2.0) ships them in `timm/data/_info/imagenet_synsets.txt`
+(sorted, so that line i is class i): `effnet evaluate` reads folders named by synset with it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,12 @@ IMAGENET_CLASSES = 1000
 def imagenet() -> list[str]:
     text = resources.files("effnet_cli").joinpath("data/imagenet_labels.txt").read_text("utf-8")
     return text.splitlines()
+
+
+def imagenet_synsets() -> list[str]:
+    """The 1000 ImageNet classes' WordNet ids, in class-index order."""
+    text = resources.files("effnet_cli").joinpath("data/imagenet_synsets.txt").read_text("utf-8")
+    return text.split()
 
 
 def read_file(path: Path) -> list[str]:

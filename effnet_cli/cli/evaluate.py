@@ -1,0 +1,98 @@
+"""`effnet evaluate`: top-1 and top-5 accuracy on a labelled folder, for a model or artifacts.
+
+Registered on the app in cli/app.py. Imports nothing from app.py (the layers contract forbids a
+circle between sibling modules), so the output options are declared here as predict declares
+them there.
+"""
+
+# No `from __future__ import annotations`: Typer reads the Annotated options at run time.
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from effnet_cli import backends
+from effnet_cli.cli.options import ModelOptions, model_command
+from effnet_cli.output import evaluate as view
+from effnet_cli.output import render
+from effnet_cli.util import files
+from effnet_cli.util.errors import UsageError, require_choice
+
+# fmt: off
+FolderArg = Annotated[Path, typer.Argument(
+    help="A folder of class subfolders named by ImageNet synset id (n02123045/) or class "
+    "index (281/); with --truth, a folder of images.", metavar="DIR")]
+FromOpt = Annotated[Optional[Path], typer.Option(
+    "--from", help="Evaluate this artifact instead of building: "
+    f"{', '.join(f'{b.name} (*{b.suffix})' for b in backends.BACKENDS.values())}.")]
+CompareOpt = Annotated[Optional[list[str]], typer.Option(
+    help="More artifacts to evaluate on the same images; each row's drop is against the first "
+    "(repeat or comma-separate).")]
+TruthOpt = Annotated[Optional[Path], typer.Option(
+    "--truth", help="A CSV of `file,class` rows (class: index or synset id; files relative to "
+    "DIR) instead of class subfolders.")]
+ResizeOpt = Annotated[str, typer.Option(
+    help="crop: the reference centre crop, size/(size+32); plain: the whole image.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")]
+CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Also write the rows as CSV.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+# fmt: on
+
+
+@model_command
+def evaluate(
+    model: ModelOptions, folder: FolderArg, source: FromOpt = None, compare: CompareOpt = None,
+    truth: TruthOpt = None, resize: ResizeOpt = "crop", threads: ThreadsOpt = None,
+    csv_path: CsvOpt = None, force: ForceOpt = False, json_output: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Top-1 and top-5 accuracy on a labelled folder; with --compare, each artifact's drop.
+
+    The model built from the options, or --from an artifact, is the first (the reference);
+    --compare adds artifacts. Images are prepared as predict prepares them."""
+    from effnet_cli.util import images as I
+    from effnet_cli.workflows import evaluate as V
+    from effnet_cli.workflows import predict as P
+
+    require_choice("--resize", resize, I.RESIZE_MODES)
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1, not {threads}")
+    if csv_path is not None:
+        files.check_target(csv_path, force)
+    artifacts = ([source] if source is not None else []) + _artifact_list(compare)
+    builds = source is None and (not compare or bool(model.given()))
+    if not builds:
+        _refuse_model_options(model)
+    spec = model.spec() if builds else None
+    V.check_model(spec, artifacts)
+    notes: list[str] = []
+    labelled = V.read_truth(folder, truth, notes.append)
+    if spec is not None:
+        V.check_head(labelled, spec.num_classes, spec.name)  # before minutes of building
+    render.progress(f"building {spec.name}" if spec is not None else f"loading {artifacts[0]}")
+    with files.stdout_to_stderr(), files.silenced_stderr():
+        loaded = [V.built(spec, model.weights, model.seed, notes.append)] if spec else []
+        loaded += [P.load_artifact(path, notes.append, threads) for path in artifacts]
+    result = V.evaluate(loaded, labelled, resize, spec, notes.append, render.progress)
+    render.end_progress()
+    for line in dict.fromkeys(notes):
+        render.note(line)
+    render.show("evaluate", result, json_output, view.print_evaluate)
+    if csv_path is not None:
+        files.write_text(csv_path, view.evaluate_csv(result))
+
+
+def _artifact_list(values: Optional[list[str]]) -> list[Path]:
+    return [Path(part.strip()) for value in values or [] for part in value.split(",") if part]
+
+
+def _refuse_model_options(model: ModelOptions) -> None:
+    """With --from (or --compare alone) the files are the models: an option that would shape
+    another one is refused, not ignored."""
+    given = model.given()
+    if given:
+        raise UsageError(
+            f"{given[0]} does not apply with --from: the model comes from the file",
+            hint="drop the model options, or drop --from to build one",
+        )

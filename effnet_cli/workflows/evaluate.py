@@ -1,0 +1,368 @@
+"""`effnet evaluate`: top-1 and top-5 accuracy on a labelled folder, per artifact, and the drop
+of each against the first (issue #21 item 6: the number a deployer checks before shipping).
+
+The truth is a folder of class subfolders, each named by an ImageNet synset id (`n02123045/`)
+or a class index (`281/`), as ImageNet's own validation folders are laid out; or a CSV of
+`file,class` rows (`--truth`). Every artifact runs through predict's loaders and runners, fed the
+images as predict prepares them (util/images.py); the images stream through in chunks, so a
+50,000-image folder never sits in memory whole, and only each image's top classes are kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from effnet_cli.model import spec as S
+from effnet_cli.model.identity import model_identity
+from effnet_cli.util import files, images
+from effnet_cli.util import labels as L
+from effnet_cli.util.errors import UsageError
+from effnet_cli.workflows import predict as P
+
+Note = Callable[[str], None]
+TOP_K = 5
+CHUNK_IMAGES = 64  # images decoded at a time: one progress step, bounded memory
+SYNSET = re.compile(r"n\d{8}")  # a WordNet noun id, as ImageNet names its classes
+CSV_HEADERS = ("file", "path", "image", "filename")  # a first row starting so is a header
+VALID_NAMES = "an ImageNet synset id (n01440764 … n15075141) or a class index (0, 1, …)"
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The labelled images: each path with its class index, and where the labels came from."""
+
+    paths: tuple[Path, ...]
+    classes: tuple[int, ...]
+    source: Literal["folders", "csv"]
+    location: str  # the folder, or the CSV file
+    naming: str  # "synset", "index" or "synset and index"
+    named: Mapping[int, str] = field(default_factory=dict)  # class -> where it was named first
+
+    def document(self) -> dict[str, Any]:
+        return {"source": self.source, "path": self.location, "naming": self.naming,
+                "images": len(self.paths), "classes": len(set(self.classes))}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ the truth
+
+
+def class_of(name: str, where: str, synsets: Mapping[str, int]) -> tuple[int, str]:
+    """A class index and how it was named ("synset" or "index"), from a folder name or a cell."""
+    if SYNSET.fullmatch(name):
+        if name not in synsets:
+            raise UsageError(
+                f"{where}: {name!r} is not one of ImageNet's 1000 synset ids",
+                hint="the valid ids are in effnet_cli/data/imagenet_synsets.txt",
+            )
+        return synsets[name], "synset"
+    if name.isascii() and name.isdigit():
+        return int(name), "index"
+    raise UsageError(f"{where}: {name!r} names no class; valid: {VALID_NAMES}")
+
+
+def _synsets() -> dict[str, int]:
+    return {synset: index for index, synset in enumerate(L.imagenet_synsets())}
+
+
+def _naming(kinds: set[str]) -> str:
+    return " and ".join(sorted(kinds))
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in images.IMAGE_SUFFIXES
+    )
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _check_folder(folder: Path) -> None:
+    if not folder.exists():
+        raise UsageError(f"folder {str(folder)!r} does not exist")
+    if not folder.is_dir():
+        raise UsageError(
+            f"{folder} is not a folder; evaluate takes a folder of class subfolders, or a "
+            "folder of images with --truth labels.csv"
+        )
+
+
+def from_folders(folder: Path, note: Note) -> Truth:
+    """Images labelled by the subfolder they lie in (not recursive below it)."""
+    _check_folder(folder)
+    subfolders, loose = _subfolders(folder), _images_in(folder)
+    if not subfolders:
+        what = (
+            f"{P.image_count_text(len(loose))} but no class subfolders"
+            if loose
+            else ("no class subfolders")
+        )
+        raise UsageError(
+            f"{folder} holds {what}; valid: subfolders named by {VALID_NAMES}",
+            hint="n02123045/cat.jpg or 281/cat.jpg; or --truth labels.csv for a flat folder",
+        )
+    if loose:
+        raise UsageError(
+            f"{folder} holds {P.image_count_text(len(loose))} outside its class subfolders "
+            f"({loose[0].name}): their class is unknown",
+            hint="move them into a class subfolder, or label every image with --truth labels.csv",
+        )
+    synsets = _synsets()
+    paths: list[Path] = []
+    classes: list[int] = []
+    named: dict[int, str] = {}
+    kinds: set[str] = set()
+    empty = []
+    for sub in subfolders:
+        index, kind = class_of(sub.name, f"folder {sub.name}/", synsets)
+        if index in named:
+            raise UsageError(f"folders {named[index]} and {sub.name}/ both name class {index}",
+                             hint="merge them into one folder")  # fmt: skip
+        named[index] = f"{sub.name}/"
+        kinds.add(kind)
+        inside = _images_in(sub)
+        if not inside:
+            empty.append(sub.name)
+        paths += inside
+        classes += [index] * len(inside)
+    if not paths:
+        raise UsageError(f"{folder}'s class subfolders hold no images; valid: "
+                         f"{', '.join(images.IMAGE_SUFFIXES)} files")  # fmt: skip
+    if empty:
+        note(f"note: {len(empty)} class folder{'s' if len(empty) > 1 else ''} hold no images "
+             f"({empty[0]}/{', …' if len(empty) > 1 else ''})")  # fmt: skip
+    return Truth(tuple(paths), tuple(classes), "folders", str(folder), _naming(kinds), named)
+
+
+def from_csv(table: Path, folder: Path, note: Note) -> Truth:
+    """Images labelled by a CSV of `file,class` rows; a file is relative to `folder`."""
+    _check_folder(folder)
+    if not table.is_file():
+        raise UsageError(f"--truth {str(table)!r} does not exist" if not table.exists()
+                         else f"--truth {table} is a folder, not a CSV file")  # fmt: skip
+    classed = [sub.name for sub in _subfolders(folder) if _names_a_class(sub.name)]
+    if classed:
+        raise UsageError(
+            f"{folder} holds class subfolders ({classed[0]}/) and --truth {table.name} labels "
+            "images too: which labels count is ambiguous",
+            hint="drop --truth to label by folder, or give a folder without class subfolders",
+        )
+    try:
+        with table.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"--truth {table} is not a readable UTF-8 CSV file ({exc})") from None
+    synsets = _synsets()
+    paths: list[Path] = []
+    classes: list[int] = []
+    named: dict[int, str] = {}
+    kinds: set[str] = set()
+    seen: set[Path] = set()
+    missing: list[str] = []
+    for line, row in enumerate(rows, start=1):
+        cells = [cell.strip() for cell in row]
+        if not any(cells):
+            continue
+        if line == 1 and cells[0].lower() in CSV_HEADERS:
+            continue
+        where = f"{table.name} line {line}"
+        if len(cells) != 2:
+            raise UsageError(f"{where}: {len(cells)} columns; valid: 2 (file, class)",
+                             hint="one `file,class` row per image, e.g. cat.jpg,281")  # fmt: skip
+        path = Path(cells[0]) if Path(cells[0]).is_absolute() else folder / cells[0]
+        index, kind = class_of(cells[1], where, synsets)
+        if not path.is_file():
+            missing.append(cells[0])
+            continue
+        if path.resolve() in seen:
+            raise UsageError(f"{where}: {cells[0]} is labelled twice")
+        seen.add(path.resolve())
+        named.setdefault(index, where)
+        kinds.add(kind)
+        paths.append(path)
+        classes.append(index)
+    if missing:
+        raise UsageError(
+            f"--truth {table.name} names {len(missing)} file{'s' if len(missing) > 1 else ''} "
+            f"not in {folder}: {missing[0]}{', …' if len(missing) > 1 else ''}",
+            hint=f"files are relative to {folder}",
+        )
+    if not paths:
+        raise UsageError(f"--truth {table} labels no images; valid: `file,class` rows")
+    unlisted = [p for p in _images_in(folder) if p.resolve() not in seen]
+    if unlisted:
+        note(f"note: {len(unlisted)} image{'s' if len(unlisted) > 1 else ''} in {folder} "
+             f"not in {table.name}: not evaluated")  # fmt: skip
+    return Truth(tuple(paths), tuple(classes), "csv", str(table), _naming(kinds), named)
+
+
+def _names_a_class(name: str) -> bool:
+    return bool(SYNSET.fullmatch(name)) or (name.isascii() and name.isdigit())
+
+
+def read_truth(folder: Path, table: Path | None, note: Note) -> Truth:
+    return from_csv(table, folder, note) if table is not None else from_folders(folder, note)
+
+
+def check_head(truth: Truth, classes: int, label: str) -> None:
+    """The truth's classes against a head of `classes` outputs (refused before the run where
+    the head is known: a built model, or an artifact whose metadata says)."""
+    if "synset" in truth.naming and classes != L.IMAGENET_CLASSES:
+        raise UsageError(
+            f"{label} has {classes} classes, but synset ids name ImageNet's "
+            f"{L.IMAGENET_CLASSES}; valid for this model: class indices 0–{classes - 1}"
+        )
+    top = max(truth.classes)
+    if top >= classes:
+        raise UsageError(
+            f"{truth.named[top]} names class {top}, outside {label}'s {classes} classes; "
+            f"valid: 0–{classes - 1}"
+        )
+
+
+# ------------------------------------------------------------------------------ the models
+
+
+def check_model(spec: S.ModelSpec | None, artifacts: Sequence[Path]) -> None:
+    if spec is not None and not spec.include_top:
+        raise UsageError("evaluate needs a classifier head; drop --no-top")
+    for path in artifacts:
+        if not path.exists():
+            raise UsageError(f"artifact {str(path)!r} does not exist")
+
+
+def built(spec: S.ModelSpec, weights: Path | None, seed: int | None, note: Note) -> P.Loaded:
+    """The model built from options (random weights get export's BatchNorm calibration, as
+    `predict` gives them: their accuracy is chance, and says so)."""
+    from effnet_cli.keras import builder
+
+    model = builder.load_or_build(spec, None, weights, seed)
+    if weights is None:
+        builder.calibrate_batchnorm(model, seed=seed if seed is not None else 0)
+        note("note: random weights: the accuracy is chance; --weights FILE loads real ones")
+    return P.load_built(model, spec)
+
+
+def identity(item: P.Loaded, spec: S.ModelSpec | None, classes: int) -> dict[str, Any]:
+    """The model object: the spec's, or what the artifact says about itself (as predict)."""
+    size = item.contract.resolution
+    if spec is not None:
+        return model_identity(spec.name, spec.family.name, [size, size], classes,
+                              spec.preprocessing)  # fmt: skip
+    from effnet_cli.backends import describe
+
+    said = describe.model_from_metadata(describe.typed_metadata(item.runner.metadata))
+    return {**said, "name": said["name"] or item.contract.name or item.label,
+            "resolution": [size, size], "classes": classes}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+def _decode(paths: Sequence[Path], conversions: images.Conversions) -> list[Any]:
+    return [images.decode(path, conversions) for path in paths]
+
+
+def top_classes(
+    loaded: Sequence[P.Loaded], truth: Truth, resize: str, note: Note, progress: Note
+) -> tuple[list[Any], list[int], list[float]]:
+    """Every artifact's top-5 classes of every image (chunk by chunk, each image decoded once
+    and prepared at each artifact's resolution), its head size and its inference seconds."""
+    import numpy as np
+
+    count = len(truth.paths)
+    steps = -(-count // CHUNK_IMAGES)
+    what = loaded[0].label if len(loaded) == 1 else f"{len(loaded)} artifacts"
+    tops: list[list[Any]] = [[] for _ in loaded]
+    heads = [0] * len(loaded)
+    seconds = [0.0] * len(loaded)
+    conversions = images.Conversions()
+    for step, start in enumerate(range(0, count, CHUNK_IMAGES)):
+        end = min(start + CHUNK_IMAGES, count)
+        progress(f"evaluating {what} on images {start + 1}–{end} of {count} ({step + 1}/{steps})")
+        decoded = _decode(truth.paths[start:end], conversions)
+        batches: dict[int, Any] = {}
+        for n, item in enumerate(loaded):
+            size = item.contract.resolution
+            if size not in batches:
+                batches[size] = np.stack([images.prepare(im, size, resize) for im in decoded])
+            began = time.perf_counter()
+            with files.stdout_to_stderr(), files.silenced_stderr():
+                probs = P.probabilities(item, batches[size])
+            seconds[n] += time.perf_counter() - began
+            if step == 0:
+                heads[n] = probs.shape[1]
+                _check_compared(truth, item, heads[n], loaded[0], heads[0])
+            tops[n].append(P.top_k(probs, min(TOP_K, heads[n])))
+    for line in conversions.notes():
+        note(f"note: {line}")
+    return [np.concatenate(parts) for parts in tops], heads, seconds
+
+
+def _check_compared(
+    truth: Truth, item: P.Loaded, classes: int, first: P.Loaded, first_classes: int
+) -> None:
+    check_head(truth, classes, item.label)
+    if classes != first_classes:
+        raise UsageError(
+            f"{item.label} has {classes} classes and {first.label} {first_classes}: "
+            "they cannot be compared"
+        )
+
+
+def accuracy_rows(
+    loaded: Sequence[P.Loaded], truth: Truth, tops: Sequence[Any], seconds: Sequence[float]
+) -> list[dict[str, Any]]:
+    """One row per artifact: correct counts, accuracies (fractions) and the drop against the
+    first in percentage points (positive: worse than the first)."""
+    import numpy as np
+
+    labels = np.asarray(truth.classes)[:, None]
+    count = len(truth.paths)
+    rows: list[dict[str, Any]] = []
+    for item, top, run_s in zip(loaded, tops, seconds, strict=True):
+        top1, top5 = int(np.sum(top[:, :1] == labels)), int(np.sum(top == labels))
+        size = item.contract.resolution
+        rows.append({
+            "path": item.label, "runtime": item.runner.runtime, "precision": item.runner.precision,
+            "resolution": [size, size], "images": count,
+            "top1_correct": top1, "top5_correct": top5,
+            "top1_accuracy": top1 / count, "top5_accuracy": top5 / count,
+            "inference_s": run_s,
+        })  # fmt: skip
+    first = rows[0]
+    for row in rows:
+        for k in ("top1", "top5"):
+            # from the counts: equal counts give exactly 0.0, not a float's residue
+            row[f"{k}_drop_points"] = 100 * (first[f"{k}_correct"] - row[f"{k}_correct"]) / count
+    return rows
+
+
+def evaluate(
+    loaded: Sequence[P.Loaded],
+    truth: Truth,
+    resize: str,
+    spec: S.ModelSpec | None,
+    note: Note,
+    progress: Note,
+) -> dict[str, Any]:
+    """The `effnet.evaluate/1` document (less its schema)."""
+    for item in loaded:  # a head its metadata states is checked before any image is run
+        if item.contract.num_classes is not None:
+            check_head(truth, item.contract.num_classes, item.label)
+    tops, heads, seconds = top_classes(loaded, truth, resize, note, progress)
+    return {
+        "model": identity(loaded[0], spec, heads[0]),
+        "truth": truth.document(),
+        "resize": resize,
+        "top_k": min(TOP_K, heads[0]),
+        "reference": loaded[0].label,
+        "rows": accuracy_rows(loaded, truth, tops, seconds),
+    }
