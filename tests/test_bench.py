@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 
@@ -16,9 +17,15 @@ from effnet_cli.workflows.bench import gate, machine, timing
 from effnet_cli.workflows.bench.records import (
     BenchResult,
     Ceiling,
+    Comparison,
     Environment,
+    Gate,
     LatencyRow,
+    NoRecommendation,
+    Recommendation,
     Settings,
+    Skipped,
+    ThroughputRow,
 )
 
 STATS = ("latency_ms_mean", "latency_ms_std", "latency_ms_min", "latency_ms_p50",
@@ -498,3 +505,60 @@ def test_keras_macs_equal_the_spec_count(name, options):
 
     spec = S.get_spec(name, **options)
     assert keras_macs(build_model(spec)) == C.count(spec).macs
+
+
+# ---------------------------------------------------------------------------- records and schema
+
+
+def _schema_properties(*path: str) -> set[str]:
+    """The property names the shipped schema gives at `path` under the bench document
+    ("[]" steps into an array's items)."""
+    node = render.json_schema()["$defs"]["bench"]
+    for step in path:
+        node = node["items"] if step == "[]" else node["properties"][step]
+    return set(node["properties"])
+
+
+@pytest.mark.parametrize(
+    ("records", "path"),
+    [
+        ((BenchResult,), ()),
+        ((LatencyRow,), ("rows", "[]")),
+        ((ThroughputRow,), ("throughput_rows", "[]")),
+        ((Settings,), ("settings",)),
+        ((Ceiling,), ("ceiling",)),
+        ((Environment,), ("environment",)),
+        ((Skipped,), ("skipped", "[]")),
+        ((Gate,), ("gate",)),
+        ((Comparison,), ("gate", "compared", "[]")),
+        ((Recommendation, NoRecommendation), ("recommendations", "[]")),
+    ],
+)
+def test_the_records_fields_are_the_schemas_properties(records, path):
+    """Each record's fields are the JSON keys it writes (to_json): the schema names exactly
+    them, so neither can gain or lose a field without the other."""
+    named = {f.name for record in records for f in dataclasses.fields(record)}
+    extra = {"schema"} if records == (BenchResult,) else set()  # emit_json adds the tag
+    assert _schema_properties(*path) == named | extra
+
+
+def test_to_json_leaves_out_what_bench_never_wrote():
+    """A failed row has no figures and no drift; a row without a reference says "unmeasured"
+    with its drift null; a throughput row that never started its requests has no settings."""
+    head = {"runtime": "onnx", "device": "cpu", "provider": "CPUExecutionProvider",
+            "precision": "fp32", "batch": 1, "threads": 2}  # fmt: skip
+    failed = LatencyRow(**head, error="out of memory", settings="s", settings_source=None,
+                        setup_s=1.0)  # fmt: skip
+    assert list(failed.to_json()) == ["runtime", "device", "provider", "precision", "mode",
+                                      "batch", "threads", "error", "settings", "settings_source",
+                                      "setup_s", "batch_pinned"]  # fmt: skip
+    unmeasured = dataclasses.replace(failed, error=None, latency_ms_p50=1.0, drift="unmeasured")
+    document = unmeasured.to_json()
+    assert document["drift_max_rel"] is None and document["drift"] == "unmeasured"
+    assert "latency_ms_p90" not in document and "macs_per_s" not in document
+    idle = ThroughputRow(**head, error="no throughput mode", setup_s=1.0)
+    assert "settings" not in idle.to_json() and "drift_max_rel" not in idle.to_json()
+    started = dataclasses.replace(idle, error="out of memory", in_flight=2, settings="2 sessions",
+                                  settings_source="--streams")  # fmt: skip
+    assert started.to_json()["threads_per_request"] is None and "images_per_s" not in (
+        started.to_json())  # fmt: skip

@@ -144,8 +144,13 @@ def bench(
     from effnet_cli.workflows import bench as B
 
     render.set_wide(wide)
-    options = {k: v for k, v in locals().items() if k not in ("model", "wide", "json_output", "B")}
-    plan = plan_bench(model, **options)
+    plan = plan_bench(
+        model, source=source, reference=reference, runtime=runtime, precision=precision,
+        calibration=calibration, device=device, batch=batch, warmup=warmup,
+        iterations=iterations, duration=duration, threads=threads, xla=xla, mode=mode,
+        streams=streams, tune=tune, recommend=recommend, ceiling=ceiling, baseline=baseline,
+        max_regression=max_regression, csv_path=csv_path, plot=plot, force=force,
+    )  # fmt: skip
     result = B.run(plan, render.note if plan.artifact else render.progress)
     show_bench(result.to_json(), json_output, csv_path, plot)
     if result.gate is not None:
