@@ -22,7 +22,7 @@ OMIT_ON_ERROR = {"omit": "error"}
 OMIT_WITHOUT_STREAMS = {"omit": "streams"}
 
 
-def _left_out(record: Any, name: str, value: Any, omit: Omit | None) -> bool:
+def _left_out(record: Any, value: Any, omit: Omit | None) -> bool:
     if omit == "none":
         return value is None
     if omit == "error":
@@ -38,7 +38,7 @@ def to_json(value: Any) -> Any:
         return {
             f.name: to_json(getattr(value, f.name))
             for f in fields(value)
-            if not _left_out(value, f.name, getattr(value, f.name), f.metadata.get("omit"))
+            if not _left_out(value, getattr(value, f.name), f.metadata.get("omit"))
         }
     if isinstance(value, tuple | list):
         return [to_json(v) for v in value]

@@ -13,7 +13,11 @@ from effnet_cli import backends
 from effnet_cli.backends import runtimes
 from effnet_cli.model import spec as S
 from effnet_cli.workflows.bench import artifacts as A
-from effnet_cli.workflows.bench.gate import Baseline, compare_baseline
+from effnet_cli.workflows.bench.gate import (
+    DEFAULT_MAX_REGRESSION_PCT,
+    Baseline,
+    compare_baseline,
+)
 from effnet_cli.workflows.bench.machine import environment, gemm_ceiling
 from effnet_cli.workflows.bench.recommend import recommend
 from effnet_cli.workflows.bench.records import (
@@ -42,7 +46,7 @@ class BenchPlan:
     resolution: int | None = None  # an artifact that takes any input size is timed at this
     reference: Path | None = None  # the .keras model an artifact's drift is measured on
     baseline: Baseline | None = None
-    max_regression_pct: float = 10.0
+    max_regression_pct: float = DEFAULT_MAX_REGRESSION_PCT
     recommend: bool = False
     model_args: tuple[str, ...] | None = None  # the options that rebuild the model (--recommend)
 
