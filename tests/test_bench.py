@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from effnet_cli.output import bench as bench_view
 from effnet_cli.output import render
 from effnet_cli.util import capabilities
 from effnet_cli.util.errors import UsageError
@@ -348,8 +349,8 @@ def test_fastest_rows_marks_the_fastest_per_precision_and_batch():
         row("keras", "bf16-emulated", 8, 22.0),  # 9  the only timed bf16 row at batch 8
         row("openvino", "bf16", 8, 5000.0, error="out of memory"),  # 10
     ]
-    assert render.fastest_rows(rows) == {1, 5, 8, 9}
-    assert render.fastest_rows([row("onnx", "fp32", 1, 1.0, error="out of memory")]) == set()
+    assert bench_view.fastest_rows(rows) == {1, 5, 8, 9}
+    assert bench_view.fastest_rows([row("onnx", "fp32", 1, 1.0, error="out of memory")]) == set()
 
 
 # ---------------------------------------------------------------------------- the ceiling
@@ -395,7 +396,7 @@ def test_the_cache_follows_xdg_unless_effnet_cache_dir_is_set(monkeypatch, tmp_p
 
 
 def _printed_bench(result, capsys) -> str:
-    render.print_bench(result)
+    bench_view.print_bench(result)
     return capsys.readouterr().out
 
 

@@ -13,6 +13,7 @@ from effnet_cli import backends
 from effnet_cli.backends.runtimes import DEVICES, MODES
 from effnet_cli.cli.options import ModelOptions, choice_metavar, complete, model_args, model_command
 from effnet_cli.cli.shared import ForceOpt, JsonOpt, WideOpt, refuse_model_options, warn_if_huge
+from effnet_cli.output import bench as bench_view
 from effnet_cli.output import render
 from effnet_cli.util import files
 from effnet_cli.util.errors import UsageError
@@ -244,10 +245,10 @@ def show_bench(
     document: dict[str, Any], as_json: bool, csv_path: Optional[Path], plot: Optional[Path]
 ) -> None:
     """The result as JSON or tables; its CSV and plot; the gate's comparisons on stderr."""
-    render.show("bench", document, as_json, render.print_bench)
+    render.show("bench", document, as_json, bench_view.print_bench)
     if csv_path is not None:
-        files.write_text(csv_path, render.bench_csv(document["rows"]))
+        files.write_text(csv_path, bench_view.bench_csv(document["rows"]))
     if plot is not None:
-        files.write_plot(plot, lambda target: render.plot_bench(document, target))
+        files.write_plot(plot, lambda target: bench_view.plot_bench(document, target))
     for comparison in document.get("gate", {}).get("compared", []):
-        render.note(render.gate_line(comparison))
+        render.note(bench_view.gate_line(comparison))
