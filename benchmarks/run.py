@@ -178,7 +178,7 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
         "openvino": backends.load_runner("openvino", paths["openvino"], threads=threads),
     }
     ours["onnx-vs-raw"] = ours["onnx-vs-hand"] = ours["onnx"]
-    request = BenchRequest(runtimes=[], iterations=20, warmup=3)
+    request = BenchRequest(runtimes=(), iterations=20, warmup=3)
     rows = []
     for batch in batches:
         images = (
@@ -190,8 +190,8 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
             per = {k: [] for k in pair}
             for _ in range(repeats):
                 for k, fn in pair.items():
-                    stats = time_runner(_Runner(fn), images, request)
-                    per[k].append(stats["images_per_s"])
+                    timed = time_runner(_Runner(fn), images, request)
+                    per[k].append(timed.stats.images_per_s)
             ours_ips, direct_ips = statistics.median(per["ours"]), statistics.median(per["direct"])
             rows.append((f"effnet {name.split('-vs-')[0]} runner, batch {batch} (img/s)", ours_ips,
                          f"{label}, batch {batch} (img/s)", direct_ips))  # fmt: skip
@@ -204,12 +204,13 @@ class _Runner:
 
 
 # What `effnet bench --ceiling` measures, in a fresh process whose TensorFlow pool has exactly
-# the threads asked for (this process's pool was sized before; see bench.measure_gemm_flops).
+# the threads asked for (this process's pool was sized before; see
+# workflows/bench/machine.py's measure_gemm_flops).
 CEILING_PROBE = """
 import json, sys
-from effnet_cli.workflows import bench as B
-B.configure_threads({threads})
-print(json.dumps(B.gemm_ceiling({threads}, "cpu", True, lambda note: None)))
+from effnet_cli.workflows.bench import machine
+machine.configure_threads({threads})
+print(json.dumps(machine.gemm_ceiling({threads}, "cpu", True, lambda note: None).to_json()))
 """
 # The flags that decide which precisions this CPU runs natively, named in the report.
 NOTABLE_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
@@ -519,8 +520,8 @@ def hand_section(threads: int = 2, rounds: int = HAND_ROUNDS) -> str:
     from effnet_cli.backends import runtimes, writers
     from effnet_cli.keras.builder import calibrate_batchnorm, import_keras
     from effnet_cli.util import capabilities, files
+    from effnet_cli.util.drift import compare
     from effnet_cli.workflows.bench import BenchRequest, at_batch, time_runner, time_streams
-    from effnet_cli.workflows.export import compare
 
     keras = import_keras()
     import onnxruntime as ort
@@ -617,11 +618,11 @@ def hand_section(threads: int = 2, rounds: int = HAND_ROUNDS) -> str:
         return run
 
     def latency_of(call):
-        request = BenchRequest(runtimes=[], iterations=None, duration_s=HAND_SECONDS, warmup=2)
-        return lambda images: time_runner(_Runner(call), images, request)["images_per_s"]
+        request = BenchRequest(runtimes=(), iterations=None, duration_s=HAND_SECONDS, warmup=2)
+        return lambda images: time_runner(_Runner(call), images, request).stats.images_per_s
 
     def streams_of(streams):
-        return lambda images: time_streams(streams, images, HAND_SECONDS)["images_per_s"]
+        return lambda images: time_streams(streams, images, HAND_SECONDS).images_per_s
 
     def warmed(run):
         def go(images):

@@ -131,7 +131,7 @@ def bench_every_runtime(tmp_path_factory):
     from typer.testing import CliRunner
 
     from effnet_cli.cli.app import main
-    from effnet_cli.workflows import bench
+    from effnet_cli.workflows.bench import rows
 
     folder = tmp_path_factory.mktemp("bench")
     args = ["bench", "--resolution", "64", "--runtime", "all", "--batch", "1,4", "--warmup", "1",
@@ -139,7 +139,7 @@ def bench_every_runtime(tmp_path_factory):
             str(folder / "rows.csv"), "--plot", str(folder / "bench.png"), "--json"]  # fmt: skip
     with pytest.MonkeyPatch.context() as patch, CliRunner().isolation() as (out, err, _):
         patch.setenv("EFFNET_CACHE_DIR", str(folder / "cache"))  # the real probe, a fresh cache
-        patch.setattr(bench, "THROUGHPUT_DEFAULT_S", 0.4)
+        patch.setattr(rows, "THROUGHPUT_DEFAULT_S", 0.4)
         code = main(args)
         stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
     assert code == 0, stderr

@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 
 import pytest
 
+from effnet_cli.output import bench as bench_view
 from effnet_cli.output import render
 from effnet_cli.util import capabilities
-from effnet_cli.workflows import bench as B
+from effnet_cli.util.errors import UsageError
+from effnet_cli.workflows.bench import cache as bench_cache
+from effnet_cli.workflows.bench import gate, machine, timing
+from effnet_cli.workflows.bench.records import (
+    BenchResult,
+    Ceiling,
+    Comparison,
+    Environment,
+    Gate,
+    LatencyRow,
+    NoRecommendation,
+    Recommendation,
+    Settings,
+    Skipped,
+    ThroughputRow,
+)
 
 STATS = ("latency_ms_mean", "latency_ms_std", "latency_ms_min", "latency_ms_p50",
          "latency_ms_p90", "latency_ms_p99", "images_per_s", "macs_per_s", "ceiling_fraction",
@@ -42,7 +59,7 @@ def probe(monkeypatch):
         calls.append(1)
         return 100e9
 
-    monkeypatch.setattr(B, "measure_gemm_flops", fake)
+    monkeypatch.setattr(machine, "measure_gemm_flops", fake)
     return calls
 
 
@@ -60,7 +77,7 @@ def untimed(monkeypatch):
 
         return record
 
-    monkeypatch.setattr(B, "time_runner", refuse("time_runner"))
+    monkeypatch.setattr(timing, "time_runner", refuse("time_runner"))
     monkeypatch.setattr(builder, "load_or_build", refuse("load_or_build"))
     return attempts
 
@@ -221,20 +238,45 @@ def _document(rows, name="efficientnet-b0"):
             "settings": {"device": "cpu", "threads": 2}, "rows": rows}  # fmt: skip
 
 
-def test_rows_of_different_precisions_never_compare():
-    baseline = _document([_row("openvino", "fp32", 1, 10.0), _row("openvino", "bf16", 8, 1.0)])
+def _timed_row(runtime, precision, batch, p50):
+    return LatencyRow(runtime=runtime, device="cpu", provider=None, precision=precision,
+                      batch=batch, threads=2, settings="", settings_source=None, setup_s=1.0,
+                      latency_ms_p50=p50, images_per_s=batch * 1000 / p50)  # fmt: skip
+
+
+def _bench_result(rows, name="efficientnet-b0"):
+    return BenchResult(
+        model={"name": name},
+        settings=Settings(device="cpu", batches=(1, 8), warmup=1, iterations=5, duration_s=None,
+                          threads=2, seed=0, xla=False, modes=("latency",)),
+        ceiling=Ceiling(gemm_flops=None, source="unavailable", measured_at=None, threads=2,
+                        cpu="Some CPU", method="none"),
+        environment=Environment(effnet="0", python="3", platform="p", cpu="Some CPU",
+                                cpu_count=2, gpus=(), threads=2, versions={}),
+        rows=tuple(_timed_row(*row) for row in rows),
+    )  # fmt: skip
+
+
+def test_rows_of_different_precisions_never_compare(tmp_path):
+    document = _document([_row("openvino", "fp32", 1, 10.0), _row("openvino", "bf16", 8, 1.0)])
+    baseline = gate.Baseline.from_json(document, tmp_path / "b.json")
     # bf16 at batch 1 is 5x slower than the fp32 baseline row, and fp32 at batch 8 is 50x slower
     # than the bf16 one: neither may be compared with the other precision's row
-    result = _document([_row("openvino", "fp32", 1, 10.5), _row("openvino", "bf16", 1, 50.0),
-                        _row("openvino", "fp32", 8, 50.0)])  # fmt: skip
-    (compared,) = B.compare_baseline(result, baseline, 10)
-    assert (compared["precision"], compared["batch"], compared["passed"]) == ("fp32", 1, True)
-    assert compared["change_pct"] == pytest.approx(5.0)
-    B.enforce_gate([compared])  # passes
-    only_bf16 = _document([_row("openvino", "bf16", 1, 1.0)])
-    assert B.compare_baseline(only_bf16, baseline, 10) == []
-    with pytest.raises(B.UsageError, match="nothing was compared") as refused:
-        B.enforce_gate([])
+    result = _bench_result([("openvino", "fp32", 1, 10.5), ("openvino", "bf16", 1, 50.0),
+                            ("openvino", "fp32", 8, 50.0)])  # fmt: skip
+    gated = gate.compare_baseline(result, baseline, 10)
+    assert gated.gate is not None
+    (compared,) = gated.gate.compared
+    assert (compared.precision, compared.batch, compared.passed) == ("fp32", 1, True)
+    assert compared.change_pct == pytest.approx(5.0)
+    # the compared row says its change; the others say nothing
+    assert [row.regression_pct for row in gated.rows] == [compared.change_pct, None, None]
+    assert "regression_pct" not in gated.to_json()["rows"][1]
+    gate.enforce_gate(gated.gate)  # passes
+    only_bf16 = gate.compare_baseline(_bench_result([("openvino", "bf16", 1, 1.0)]), baseline, 10)
+    assert only_bf16.gate is not None and only_bf16.gate.compared == ()
+    with pytest.raises(UsageError, match="nothing was compared") as refused:
+        gate.enforce_gate(only_bf16.gate)
     assert refused.value.exit_code == 2
 
 
@@ -261,13 +303,9 @@ def test_a_run_whose_label_differs_from_the_baseline_exits_2_after_timing(
 
 
 def test_latency_percentiles_use_nearest_rank():
-    stats = B.latency_stats([float(v) for v in range(1, 101)], batch=2)
-    assert (stats["latency_ms_p50"], stats["latency_ms_p90"], stats["latency_ms_p99"]) == (
-        50,
-        90,
-        99,
-    )
-    assert stats["latency_ms_min"] == 1 and stats["images_per_s"] == pytest.approx(2000 / 50.5)
+    stats = timing.latency_stats([float(v) for v in range(1, 101)], batch=2)
+    assert (stats.latency_ms_p50, stats.latency_ms_p90, stats.latency_ms_p99) == (50, 90, 99)
+    assert stats.latency_ms_min == 1 and stats.images_per_s == pytest.approx(2000 / 50.5)
 
 
 # ---------------------------------------------------------------------------- precision labels
@@ -311,8 +349,8 @@ def test_fastest_rows_marks_the_fastest_per_precision_and_batch():
         row("keras", "bf16-emulated", 8, 22.0),  # 9  the only timed bf16 row at batch 8
         row("openvino", "bf16", 8, 5000.0, error="out of memory"),  # 10
     ]
-    assert render.fastest_rows(rows) == {1, 5, 8, 9}
-    assert render.fastest_rows([row("onnx", "fp32", 1, 1.0, error="out of memory")]) == set()
+    assert bench_view.fastest_rows(rows) == {1, 5, 8, 9}
+    assert bench_view.fastest_rows([row("onnx", "fp32", 1, 1.0, error="out of memory")]) == set()
 
 
 # ---------------------------------------------------------------------------- the ceiling
@@ -320,49 +358,50 @@ def test_fastest_rows_marks_the_fastest_per_precision_and_batch():
 
 def test_the_ceiling_is_cached_per_machine_and_thread_count(cache, probe, monkeypatch):
     notes: list[str] = []
-    first = B.gemm_ceiling(2, "cpu", False, notes.append)
-    assert (first["source"], first["gemm_flops"], first["threads"], len(probe)) == (
+    first = machine.gemm_ceiling(2, "cpu", False, notes.append)
+    assert (first.source, first.gemm_flops, first.threads, len(probe)) == (
         "measured", 100e9, 2, 1)  # fmt: skip
     (path,) = cache.glob("*.json")
     stored = json.loads(path.read_text())
-    assert stored["gemm_flops"] == 100e9 and stored["cpu"] == B.cpu_name()
-    assert stored["measured_at"] == first["measured_at"] and stored["threads"] == 2
-    second = B.gemm_ceiling(2, "cpu", False, notes.append)
-    assert second["source"] == "cached" and len(probe) == 1  # the probe did not run again
-    assert second["gemm_flops"] == 100e9 and second["measured_at"] == first["measured_at"]
-    refreshed = B.gemm_ceiling(2, "cpu", True, notes.append)  # --ceiling
-    assert refreshed["source"] == "measured" and len(probe) == 2
-    other_threads = B.gemm_ceiling(1, "cpu", False, notes.append)
-    assert other_threads["source"] == "measured" and len(probe) == 3
+    assert stored["gemm_flops"] == 100e9 and stored["cpu"] == capabilities.cpu_name()
+    assert stored["measured_at"] == first.measured_at and stored["threads"] == 2
+    second = machine.gemm_ceiling(2, "cpu", False, notes.append)
+    assert second.source == "cached" and len(probe) == 1  # the probe did not run again
+    assert second.gemm_flops == 100e9 and second.measured_at == first.measured_at
+    refreshed = machine.gemm_ceiling(2, "cpu", True, notes.append)  # --ceiling
+    assert refreshed.source == "measured" and len(probe) == 2
+    other_threads = machine.gemm_ceiling(1, "cpu", False, notes.append)
+    assert other_threads.source == "measured" and len(probe) == 3
     monkeypatch.setattr(capabilities, "cpu_flags", lambda: frozenset({"avx2", "fake_flag"}))
-    other_flags = B.gemm_ceiling(2, "cpu", False, notes.append)
-    assert other_flags["source"] == "measured" and len(probe) == 4
+    other_flags = machine.gemm_ceiling(2, "cpu", False, notes.append)
+    assert other_flags.source == "measured" and len(probe) == 4
     assert len(list(cache.glob("*.json"))) == 3  # (2 threads, 1 thread, other flags)
     assert sum("measuring this CPU's GEMM ceiling" in note for note in notes) == 4
 
 
 def test_an_unreadable_cache_entry_is_measured_again(cache, probe):
-    B.gemm_ceiling(2, "cpu", False, print)
+    machine.gemm_ceiling(2, "cpu", False, print)
     (path,) = cache.glob("*.json")
     path.write_text("{not json")
-    assert B.gemm_ceiling(2, "cpu", False, print)["source"] == "measured" and len(probe) == 2
+    assert machine.gemm_ceiling(2, "cpu", False, print).source == "measured" and len(probe) == 2
 
 
 def test_the_cache_follows_xdg_unless_effnet_cache_dir_is_set(monkeypatch, tmp_path):
     monkeypatch.delenv("EFFNET_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert B.cache_dir() == tmp_path / "xdg" / "effnet"
+    assert bench_cache.cache_dir() == tmp_path / "xdg" / "effnet"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert B.cache_dir() == tmp_path / "home" / ".cache" / "effnet"
+    assert bench_cache.cache_dir() == tmp_path / "home" / ".cache" / "effnet"
 
 
 def _printed_bench(result, capsys) -> str:
-    render.print_bench(result)
+    bench_view.print_bench(result)
     return capsys.readouterr().out
 
 
-def _result(ceiling):
+def _result(record):
+    ceiling = record.to_json()
     row = {"runtime": "onnx", "provider": "CPUExecutionProvider", "precision": "fp32",
            "batch": 1, "latency_ms_mean": 10.0, "latency_ms_std": 0.5, "latency_ms_min": 9.0,
            "latency_ms_p50": 10.0, "latency_ms_p90": 11.0, "latency_ms_p99": 12.0,
@@ -377,26 +416,26 @@ def _result(ceiling):
 
 
 def test_the_table_shows_the_ceiling_only_where_it_was_measured(capsys, probe, monkeypatch):
-    measured = _printed_bench(_result(B.gemm_ceiling(2, "cpu", False, print)), capsys)
+    measured = _printed_bench(_result(machine.gemm_ceiling(2, "cpu", False, print)), capsys)
     header = next(line for line in measured.splitlines() if "runtime" in line)
     assert "ceiling" in header and " 77%" in measured  # 2 × 38.6 GMAC/s ÷ 100 GFLOP/s
     assert "100 GFLOP/s dense fp32 GEMM on this CPU, 2 threads (measured now" in measured
-    cached = _printed_bench(_result(B.gemm_ceiling(2, "cpu", False, print)), capsys)
+    cached = _printed_bench(_result(machine.gemm_ceiling(2, "cpu", False, print)), capsys)
     assert "(cached, measured 20" in cached and "--ceiling re-measures" in cached
 
     def broken() -> float:
         raise RuntimeError("no TensorFlow here")
 
-    monkeypatch.setattr(B, "measure_gemm_flops", broken)
-    failed = B.gemm_ceiling(2, "cpu", True, print)
-    assert failed["gemm_flops"] is None and failed["source"] == "unavailable"
-    assert "no TensorFlow here" in failed["reason"]
+    monkeypatch.setattr(machine, "measure_gemm_flops", broken)
+    failed = machine.gemm_ceiling(2, "cpu", True, print)
+    assert failed.gemm_flops is None and failed.source == "unavailable"
+    assert failed.reason is not None and "no TensorFlow here" in failed.reason
     absent = _printed_bench(_result(failed), capsys)
     header = next(line for line in absent.splitlines() if "runtime" in line)
     assert "ceiling" not in header and "77%" not in absent
     assert "ceiling: not measured (the GEMM probe failed: no TensorFlow here)" in absent
-    on_gpu = B.gemm_ceiling(2, "gpu", False, print)
-    assert on_gpu["gemm_flops"] is None and "--device gpu" in on_gpu["reason"]
+    on_gpu = machine.gemm_ceiling(2, "gpu", False, print)
+    assert on_gpu.gemm_flops is None and on_gpu.reason and "--device gpu" in on_gpu.reason
 
 
 def test_bench_caches_the_ceiling_and_ceiling_measures_again(cli, probe):
@@ -461,8 +500,66 @@ def test_keras_macs_equal_the_spec_count(name, options):
     """Counted from a built Keras model's layers (what `bench --from` does) and from the spec
     (what summary does), the same number; B0's is the one keras.applications' layers give."""
     from effnet_cli import build_model
+    from effnet_cli.keras.macs import keras_macs
     from effnet_cli.model import costs as C
     from effnet_cli.model import spec as S
 
     spec = S.get_spec(name, **options)
-    assert B.keras_macs(build_model(spec)) == C.count(spec).macs
+    assert keras_macs(build_model(spec)) == C.count(spec).macs
+
+
+# ---------------------------------------------------------------------------- records and schema
+
+
+def _schema_properties(*path: str) -> set[str]:
+    """The property names the shipped schema gives at `path` under the bench document
+    ("[]" steps into an array's items)."""
+    node = render.json_schema()["$defs"]["bench"]
+    for step in path:
+        node = node["items"] if step == "[]" else node["properties"][step]
+    return set(node["properties"])
+
+
+@pytest.mark.parametrize(
+    ("records", "path"),
+    [
+        ((BenchResult,), ()),
+        ((LatencyRow,), ("rows", "[]")),
+        ((ThroughputRow,), ("throughput_rows", "[]")),
+        ((Settings,), ("settings",)),
+        ((Ceiling,), ("ceiling",)),
+        ((Environment,), ("environment",)),
+        ((Skipped,), ("skipped", "[]")),
+        ((Gate,), ("gate",)),
+        ((Comparison,), ("gate", "compared", "[]")),
+        ((Recommendation, NoRecommendation), ("recommendations", "[]")),
+    ],
+)
+def test_the_records_fields_are_the_schemas_properties(records, path):
+    """Each record's fields are the JSON keys it writes (to_json): the schema names exactly
+    them, so neither can gain or lose a field without the other."""
+    named = {f.name for record in records for f in dataclasses.fields(record)}
+    extra = {"schema"} if records == (BenchResult,) else set()  # emit_json adds the tag
+    assert _schema_properties(*path) == named | extra
+
+
+def test_to_json_leaves_out_what_bench_never_wrote():
+    """A failed row has no figures and no drift; a row without a reference says "unmeasured"
+    with its drift null; a throughput row that never started its requests has no settings."""
+    head = {"runtime": "onnx", "device": "cpu", "provider": "CPUExecutionProvider",
+            "precision": "fp32", "batch": 1, "threads": 2}  # fmt: skip
+    failed = LatencyRow(**head, error="out of memory", settings="s", settings_source=None,
+                        setup_s=1.0)  # fmt: skip
+    assert list(failed.to_json()) == ["runtime", "device", "provider", "precision", "mode",
+                                      "batch", "threads", "error", "settings", "settings_source",
+                                      "setup_s", "batch_pinned"]  # fmt: skip
+    unmeasured = dataclasses.replace(failed, error=None, latency_ms_p50=1.0, drift="unmeasured")
+    document = unmeasured.to_json()
+    assert document["drift_max_rel"] is None and document["drift"] == "unmeasured"
+    assert "latency_ms_p90" not in document and "macs_per_s" not in document
+    idle = ThroughputRow(**head, error="no throughput mode", setup_s=1.0)
+    assert "settings" not in idle.to_json() and "drift_max_rel" not in idle.to_json()
+    started = dataclasses.replace(idle, error="out of memory", in_flight=2, settings="2 sessions",
+                                  settings_source="--streams")  # fmt: skip
+    assert started.to_json()["threads_per_request"] is None and "images_per_s" not in (
+        started.to_json())  # fmt: skip

@@ -10,7 +10,17 @@ import time
 import pytest
 
 from effnet_cli.backends import runtimes
-from effnet_cli.workflows import bench as B
+from effnet_cli.workflows.bench import timing, tuning
+from effnet_cli.workflows.bench.recommend import recommend
+from effnet_cli.workflows.bench.records import (
+    BenchResult,
+    Ceiling,
+    Environment,
+    LatencyRow,
+    Settings,
+)
+
+from .test_schemas import validate
 
 
 @pytest.fixture(autouse=True)
@@ -52,16 +62,16 @@ def test_threaded_drive_keeps_n_requests_in_flight():
     drive = runtimes.threaded_drive([recorder.worker] * 3)
     intervals = drive(np.zeros((2, 4, 4, 3), "float32"), 0.2)
     assert recorder.most == 3 and len(intervals) == recorder.calls
-    stats = B.throughput_stats(intervals, 2)
-    assert stats["in_flight_observed"] == 3 and stats["requests"] == recorder.calls
+    stats = timing.throughput_stats(intervals, 2)
+    assert stats.in_flight_observed == 3 and stats.requests == recorder.calls
     # three requests at once: wall throughput above two streams' worth of the mean request
-    assert stats["images_per_s"] > 2 * 2 / (stats["load_latency_ms_mean"] / 1000)
-    assert stats["load_latency_ms_min"] >= 10 and "latency_ms_p50" not in stats
+    assert stats.images_per_s > 2 * 2 / (stats.load.latency_ms_mean / 1000)
+    assert stats.load.latency_ms_min >= 10
 
 
 def test_max_overlap_counts_requests_running_at_one_instant():
-    assert B.max_overlap([(0, 1), (1, 2), (2, 3)]) == 1  # back to back: never two at once
-    assert B.max_overlap([(0, 3), (1, 2), (1.5, 4), (3.5, 5)]) == 3
+    assert timing.max_overlap([(0, 1), (1, 2), (2, 3)]) == 1  # back to back: never two at once
+    assert timing.max_overlap([(0, 3), (1, 2), (1.5, 4), (3.5, 5)]) == 3
 
 
 def test_a_single_stream_is_never_counted_as_overlapping():
@@ -69,7 +79,7 @@ def test_a_single_stream_is_never_counted_as_overlapping():
 
     recorder = Recorder()
     intervals = runtimes.threaded_drive([recorder.worker])(np.zeros((1, 2, 2, 3)), 0.05)
-    assert recorder.most == 1 and B.max_overlap(intervals) == 1
+    assert recorder.most == 1 and timing.max_overlap(intervals) == 1
 
 
 @pytest.fixture(scope="module")
@@ -117,30 +127,37 @@ def test_throughput_options_are_checked(cli):
 # ---------------------------------------------------------------------------- --recommend
 
 
-def _row(runtime, precision, images_per_s, agreement=1.0, error=None, batch=1):
-    return {"runtime": runtime, "precision": precision, "batch": batch, "error": error,
-            "images_per_s": images_per_s, "drift_max_rel": 1e-3, "top1_agreement": agreement,
-            "settings": "s"}  # fmt: skip
+def _row(runtime, precision, images_per_s, agreement=1.0, error=None, batch=1, pinned=False):
+    return LatencyRow(runtime=runtime, device="cpu", provider=None, precision=precision,
+                      batch=batch, threads=2, error=error, settings="s", settings_source=None,
+                      setup_s=1.0, images_per_s=images_per_s, drift_max_rel=1e-3,
+                      top1_agreement=agreement, batch_pinned=pinned)  # fmt: skip
 
 
 def test_recommend_never_names_an_error_an_emulation_or_low_agreement():
-    result = {
-        "model": {"name": "efficientnet-b0"},
-        "settings": {"modes": ["latency"]},
-        "rows": [
+    result = BenchResult(
+        model={"name": "efficientnet-b0"},
+        settings=Settings(device="cpu", batches=(1, 8), warmup=1, iterations=5, duration_s=None,
+                          threads=2, seed=0, xla=False, modes=("latency",)),
+        ceiling=Ceiling(gemm_flops=None, source="unavailable", measured_at=None, threads=2,
+                        cpu="Some CPU", method="none"),
+        environment=Environment(effnet="0", python="3", platform="p", cpu="Some CPU",
+                                cpu_count=2, gpus=(), threads=2, versions={}),
+        rows=(
             _row("onnx", "fp32", 900.0, error="out of memory"),  # fastest, but failed
             _row("tflite", "fp32", 60.0),
             _row("openvino", "fp32", 61.0, agreement=0.5),  # under the threshold
             _row("keras", "bf16-emulated", 500.0),  # emulated: never
             _row("tflite", "int8", 160.0, agreement=1.0),  # one image agreed: but at batch 8
             _row("tflite", "int8", 150.0, agreement=0.75, batch=8),  # the file falls under 90 %
-            {**_row("openvino", "int8", 96.0, agreement=0.95, batch=8), "batch_pinned": True},
-        ],
-    }
-    answers = {a["precision"]: a for a in B.recommend(result, ["--phi", "0"], None)}
+            _row("openvino", "int8", 96.0, agreement=0.95, batch=8, pinned=True),
+        ),
+    )  # fmt: skip
+    answers = {a.precision: a.to_json() for a in recommend(result, ["--phi", "0"], None)}
     assert answers["fp32"]["runtime"] == "tflite"
     assert answers["fp32"]["command"] == "effnet export --phi 0 -f tflite -o deploy"
-    assert "emulated" in answers["bf16"]["none"]
+    assert "emulated" in answers["bf16"]["none"] and set(answers["bf16"]) == {
+        "precision", "mode", "none"}  # fmt: skip
     assert answers["int8"]["runtime"] == "openvino" and answers["int8"]["batch"] == 8
     assert "--quantize int8" in answers["int8"]["command"]
     assert "--batch 8" in answers["int8"]["command"]  # timed compiled for batch 8: exported so
@@ -197,6 +214,7 @@ def test_bench_from_an_artifact_labels_its_precision(cli, artifacts, name, preci
     assert document["model"]["precision"] == precision
     assert row["drift"] == "unmeasured" and row["drift_max_rel"] is None
     assert document["model"]["resolution"] == [64, 64]
+    validate(document)  # the model's MACs are null: not counted from a file
 
 
 def test_the_precision_is_read_from_the_file_not_its_name(artifacts, tmp_path):
@@ -220,14 +238,14 @@ def test_reference_needs_an_artifact(cli, tmp_path):
 @pytest.mark.slow
 def test_the_tuning_is_cached_and_tune_searches_again(cli, monkeypatch, b0_r64):
     searches: list[str] = []
-    real = B.search_streams
+    real = tuning.search_streams
 
     def counted(runner, *args, **kwargs):
         searches.append(runner.runtime)
         return real(runner, *args, **kwargs)
 
-    monkeypatch.setattr(B, "search_streams", counted)
-    monkeypatch.setattr(B, "TUNE_TRIAL_S", 0.1)
+    monkeypatch.setattr(tuning, "search_streams", counted)
+    monkeypatch.setattr(tuning, "TUNE_TRIAL_S", 0.1)
     # an ONNX file (no build, no conversion per run): the same chosen_streams as a built model's
     args = ["bench", "--from", b0_r64.path("onnx"), "--batch", "1", "--mode", "throughput",
             "--duration", "0.2", "--threads", "2", "--json"]  # fmt: skip
@@ -255,8 +273,8 @@ def test_model_args_repeat_the_options_that_differ_from_their_defaults():
 
 
 def test_thread_candidates_halve_the_budget_down_to_one():
-    assert B.thread_candidates(16) == [16, 8, 4, 2, 1]
-    assert B.thread_candidates(6) == [6, 3, 1] and B.thread_candidates(1) == [1]
+    assert tuning.thread_candidates(16) == [16, 8, 4, 2, 1]
+    assert tuning.thread_candidates(6) == [6, 3, 1] and tuning.thread_candidates(1) == [1]
 
 
 def test_tune_searches_latency_threads_and_the_rows_run_on_the_tuned_ones(cli, monkeypatch, b0_r64):
@@ -268,7 +286,7 @@ def test_tune_searches_latency_threads_and_the_rows_run_on_the_tuned_ones(cli, m
         loaded.append(runner.threads)
         return 100.0 if runner.threads == 1 else 50.0
 
-    monkeypatch.setattr(B, "calls_per_second", faked_speed)
+    monkeypatch.setattr(tuning, "calls_per_second", faked_speed)
     args = ["bench", "--from", b0_r64.path("onnx"), "--batch", "1", "--iterations", "2",
             "--threads", "2", "--json"]  # fmt: skip
 

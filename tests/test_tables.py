@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from effnet_cli.output import bench as bench_view
 from effnet_cli.output import render
 
 WIDTHS = (80, 100, 120)
@@ -116,12 +117,12 @@ def test_bench_table_fits(capsys, terminal, width):
     result = _bench_result()
     terminal(width)
     render.set_wide(False)
-    render.print_bench(result)
+    bench_view.print_bench(result)
     text = capsys.readouterr().out
-    best = render.fastest_rows(result["rows"])
+    best = bench_view.fastest_rows(result["rows"])
     rows = [{**r, "fastest": i in best} for i, r in enumerate(result["rows"])]
     star = render.Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
-    _check(text, (*render.BENCH_TABLE, star), rows, width, title_line="efficientnet-b0")
+    _check(text, (*bench_view.BENCH_TABLE, star), rows, width, title_line="efficientnet-b0")
     assert "out of memory" in text  # a failed row says why, whole
 
 
@@ -139,12 +140,12 @@ def test_a_pipe_and_wide_show_every_column_of_a_table_wider_than_the_default(
         terminal(80)
     render.set_wide(wide)
     try:
-        render.print_bench(result)
+        bench_view.print_bench(result)
     finally:
         render.set_wide(False)
     text = capsys.readouterr().out
     headers, _ = _parse(text, "efficientnet-b0")
-    shown = [c.title for c in render.BENCH_TABLE if c.in_table]
+    shown = [c.title for c in bench_view.BENCH_TABLE if c.in_table]
     assert all(title in headers for title in shown), (shown, headers)
     assert max(len(line) for line in text.splitlines()) > render.WIDE
     assert "not shown" not in text and f"{settings}; default (--tune searches)" in text
@@ -154,8 +155,8 @@ def test_bench_csv_comes_from_the_same_columns():
     import csv
     import io
 
-    rows = list(csv.DictReader(io.StringIO(render.bench_csv(_bench_result()["rows"]))))
-    assert list(rows[0]) == list(render.BENCH_COLUMNS)
+    rows = list(csv.DictReader(io.StringIO(bench_view.bench_csv(_bench_result()["rows"]))))
+    assert list(rows[0]) == list(bench_view.BENCH_COLUMNS)
     assert float(rows[0]["latency_ms_p50"]) == 1230.25 and rows[2]["error"] == "out of memory"
 
 
@@ -262,12 +263,12 @@ def test_throughput_table_fits(capsys, terminal, width):
     rows = _throughput_rows()
     terminal(width)
     render.set_wide(False)
-    render.print_throughput({"throughput_rows": rows}, render.out())
+    bench_view.print_throughput({"throughput_rows": rows}, render.out())
     text = capsys.readouterr().out
-    best = render.fastest_rows(rows)
+    best = bench_view.fastest_rows(rows)
     marked = [{**r, "fastest": i in best} for i, r in enumerate(rows)]
     star = render.Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
-    _check(text, (*render.THROUGHPUT_TABLE, star), marked, width, title_line="throughput")
+    _check(text, (*bench_view.THROUGHPUT_TABLE, star), marked, width, title_line="throughput")
     headers, _ = _parse(text, "throughput")
     assert "out of memory" in text and ("unmeasured" in text) == ("drift" in headers)
 

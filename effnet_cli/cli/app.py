@@ -12,22 +12,29 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from click.exceptions import NoArgsIsHelpError
 from click.exceptions import UsageError as ClickUsageError
 
 from effnet_cli import __version__, backends
-from effnet_cli.backends.runtimes import DEVICES, MODES
 from effnet_cli.backends.writers import DEFAULT_OPSET
 from effnet_cli.cli import evaluate as evaluate_command
+from effnet_cli.cli.bench import bench
 from effnet_cli.cli.options import (
     ModelOptions,
     choice_metavar,
     complete,
-    model_args,
     model_command,
+)
+from effnet_cli.cli.shared import (
+    ForceOpt,
+    JsonOpt,
+    WideOpt,
+    artifact_list,
+    refuse_model_options,
+    warn_if_huge,
 )
 from effnet_cli.model import costs as C
 from effnet_cli.model import spec as S
@@ -52,12 +59,6 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain Click help: it wraps at 80 columns, rich cut option names
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
-WideOpt = Annotated[
-    bool, typer.Option("--wide", help="Every column, whatever the terminal's width (as a pipe).")
-]
 
 
 def _version(value: bool) -> None:
@@ -223,7 +224,7 @@ def export(
 
     formats = E.parse_formats(fmt or [])
     if source is not None:
-        _refuse_model_options(model)
+        refuse_model_options(model)
         builder.check_keras_file(source)
     elif model.weights is not None:
         builder.check_weights_file(model.weights)
@@ -272,226 +273,7 @@ def inspect(
     render.show("inspect", document, json_output, render.print_inspect)
 
 
-@app.command()
-@model_command
-def bench(
-    model: ModelOptions,
-    source: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--from",
-            help="Benchmark this .keras file instead, or time any artifact (.onnx, .tflite, "
-            "OpenVINO .xml or folder, SavedModel folder) at the precision read from it.",
-        ),
-    ] = None,
-    reference: Annotated[
-        Optional[Path],
-        typer.Option(help="With --from an artifact: the .keras model its drift is measured on."),
-    ] = None,
-    runtime: Annotated[
-        str,
-        typer.Option(
-            help="Runtimes to time, comma-separated.",
-            metavar=choice_metavar((*backends.bench_runtimes(), "all"), listed=True),
-            autocompletion=complete(lambda: (*backends.bench_runtimes(), "all"), listed=True),
-        ),
-    ] = "all",
-    precision: Annotated[
-        str,
-        typer.Option(
-            help="Precisions, comma-separated; where a runtime and the CPU run it.",
-            metavar=choice_metavar((*backends.precisions(), "all"), listed=True),
-            autocompletion=complete(lambda: (*backends.precisions(), "all"), listed=True),
-        ),
-    ] = "fp32",
-    calibration: Annotated[
-        Optional[Path],
-        typer.Option(help="int8 rows: calibration images, a folder or an (N,H,W,3) .npy."),
-    ] = None,
-    device: Annotated[
-        str,
-        typer.Option(
-            help="gpu must exist; auto says what it picked.",
-            metavar=choice_metavar(DEVICES),
-            autocompletion=complete(lambda: DEVICES),
-        ),
-    ] = "cpu",
-    batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1,8",
-    warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 3,
-    iterations: Annotated[
-        Optional[int], typer.Option(help="Timed calls per row (default 20).")
-    ] = None,
-    duration: Annotated[
-        Optional[float], typer.Option(help="Time each row for this many seconds instead.")
-    ] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")] = None,
-    xla: Annotated[bool, typer.Option(help="Keras: compile with XLA.")] = False,
-    mode: Annotated[
-        str,
-        typer.Option(
-            help="latency (one call at a time), throughput (several requests in flight, "
-            "wall images/s) or both.",
-            metavar=choice_metavar((*MODES, "both")),
-            autocompletion=complete(lambda: (*MODES, "both")),
-        ),
-    ] = "latency",
-    streams: Annotated[
-        Optional[int],
-        typer.Option(help="Throughput: requests in flight (default: tuned, else the runtime's)."),
-    ] = None,
-    tune: Annotated[
-        bool,
-        typer.Option(
-            "--tune",
-            help="Search the threads (latency) and requests in flight (throughput) again, "
-            "within --threads (bounded; cached).",
-        ),
-    ] = False,
-    recommend: Annotated[
-        bool,
-        typer.Option(
-            "--recommend", help="End with the fastest artifact per precision and mode to deploy."
-        ),
-    ] = False,
-    ceiling: Annotated[
-        bool,
-        typer.Option(
-            "--ceiling", help="Re-measure this machine's GEMM ceiling (else the cached one)."
-        ),
-    ] = False,
-    baseline: Annotated[
-        Optional[Path],
-        typer.Option(help="An earlier --json result to gate against (same model and device)."),
-    ] = None,
-    max_regression: Annotated[
-        Optional[float],
-        typer.Option(help="With --baseline: allowed p50 slowdown in percent (default 10)."),
-    ] = None,
-    csv_path: Annotated[
-        Optional[Path], typer.Option("--csv", help="Also write rows as CSV.")
-    ] = None,
-    plot: Annotated[
-        Optional[Path], typer.Option(help="Also draw latency and throughput against batch.")
-    ] = None,
-    force: ForceOpt = False,
-    wide: WideOpt = False,
-    json_output: JsonOpt = False,
-) -> None:
-    """Time inference per runtime and batch size: latency percentiles, images/s, MACs/s."""
-    render.set_wide(wide)
-    from effnet_cli.keras import builder
-    from effnet_cli.workflows import bench as B
-
-    request = B.BenchRequest(
-        runtimes=B.parse_runtimes(runtime), precisions=B.parse_precisions(precision),
-        device=device, batches=B.parse_batches(batch), warmup=warmup,
-        iterations=_iterations(iterations, duration), duration_s=duration, threads=threads,
-        seed=model.seed or 0, xla=xla, measure_ceiling=ceiling, calibration=calibration,
-        modes=B.parse_modes(mode), streams=streams, tune=tune,
-    )  # fmt: skip
-    B.check_request(request)
-    allowed_pct = B.gate_threshold(baseline, max_regression)
-    if baseline is not None and "latency" not in request.modes:
-        raise UsageError("--baseline compares latency rows: use --mode latency or both")
-    if reference is not None:
-        if source is None or source.suffix == ".keras":
-            raise UsageError("--reference applies with --from an artifact (.onnx, .tflite, …)")
-        builder.check_keras_file(reference)
-    if source is not None and source.suffix != ".keras":
-        if baseline is not None or csv_path is not None or plot is not None:
-            raise UsageError("--baseline, --csv and --plot apply to models, not --from an artifact")
-        # --resolution sizes a file that takes any input size
-        _refuse_model_options(model, besides=("seed", "resolution"))
-        for option, value, default in (("--runtime", runtime, "all"),
-                                       ("--precision", precision, "fp32")):  # fmt: skip
-            if value != default:
-                raise UsageError(f"{option} does not apply with --from an artifact: its own "
-                                 "runtime runs it, at the precision it holds")  # fmt: skip
-        bench_artifact(source, reference, model.resolution, request, threads, json_output,
-                       recommend)  # fmt: skip
-        return
-    if source is not None:
-        _refuse_model_options(model)
-        builder.check_keras_file(source)
-    elif model.weights is not None:
-        builder.check_weights_file(model.weights)
-    before = B.load_baseline(baseline) if baseline is not None else None
-    for target in (csv_path, plot):
-        if target is not None:
-            files.check_target(target, force)
-    if plot is not None:
-        files.check_plot_target(plot, force)
-    B.configure_threads(threads)
-    spec = None if source is not None else model.spec()
-    request.device = B.resolve_device(device, render.progress)  # before minutes of building
-    if before is not None:  # a baseline it cannot use is refused before anything is timed
-        B.check_baseline(before, B.expected_model_name(spec, source), request)
-    warn_if_huge(spec)
-    render.progress(f"loading {source}" if spec is None else f"building {spec.name}")
-    built = builder.load_or_build(spec, source, model.weights, model.seed)
-    macs = C.count(spec).macs if spec is not None else B.keras_macs(built)
-    result = B.run_bench(built, spec, macs, request, render.progress)
-    compared = B.compare_baseline(result, before, allowed_pct) if before is not None else None
-    if compared is not None:
-        result["gate"] = {"baseline": str(baseline), "max_regression_pct": allowed_pct,
-                          "compared": compared}  # fmt: skip
-    if recommend:
-        args = ["--from", str(source)] if source is not None else model_args(model)
-        result["recommendations"] = B.recommend(result, args, calibration)
-    render.show("bench", result, json_output, render.print_bench)
-    if csv_path is not None:
-        files.write_text(csv_path, render.bench_csv(result["rows"]))
-    if plot is not None:
-        files.write_plot(plot, lambda target: render.plot_bench(result, target))
-    if compared is not None:
-        for comparison in compared:
-            render.note(render.gate_line(comparison))
-        B.enforce_gate(compared)
-
-
-def _refuse_model_options(model: ModelOptions, besides: tuple[str, ...] = ("seed",)) -> None:
-    """With --from the file is the model: an option that would shape another one is refused
-    (the seed still draws the random inputs)."""
-    given = model.given(besides=besides)
-    if given:
-        raise UsageError(
-            f"{given[0]} does not apply with --from: the model comes from the file",
-            hint="drop the model options, or drop --from to build one",
-        )
-
-
-DEFAULT_ITERATIONS = 20
-
-
-def _iterations(iterations: Optional[int], duration: Optional[float]) -> Optional[int]:
-    """Timed calls per row: a count or a duration, never both (one would be ignored)."""
-    if duration is not None and iterations is not None:
-        raise UsageError("--duration and --iterations exclude each other: give one of them")
-    if duration is not None:
-        return None
-    return DEFAULT_ITERATIONS if iterations is None else iterations
-
-
-def bench_artifact(
-    source: Path,
-    reference: Optional[Path],
-    resolution: Optional[int],
-    request: Any,  # bench.BenchRequest (bench loads lazily)
-    threads: Optional[int],
-    json_output: bool,
-    recommend: bool,
-) -> None:
-    """`bench --from` an artifact that is no .keras: that file, timed by its own runtime."""
-    from effnet_cli.keras import builder
-    from effnet_cli.workflows import bench as B
-
-    B.configure_threads(threads)
-    request.device = B.resolve_device(request.device, render.note)
-    keras = builder.load_keras_file(reference) if reference is not None else None
-    result = B.run_artifact_bench(source, keras, resolution, request, render.note)
-    if recommend:
-        result["recommendations"] = B.recommend(result, None, None)
-    render.show("bench", result, json_output, render.print_bench)
+app.command()(bench)
 
 
 FAMILY_CHOICES = (*S.FAMILIES, "all")
@@ -588,22 +370,6 @@ def doctor(wide: WideOpt = False, json_output: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
-HUGE_PARAMS = 200_000_000
-
-
-def warn_if_huge(spec: Optional[S.ModelSpec]) -> None:
-    """L2 and friends: say what building costs before spending minutes and gigabytes on it."""
-    if spec is None:
-        return
-    costs = C.count(spec)
-    if costs.params >= HUGE_PARAMS:
-        render.note(
-            f"warning: {spec.name} has {costs.params / 1e6:.0f} M parameters "
-            f"({render.size(costs.param_bytes)} of float32 weights, {render.count(costs.macs)} "
-            "MACs per image); building it takes minutes and several GB of memory"
-        )
-
-
 def _command_name(argv: list[str]) -> str:
     names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
     return next((a for a in argv if a in names), "")
@@ -689,10 +455,6 @@ def run() -> None:
 # ---------------------------------------------------------------------------- predict
 
 
-def _artifact_list(values: Optional[list[str]]) -> list[Path]:
-    return [Path(part.strip()) for value in values or [] for part in value.split(",") if part]
-
-
 @app.command()
 @model_command
 def predict(
@@ -748,7 +510,7 @@ def predict(
         L.read_file(labels)  # a bad labels file is refused before any model loads
     if csv_path is not None:
         files.check_target(csv_path, force)
-    compared = ([source] if source is not None else []) + _artifact_list(compare)
+    compared = ([source] if source is not None else []) + artifact_list(compare)
     # Runtimes log to fd 2 while loading (LiteRT's delegate line): effnet's own notes are kept
     # aside meanwhile and said afterwards, each once.
     notes: list[str] = []

@@ -14,6 +14,7 @@ import typer
 
 from effnet_cli import backends
 from effnet_cli.cli.options import ModelOptions, model_command
+from effnet_cli.cli.shared import ForceOpt, JsonOpt, artifact_list, refuse_model_options
 from effnet_cli.output import evaluate as view
 from effnet_cli.output import render
 from effnet_cli.util import files
@@ -36,8 +37,6 @@ ResizeOpt = Annotated[str, typer.Option(
     help="crop: the reference centre crop, size/(size+32); plain: the whole image.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Also write the rows as CSV.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 # fmt: on
 
 
@@ -60,10 +59,10 @@ def evaluate(
         raise UsageError(f"--threads must be at least 1, not {threads}")
     if csv_path is not None:
         files.check_target(csv_path, force)
-    artifacts = ([source] if source is not None else []) + _artifact_list(compare)
+    artifacts = ([source] if source is not None else []) + artifact_list(compare)
     builds = source is None and (not compare or bool(model.given()))
     if not builds:
-        _refuse_model_options(model)
+        refuse_model_options(model, besides=())
     spec = model.spec() if builds else None
     V.check_model(spec, artifacts)
     notes: list[str] = []
@@ -81,18 +80,3 @@ def evaluate(
     render.show("evaluate", result, json_output, view.print_evaluate)
     if csv_path is not None:
         files.write_text(csv_path, view.evaluate_csv(result))
-
-
-def _artifact_list(values: Optional[list[str]]) -> list[Path]:
-    return [Path(part.strip()) for value in values or [] for part in value.split(",") if part]
-
-
-def _refuse_model_options(model: ModelOptions) -> None:
-    """With --from (or --compare alone) the files are the models: an option that would shape
-    another one is refused, not ignored."""
-    given = model.given()
-    if given:
-        raise UsageError(
-            f"{given[0]} does not apply with --from: the model comes from the file",
-            hint="drop the model options, or drop --from to build one",
-        )

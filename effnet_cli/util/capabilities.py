@@ -9,6 +9,7 @@ each decision run on every machine.
 from __future__ import annotations
 
 import functools
+import platform
 from pathlib import Path
 
 # The CPU flags (Linux /proc/cpuinfo names) that give a precision native arithmetic.
@@ -32,6 +33,17 @@ def cpu_flags() -> frozenset[str]:
         if line.startswith(("flags", "Features")):
             return frozenset(line.split(":", 1)[1].split())
     return frozenset()
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what the platform module says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def native_on_cpu(precision: str) -> bool:

@@ -91,7 +91,7 @@ def diagnose(probe_devices: bool = True) -> dict[str, Any]:
     }
     if probe_devices and versions["tensorflow"]:
         from effnet_cli.backends import runtimes
-        from effnet_cli.workflows.bench import cpu_name
+        from effnet_cli.util.capabilities import cpu_name
 
         doc["cpu"] = cpu_name()
         doc["gpus"] = runtimes.gpus_visible()

@@ -1,0 +1,254 @@
+"""`effnet bench`: parse the options, plan (every refusal before minutes of building), run the
+workflow, show the result."""
+
+# No `from __future__ import annotations`: Typer reads the Annotated options at run time.
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from effnet_cli import backends
+from effnet_cli.backends.runtimes import DEVICES, MODES
+from effnet_cli.cli.options import ModelOptions, choice_metavar, complete, model_args, model_command
+from effnet_cli.cli.shared import ForceOpt, JsonOpt, WideOpt, refuse_model_options, warn_if_huge
+from effnet_cli.output import bench as bench_view
+from effnet_cli.output import render
+from effnet_cli.util import files
+from effnet_cli.util.errors import UsageError
+
+if TYPE_CHECKING:
+    from effnet_cli.workflows.bench import BenchPlan
+
+SourceOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--from",
+        help="Benchmark this .keras file instead, or time any artifact (.onnx, .tflite, "
+        "OpenVINO .xml or folder, SavedModel folder) at the precision read from it.",
+    ),
+]
+ReferenceOpt = Annotated[
+    Optional[Path],
+    typer.Option(help="With --from an artifact: the .keras model its drift is measured on."),
+]
+RuntimeOpt = Annotated[
+    str,
+    typer.Option(
+        help="Runtimes to time, comma-separated.",
+        metavar=choice_metavar((*backends.bench_runtimes(), "all"), listed=True),
+        autocompletion=complete(lambda: (*backends.bench_runtimes(), "all"), listed=True),
+    ),
+]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        help="Precisions, comma-separated; where a runtime and the CPU run it.",
+        metavar=choice_metavar((*backends.precisions(), "all"), listed=True),
+        autocompletion=complete(lambda: (*backends.precisions(), "all"), listed=True),
+    ),
+]
+CalibrationOpt = Annotated[
+    Optional[Path],
+    typer.Option(help="int8 rows: calibration images, a folder or an (N,H,W,3) .npy."),
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        help="gpu must exist; auto says what it picked.",
+        metavar=choice_metavar(DEVICES),
+        autocompletion=complete(lambda: DEVICES),
+    ),
+]
+BatchOpt = Annotated[str, typer.Option(help="Batch sizes, comma-separated.")]
+WarmupOpt = Annotated[int, typer.Option(help="Untimed calls before timing.")]
+IterationsOpt = Annotated[Optional[int], typer.Option(help="Timed calls per row (default 20).")]
+DurationOpt = Annotated[
+    Optional[float], typer.Option(help="Time each row for this many seconds instead.")
+]
+ThreadsOpt = Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")]
+XlaOpt = Annotated[bool, typer.Option(help="Keras: compile with XLA.")]
+ModeOpt = Annotated[
+    str,
+    typer.Option(
+        help="latency (one call at a time), throughput (several requests in flight, wall images/s) "
+        "or both.",
+        metavar=choice_metavar((*MODES, "both")),
+        autocompletion=complete(lambda: (*MODES, "both")),
+    ),
+]
+StreamsOpt = Annotated[
+    Optional[int],
+    typer.Option(help="Throughput: requests in flight (default: tuned, else the runtime's)."),
+]
+TuneOpt = Annotated[
+    bool,
+    typer.Option(
+        "--tune",
+        help="Search the threads (latency) and requests in flight (throughput) again, "
+        "within --threads (bounded; cached).",
+    ),
+]
+RecommendOpt = Annotated[
+    bool,
+    typer.Option(
+        "--recommend", help="End with the fastest artifact per precision and mode to deploy."
+    ),
+]
+CeilingOpt = Annotated[
+    bool,
+    typer.Option("--ceiling", help="Re-measure this machine's GEMM ceiling (else the cached one)."),
+]
+BaselineOpt = Annotated[
+    Optional[Path],
+    typer.Option(help="An earlier --json result to gate against (same model and device)."),
+]
+MaxRegressionOpt = Annotated[
+    Optional[float],
+    typer.Option(help="With --baseline: allowed p50 slowdown in percent (default 10)."),
+]
+CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Also write rows as CSV.")]
+PlotOpt = Annotated[Optional[Path], typer.Option(
+    help="Also draw latency and throughput against batch.")]  # fmt: skip
+
+
+@model_command
+def bench(
+    model: ModelOptions,
+    source: SourceOpt = None,
+    reference: ReferenceOpt = None,
+    runtime: RuntimeOpt = "all",
+    precision: PrecisionOpt = "fp32",
+    calibration: CalibrationOpt = None,
+    device: DeviceOpt = "cpu",
+    batch: BatchOpt = "1,8",
+    warmup: WarmupOpt = 3,
+    iterations: IterationsOpt = None,
+    duration: DurationOpt = None,
+    threads: ThreadsOpt = None,
+    xla: XlaOpt = False,
+    mode: ModeOpt = "latency",
+    streams: StreamsOpt = None,
+    tune: TuneOpt = False,
+    recommend: RecommendOpt = False,
+    ceiling: CeilingOpt = False,
+    baseline: BaselineOpt = None,
+    max_regression: MaxRegressionOpt = None,
+    csv_path: CsvOpt = None,
+    plot: PlotOpt = None,
+    force: ForceOpt = False,
+    wide: WideOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Time inference per runtime and batch size: latency percentiles, images/s, MACs/s."""
+    from effnet_cli.workflows import bench as B
+
+    render.set_wide(wide)
+    plan = plan_bench(
+        model, source=source, reference=reference, runtime=runtime, precision=precision,
+        calibration=calibration, device=device, batch=batch, warmup=warmup,
+        iterations=iterations, duration=duration, threads=threads, xla=xla, mode=mode,
+        streams=streams, tune=tune, recommend=recommend, ceiling=ceiling, baseline=baseline,
+        max_regression=max_regression, csv_path=csv_path, plot=plot, force=force,
+    )  # fmt: skip
+    result = B.run(plan, render.note if plan.artifact else render.progress)
+    show_bench(result.to_json(), json_output, csv_path, plot)
+    if result.gate is not None:
+        B.enforce_gate(result.gate)
+
+
+def plan_bench(
+    model: ModelOptions,
+    *,
+    source: Optional[Path],
+    reference: Optional[Path],
+    runtime: str,
+    precision: str,
+    calibration: Optional[Path],
+    device: str,
+    batch: str,
+    warmup: int,
+    iterations: Optional[int],
+    duration: Optional[float],
+    threads: Optional[int],
+    xla: bool,
+    mode: str,
+    streams: Optional[int],
+    tune: bool,
+    recommend: bool,
+    ceiling: bool,
+    baseline: Optional[Path],
+    max_regression: Optional[float],
+    csv_path: Optional[Path],
+    plot: Optional[Path],
+    force: bool,
+) -> "BenchPlan":
+    """The options checked and turned into a plan, every refusal before anything is built,
+    loaded or timed (a refused baseline included); the device is resolved here."""
+    from effnet_cli.keras import builder
+    from effnet_cli.workflows import bench as B
+
+    request = B.build_request(
+        runtime=runtime, precision=precision, device=device, batch=batch, warmup=warmup,
+        iterations=iterations, duration_s=duration, threads=threads, seed=model.seed or 0,
+        xla=xla, measure_ceiling=ceiling, calibration=calibration, mode=mode, streams=streams,
+        tune=tune,
+    )  # fmt: skip
+    allowed_pct = B.gate_threshold(baseline, max_regression)
+    if baseline is not None and "latency" not in request.modes:
+        raise UsageError("--baseline compares latency rows: use --mode latency or both")
+    if reference is not None:
+        if source is None or source.suffix == ".keras":
+            raise UsageError("--reference applies with --from an artifact (.onnx, .tflite, …)")
+        builder.check_keras_file(reference)
+    artifact = source is not None and source.suffix != ".keras"
+    if artifact:
+        if baseline is not None or csv_path is not None or plot is not None:
+            raise UsageError("--baseline, --csv and --plot apply to models, not --from an artifact")
+        # --resolution sizes a file that takes any input size
+        refuse_model_options(model, besides=("seed", "resolution"))
+        for option, value, default in (("--runtime", runtime, "all"),
+                                       ("--precision", precision, "fp32")):  # fmt: skip
+            if value != default:
+                raise UsageError(f"{option} does not apply with --from an artifact: its own "
+                                 "runtime runs it, at the precision it holds")  # fmt: skip
+    elif source is not None:
+        refuse_model_options(model)
+        builder.check_keras_file(source)
+    elif model.weights is not None:
+        builder.check_weights_file(model.weights)
+    before = B.load_baseline(baseline) if baseline is not None else None
+    for target in (csv_path, plot):
+        if target is not None:
+            files.check_target(target, force)
+    if plot is not None:
+        files.check_plot_target(plot, force)
+    B.configure_threads(threads)
+    spec = None if source is not None else model.spec()
+    # before minutes of building
+    request = replace(request, device=B.resolve_device(
+        request.device, render.note if artifact else render.progress))  # fmt: skip
+    if before is not None:  # a baseline it cannot use is refused before anything is timed
+        B.check_baseline(before, B.expected_model_name(spec, source), request)
+    warn_if_huge(spec)
+    rebuild = ("--from", str(source)) if source is not None else tuple(model_args(model))
+    return B.BenchPlan(
+        request=request, spec=spec, source=source, weights=model.weights, seed=model.seed,
+        resolution=model.resolution, reference=reference, baseline=before,
+        max_regression_pct=allowed_pct, recommend=recommend,
+        model_args=None if artifact else rebuild,
+    )  # fmt: skip
+
+
+def show_bench(
+    document: dict[str, Any], as_json: bool, csv_path: Optional[Path], plot: Optional[Path]
+) -> None:
+    """The result as JSON or tables; its CSV and plot; the gate's comparisons on stderr."""
+    render.show("bench", document, as_json, bench_view.print_bench)
+    if csv_path is not None:
+        files.write_text(csv_path, bench_view.bench_csv(document["rows"]))
+    if plot is not None:
+        files.write_plot(plot, lambda target: bench_view.plot_bench(document, target))
+    for comparison in document.get("gate", {}).get("compared", []):
+        render.note(bench_view.gate_line(comparison))

@@ -1,0 +1,52 @@
+"""What several commands' modules share: the output options, the model-option refusal of
+`--from`, and the warning before building a huge model."""
+
+# No `from __future__ import annotations`: Typer reads the Annotated options at run time.
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from effnet_cli.cli.options import ModelOptions
+from effnet_cli.model import costs as C
+from effnet_cli.model import spec as S
+from effnet_cli.output import render
+from effnet_cli.util.errors import UsageError
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+WideOpt = Annotated[
+    bool, typer.Option("--wide", help="Every column, whatever the terminal's width (as a pipe).")
+]
+
+HUGE_PARAMS = 200_000_000
+
+
+def warn_if_huge(spec: Optional[S.ModelSpec]) -> None:
+    """L2 and friends: say what building costs before spending minutes and gigabytes on it."""
+    if spec is None:
+        return
+    costs = C.count(spec)
+    if costs.params >= HUGE_PARAMS:
+        render.note(
+            f"warning: {spec.name} has {costs.params / 1e6:.0f} M parameters "
+            f"({render.size(costs.param_bytes)} of float32 weights, {render.count(costs.macs)} "
+            "MACs per image); building it takes minutes and several GB of memory"
+        )
+
+
+def refuse_model_options(model: ModelOptions, besides: tuple[str, ...] = ("seed",)) -> None:
+    """With --from the file is the model: an option that would shape another one is refused
+    (the seed still draws the random inputs)."""
+    given = model.given(besides=besides)
+    if given:
+        raise UsageError(
+            f"{given[0]} does not apply with --from: the model comes from the file",
+            hint="drop the model options, or drop --from to build one",
+        )
+
+
+def artifact_list(values: Optional[list[str]]) -> list[Path]:
+    """Artifacts given as repeated and/or comma-separated options (--compare A,B --compare C)."""
+    return [Path(part.strip()) for value in values or [] for part in value.split(",") if part]

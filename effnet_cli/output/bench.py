@@ -1,0 +1,210 @@
+"""`effnet bench`'s views: the latency and throughput tables, the lines under them (ceiling,
+skipped rows, recommendations, the gate's comparisons), the CSV and the plot.
+
+They read the JSON document (`BenchResult.to_json()`), the one shape a script also reads: the
+table's columns are its keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from effnet_cli.output.render import Column, cell, columns_csv, out, print_columns
+
+
+def _timed(key: str, kind: str) -> Callable[[Mapping[str, Any]], str]:
+    """A measured figure; a row that failed has none (its error says why)."""
+    return lambda row: "–" if row.get("error") else cell(row.get(key), kind)
+
+
+def _bench_column(header: str, key: str, kind: str, unit: str = "", priority: int = 1,
+                  in_table: bool = True) -> Column:  # fmt: skip
+    return Column(header, key, kind, unit, priority, show=_timed(key, kind), in_table=in_table)
+
+
+def _settings_cell(row: Mapping[str, Any]) -> str:
+    """What a row ran with, and where a tuned setting came from (the cache, a search now)."""
+    if row.get("error") or not row.get("settings"):
+        return "–"
+    source = row.get("settings_source")
+    return f"{row['settings']}; {source}" if source else row["settings"]
+
+
+BENCH_TABLE = (
+    Column("runtime", "runtime", left=True),
+    Column("device", "device", left=True, in_table=False),
+    Column("provider", "provider", left=True, priority=6),
+    Column("precision", "precision", left=True),
+    Column("mode", "mode", left=True, in_table=False),
+    Column("batch", "batch"),
+    Column("threads", "threads", in_table=False),
+    _bench_column("mean", "latency_ms_mean", "f2", "ms", priority=2),
+    _bench_column("std", "latency_ms_std", "f2", "ms", priority=4),
+    _bench_column("min", "latency_ms_min", "f2", "ms", priority=4),
+    _bench_column("p50", "latency_ms_p50", "f2", "ms"),
+    _bench_column("p90", "latency_ms_p90", "f2", "ms", priority=3),
+    _bench_column("p99", "latency_ms_p99", "f2", "ms", priority=3),
+    _bench_column("img/s", "images_per_s", "f1"),
+    Column("GMAC/s", "macs_per_s", priority=3, show=lambda r: "–" if r.get("error") or not
+           r.get("macs_per_s") else f"{r['macs_per_s'] / 1e9:.1f}"),
+    Column("ceiling", "ceiling_fraction", priority=3, show=lambda r: "–" if r.get("error") or not
+           r.get("ceiling_fraction") else f"{r['ceiling_fraction']:.0%}"),
+    Column("drift", "drift_max_rel", priority=2, show=lambda r: _drift_cells(r)[0]),
+    Column("top-1", "top1_agreement", priority=2, show=lambda r: _drift_cells(r)[1]),
+    _bench_column("first", "first_inference_ms", "f0", "ms", priority=5),
+    _bench_column("setup", "setup_s", "f1", "s", priority=5),
+    Column("iterations", "iterations", in_table=False),
+    Column("settings", "settings", left=True, wrap=True, priority=6, show=_settings_cell),
+    Column("error", "error", left=True, wrap=True, show=lambda r: r.get("error") or "–"),
+)  # fmt: skip
+BENCH_COLUMNS = tuple(c.key for c in BENCH_TABLE)  # the CSV's fields
+
+
+def fastest_rows(rows: Sequence[Mapping[str, Any]]) -> set[int]:
+    """Indexes of the fastest row for each precision and batch size."""
+    best: dict[tuple[str, int], int] = {}
+    for i, row in enumerate(rows):
+        if row.get("error"):
+            continue
+        key = (row["precision"].split("-")[0], row["batch"])
+        if key not in best or row["images_per_s"] > rows[best[key]]["images_per_s"]:
+            best[key] = i
+    return set(best.values())
+
+
+def print_bench(result: Mapping[str, Any]) -> None:
+    model, env = result["model"], result["environment"]
+    title = (f"{model['name']} {model['resolution'][0]}×{model['resolution'][1]} · {env['cpu']} · "
+             f"{env['threads']} threads · ★ fastest per precision and batch")  # fmt: skip
+    best = fastest_rows(result["rows"])
+    star = Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
+    rows = [{**row, "fastest": i in best} for i, row in enumerate(result["rows"])]
+    console = out()
+    print_columns(console, title, (*BENCH_TABLE, star), rows)
+    console.print(
+        ceiling_line(result["ceiling"]) + " drift: max |Δ logits| ÷ max |fp32 Keras logit| on "
+        "the same images; top-1: agreement with fp32 Keras.",
+        markup=False,
+    )
+    if result.get("throughput_rows"):
+        print_throughput(result, console)
+    for skip in result.get("skipped", []):
+        console.print(
+            f"skipped {skip['runtime']} {skip['precision']}: {skip['reason']}", markup=False
+        )
+    for line in result.get("recommendations", []):
+        console.print(recommend_line(line), markup=False)
+
+
+def _drift_cells(row: Mapping[str, Any]) -> list[str]:
+    """(drift, top-1) cells: none for a failed row, "unmeasured" for a file with no reference."""
+    if row.get("error"):
+        return ["–", "–"]
+    if row.get("drift_max_rel") is None:
+        return ["unmeasured", "–"]
+    return [f"{row['drift_max_rel']:.1e}", f"{row['top1_agreement']:.0%}"]
+
+
+THROUGHPUT_TABLE = (
+    Column("runtime", "runtime", left=True),
+    Column("precision", "precision", left=True),
+    Column("batch", "batch"),
+    Column("in flight", "in_flight", priority=2, show=lambda r: "–" if r.get("error") else
+           f"{r['in_flight']} ({r['in_flight_observed']} seen)"),
+    _bench_column("img/s (wall)", "images_per_s", "f1"),
+    _bench_column("load p50", "load_latency_ms_p50", "f2", "ms", priority=2),
+    _bench_column("load p90", "load_latency_ms_p90", "f2", "ms", priority=3),
+    _bench_column("load p99", "load_latency_ms_p99", "f2", "ms", priority=3),
+    Column("drift", "drift_max_rel", priority=2, show=lambda r: _drift_cells(r)[0]),
+    Column("top-1", "top1_agreement", priority=2, show=lambda r: _drift_cells(r)[1]),
+    Column("settings", "settings", left=True, wrap=True, priority=4, show=_settings_cell),
+    Column("error", "error", left=True, wrap=True, show=lambda r: r.get("error") or "–"),
+)  # fmt: skip
+
+
+def print_throughput(result: Mapping[str, Any], console: Any) -> None:
+    """Throughput rows apart from the latency table: wall images/s with N requests in flight,
+    and each request's latency under that load (never single-stream latency)."""
+    rows = result["throughput_rows"]
+    best = fastest_rows(rows)
+    star = Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
+    marked = [{**row, "fastest": i in best} for i, row in enumerate(rows)]
+    title = "throughput: requests in flight for a fixed time · ★ fastest per precision and batch"
+    print_columns(console, title, (*THROUGHPUT_TABLE, star), marked)
+    console.print(
+        "in flight: requests kept running at once (seen: the most that overlapped); load "
+        "latency: each request's own time while the others ran, not single-stream latency.",
+        markup=False,
+    )
+
+
+def recommend_line(rec: Mapping[str, Any]) -> str:
+    """One `--recommend` answer: what to deploy for a precision and mode, and how to make it."""
+    if rec.get("none"):
+        return f"recommend {rec['precision']} {rec['mode']}: none ({rec['none']})"
+    drift = ("drift unmeasured" if rec.get("drift_max_rel") is None else
+             f"drift {rec['drift_max_rel']:.1e}, top-1 {rec['top1_agreement']:.0%}")  # fmt: skip
+    return (
+        f"recommend {rec['precision']} {rec['mode']}: {rec['runtime']} batch {rec['batch']}, "
+        f"{rec['images_per_s']:.1f} img/s, {drift}; {rec['settings']}; "
+        + (f"make it: {rec['command']}" if rec["command"] else f"the file: {rec['artifact']}")
+    )
+
+
+def ceiling_line(ceiling: Mapping[str, Any]) -> str:
+    """Where the ceiling column's rate comes from: measured now, cached, or not measured."""
+    if not ceiling.get("gemm_flops"):
+        return f"ceiling: not measured ({ceiling.get('reason', 'no probe')}), so no column."
+    when = "measured now" if ceiling["source"] == "measured" else (
+        f"cached, measured {ceiling['measured_at']}; --ceiling re-measures")  # fmt: skip
+    return (
+        f"ceiling: {ceiling['gemm_flops'] / 1e9:.0f} GFLOP/s dense fp32 GEMM on this CPU, "
+        f"{ceiling['threads']} threads ({when}); a row's share = 2 × MACs/s ÷ that rate "
+        "(int8 and bf16 rows can pass 100 %: their arithmetic is faster than fp32's)."
+    )
+
+
+def gate_line(comparison: Mapping[str, Any]) -> str:
+    """One compared row of `bench --baseline`, for stderr."""
+    c = comparison
+    mode = "" if c["mode"] == "latency" else f" {c['mode']}"
+    verdict = "ok" if c["passed"] else "SLOWER"
+    return (
+        f"gate: {c['runtime']} {c['precision']}{mode} batch {c['batch']} threads "
+        f"{c['threads']}: p50 {c['latency_ms_p50']:.2f} ms vs "
+        f"{c['baseline_latency_ms_p50']:.2f} ms ({c['change_pct']:+.0f} %, allowed "
+        f"{c['allowed_pct']:g} %) {verdict}"
+    )
+
+
+def bench_csv(rows: list[dict[str, Any]]) -> str:
+    return columns_csv(BENCH_TABLE, rows)
+
+
+def plot_bench(result: Mapping[str, Any], path: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4.5))
+    # One line per runtime and precision: an fp32 and a bf16 row at one batch are two points.
+    series = dict.fromkeys((row["runtime"], row["precision"]) for row in result["rows"])
+    for runtime, precision in series:
+        rows = [r for r in result["rows"] if (r["runtime"], r["precision"]) == (runtime, precision)
+                and not r.get("error")]  # fmt: skip
+        label = f"{runtime} {precision}"
+        batches = [r["batch"] for r in rows]
+        latency.plot(batches, [r["latency_ms_p50"] for r in rows], "o-", label=label)
+        throughput.plot(batches, [r["images_per_s"] for r in rows], "o-", label=label)
+    for axis, label in ((latency, "p50 latency (ms)"), (throughput, "images / s")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("batch size")
+        axis.set_ylabel(label)
+        axis.grid(True, alpha=0.3)
+        axis.legend()
+    fig.suptitle(f"{result['model']['name']}: inference by runtime")
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)

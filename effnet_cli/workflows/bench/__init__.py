@@ -1,0 +1,42 @@
+"""`effnet bench`: time inference per runtime, precision and batch size.
+
+Split along its seams: `request` (what to time, validated), `timing` (the loops and their
+statistics), `tuning` (--tune's search and its cache), `machine` (threads, device, environment,
+GEMM ceiling; `cache` keeps per-machine measurements), `artifacts` (what each row runs), `rows`
+(one runner's rows), `gate` (--baseline), `recommend` (--recommend), `workflow` (a whole run)
+and `records` (the frozen results, turned into JSON only by `to_json`).
+"""
+
+from effnet_cli.workflows.bench.gate import (
+    Baseline,
+    check_baseline,
+    enforce_gate,
+    expected_model_name,
+    gate_threshold,
+    load_baseline,
+)
+from effnet_cli.workflows.bench.machine import configure_threads, resolve_device
+from effnet_cli.workflows.bench.records import BenchResult
+from effnet_cli.workflows.bench.request import BenchRequest, build_request
+from effnet_cli.workflows.bench.rows import at_batch
+from effnet_cli.workflows.bench.timing import time_runner, time_streams
+from effnet_cli.workflows.bench.workflow import BenchPlan, run
+
+__all__ = [
+    "Baseline",
+    "BenchPlan",
+    "BenchRequest",
+    "BenchResult",
+    "at_batch",
+    "build_request",
+    "check_baseline",
+    "configure_threads",
+    "enforce_gate",
+    "expected_model_name",
+    "gate_threshold",
+    "load_baseline",
+    "resolve_device",
+    "run",
+    "time_runner",
+    "time_streams",
+]

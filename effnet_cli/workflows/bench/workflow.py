@@ -1,0 +1,214 @@
+"""A whole benchmark: the plan checked before anything is built, then every runtime × precision
+× batch row, the environment and the ceiling, the gate and the recommendations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from effnet_cli import backends
+from effnet_cli.backends import runtimes
+from effnet_cli.model import spec as S
+from effnet_cli.workflows.bench import artifacts as A
+from effnet_cli.workflows.bench.gate import (
+    DEFAULT_MAX_REGRESSION_PCT,
+    Baseline,
+    compare_baseline,
+)
+from effnet_cli.workflows.bench.machine import environment, gemm_ceiling
+from effnet_cli.workflows.bench.recommend import recommend
+from effnet_cli.workflows.bench.records import (
+    BenchResult,
+    LatencyRow,
+    Settings,
+    Skipped,
+    ThroughputRow,
+)
+from effnet_cli.workflows.bench.request import BenchRequest
+from effnet_cli.workflows.bench.rows import RowCount, time_modes, with_macs
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchPlan:
+    """Everything a run needs, checked: what to time (`request`, its device resolved), the
+    model (a spec to build, or a file), and what to do with the rows."""
+
+    request: BenchRequest
+    spec: S.ModelSpec | None = None  # a model built from options
+    source: Path | None = None  # --from: a .keras file, or an artifact of any backend
+    weights: Path | None = None
+    seed: int | None = None  # the model's seed, as given
+    resolution: int | None = None  # an artifact that takes any input size is timed at this
+    reference: Path | None = None  # the .keras model an artifact's drift is measured on
+    baseline: Baseline | None = None
+    max_regression_pct: float = DEFAULT_MAX_REGRESSION_PCT
+    recommend: bool = False
+    model_args: tuple[str, ...] | None = None  # the options that rebuild the model (--recommend)
+
+    @property
+    def artifact(self) -> bool:
+        """--from a file that is no .keras: its own runtime times it."""
+        return self.source is not None and self.source.suffix != ".keras"
+
+
+def run(plan: BenchPlan, progress: Progress) -> BenchResult:
+    from effnet_cli.keras import builder
+
+    if plan.artifact:
+        assert plan.source is not None
+        keras = builder.load_keras_file(plan.reference) if plan.reference is not None else None
+        result = run_artifact_bench(plan.source, keras, plan.resolution, plan.request, progress)
+        args = None
+    else:
+        from effnet_cli.keras.macs import keras_macs
+        from effnet_cli.model import costs as C
+
+        spec = plan.spec
+        progress(f"loading {plan.source}" if spec is None else f"building {spec.name}")
+        built = builder.load_or_build(spec, plan.source, plan.weights, plan.seed)
+        macs = C.count(spec).macs if spec is not None else keras_macs(built)
+        result = run_bench(built, spec, macs, plan.request, progress)
+        if plan.baseline is not None:
+            result = compare_baseline(result, plan.baseline, plan.max_regression_pct)
+        args = plan.model_args
+    if plan.recommend:
+        calibration = plan.request.calibration if args is not None else None
+        result = replace(result, recommendations=recommend(result, args, calibration))
+    return result
+
+
+def run_bench(
+    model: Any,
+    spec: S.ModelSpec | None,
+    macs: int | None,
+    request: BenchRequest,
+    progress: Progress,
+) -> BenchResult:
+    """Every runtime × precision × batch row, the environment, and the ceiling.
+
+    `request.device` is already resolved to cpu or gpu (`resolve_device`). Each row also
+    carries its drift against the fp32 Keras model on the same images.
+    """
+    from effnet_cli.keras.builder import calibrate_batchnorm, fresh_batchnorm
+    from effnet_cli.util import files
+
+    kept = []
+    for runtime in request.runtimes:
+        if request.device not in backends.get(runtime).devices:
+            progress(f"{runtime} runs on the CPU here: its rows are skipped on --device gpu")
+        else:
+            kept.append(runtime)
+    request = replace(request, runtimes=tuple(kept))
+    if fresh_batchnorm(model):  # random weights: drift and agreement would compare noise
+        calibrate_batchnorm(model, seed=request.seed)
+    rows: list[LatencyRow] = []
+    loaded: list[ThroughputRow] = []  # throughput rows: a shape of their own (README)
+    skipped: list[Skipped] = []
+    per_pair = len(request.batches) * len(request.modes)
+    count = RowCount(len(request.runtimes) * len(request.precisions) * per_pair)
+    with files.scratch_dir(prefix="effnet-bench-") as scratch:
+        artifacts = A.convert_all(model, request, scratch, progress)
+        inputs, reference = A.reference_batches(model, request)
+        for runtime in request.runtimes:
+            for precision in request.precisions:
+                started = time.perf_counter()
+                try:
+                    with files.stdout_to_stderr(), files.silenced_stderr():
+                        runner = A.make_runner(runtime, precision, model, spec, artifacts, request)
+                except runtimes.PrecisionUnavailable as exc:
+                    skipped.append(Skipped(runtime=runtime, precision=precision,
+                                           reason=exc.message))  # fmt: skip
+                    count.done += per_pair  # its rows will not come: the bar moves past them
+                    continue
+                converted = artifacts.get(A.artifact_key(runtime, precision), (None, 0.0))[1]
+                setup_s = time.perf_counter() - started + converted
+                latency, throughput = time_modes(runner, inputs, reference, setup_s, request,
+                                                 model.name, progress, count)  # fmt: skip
+                rows += latency
+                loaded += throughput
+    ceiling = gemm_ceiling(request.threads, request.device, request.measure_ceiling, progress)
+    height, width = model.input.shape[1:3]
+    identity = {
+        "name": model.name,
+        "resolution": [height, width],
+        "macs": macs,
+        "family": spec.family.name if spec else None,
+        # the model object every command's JSON shares (model/identity.py)
+        "classes": spec.num_classes if spec is not None and spec.include_top else None,
+        "preprocessing": spec.preprocessing if spec else None,
+    }
+    return BenchResult(
+        model=identity, settings=settings(request), ceiling=ceiling,
+        environment=environment(request.threads), rows=with_macs(rows, macs, ceiling),
+        skipped=tuple(skipped),
+        throughput_rows=with_macs(loaded, macs, ceiling) if "throughput" in request.modes
+        else None,
+    )  # fmt: skip
+
+
+def settings(request: BenchRequest, xla: bool | None = None) -> Settings:
+    return Settings(
+        device=request.device, batches=request.batches, warmup=request.warmup,
+        iterations=request.iterations, duration_s=request.duration_s,
+        threads=request.threads_or_default, seed=request.seed,
+        xla=request.xla if xla is None else xla, modes=request.modes,
+    )  # fmt: skip
+
+
+def run_artifact_bench(
+    path: Path,
+    reference: Any | None,
+    resolution: int | None,
+    request: BenchRequest,
+    progress: Progress,
+) -> BenchResult:
+    """`bench --from FILE` for any backend's artifact: that file timed with its own runtime,
+    labelled with the precision read from it; drift against `reference` (a Keras model) when
+    given, else said to be unmeasured."""
+    import numpy as np
+
+    from effnet_cli.backends import describe
+    from effnet_cli.util import files
+    from effnet_cli.util.errors import UsageError
+
+    backend = backends.of_path(path)
+    if backend.name == "keras":
+        raise UsageError("a .keras file is benched as a model: bench --from FILE.keras")
+    document = describe.describe(path)  # inspect's reading: typed metadata, the model object
+    size = A.artifact_resolution(document) or ((resolution, resolution) if resolution else None)
+    if size is None:
+        raise UsageError(f"{path.name} takes any input size: give --resolution")
+    precision = document["metadata"].get("precision") or describe.artifact_precision(
+        backend.name, path
+    )
+    started = time.perf_counter()
+    with files.stdout_to_stderr(), files.silenced_stderr():
+        runner = backend.load(path, request.device, request.threads, precision)
+    runner = replace(runner, runtime=backend.name)
+    setup_s = time.perf_counter() - started
+    inputs = A.seeded_inputs(request, size)
+    expected = None
+    if reference is not None:
+        from effnet_cli.keras.builder import fresh_batchnorm
+
+        if fresh_batchnorm(reference):  # export gave its model statistics before writing
+            progress("the reference's BatchNorm statistics are fresh (random weights): give the "
+                     ".keras that `export -f keras` wrote with the artifact")  # fmt: skip
+        keras = runtimes.keras_runner(reference, request.device)
+        expected = {b: np.asarray(keras.comparable(x)) for b, x in inputs.items()}
+    name = document.get("metadata", {}).get("model") or path.stem
+    latency, throughput = time_modes(runner, inputs, expected, setup_s, request, name, progress)
+    ceiling = gemm_ceiling(request.threads, request.device, request.measure_ceiling, progress)
+    return BenchResult(
+        # the one model object (README "Output for scripts"), from what the file says
+        model={**document["model"], "name": name, "resolution": list(size), "macs": None,
+               "artifact": str(path), "precision": precision},
+        settings=settings(request, xla=False), ceiling=ceiling,
+        environment=environment(request.threads), rows=tuple(latency), skipped=(),
+        throughput_rows=tuple(throughput) if "throughput" in request.modes else None,
+    )  # fmt: skip
