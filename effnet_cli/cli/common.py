@@ -1,0 +1,62 @@
+"""What several commands share: the output options, the sink they configure, the checks on
+model options, and the warning before a huge build."""
+
+# No `from __future__ import annotations`: Typer reads the Annotated options at run time.
+
+from typing import Annotated, Optional
+
+import typer
+
+from effnet_cli import backends
+from effnet_cli.model import costs as C
+from effnet_cli.model import spec as S
+from effnet_cli.model.options import ModelOptions
+from effnet_cli.output.sink import Sink, current
+from effnet_cli.output.table import count, size
+from effnet_cli.util.errors import UsageError
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+WideOpt = Annotated[
+    bool, typer.Option("--wide", help="Every column, whatever the terminal's width (as a pipe).")
+]
+
+HUGE_PARAMS = 200_000_000
+
+
+def output_sink(wide: bool = False, json_output: bool = False) -> Sink:
+    """The run's sink, as the command's --wide and --json set it."""
+    return current().configure(wide=wide, **({"format": "json"} if json_output else {}))
+
+
+def warn_if_huge(spec: Optional[S.ModelSpec]) -> None:
+    """L2 and friends: say what building costs before spending minutes and gigabytes on it."""
+    if spec is None:
+        return
+    costs = C.count(spec)
+    if costs.params >= HUGE_PARAMS:
+        current().note(
+            f"warning: {spec.name} has {costs.params / 1e6:.0f} M parameters "
+            f"({size(costs.param_bytes)} of float32 weights, {count(costs.macs)} "
+            "MACs per image); building it takes minutes and several GB of memory"
+        )
+
+
+def refuse_model_options(model: ModelOptions, besides: tuple[str, ...] = ("seed",)) -> None:
+    """With --from the file is the model: an option that would shape another one is refused
+    (the seed still draws the random inputs)."""
+    given = model.given(besides=besides)
+    if given:
+        raise UsageError(
+            f"{given[0]} does not apply with --from: the model comes from the file",
+            hint="drop the model options, or drop --from to build one",
+        )
+
+
+def artifact_kinds() -> str:
+    return ", ".join(f"{b.name} (*{b.suffix})" for b in backends.BACKENDS.values())
+
+
+def say_once(notes: list[str]) -> None:
+    for line in dict.fromkeys(notes):
+        current().note(line)
