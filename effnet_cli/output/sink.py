@@ -5,7 +5,7 @@ stdout carries the result (a table, or one JSON document); everything else (prog
 errors) goes to stderr. Whether the result is JSON or a table is decided in one place,
 `Sink.result`, from the sink's format.
 
-`effnet.cli.app.main` makes one sink per run and makes it current (`Sink.active`); commands and
+`effnet_cli.cli.app.main` makes one sink per run and makes it current (`Sink.active`); commands and
 views reach it with `current()`. Nothing here is a module-level variable: the current sink lives
 in a context variable, reset when the run ends, so one run's settings never leak into the next.
 """
