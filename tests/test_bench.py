@@ -10,7 +10,7 @@ import json
 import pytest
 
 from effnet_cli.output import bench as bench_view
-from effnet_cli.output import render
+from effnet_cli.output import sink
 from effnet_cli.util import capabilities
 from effnet_cli.util.errors import UsageError
 from effnet_cli.workflows.bench import cache as bench_cache
@@ -514,7 +514,7 @@ def test_keras_macs_equal_the_spec_count(name, options):
 def _schema_properties(*path: str) -> set[str]:
     """The property names the shipped schema gives at `path` under the bench document
     ("[]" steps into an array's items)."""
-    node = render.json_schema()["$defs"]["bench"]
+    node = sink.json_schema()["$defs"]["bench"]
     for step in path:
         node = node["items"] if step == "[]" else node["properties"][step]
     return set(node["properties"])

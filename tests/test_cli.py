@@ -86,3 +86,25 @@ def test_console_script_and_module_entry_points():
     assert version == module_version and version.startswith("effnet ")
     summary, module_summary = run("summary", "--phi", "1", "--json")
     assert summary == module_summary and json.loads(summary)["model"]["name"] == "efficientnet-b1"
+
+
+def test_each_model_option_is_declared_once_on_the_dataclass():
+    """Every model command's model options are ModelOptions' fields: the same name, spelling,
+    default and help, derived rather than declared again; and `args()` repeats a model."""
+    from dataclasses import fields
+
+    import typer.main
+
+    from effnet_cli.cli.app import app
+    from effnet_cli.model.options import ModelOptions, flag
+
+    group = typer.main.get_command(app)
+    for command in ("summary", "build", "export", "bench", "predict"):
+        params = {p.name: p for p in group.commands[command].params}  # type: ignore[attr-defined]
+        for item in fields(ModelOptions):
+            param, declared = params[item.name], flag(item)
+            assert param.opts[0] == declared.decls[0].partition("/")[0]
+            assert (param.help, param.default) == (declared.help, item.default)
+    model = ModelOptions(phi=1.5, include_top=False, pooling="avg", seed=3)
+    assert model.args() == ["--phi", "1.5", "--no-top", "--pooling", "avg", "--seed", "3"]
+    assert model.given() == ["--phi", "--no-top", "--pooling", "--seed"]

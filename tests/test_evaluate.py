@@ -228,8 +228,8 @@ def test_the_table_shows_accuracies_in_percent_and_the_drop_only_when_compared(
 def test_the_table_fits_and_matches_its_json(capsys, monkeypatch, width):
     """At 80, 100 and 120 columns (as tests/test_tables.py fakes a terminal): no cell cut, each
     equal to its JSON value through the view's columns, the top-1 accuracy and drop always."""
-    from effnet_cli.output import evaluate as view
-    from effnet_cli.output import render
+    from effnet_cli.output import sink
+    from effnet_cli.output.views import evaluate as view
 
     from .test_tables import _check
 
@@ -243,10 +243,9 @@ def test_the_table_fits_and_matches_its_json(capsys, monkeypatch, width):
     truth = {"source": "folders", "path": "val", "naming": "synset", "images": 50000,
              "classes": 1000}  # fmt: skip
     result = {"truth": truth, "reference": row["path"], "rows": [row, int8]}
-    monkeypatch.setattr(render, "is_terminal", lambda stream: True)
+    monkeypatch.setattr(sink, "is_terminal", lambda stream: True)
     monkeypatch.setenv("COLUMNS", str(width))
     monkeypatch.setenv("NO_COLOR", "1")
-    render.set_wide(False)
     view.print_evaluate(result)
     text = capsys.readouterr().out
     _check(text, view.EVALUATE_TABLE, result["rows"], width, title_line="50000 images")

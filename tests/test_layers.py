@@ -25,7 +25,7 @@ PLANTED = [
         "effnet_cli.keras is not allowed",
     ),
     (
-        "output/render.py",
+        "output/table.py",
         "from effnet_cli.workflows import export",
         "effnet_cli.output is not allowed",
     ),

@@ -72,12 +72,14 @@ def test_a_keras_files_padding_is_read_from_its_config_without_keras(tmp_path):
 
 
 def test_dynamic_size_is_accepted_for_same_padding_and_confirmed_explicit_padding(tmp_path):
-    request = E.ExportRequest(["onnx"], tmp_path / "out", dynamic_size=True, nchw=True)
+    request = E.ExportRequest(
+        formats=("onnx",), directory=tmp_path / "out", dynamic_size=True, nchw=True
+    )
     (target,) = E.check_request(request, "efficientnet-seed-b0", 224, explicit_padding=False)
     assert target.path.name == "efficientnet-seed-b0.onnx"
     with pytest.raises(UsageError, match="pads its stride-2 convolutions explicitly for 224 px"):
         E.check_request(request, "efficientnet-b0", 224, explicit_padding=True)
-    confirmed = E.ExportRequest(["onnx"], tmp_path / "out", dynamic_size=True,
+    confirmed = E.ExportRequest(formats=("onnx",), directory=tmp_path / "out", dynamic_size=True,
                                 allow_odd_padding=True)  # fmt: skip
     assert E.check_request(confirmed, "efficientnet-b0", 224, explicit_padding=True)
 

@@ -244,9 +244,10 @@ def test_export_verify_images_reports_real_image_agreement(cli, artifacts, tmp_p
     assert real["top1_agreement"] == row["top1_agreement"] == 1.0
     assert real["top5_overlap"] == row["top5_overlap"] == 1.0
     assert real["max_abs_diff_prob"] == pytest.approx(row["max_abs_diff_prob"], abs=1e-6)
-    from effnet_cli.output import render
+    from effnet_cli.output.sink import Sink
+    from effnet_cli.output.views import export
 
-    render.print_real_image_agreement([artifact])  # the table export prints without --json
+    export.real_image_view(Sink(), [artifact])  # the table export prints without --json
     assert "real images (6), against Keras" in capsys.readouterr().out
 
 

@@ -7,20 +7,20 @@ import re
 
 import pytest
 
-from effnet_cli.output import render
+from effnet_cli.output import sink as output_sink
+from effnet_cli.output.sink import BAR, Settings, Sink, _Ticking
 
 
-@pytest.fixture(autouse=True)
-def _clean():
-    render.set_quiet(False)
-    yield
-    render.end_progress()
-    render.set_quiet(False)
+@pytest.fixture
+def sink():
+    made = Sink()
+    yield made
+    made.end_progress()
 
 
-def test_outside_a_terminal_each_step_is_a_timestamped_line(capsys):
-    render.progress("converting to onnx fp32")
-    render.progress("timing onnx fp32 at batch 1")
+def test_outside_a_terminal_each_step_is_a_timestamped_line(capsys, sink):
+    sink.progress("converting to onnx fp32")
+    sink.progress("timing onnx fp32 at batch 1")
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.splitlines()
@@ -31,41 +31,41 @@ def test_outside_a_terminal_each_step_is_a_timestamped_line(capsys):
     assert all(re.match(r"^\d\d:\d\d:\d\d ", line) for line in lines)
 
 
-def test_in_a_terminal_each_finished_step_says_how_long_it_took(capsys, monkeypatch):
-    monkeypatch.setattr(render, "is_terminal", lambda stream: True)
+def test_in_a_terminal_each_finished_step_says_how_long_it_took(capsys, monkeypatch, sink):
+    monkeypatch.setattr(output_sink, "is_terminal", lambda stream: True)
     monkeypatch.setenv("NO_COLOR", "1")
-    render.progress("building efficientnet-b0")
-    render.progress("writing efficientnet-b0.onnx")
-    render.end_progress()
+    sink.progress("building efficientnet-b0")
+    sink.progress("writing efficientnet-b0.onnx")
+    sink.end_progress()
     captured = capsys.readouterr()
     assert captured.out == ""
     finished = re.findall(r"(building efficientnet-b0|writing efficientnet-b0.onnx) · \d+\.\d s",
                           captured.err)  # fmt: skip
     assert finished == ["building efficientnet-b0", "writing efficientnet-b0.onnx"]
-    assert not render._live  # the live status is gone once the work is over
+    assert not sink.live  # the live status is gone once the work is over
 
 
 def test_quiet_silences_progress_but_not_errors(cli, capsys):
-    render.set_quiet(True)
-    render.progress("building efficientnet-b0")
+    Sink(Settings(quiet=True)).progress("building efficientnet-b0")
     assert capsys.readouterr().err == ""
     result = cli("--quiet", "summary", "--model", "b9")
     assert result.code == 2 and result.stderr.startswith("error: unknown model 'b9'")
     assert cli("--quiet", "summary").code == 0
 
 
-def test_a_result_ends_the_live_status_before_it_prints(capsys, monkeypatch):
-    monkeypatch.setattr(render, "is_terminal", lambda stream: True)
-    render.progress("timing keras fp32 at batch 1")
-    render.out()  # what every table printer starts with
-    assert not render._live
+def test_a_result_ends_the_live_status_before_it_prints(capsys, monkeypatch, sink):
+    monkeypatch.setattr(output_sink, "is_terminal", lambda stream: True)
+    sink.progress("timing keras fp32 at batch 1")
+    assert sink.live
+    sink.out()  # what every view starts with
+    assert not sink.live
 
 
 def test_a_counted_step_draws_a_bar_of_the_steps_done():
-    ticking = render._Ticking("writing efficientnet-b0.tflite (2/4)", 0.0)
+    ticking = _Ticking("writing efficientnet-b0.tflite (2/4)", 0.0)
     line = ticking.__rich__()
-    assert line.startswith("━" * (render.BAR // 4) + "─" * (render.BAR * 3 // 4) + " writing")
-    assert render._Ticking("building efficientnet-b0", 0.0).__rich__().startswith("building")
+    assert line.startswith("━" * (BAR // 4) + "─" * (BAR * 3 // 4) + " writing")
+    assert _Ticking("building efficientnet-b0", 0.0).__rich__().startswith("building")
 
 
 @pytest.mark.slow

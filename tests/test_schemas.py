@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from effnet_cli.output import render
+from effnet_cli.output import sink
 
 TYPES = {
     "object": dict,
@@ -74,9 +74,9 @@ def problems(value: Any, schema: dict, root: dict, where: str = "$") -> list[str
 
 def validate(document: dict) -> None:
     """`document` against its kind's schema (from its `schema` field), and the whole schema."""
-    root = render.json_schema()
+    root = sink.json_schema()
     kind = document["schema"].removeprefix("effnet.").split("/")[0]
-    assert document["schema"].endswith(f"/{render.SCHEMA_VERSION}")
+    assert document["schema"].endswith(f"/{sink.SCHEMA_VERSION}")
     assert problems(document, root["$defs"][kind], root) == []
     assert problems(document, root, root) == []
     try:
@@ -94,7 +94,7 @@ def _json(cli, *argv: str, code: int = 0) -> dict:
 
 def test_the_validator_catches_what_the_schema_forbids():
     """The validator above can fail: a renamed time, a string resolution, a string flag."""
-    root = render.json_schema()
+    root = sink.json_schema()
     good = {"schema": "effnet.error/1", "error": "x", "hint": None, "exit": 2}
     assert problems(good, root, root) == []
     assert problems({**good, "exit": "2"}, root, root)

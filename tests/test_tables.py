@@ -1,7 +1,7 @@
 """Tables a person reads at 80, 100 and 120 columns: every cell shown whole and equal to the
 same command's --json value, the main columns always there, no escape sequence under NO_COLOR.
 
-The terminal is faked (render.is_terminal) and its width pinned through COLUMNS, which rich
+The terminal is faked (sink.is_terminal) and its width pinned through COLUMNS, which rich
 reads; the cells expected are computed from the --json document through the view's declared
 columns, and the printed table is parsed back cell by cell.
 """
@@ -12,8 +12,14 @@ import json
 
 import pytest
 
-from effnet_cli.output import bench as bench_view
-from effnet_cli.output import render
+from effnet_cli.output import sink as output_sink
+from effnet_cli.output.sink import WIDE, Settings, Sink
+from effnet_cli.output.table import Column, columns_with_values, print_columns
+from effnet_cli.output.views import bench as bench_view
+from effnet_cli.output.views import export as export_views
+from effnet_cli.output.views import predict as predict_views
+from effnet_cli.output.views import scale as scale_views
+from effnet_cli.output.views import summary as summary_views
 
 WIDTHS = (80, 100, 120)
 
@@ -23,7 +29,7 @@ def terminal(monkeypatch):
     """Run the CLI as if stdout were a terminal of `width` columns (plain, to parse it back)."""
 
     def at(width: int) -> None:
-        monkeypatch.setattr(render, "is_terminal", lambda stream: True)
+        monkeypatch.setattr(output_sink, "is_terminal", lambda stream: True)
         monkeypatch.setenv("COLUMNS", str(width))
         monkeypatch.setenv("NO_COLOR", "1")
 
@@ -55,7 +61,7 @@ def _check(text: str, columns, documents, width: int, title_line: str | None = N
     headers, rows = _parse(text, title_line)
     by_title = {c.title: c for c in columns}
     shown = [by_title[h] for h in headers]
-    kept = render.columns_with_values(columns, documents)
+    kept = columns_with_values(columns, documents)
     assert {c.title for c in kept if c.priority == 1} <= set(headers)  # the main ones, always
     assert len(rows) == len(documents)
     for cells, document in zip(rows, documents, strict=True):
@@ -71,7 +77,7 @@ def test_summary_fits_and_matches_its_json(cli, terminal, width):
     terminal(width)
     result = cli("summary", "--model", "b3")
     assert result.code == 0, result.stderr
-    _check(result.stdout, render.STAGE_TABLE, document["stages"], width)
+    _check(result.stdout, summary_views.STAGE_TABLE, document["stages"], width)
     assert f"{document['totals']['params']:,}" in result.stdout
     assert f"{document['totals']['macs']:,}" in result.stdout
 
@@ -82,7 +88,7 @@ def test_scale_table_fits_and_matches_its_json(cli, terminal, width):
     terminal(width)
     result = cli("scale-table", "--family", "all")
     assert result.code == 0, result.stderr
-    _check(result.stdout, render.SCALE_TABLE, document["rows"], width)
+    _check(result.stdout, scale_views.SCALE_TABLE, document["rows"], width)
 
 
 def test_wide_and_a_pipe_show_every_column(cli, terminal):
@@ -116,12 +122,11 @@ def _bench_result() -> dict:
 def test_bench_table_fits(capsys, terminal, width):
     result = _bench_result()
     terminal(width)
-    render.set_wide(False)
     bench_view.print_bench(result)
     text = capsys.readouterr().out
     best = bench_view.fastest_rows(result["rows"])
     rows = [{**r, "fastest": i in best} for i, r in enumerate(result["rows"])]
-    star = render.Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
+    star = Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
     _check(text, (*bench_view.BENCH_TABLE, star), rows, width, title_line="efficientnet-b0")
     assert "out of memory" in text  # a failed row says why, whole
 
@@ -130,7 +135,7 @@ def test_bench_table_fits(capsys, terminal, width):
 def test_a_pipe_and_wide_show_every_column_of_a_table_wider_than_the_default(
     capsys, terminal, wide
 ):
-    """Latency rows with their settings need more than render.WIDE columns: a pipe (a CI log)
+    """Latency rows with their settings need more than WIDE columns: a pipe (a CI log)
     and --wide still show every one, at whatever width that takes."""
     settings = "LATENCY hint, 2 threads, inference precision f32, static batch 8"
     result = _bench_result()
@@ -138,16 +143,13 @@ def test_a_pipe_and_wide_show_every_column_of_a_table_wider_than_the_default(
                       for r in result["rows"]]  # fmt: skip
     if wide:
         terminal(80)
-    render.set_wide(wide)
-    try:
+    with Sink(Settings(wide=wide)).active():
         bench_view.print_bench(result)
-    finally:
-        render.set_wide(False)
     text = capsys.readouterr().out
     headers, _ = _parse(text, "efficientnet-b0")
     shown = [c.title for c in bench_view.BENCH_TABLE if c.in_table]
     assert all(title in headers for title in shown), (shown, headers)
-    assert max(len(line) for line in text.splitlines()) > render.WIDE
+    assert max(len(line) for line in text.splitlines()) > WIDE
     assert "not shown" not in text and f"{settings}; default (--tune searches)" in text
 
 
@@ -164,8 +166,8 @@ def test_a_table_too_narrow_for_its_main_columns_stacks_its_rows(capsys):
     from rich.console import Console
 
     console = Console(width=30, color_system=None)
-    columns = (render.Column("path", "path", left=True), render.Column("bytes", "bytes", "int"))
-    render.print_columns(console, "files", columns, [{"path": "a" * 40, "bytes": 123456789}])
+    columns = (Column("path", "path", left=True), Column("bytes", "bytes", "int"))
+    print_columns(console, "files", columns, [{"path": "a" * 40, "bytes": 123456789}])
     text = capsys.readouterr().out
     assert "123,456,789" in text and "a" * 28 in text and "…" not in text
 
@@ -238,11 +240,10 @@ def test_export_table_keeps_the_written_path_whole(capsys, terminal, width):
     artifacts = [artifact("onnx", "some/deeper/folder/out/efficientnet-b0.onnx", 5.1e-6),
                  artifact("tflite", "out/efficientnet-b0.tflite", 3.7e-6)]  # fmt: skip
     terminal(width)
-    render.set_wide(False)
-    render.export_result({"name": "efficientnet-b0"}, artifacts, False)
+    documents = export_views.export_documents(artifacts)
+    export_views.view(Sink(), {"model": {"name": "efficientnet-b0"}, "artifacts": documents})
     text = capsys.readouterr().out
-    documents = render.export_documents(artifacts)
-    _check(text, render.EXPORT_TABLE, documents, width, title_line="efficientnet-b0")
+    _check(text, export_views.EXPORT_TABLE, documents, width, title_line="efficientnet-b0")
     assert "some/deeper/folder/out/efficientnet-b0.onnx" in text
 
 
@@ -262,12 +263,11 @@ def test_throughput_table_fits(capsys, terminal, width):
     """Throughput rows: their own table, cut nowhere; unmeasured drift said as such."""
     rows = _throughput_rows()
     terminal(width)
-    render.set_wide(False)
-    bench_view.print_throughput({"throughput_rows": rows}, render.out())
+    bench_view.print_throughput({"throughput_rows": rows}, output_sink.current().out())
     text = capsys.readouterr().out
     best = bench_view.fastest_rows(rows)
     marked = [{**r, "fastest": i in best} for i, r in enumerate(rows)]
-    star = render.Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
+    star = Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
     _check(text, (*bench_view.THROUGHPUT_TABLE, star), marked, width, title_line="throughput")
     headers, _ = _parse(text, "throughput")
     assert "out of memory" in text and ("unmeasured" in text) == ("drift" in headers)
@@ -281,16 +281,75 @@ def test_predict_and_compare_tables_fit(capsys, terminal, width):
     result = {"images": [{"path": "photos/image0.jpg", "top": top},
                          {"path": "photos/image1.png", "top": top}]}  # fmt: skip
     terminal(width)
-    render.set_wide(False)
-    render.print_predict(result)
-    _check(capsys.readouterr().out, render.PREDICT_TABLE, render._prediction_rows(result), width)
+    predict_views.view(Sink(), result)
+    rows = predict_views.prediction_rows(result)
+    _check(capsys.readouterr().out, predict_views.PREDICT_TABLE, rows, width)
     row = {"path": "demo/efficientnet-b0.keras", "runtime": "keras", "precision": "fp32",
            "resolution": [224, 224], "top1_agreement": 1.0, "top5_overlap": 1.0,
            "max_abs_diff_prob": 0.0}  # fmt: skip
     rows = [row, {**row, "path": "demo/efficientnet-b0-int8.tflite", "runtime": "tflite",
                   "precision": "int8", "top1_agreement": 1 / 3, "top5_overlap": 0.47,
                   "max_abs_diff_prob": 1.7e-2}]  # fmt: skip
-    render.print_compare({"images": 6, "reference": row["path"], "rows": rows})
+    predict_views.compare_view(Sink(), {"images": 6, "reference": row["path"], "rows": rows})
     text = capsys.readouterr().out
     assert "33%" in text and "47%" in text and "…" not in text  # agreement: the main columns
     assert max(len(line) for line in text.splitlines()) <= width
+
+
+def test_a_long_path_gives_up_its_middle_never_its_file_name():
+    from effnet_cli.output.table import elide_path
+
+    path = "/home/someone/projects/effnet/exports/2026-12-04/efficientnet-b0.onnx"
+    assert elide_path(path, 80) == path  # whole where it fits
+    assert elide_path(path, 40) == "/home/…/2026-12-04/efficientnet-b0.onnx"
+    assert elide_path(path, 25) == "/…/efficientnet-b0.onnx"
+    assert elide_path("out/deeper/still/efficientnet-b0.onnx", 30) == "out/…/efficientnet-b0.onnx"
+    for room in range(24, len(path)):
+        shown = elide_path(path, room)
+        assert len(shown) <= room and shown.endswith("/efficientnet-b0.onnx")
+
+
+def _deep(root) -> object:
+    """A folder nested deep enough that its paths cannot fit 80 columns beside anything."""
+    folder = root / "a" / "very" / "deeply" / "nested" / "output" / "folder" / "for" / "the"
+    folder = folder / "artifacts" / "of" / "one" / "run" / "of" / "effnet" / "export"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _fits(text: str, width: int) -> None:
+    from rich.cells import cell_len
+
+    assert text and max(cell_len(line) for line in text.splitlines()) <= width, text
+
+
+def test_paths_fit_80_columns_and_show_whole_in_json_wide_and_a_pipe(cli, terminal, tmp_path):
+    """export, inspect and predict into (and from) a deeply nested folder: at 80 columns no
+    line is wider than the terminal and each path keeps its file name; --json, --wide and a
+    pipe give the whole path."""
+    import numpy as np
+    from PIL import Image
+
+    deep = _deep(tmp_path)
+    keras = deep / "efficientnet-b0-r32.keras"
+    image = deep / "an-image-with-a-long-name-to-classify.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(image)
+    export = ["export", "--resolution", "32", "-f", "keras", "-o", deep, "--force"]
+    exported = json.loads(cli(*export, "--json").stdout)  # a pipe, and the JSON
+    assert exported["artifacts"][0]["path"] == str(keras)
+    commands = {"inspect": ["inspect", keras], "predict": ["predict", image, "--from", keras]}
+    for name, argv in commands.items():
+        piped = cli(*argv)
+        assert piped.code == 0, piped.stderr
+        assert str(keras if name == "inspect" else image) in piped.stdout
+    assert json.loads(cli(*commands["predict"], "--json").stdout)["images"][0]["path"] == str(image)
+    terminal(80)
+    assert str(keras) in cli(*export, "--wide").stdout
+    for name, argv in {"export": export, **commands}.items():
+        result = cli(*argv)
+        assert result.code == 0, result.stderr
+        _fits(result.stdout, 80)
+        if name != "inspect":  # a table: the path elided, its file name whole
+            assert "…/" in result.stdout
+            assert (keras if name == "export" else image).name in result.stdout

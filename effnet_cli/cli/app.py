@@ -1,7 +1,8 @@
-"""The Typer app: thin commands that parse, call, and hand rows to render.
+"""The Typer app: the root options, the commands (one module each, beside this one), and `main`,
+which maps every failure to one `error:` line and an exit code.
 
 Nothing heavy is imported here: `effnet --help`, `scale-table` and the stage `summary` never load
-TensorFlow (a test proves it). Errors become one `error:` line and an exit code in `main`.
+TensorFlow (a test proves it).
 """
 
 # No `from __future__ import annotations`: Typer reads the Annotated options at run time.
@@ -11,45 +12,25 @@ import re
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from click.exceptions import NoArgsIsHelpError
 from click.exceptions import UsageError as ClickUsageError
 
-from effnet_cli import __version__, backends
-from effnet_cli.backends.writers import DEFAULT_OPSET
+from effnet_cli import __version__
+from effnet_cli.cli import build as build_command
+from effnet_cli.cli import doctor as doctor_command
 from effnet_cli.cli import evaluate as evaluate_command
+from effnet_cli.cli import export as export_command
+from effnet_cli.cli import inspect as inspect_command
+from effnet_cli.cli import predict as predict_command
+from effnet_cli.cli import scale_table as scale_table_command
+from effnet_cli.cli import summary as summary_command
 from effnet_cli.cli.bench import bench
-from effnet_cli.cli.options import (
-    ModelOptions,
-    choice_metavar,
-    complete,
-    model_command,
-)
-from effnet_cli.cli.shared import (
-    ForceOpt,
-    JsonOpt,
-    WideOpt,
-    artifact_list,
-    refuse_model_options,
-    warn_if_huge,
-)
-from effnet_cli.model import costs as C
-from effnet_cli.model import spec as S
-from effnet_cli.model.identity import model_identity
-from effnet_cli.output import render
+from effnet_cli.output.sink import Settings, Sink, current
 from effnet_cli.util import files
-from effnet_cli.util.errors import (
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
-    EffnetError,
-    UsageError,
-    require_choice,
-    split_list,
-)
-from effnet_cli.workflows import export as E
+from effnet_cli.util.errors import EXIT_INTERRUPTED, EXIT_USAGE, EffnetError
 
 app = typer.Typer(
     name="effnet",
@@ -80,7 +61,7 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
-    render.set_quiet(quiet)
+    current().configure(quiet=quiet)
     if debug:
         os.environ["EFFNET_DEBUG"] = "1"
     if verbose:
@@ -88,286 +69,21 @@ def _root(
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
 
 
-@app.command()
-@model_command
-def summary(
-    model: ModelOptions,
-    layers: Annotated[bool, typer.Option("--layers", help="Add the per-layer view.")] = False,
-    wide: WideOpt = False,
-    json_output: JsonOpt = False,
-) -> None:
-    """Per-stage table and totals: params, MACs, activation memory. Never loads TensorFlow."""
-    render.set_wide(wide)
-    model.refuse(("weights", "seed"), "changes nothing in summary: its counts come from the "
-                 "architecture alone, not from weights")  # fmt: skip
-    costs = C.count(model.spec())
-    if json_output:
-        render.emit_json("summary", render.summary_document(costs, layers))
-    else:
-        render.print_summary(costs, layers)
-
-
-@app.command()
-@model_command
-def build(
-    model: ModelOptions,
-    output: Annotated[
-        Optional[Path],
-        typer.Option("--output", "-o", help="Write a .keras model or .weights.h5 weights file."),
-    ] = None,
-    force: ForceOpt = False,
-    wide: WideOpt = False,
-    json_output: JsonOpt = False,
-) -> None:
-    """Build the Keras model (optionally loading weights) and save it."""
-    render.set_wide(wide)
-    from effnet_cli.keras import builder
-
-    if model.weights is not None:
-        model.refuse(("seed",), "changes nothing beside --weights: every weight is loaded")
-    spec = model.spec()
-    warn_if_huge(spec)
-    report = builder.build_and_save(spec, model.weights, model.seed, output, force, render.progress)
-    report = {"model": render.model_document(spec), **report}
-    render.show("build", report, json_output, render.print_build)
-
-
-@app.command()
-@model_command
-def export(
-    model: ModelOptions,
-    fmt: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--format",
-            "-f",
-            help="Formats to write (repeat or comma-separate).",
-            metavar=choice_metavar(backends.formats(), listed=True),
-            autocompletion=complete(backends.formats, listed=True),
-        ),
-    ] = None,
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Directory for the artifacts.")
-    ] = Path("."),
-    source: Annotated[
-        Optional[Path], typer.Option("--from", help="Export this .keras file instead of building.")
-    ] = None,
-    opset: Annotated[
-        int, typer.Option(help="ONNX opset (OpenVINO converts from ONNX too).")
-    ] = DEFAULT_OPSET,
-    batch: Annotated[
-        Optional[int], typer.Option(help="Fix the batch size (default: dynamic).")
-    ] = None,
-    quantize: Annotated[
-        str,
-        typer.Option(
-            help="The precision converted into every file (formats that lack it are refused).",
-            metavar=choice_metavar(backends.quantize_modes()),
-            autocompletion=complete(backends.quantize_modes),
-        ),
-    ] = "none",
-    calibration: Annotated[
-        Optional[Path], typer.Option(help="int8: a folder of images or an (N,H,W,3) .npy.")
-    ] = None,
-    optimize: Annotated[
-        bool,
-        typer.Option(
-            "--optimize/--no-optimize",
-            help="onnxslim the ONNX graph (and the OpenVINO IR made from it).",
-        ),
-    ] = True,
-    verify: Annotated[
-        bool, typer.Option("--verify/--no-verify", help="Run each artifact against Keras.")
-    ] = True,
-    keep_failed: Annotated[
-        bool, typer.Option("--keep-failed", help="Keep artifacts that failed verification.")
-    ] = False,
-    nchw: Annotated[
-        bool,
-        typer.Option(
-            "--nchw",
-            help=f"Input [N, 3, H, W] instead of NHWC ({', '.join(backends.with_layout('NCHW'))}).",
-        ),
-    ] = False,
-    dynamic_size: Annotated[
-        bool,
-        typer.Option(
-            "--dynamic-size",
-            help="Any input height and width, verified at two sizes "
-            f"({', '.join(backends.with_dynamic_size())}).",
-        ),
-    ] = False,
-    allow_odd_padding: Annotated[
-        bool,
-        typer.Option(
-            "--allow-odd-padding",
-            help="Confirm --dynamic-size for a family that pads explicitly for its resolution "
-            f"({E.explicit_padding_families()}): exact only "
-            "at sizes congruent to it mod 32.",
-        ),
-    ] = False,
-    verify_images: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--verify-images",
-            help="Also compare each artifact with Keras on this folder's images (top-1, top-5, "
-            "max |Δ prob|; reported).",
-        ),
-    ] = None,
-    force: ForceOpt = False,
-    wide: WideOpt = False,
-    json_output: JsonOpt = False,
-) -> None:
-    """Write SavedModel, ONNX, TFLite, .keras and OpenVINO files from one model, each verified."""
-    render.set_wide(wide)
-    from effnet_cli.keras import builder
-
-    formats = E.parse_formats(fmt or [])
-    if source is not None:
-        refuse_model_options(model)
-        builder.check_keras_file(source)
-    elif model.weights is not None:
-        builder.check_weights_file(model.weights)
-    spec = None if source is not None else model.spec()
-    warn_if_huge(spec)
-    name = source.stem if source is not None else spec.name  # type: ignore[union-attr]
-    seed = model.seed if model.seed is not None else 0
-    request = E.ExportRequest(formats, output, opset, batch, quantize, calibration, optimize,
-                              verify, keep_failed, force, seed, nchw, dynamic_size,
-                              allow_odd_padding)  # fmt: skip
-    targets = E.check_request(request, name, spec.resolution if spec is not None else None,
-                              dynamic_size and E.pads_explicitly(spec, source))  # fmt: skip
-    identity = render.model_document(spec) if spec is not None else (
-        model_identity(name, None, None, None, None))  # fmt: skip
-    if verify_images is not None:
-        request.verify_images = _verify_images(verify_images, verify, spec)
-    try:
-        artifacts = E.run_export(spec, source, model.weights, model.seed, request, targets,
-                                        render.progress)  # fmt: skip
-    except E.ExportFailed as failure:
-        render.export_result(identity, failure.artifacts, json_output)
-        raise
-    render.export_result(identity, artifacts, json_output)
-
-
-def _artifact_kinds() -> str:
-    return ", ".join(f"{b.name} (*{b.suffix})" for b in backends.BACKENDS.values())
-
-
-@app.command(
-    help="What a model holds: inputs, outputs, ops, params, size, effnet metadata.\n\n"
-    f"PATH is an artifact that export writes, of any backend: {_artifact_kinds()}; "
-    "an OpenVINO .xml file too; or a weights file (.weights.h5, legacy .h5): the variants and "
-    "heads it fits."
-)
-def inspect(
-    path: Annotated[Path, typer.Argument(help=f"An artifact: {_artifact_kinds()}.")],
-    wide: WideOpt = False,
-    json_output: JsonOpt = False,
-) -> None:
-    render.set_wide(wide)
-    from effnet_cli.backends.describe import describe, describe_weights
-
-    is_weights = path.name.lower().endswith(".h5") and not path.is_dir()
-    document = describe_weights(path) if is_weights else describe(path)
-    render.show("inspect", document, json_output, render.print_inspect)
+# The commands, in the order --help lists them (bench, declared below, between inspect and
+# scale-table).
+app.command()(summary_command.summary)
+app.command()(build_command.build)
+app.command()(export_command.export)
+app.command(help=inspect_command.HELP)(inspect_command.inspect)
 
 
 app.command()(bench)
 
 
-FAMILY_CHOICES = (*S.FAMILIES, "all")
-FORMAT_CHOICES = ("table", "json", "csv", "markdown")
-
-
-def _phi_list(text: str) -> list[float]:
-    parts = split_list("--phi", text)
-    try:
-        return sorted({float(part) for part in parts})
-    except ValueError:
-        raise UsageError(
-            f"--phi takes comma-separated numbers such as 0,1,2.5, not {text!r}"
-        ) from None
-
-
-@app.command("scale-table")
-def scale_table(
-    family: Annotated[
-        str,
-        typer.Option(
-            help="Model family, or all.",
-            metavar=choice_metavar(FAMILY_CHOICES),
-            autocompletion=complete(lambda: FAMILY_CHOICES),
-        ),
-    ] = "b",
-    phi: Annotated[
-        Optional[str], typer.Option(help="Comma-separated φ values, e.g. 0,1,2.5 (any real φ).")
-    ] = None,
-    phi_max: Annotated[
-        Optional[float], typer.Option(help="Every integer φ up to this, plus released members.")
-    ] = None,
-    alpha: Annotated[float, typer.Option(help="Depth base of the compound rule.")] = S.ALPHA,
-    beta: Annotated[float, typer.Option(help="Width base of the compound rule.")] = S.BETA,
-    gamma: Annotated[float, typer.Option(help="Resolution base of the compound rule.")] = S.GAMMA,
-    fmt: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            help="Output format.",
-            metavar=choice_metavar(FORMAT_CHOICES),
-            autocompletion=complete(lambda: FORMAT_CHOICES),
-        ),
-    ] = "table",
-    plot: Annotated[
-        Optional[Path], typer.Option(help="Also draw params and MACs against φ into FILE.png.")
-    ] = None,
-    force: ForceOpt = False,
-    wide: WideOpt = False,
-    json_output: JsonOpt = False,
-) -> None:
-    """Released coefficients beside the compound rule, with the paper's figures. No TensorFlow."""
-    render.set_wide(wide)
-    require_choice("--family", family, FAMILY_CHOICES)
-    require_choice("--format", fmt, FORMAT_CHOICES)
-    if json_output and fmt not in ("table", "json"):
-        raise UsageError(f"--json and --format {fmt} exclude each other: give one of them")
-    fmt = "json" if json_output else fmt
-    if phi_max is not None and not 0 <= phi_max <= 12:
-        raise UsageError(f"--phi-max must lie between 0 and 12, not {phi_max:g}")
-    if plot is not None:
-        files.check_plot_target(plot, force)
-    phis = _phi_list(phi) if phi is not None else None
-    families = list(S.FAMILIES) if family == "all" else [family]
-    documents = {
-        name: render.scale_documents(
-            C.scale_rows(name, phis, phi_max, alpha, beta, gamma), C.family_origin(name)
-        )
-        for name in families
-    }
-    rows = [doc for name in families for doc in documents[name]]
-    notes = render.scale_notes(rows)
-    if fmt == "json":
-        rule = render.rule_document(alpha, beta, gamma)
-        render.emit_json("scale-table", {**rule, "notes": notes, "rows": rows})
-    else:
-        footer = "\n".join([render.rule_footer(alpha, beta, gamma), *notes])
-        render.print_scale_table(rows, footer, fmt)
-    if plot is not None:
-        files.write_plot(plot, lambda target: render.plot_scale(documents, target))
-        render.note(f"plot written to {plot}")
-
-
-@app.command()
-def doctor(wide: WideOpt = False, json_output: JsonOpt = False) -> None:
-    """Versions, devices and known-incompatible combinations; exit 1 when something is missing."""
-    render.set_wide(wide)
-    from effnet_cli.workflows.doctor import diagnose
-
-    with files.stdout_to_stderr(), files.silenced_stderr():
-        report = diagnose()
-    render.show("doctor", report, json_output, render.print_doctor)
-    if not report["ok"]:
-        raise typer.Exit(1)
+app.command("scale-table")(scale_table_command.scale_table)
+app.command()(doctor_command.doctor)
+app.command()(predict_command.predict)
+app.command()(evaluate_command.evaluate)
 
 
 def _command_name(argv: list[str]) -> str:
@@ -403,19 +119,16 @@ def _wants_json(argv: list[str]) -> bool:
 
 
 def _main(argv: list[str]) -> int:
-    render.errors_as_json(_wants_json(argv))
-    render.set_quiet(False)  # until the root options say otherwise
-    try:
-        return _dispatch(argv)
-    finally:
-        render.end_progress()
+    # The sink of this run: errors are a JSON document too where --json is among the options.
+    with Sink(Settings(format="json" if _wants_json(argv) else "table")).active() as sink:
+        return _dispatch(argv, sink)
 
 
-def _dispatch(argv: list[str]) -> int:
+def _dispatch(argv: list[str], sink: Sink) -> int:
     try:
         result = app(args=argv, prog_name="effnet", standalone_mode=False)
         if result == EXIT_INTERRUPTED:  # Typer turns Ctrl-C into a silent Exit(130)
-            render.error_line("interrupted", exit_code=EXIT_INTERRUPTED)
+            sink.error("interrupted", exit_code=EXIT_INTERRUPTED)
         return result if isinstance(result, int) else 0
     except NoArgsIsHelpError as exc:  # bare `effnet`: the help, once, and a usage exit
         sys.stderr.write((exc.ctx.get_help() if exc.ctx else "") + "\n")
@@ -423,7 +136,7 @@ def _dispatch(argv: list[str]) -> int:
         return EXIT_USAGE
     except ClickUsageError as exc:
         command = _command_name(argv)
-        render.error_line(
+        sink.error(
             _once(exc.format_message()),
             f"see '{' '.join(['effnet', command, '--help']).replace('  ', ' ')}'",
             EXIT_USAGE,
@@ -432,164 +145,21 @@ def _dispatch(argv: list[str]) -> int:
     except typer.Exit as exc:
         return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        render.error_line("interrupted", exit_code=EXIT_INTERRUPTED)
+        sink.error("interrupted", exit_code=EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except EffnetError as exc:
         if os.environ.get("EFFNET_DEBUG"):
             raise
-        render.error_line(exc.message, exc.hint, exc.exit_code)
+        sink.error(exc.message, exc.hint, exc.exit_code)
         return exc.exit_code
     except Exception as exc:  # a bug or an unforeseen library failure: still one line
         if os.environ.get("EFFNET_DEBUG"):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        render.error_line(f"{type(exc).__name__}: {first}", "run with --debug for the traceback")
+        sink.error(f"{type(exc).__name__}: {first}", "run with --debug for the traceback")
         return 1
 
 
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
-
-
-# ---------------------------------------------------------------------------- predict
-
-
-@app.command()
-@model_command
-def predict(
-    model: ModelOptions,
-    image_paths: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Image files (JPEG, PNG, WebP) or folders of them.", metavar="IMAGE..."
-        ),
-    ],
-    source: Annotated[
-        Optional[Path],
-        typer.Option("--from", help=f"Run this artifact instead of building: {_artifact_kinds()}."),
-    ] = None,
-    compare: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            help="Artifacts to compare on the images, the first (or --from) the reference "
-            "(repeat or comma-separate)."
-        ),
-    ] = None,
-    top: Annotated[int, typer.Option(help="Classes shown per image.")] = 5,
-    resize: Annotated[
-        str,
-        typer.Option(
-            help="crop: the reference centre crop, size/(size+32); plain: the whole image."
-        ),
-    ] = "crop",
-    labels: Annotated[
-        Optional[Path], typer.Option(help="Class names, one per line (default: ImageNet's 1000).")
-    ] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")] = None,
-    csv_path: Annotated[
-        Optional[Path], typer.Option("--csv", help="Also write the rows as CSV.")
-    ] = None,
-    force: ForceOpt = False,
-    json_output: JsonOpt = False,
-) -> None:
-    """Classify images with a model or any artifact; --compare artifacts on the same images.
-
-    Images are prepared as the reference evaluation does: RGB, a centre square of
-    size/(size+32) of the shorter side, bicubic to the model's resolution, pixels in [0, 255]."""
-    from effnet_cli.util import images as I
-    from effnet_cli.util import labels as L
-    from effnet_cli.workflows import predict as P
-
-    P.check_top(top)
-    require_choice("--resize", resize, I.RESIZE_MODES)
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be at least 1, not {threads}")
-    paths = I.collect(image_paths)
-    if labels is not None:
-        L.read_file(labels)  # a bad labels file is refused before any model loads
-    if csv_path is not None:
-        files.check_target(csv_path, force)
-    compared = ([source] if source is not None else []) + artifact_list(compare)
-    # Runtimes log to fd 2 while loading (LiteRT's delegate line): effnet's own notes are kept
-    # aside meanwhile and said afterwards, each once.
-    notes: list[str] = []
-    spec = model.spec() if source is None and not compare else None
-    P.check_request(spec, compared, bool(compare))
-    if compare:
-        with files.stdout_to_stderr(), files.silenced_stderr():
-            loaded = [P.load_artifact(path, notes.append, threads) for path in compared]
-            result = P.compare(loaded, paths, resize, notes.append)
-        _say_once(notes)
-        render.show("predict-compare", result, json_output, render.print_compare)
-        if csv_path is not None:
-            files.write_text(csv_path, render.compare_csv(result))
-        return
-    warn_if_huge(spec)
-    with files.stdout_to_stderr(), files.silenced_stderr():
-        item = (
-            P.load_artifact(source, notes.append, threads)
-            if source is not None
-            else _built(model, spec, notes.append)
-        )
-        batch = I.load_batch(paths, item.contract.resolution, resize, notes.append)
-        probs = P.probabilities(item, batch)
-    _say_once(notes)
-    names, missing = L.for_head(probs.shape[1], labels)
-    if missing:
-        render.note(missing)
-    render.note(P.describe_run(item, len(paths), resize))
-    size = item.contract.resolution
-    if spec is not None:
-        identity = model_identity(spec.name, spec.family.name, [size, size],
-                                         probs.shape[1], spec.preprocessing)  # fmt: skip
-    else:  # what the artifact says about itself, the contract it was fed by where it is silent
-        from effnet_cli.backends import describe
-
-        said = describe.model_from_metadata(describe.typed_metadata(item.runner.metadata))
-        identity = {**said, "name": said["name"] or item.contract.name or item.label,
-                    "resolution": [size, size], "classes": probs.shape[1]}  # fmt: skip
-    result = {
-        "model": identity, "source": item.label, "runtime": item.runner.runtime,
-        "provider": item.runner.provider, "precision": item.runner.precision, "resize": resize,
-        "images": P.predictions(paths, probs, top, names),
-    }  # fmt: skip
-    render.show("predict", result, json_output, render.print_predict)
-    if csv_path is not None:
-        files.write_text(csv_path, render.predict_csv(result))
-
-
-def _verify_images(folder: Path, verify: bool, spec: Optional[S.ModelSpec]) -> list[Path]:
-    """`export --verify-images`: the images, checked before anything is built."""
-    from effnet_cli.util import images as I
-
-    if not verify:
-        raise UsageError("--verify-images is part of verification; drop --no-verify")
-    if spec is not None and not spec.include_top:
-        raise UsageError("--verify-images compares classes; the model needs its top (no --no-top)")
-    return I.collect([folder])
-
-
-def _say_once(notes: list[str]) -> None:
-    for line in dict.fromkeys(notes):
-        render.note(line)
-
-
-def _built(model: ModelOptions, spec: S.ModelSpec, note):  # -> predict.Loaded (lazy import)
-    """The model built from options; random weights get export's BatchNorm calibration, so that
-    `predict --seed N` and the artifacts `export --seed N` writes hold the same model."""
-    from effnet_cli.keras import builder
-    from effnet_cli.workflows import predict as P
-
-    built = builder.load_or_build(spec, None, model.weights, model.seed)
-    if model.weights is None:
-        seed = model.seed if model.seed is not None else 0
-        builder.calibrate_batchnorm(built, seed=seed)
-        note(
-            f"note: random weights (seed {seed}, BatchNorm statistics calibrated as export "
-            "does): the classes mean nothing; --weights FILE loads real ones"
-        )
-    return P.load_built(built, spec)
-
-
-app.command()(evaluate_command.evaluate)

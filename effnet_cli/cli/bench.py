@@ -11,10 +11,17 @@ import typer
 
 from effnet_cli import backends
 from effnet_cli.backends.runtimes import DEVICES, MODES
+from effnet_cli.cli.common import (
+    ForceOpt,
+    JsonOpt,
+    WideOpt,
+    output_sink,
+    refuse_model_options,
+    warn_if_huge,
+)
 from effnet_cli.cli.options import ModelOptions, choice_metavar, complete, model_args, model_command
-from effnet_cli.cli.shared import ForceOpt, JsonOpt, WideOpt, refuse_model_options, warn_if_huge
-from effnet_cli.output import bench as bench_view
-from effnet_cli.output import render
+from effnet_cli.output.sink import current
+from effnet_cli.output.views import bench as bench_view
 from effnet_cli.util import files
 from effnet_cli.util.errors import UsageError
 
@@ -144,7 +151,7 @@ def bench(
     """Time inference per runtime and batch size: latency percentiles, images/s, MACs/s."""
     from effnet_cli.workflows import bench as B
 
-    render.set_wide(wide)
+    sink = output_sink(wide=wide, json_output=json_output)
     plan = plan_bench(
         model, source=source, reference=reference, runtime=runtime, precision=precision,
         calibration=calibration, device=device, batch=batch, warmup=warmup,
@@ -152,8 +159,8 @@ def bench(
         streams=streams, tune=tune, recommend=recommend, ceiling=ceiling, baseline=baseline,
         max_regression=max_regression, csv_path=csv_path, plot=plot, force=force,
     )  # fmt: skip
-    result = B.run(plan, render.note if plan.artifact else render.progress)
-    show_bench(result.to_json(), json_output, csv_path, plot)
+    result = B.run(plan, sink.note if plan.artifact else sink.progress)
+    show_bench(result.to_json(), csv_path, plot)
     if result.gate is not None:
         B.enforce_gate(result.gate)
 
@@ -228,7 +235,7 @@ def plan_bench(
     spec = None if source is not None else model.spec()
     # before minutes of building
     request = replace(request, device=B.resolve_device(
-        request.device, render.note if artifact else render.progress))  # fmt: skip
+        request.device, current().note if artifact else current().progress))  # fmt: skip
     if before is not None:  # a baseline it cannot use is refused before anything is timed
         B.check_baseline(before, B.expected_model_name(spec, source), request)
     warn_if_huge(spec)
@@ -241,14 +248,13 @@ def plan_bench(
     )  # fmt: skip
 
 
-def show_bench(
-    document: dict[str, Any], as_json: bool, csv_path: Optional[Path], plot: Optional[Path]
-) -> None:
+def show_bench(document: dict[str, Any], csv_path: Optional[Path], plot: Optional[Path]) -> None:
     """The result as JSON or tables; its CSV and plot; the gate's comparisons on stderr."""
-    render.show("bench", document, as_json, bench_view.print_bench)
+    sink = current()
+    sink.result("bench", document, lambda _, result: bench_view.print_bench(result))
     if csv_path is not None:
         files.write_text(csv_path, bench_view.bench_csv(document["rows"]))
     if plot is not None:
         files.write_plot(plot, lambda target: bench_view.plot_bench(document, target))
     for comparison in document.get("gate", {}).get("compared", []):
-        render.note(bench_view.gate_line(comparison))
+        sink.note(bench_view.gate_line(comparison))

@@ -13,10 +13,16 @@ from typing import Annotated, Optional
 import typer
 
 from effnet_cli import backends
+from effnet_cli.cli.common import (
+    ForceOpt,
+    JsonOpt,
+    artifact_list,
+    output_sink,
+    refuse_model_options,
+    say_once,
+)
 from effnet_cli.cli.options import ModelOptions, model_command
-from effnet_cli.cli.shared import ForceOpt, JsonOpt, artifact_list, refuse_model_options
-from effnet_cli.output import evaluate as view
-from effnet_cli.output import render
+from effnet_cli.output.views import evaluate as view
 from effnet_cli.util import files
 from effnet_cli.util.errors import UsageError, require_choice
 
@@ -69,14 +75,14 @@ def evaluate(
     labelled = V.read_truth(folder, truth, notes.append)
     if spec is not None:
         V.check_head(labelled, spec.num_classes, spec.name)  # before minutes of building
-    render.progress(f"building {spec.name}" if spec is not None else f"loading {artifacts[0]}")
+    sink = output_sink(json_output=json_output)
+    sink.progress(f"building {spec.name}" if spec is not None else f"loading {artifacts[0]}")
     with files.stdout_to_stderr(), files.silenced_stderr():
         loaded = [V.built(spec, model.weights, model.seed, notes.append)] if spec else []
         loaded += [P.load_artifact(path, notes.append, threads) for path in artifacts]
-    result = V.evaluate(loaded, labelled, resize, spec, notes.append, render.progress)
-    render.end_progress()
-    for line in dict.fromkeys(notes):
-        render.note(line)
-    render.show("evaluate", result, json_output, view.print_evaluate)
+    result = V.evaluate(loaded, labelled, resize, spec, notes.append, sink.progress)
+    sink.end_progress()
+    say_once(notes)
+    sink.result("evaluate", result, lambda _, document: view.print_evaluate(document))
     if csv_path is not None:
         files.write_text(csv_path, view.evaluate_csv(result))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from effnet_cli.model import spec as S
 from effnet_cli.util import files
 from effnet_cli.util.drift import compare
 from effnet_cli.util.errors import UsageError, WorkError, choices, split_list
-from effnet_cli.workflows import predict
+from effnet_cli.workflows import classify
 
 # Quantized artifacts are judged on agreement, so they are verified on more images than 1 + 3.
 AGREEMENT_IMAGES = 32
@@ -57,7 +57,7 @@ class Artifact:
     seconds: float
     verification: Verification | None
     kept: bool
-    # `--verify-images`: agreement with Keras on real images (predict.agreement), reported
+    # `--verify-images`: agreement with Keras on real images (classify.agreement), reported
     real_images: dict[str, Any] | None = None
 
 
@@ -76,7 +76,9 @@ def parse_formats(values: list[str]) -> list[str]:
     return formats
 
 
-def plan_targets(name: str, formats: list[str], directory: Path, precision: str) -> list[Target]:
+def plan_targets(
+    name: str, formats: Sequence[str], directory: Path, precision: str
+) -> list[Target]:
     """File names say the model, precision and format: efficientnet-b0-fp16.tflite."""
     return [
         Target(fmt, precision, directory / backends.get(fmt).artifact_name(name, precision))
@@ -125,9 +127,11 @@ def verify(
                         limits.min_top1_agreement, passed)  # fmt: skip
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class ExportRequest:
-    formats: list[str]
+    """What `effnet export` is asked for, built by keyword (nothing here is positional)."""
+
+    formats: tuple[str, ...]
     directory: Path
     opset: int = writers.DEFAULT_OPSET
     batch: int | None = None
@@ -141,7 +145,7 @@ class ExportRequest:
     nchw: bool = False  # inputs [N, 3, H, W] (tf2onnx's inputs_as_nchw)
     dynamic_size: bool = False  # height and width None in the input signature
     allow_odd_padding: bool = False  # confirms --dynamic-size for a family that pads explicitly
-    verify_images: list[Path] | None = None  # real images to compare each artifact on
+    verify_images: tuple[Path, ...] | None = None  # real images to compare each artifact on
 
 
 def check_request(
@@ -314,7 +318,7 @@ def export_model(
                 with files.stdout_to_stderr(), files.silenced_stderr():
                     verification = verify(target, stage.path, inputs, expected, compared)
                     if real is not None:
-                        on_images = predict.artifact_agreement(target, stage.path, *real)
+                        on_images = classify.artifact_agreement(target, stage.path, *real)
             artifacts.append(Artifact(target, files.size_bytes(stage.path), took, verification,
                                       False, on_images))  # fmt: skip
         failed = [a for a in artifacts if a.verification and not a.verification.passed]
@@ -339,9 +343,8 @@ def _real_image_reference(
         return None
     progress(f"running Keras on {len(request.verify_images)} real images (--verify-images)")
     with files.stdout_to_stderr(), files.silenced_stderr():
-        return request.verify_images, predict.keras_probabilities(
-            model, spec, request.verify_images
-        )
+        paths = list(request.verify_images)
+        return paths, classify.keras_probabilities(model, spec, paths)
 
 
 def verification_batches(request: ExportRequest, targets: list[Target]) -> list[int]:

@@ -1,222 +1,28 @@
 """`effnet predict`: classify images with a model or any artifact, and compare artifacts.
 
-An artifact runs through its own runner (runtimes.py, the one effnet's verification and bench
-use), fed the images as its metadata asks: the resolution it was made for, and pixels in
-[0, 255], or normalized here when the preprocessing was left out of the model. ONNX, TFLite and
-OpenVINO artifacts never import TensorFlow: their contract is read with their own libraries.
+Loading and running an artifact on images is classify.py's (export verifies on real images with
+it too); this module is predict's requests and results.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from effnet_cli import backends
-from effnet_cli.backends import runtimes
-from effnet_cli.backends.describe import artifact_precision, unreadable
 from effnet_cli.model import spec as S
 from effnet_cli.util import images
-from effnet_cli.util.errors import UsageError, WorkError
+from effnet_cli.util.errors import UsageError
+from effnet_cli.workflows.classify import (
+    Loaded,
+    Note,
+    agreement,
+    load_artifact,
+    load_built,
+    probabilities,
+    top_k,
+)
 
-Note = Callable[[str], None]
-CHUNK_IMAGES = 16  # images per call: bounded memory at any resolution, batched speed
-QUANTIZED = ("int8", "dynamic")  # precisions whose output tensors may be integers
-
-
-@dataclass(frozen=True)
-class Contract:
-    """What an artifact takes: square images of `resolution`, pixels normalized by
-    `normalization` first (None: [0, 255] as they are), and the name it was written for."""
-
-    resolution: int
-    normalization: S.InputNormalization | None
-    precision: str = "fp32"
-    name: str = ""
-    num_classes: int | None = None  # the head's, where the metadata says it
-
-
-@dataclass
-class Loaded:
-    """A runner with the contract it is fed by, and what it is, for tables."""
-
-    label: str  # the file, or the model built from options
-    runner: runtimes.Runner
-    contract: Contract
-
-
-# ------------------------------------------------------------------------------ contracts
-
-
-def _resolution_text(text: str) -> int | None:
-    """'224x224' (effnet's metadata) -> 224; None for a non-square or unreadable one."""
-    parts = text.lower().split("x")
-    if len(parts) == 2 and parts[0] == parts[1] and parts[0].isdigit():
-        return int(parts[0])
-    return None
-
-
-def _outside_normalization(meta: dict[str, str], note: Note) -> S.InputNormalization | None:
-    """The normalization a caller applies when the metadata says it is not inside the model."""
-    if meta.get("preprocessing_inside", "true") != "false":
-        return None
-    described = meta.get("preprocessing", "")
-    for normalization in S.PREPROCESSING.values():
-        if normalization is not None and described == f"none: feed {normalization.expects_without}":
-            note(f"note: the model expects {normalization.expects_without}; effnet applies it")
-            return normalization
-    note(f"note: the model's input is {described or 'caller-normalized'}; fed [0, 255] pixels")
-    return None
-
-
-def _from_metadata(meta: dict[str, str], shape: list[Any], note: Note, what: str) -> Contract:
-    """A contract from effnet's metadata, or from the input's shape where there is none."""
-    resolution = _resolution_text(meta.get("resolution", ""))
-    if resolution is None:
-        sides = [d for d in shape[1:] if isinstance(d, int) and d > 3]
-        if len(sides) != 2 or sides[0] != sides[1]:
-            raise UsageError(
-                f"{what} records no resolution and its input {shape} is not a fixed square image; "
-                "effnet predicts with square NHWC or NCHW inputs"
-            )
-        resolution = sides[0]
-    if not meta:
-        note(f"note: {what} carries no effnet metadata; fed {resolution}×{resolution} "
-             "pixels in [0, 255] (effnet's default contract)")  # fmt: skip
-    classes = meta.get("num_classes", "")
-    return Contract(resolution, _outside_normalization(meta, note), meta.get("precision", "fp32"),
-                    meta.get("model", ""), int(classes) if classes.isdigit() else None)  # fmt: skip
-
-
-def onnx_contract(path: Path, note: Note) -> Contract:
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False)
-    meta = {prop.key: prop.value for prop in graph.metadata_props}
-    first = graph.graph.input[0].type.tensor_type.shape.dim
-    shape = [d.dim_value if d.HasField("dim_value") else None for d in first]
-    return _from_metadata(meta, shape, note, path.name)
-
-
-def load_onnx(path: Path, note: Note, threads: int | None) -> tuple[runtimes.Runner, Contract]:
-    """onnxruntime without the `onnx` package (0.4 s to import): the contract from the
-    metadata the session read; only a file without effnet's resolution is parsed for its
-    input's shape. The output is read as it is (an int8 QDQ file keeps its softmax in float)."""
-    runner = runtimes.onnx_runner(path, "cpu", threads, find_logits=False)
-    if _resolution_text(runner.metadata.get("resolution", "")) is None:
-        contract = onnx_contract(path, note)
-    else:
-        contract = _from_metadata(runner.metadata, [], note, path.name)
-    runner.precision = contract.precision
-    return runner, contract
-
-
-def openvino_contract(path: Path, note: Note) -> Contract:
-    import openvino as ov
-
-    model = ov.Core().read_model(str(runtimes.openvino_xml(path)))
-    info = model.get_rt_info()
-    meta = {k: v.astype(str) for k, v in info["effnet"].items()} if "effnet" in info else {}
-    if "precision" not in meta and runtimes.fake_quantize_ops(model):
-        meta["precision"] = "int8"  # an IR effnet did not write: its FakeQuantize says int8
-    shape = [d.get_length() if d.is_static else None for d in model.inputs[0].get_partial_shape()]
-    return _from_metadata(meta, shape, note, path.name)
-
-
-def tflite_contract(path: Path, note: Note) -> Contract:
-    """effnet's metadata from the file's metadata table, as ONNX's. A TFLite file effnet did not
-    write holds none: the size from the input, the precision from the tensor types
-    (`describe.artifact_precision`)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from effnet_cli.backends import tflite_file
-
-    interpreter = Interpreter(model_path=str(path))
-    shape = [int(d) for d in interpreter.get_input_details()[0]["shape"]]
-    meta = tflite_file.read_metadata(path)
-    if meta:
-        return _from_metadata(meta, shape, note, path.name)
-    contract = _from_metadata({}, shape, note, path.name)  # which notes the default contract
-    return Contract(contract.resolution, None, artifact_precision("tflite", path), path.stem)
-
-
-def keras_contract(model: Any, note: Note) -> Contract:
-    """A Keras model's size from its input; effnet's models normalize inside (Rescaling, or
-    the family's Normalization) unless built with --no-preprocessing."""
-    height, width = model.input.shape[1:3]
-    if height is None or height != width:
-        raise UsageError(
-            f"{model.name} takes {height}×{width} inputs; predict needs a fixed square"
-        )
-    if model.layers[-1].name != "predictions":  # keras.applications' and effnet's classifier
-        raise UsageError(f"{model.name} ends in {model.layers[-1].name!r}, not a classifier; "
-                         "predict needs a model with its top")  # fmt: skip
-    inside = any(type(layer).__name__ in ("Rescaling", "Normalization") for layer in model.layers)
-    if not inside:
-        note(f"note: {model.name} has no preprocessing layer; fed pixels in [0, 255]")
-    return Contract(int(height), None, "fp32", model.name)
-
-
-def savedmodel_contract(path: Path, note: Note) -> Contract:
-    import tensorflow as tf
-
-    from effnet_cli.keras.builder import import_keras
-
-    import_keras()
-    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
-    (spec,) = signature.structured_input_signature[1].values()
-    return _from_metadata({}, spec.shape.as_list(), note, path.name)
-
-
-def registered_contract(backend: backends.Backend, path: Path, note: Note) -> Contract:
-    """Any other registered backend: the contract from its `inspect` reader's document (the
-    metadata it reads, the first input's shape)."""
-    document = backend.read(path)
-    meta = {key: str(value) for key, value in document.get("metadata", {}).items()}
-    return _from_metadata(meta, document["inputs"][0]["shape"], note, path.name)
-
-
-# Faster or fuller than the `inspect` readers: a foreign TFLite's precision from its tensor types,
-# OpenVINO's without counting every op; ONNX has its own path (`load_onnx`).
-CONTRACT_READERS: dict[str, Callable[[Path, Note], Contract]] = {
-    "openvino": openvino_contract,
-    "tflite": tflite_contract,
-    "savedmodel": savedmodel_contract,
-}
-
-# ------------------------------------------------------------------------------ loading
-
-
-def load_artifact(
-    path: Path,
-    note: Note,
-    threads: int | None = None,
-    backend_name: str | None = None,
-    precision: str | None = None,
-) -> Loaded:
-    """An artifact effnet writes or reads, run by its own runtime (`backend_name` and
-    `precision`: what export knows of a file it staged under a temporary name)."""
-    backend = backends.get(backend_name) if backend_name else backends.of_path(path)
-    try:
-        if backend.name == "keras":
-            from effnet_cli.keras.builder import load_keras_file
-
-            model = load_keras_file(path)
-            return Loaded(str(path), runtimes.keras_runner(model), keras_contract(model, note))
-        if backend.name == "onnx":
-            runner, contract = load_onnx(path, note, threads)
-        else:
-            read = CONTRACT_READERS.get(backend.name)
-            contract = read(path, note) if read else registered_contract(backend, path, note)
-            runner = backends.load_runner(
-                backend.name, path, "cpu", threads, precision or contract.precision
-            )
-    except (UsageError, WorkError):
-        raise
-    except Exception as exc:  # a corrupt or foreign file: each library fails in its own way
-        raise unreadable(path, backend.name, exc) from None
-    return Loaded(str(path), runner, contract)
+__all__ = ["Loaded", "load_artifact", "load_built", "probabilities"]  # what the command runs
 
 
 def check_request(spec: S.ModelSpec | None, artifacts: list[Path], comparing: bool) -> None:
@@ -229,93 +35,6 @@ def check_request(spec: S.ModelSpec | None, artifacts: list[Path], comparing: bo
             f"{len(artifacts)}",
             hint="--compare a.keras,b.onnx, or --from a.keras --compare b.onnx",
         )
-
-
-def load_built(model: Any, spec: S.ModelSpec) -> Loaded:
-    """A model built from options, run as a compiled Keras function."""
-    normalization = S.PREPROCESSING[spec.family.preprocessing] if not spec.preprocessing else None
-    contract = Contract(spec.resolution, normalization, "fp32", spec.name)
-    return Loaded(spec.name, runtimes.keras_runner(model), contract)
-
-
-# ------------------------------------------------------------------------------ running
-
-
-def normalize(batch: Any, normalization: S.InputNormalization | None) -> Any:
-    """[0, 255] pixels as the model's own preprocessing would have made them."""
-    import numpy as np
-
-    if normalization is None:
-        return batch
-    out = batch * np.float32(normalization.scale) + np.float32(normalization.offset)
-    if normalization.mean:
-        mean = np.asarray(normalization.mean, dtype=np.float32)
-        std = np.sqrt(np.asarray(normalization.variance, dtype=np.float32))
-        out = (out - mean) / std
-    return out.astype(np.float32)
-
-
-def softmax(logits: Any) -> Any:
-    import numpy as np
-
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted.astype(np.float64))
-    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def probabilities(loaded: Loaded, batch: Any) -> Any:
-    """Class probabilities (N, classes): the softmax output, or a softmax of a logits head.
-
-    Runs in chunks of CHUNK_IMAGES, or of the artifact's fixed batch (the last chunk padded).
-    """
-    import numpy as np
-
-    runner, chunk = loaded.runner, loaded.runner.fixed_batch or CHUNK_IMAGES
-    fed = normalize(batch, loaded.contract.normalization)
-    # A quantized file's softmax output is itself quantized (TFLite int8: steps of 1/256, so a
-    # flat random-weight output reads all zeros and its ranking is noise): its probabilities
-    # are the float softmax of its dequantized logits, the tensor export's verification reads.
-    from_logits = runner.run_logits is not None and runner.precision in QUANTIZED
-    call = runner.run_logits if from_logits else runner.run
-    outputs = []
-    for start in range(0, len(fed), chunk):
-        part = fed[start : start + chunk]
-        real = len(part)
-        if runner.fixed_batch and real < chunk:
-            part = np.concatenate([part, np.repeat(part[-1:], chunk - real, axis=0)])
-        outputs.append(np.asarray(call(part))[:real])  # type: ignore[misc]
-    out = np.concatenate(outputs).astype(np.float32)
-    if out.ndim != 2:
-        raise UsageError(
-            f"{loaded.label} outputs {out.shape[1:]} per image, not class scores; "
-            "predict needs a classifier head"
-        )
-    classes = loaded.contract.num_classes
-    if classes is not None and out.shape[1] != classes:
-        raise UsageError(
-            f"{loaded.label} outputs {out.shape[1]} values per image, not its {classes} classes; "
-            "predict needs a classifier head"
-        )
-    if from_logits:
-        return softmax(out)
-    # run_logits exists where the output is a softmax; where the runner did not look (ONNX in
-    # predict), a softmax's output is recognised by its rows: non-negative, summing to 1
-    if runner.run_logits is not None or looks_like_probabilities(out):
-        return out
-    return softmax(out)
-
-
-def looks_like_probabilities(out: Any) -> bool:
-    import numpy as np
-
-    return bool(np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
-
-
-def top_k(probs: Any, k: int) -> Any:
-    """Indices of the k largest probabilities per row, largest first (ties: lower index)."""
-    import numpy as np
-
-    return np.argsort(-probs, axis=1, kind="stable")[:, :k]
 
 
 def check_top(top: int) -> None:
@@ -343,47 +62,6 @@ def predictions(
         }
         for row, path in enumerate(paths)
     ]
-
-
-# ------------------------------------------------------------------------------ comparing
-
-
-def _quiet(_: str) -> None:
-    return None
-
-
-def keras_probabilities(model: Any, spec: S.ModelSpec | None, paths: list[Path]) -> Any:
-    """`export --verify-images`: the Keras model's probabilities on real images (the
-    reference every artifact is compared with), prepared with the reference centre crop."""
-    if spec is not None:
-        loaded = load_built(model, spec)
-    else:
-        loaded = Loaded(model.name, runtimes.keras_runner(model), keras_contract(model, _quiet))
-    return probabilities(loaded, images.load_batch(paths, loaded.contract.resolution, "crop",
-                                                   _quiet))  # fmt: skip
-
-
-def artifact_agreement(target: Any, path: Path, paths: list[Path], reference: Any) -> dict:
-    """`export --verify-images`: one staged artifact's agreement with the Keras reference."""
-    loaded = load_artifact(path, _quiet, None, target.backend, target.precision)
-    batch = images.load_batch(paths, loaded.contract.resolution, "crop", _quiet)
-    return {"images": len(paths), **agreement(reference, probabilities(loaded, batch))}
-
-
-def agreement(reference: Any, other: Any, k: int = 5) -> dict[str, float]:
-    """How `other`'s probabilities agree with `reference`'s on the same images: top-1
-    agreement, the mean share of the reference's top-k found in the other's top-k, and the
-    largest |Δ probability| over every image and class."""
-    import numpy as np
-
-    k = min(k, reference.shape[1])
-    ref_top, top = top_k(reference, k), top_k(other, k)
-    overlap = [len(set(a) & set(b)) / k for a, b in zip(ref_top, top, strict=True)]
-    return {
-        "top1_agreement": float(np.mean(ref_top[:, 0] == top[:, 0])),
-        f"top{k}_overlap": float(np.mean(overlap)),
-        "max_abs_diff_prob": float(np.max(np.abs(reference - other))),
-    }
 
 
 def compare(loaded: list[Loaded], paths: list[Path], resize: str, note: Note) -> dict[str, Any]:

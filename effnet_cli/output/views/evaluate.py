@@ -1,4 +1,4 @@
-"""`effnet evaluate`'s view: one column table (render.py's mechanism), its CSV from the same
+"""`effnet evaluate`'s view: one column table (output/table.py's mechanism), its CSV from the same
 columns. Accuracies are fractions in JSON and CSV, percentages in the table."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from effnet_cli.output import render
-from effnet_cli.output.render import Column
+from effnet_cli.output.sink import current
+from effnet_cli.output.table import Column, columns_csv, print_columns
 
 
 def _percent(key: str) -> Column:
@@ -50,8 +50,8 @@ def print_evaluate(result: Mapping[str, Any]) -> None:
     """The table; one artifact alone has no drop to show (its JSON and CSV say 0.0)."""
     rows = result["rows"]
     columns = [c for c in EVALUATE_TABLE if len(rows) > 1 or not c.key.endswith("_drop_points")]
-    render.print_columns(render.out(), title(result), columns, rows)
+    print_columns(current().out(), title(result), columns, rows)
 
 
 def evaluate_csv(result: Mapping[str, Any]) -> str:
-    return render.columns_csv(EVALUATE_TABLE, result["rows"])
+    return columns_csv(EVALUATE_TABLE, result["rows"])

@@ -1,5 +1,5 @@
-"""What several commands' modules share: the output options, the model-option refusal of
-`--from`, and the warning before building a huge model."""
+"""What several commands share: the output options, the sink they configure, the checks on
+model options, and the warning before a huge build."""
 
 # No `from __future__ import annotations`: Typer reads the Annotated options at run time.
 
@@ -8,10 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from effnet_cli.cli.options import ModelOptions
+from effnet_cli import backends
 from effnet_cli.model import costs as C
 from effnet_cli.model import spec as S
-from effnet_cli.output import render
+from effnet_cli.model.options import ModelOptions
+from effnet_cli.output.sink import Sink, current
+from effnet_cli.output.table import count, size
 from effnet_cli.util.errors import UsageError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -23,15 +25,20 @@ WideOpt = Annotated[
 HUGE_PARAMS = 200_000_000
 
 
+def output_sink(wide: bool = False, json_output: bool = False) -> Sink:
+    """The run's sink, as the command's --wide and --json set it."""
+    return current().configure(wide=wide, **({"format": "json"} if json_output else {}))
+
+
 def warn_if_huge(spec: Optional[S.ModelSpec]) -> None:
     """L2 and friends: say what building costs before spending minutes and gigabytes on it."""
     if spec is None:
         return
     costs = C.count(spec)
     if costs.params >= HUGE_PARAMS:
-        render.note(
+        current().note(
             f"warning: {spec.name} has {costs.params / 1e6:.0f} M parameters "
-            f"({render.size(costs.param_bytes)} of float32 weights, {render.count(costs.macs)} "
+            f"({size(costs.param_bytes)} of float32 weights, {count(costs.macs)} "
             "MACs per image); building it takes minutes and several GB of memory"
         )
 
@@ -45,6 +52,15 @@ def refuse_model_options(model: ModelOptions, besides: tuple[str, ...] = ("seed"
             f"{given[0]} does not apply with --from: the model comes from the file",
             hint="drop the model options, or drop --from to build one",
         )
+
+
+def artifact_kinds() -> str:
+    return ", ".join(f"{b.name} (*{b.suffix})" for b in backends.BACKENDS.values())
+
+
+def say_once(notes: list[str]) -> None:
+    for line in dict.fromkeys(notes):
+        current().note(line)
 
 
 def artifact_list(values: Optional[list[str]]) -> list[Path]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from effnet_cli.output.render import Column, cell, columns_csv, out, print_columns
+from effnet_cli.output.sink import current
+from effnet_cli.output.table import Column, cell, columns_csv, print_columns
 
 
 def _timed(key: str, kind: str) -> Callable[[Mapping[str, Any]], str]:
@@ -80,7 +81,7 @@ def print_bench(result: Mapping[str, Any]) -> None:
     best = fastest_rows(result["rows"])
     star = Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
     rows = [{**row, "fastest": i in best} for i, row in enumerate(result["rows"])]
-    console = out()
+    console = current().out()
     print_columns(console, title, (*BENCH_TABLE, star), rows)
     console.print(
         ceiling_line(result["ceiling"]) + " drift: max |Δ logits| ÷ max |fp32 Keras logit| on "

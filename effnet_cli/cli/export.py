@@ -1,0 +1,126 @@
+"""`effnet export`: every requested file from one model, each verified by its own runtime."""
+
+# No `from __future__ import annotations`: Typer reads the Annotated options at run time.
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from effnet_cli import backends
+from effnet_cli.backends.writers import DEFAULT_OPSET
+from effnet_cli.cli.common import (
+    ForceOpt,
+    JsonOpt,
+    WideOpt,
+    output_sink,
+    refuse_model_options,
+    warn_if_huge,
+)
+from effnet_cli.cli.options import ModelOptions, choice_metavar, complete, model_command
+from effnet_cli.model import spec as S
+from effnet_cli.model.identity import model_identity
+from effnet_cli.output.documents import model_document
+from effnet_cli.output.views import export as views
+from effnet_cli.util.errors import UsageError
+from effnet_cli.workflows import export as E
+
+# fmt: off
+FormatOpt = Annotated[Optional[list[str]], typer.Option(
+    "--format", "-f", help="Formats to write (repeat or comma-separate).",
+    metavar=choice_metavar(backends.formats(), listed=True),
+    autocompletion=complete(backends.formats, listed=True))]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Directory for the artifacts.")]
+FromOpt = Annotated[Optional[Path], typer.Option(
+    "--from", help="Export this .keras file instead of building.")]
+OpsetOpt = Annotated[int, typer.Option(help="ONNX opset (OpenVINO converts from ONNX too).")]
+BatchOpt = Annotated[Optional[int], typer.Option(help="Fix the batch size (default: dynamic).")]
+QuantizeOpt = Annotated[str, typer.Option(
+    help="The precision converted into every file (formats that lack it are refused).",
+    metavar=choice_metavar(backends.quantize_modes()),
+    autocompletion=complete(backends.quantize_modes))]
+CalibrationOpt = Annotated[Optional[Path], typer.Option(
+    help="int8: a folder of images or an (N,H,W,3) .npy.")]
+OptimizeOpt = Annotated[bool, typer.Option(
+    "--optimize/--no-optimize", help="onnxslim the ONNX graph (and the OpenVINO IR made from it).")]
+VerifyOpt = Annotated[bool, typer.Option(
+    "--verify/--no-verify", help="Run each artifact against Keras.")]
+KeepFailedOpt = Annotated[bool, typer.Option(
+    "--keep-failed", help="Keep artifacts that failed verification.")]
+NchwOpt = Annotated[bool, typer.Option("--nchw", help="Input [N, 3, H, W] instead of NHWC "
+                                       f"({', '.join(backends.with_layout('NCHW'))}).")]
+DynamicSizeOpt = Annotated[bool, typer.Option("--dynamic-size", help="Any input height and "
+    f"width, verified at two sizes ({', '.join(backends.with_dynamic_size())}).")]
+OddPaddingOpt = Annotated[bool, typer.Option("--allow-odd-padding", help="Confirm "
+    "--dynamic-size for a family that pads explicitly for its resolution "
+    f"({E.explicit_padding_families()}): exact only at sizes congruent to it mod 32.")]
+VerifyImagesOpt = Annotated[Optional[Path], typer.Option("--verify-images", help="Also compare "
+    "each artifact with Keras on this folder's images (top-1, top-5, max |Δ prob|; reported).")]
+# fmt: on
+
+
+@model_command
+def export(
+    model: ModelOptions, fmt: FormatOpt = None, output: OutputOpt = Path("."),
+    source: FromOpt = None, opset: OpsetOpt = DEFAULT_OPSET, batch: BatchOpt = None,
+    quantize: QuantizeOpt = "none", calibration: CalibrationOpt = None,
+    optimize: OptimizeOpt = True, verify: VerifyOpt = True, keep_failed: KeepFailedOpt = False,
+    nchw: NchwOpt = False, dynamic_size: DynamicSizeOpt = False,
+    allow_odd_padding: OddPaddingOpt = False, verify_images: VerifyImagesOpt = None,
+    force: ForceOpt = False, wide: WideOpt = False, json_output: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Write SavedModel, ONNX, TFLite, .keras and OpenVINO files from one model, each verified."""
+    sink = output_sink(wide, json_output)
+    formats = E.parse_formats(fmt or [])
+    spec = _model(model, source)
+    name = source.stem if spec is None else spec.name  # type: ignore[union-attr]
+    request = E.ExportRequest(
+        formats=tuple(formats), directory=output, opset=opset, batch=batch, quantize=quantize,
+        calibration=calibration, optimize=optimize, verify=verify, keep_failed=keep_failed,
+        force=force, seed=model.seed if model.seed is not None else 0, nchw=nchw,
+        dynamic_size=dynamic_size, allow_odd_padding=allow_odd_padding,
+    )  # fmt: skip
+    targets = E.check_request(request, name, spec.resolution if spec is not None else None,
+                              dynamic_size and E.pads_explicitly(spec, source))  # fmt: skip
+    if verify_images is not None:
+        request = replace(request, verify_images=_verify_images(verify_images, verify, spec))
+    identity = model_document(spec) if spec is not None else (
+        model_identity(name, None, None, None, None))  # fmt: skip
+    try:
+        artifacts = E.run_export(spec, source, model.weights, model.seed, request, targets,
+                                 sink.progress)  # fmt: skip
+    except E.ExportFailed as failure:  # the table still says what was written, and what failed
+        sink.result("export", _document(identity, failure.artifacts), views.view)
+        raise
+    sink.result("export", _document(identity, artifacts), views.view)
+
+
+def _document(identity: dict, artifacts: list) -> dict:
+    return {"model": identity, "artifacts": views.export_documents(artifacts)}
+
+
+def _model(model: ModelOptions, source: Optional[Path]) -> Optional[S.ModelSpec]:
+    """The spec to build, or None for --from a .keras file (checked before anything loads)."""
+    from effnet_cli.keras import builder
+
+    if source is not None:
+        refuse_model_options(model)
+        builder.check_keras_file(source)
+        return None
+    if model.weights is not None:
+        builder.check_weights_file(model.weights)
+    spec = model.spec()
+    warn_if_huge(spec)
+    return spec
+
+
+def _verify_images(folder: Path, verify: bool, spec: Optional[S.ModelSpec]) -> tuple[Path, ...]:
+    """`export --verify-images`: the images, checked before anything is built."""
+    from effnet_cli.util import images as I
+
+    if not verify:
+        raise UsageError("--verify-images is part of verification; drop --no-verify")
+    if spec is not None and not spec.include_top:
+        raise UsageError("--verify-images compares classes; the model needs its top (no --no-top)")
+    return tuple(I.collect([folder]))

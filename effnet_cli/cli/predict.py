@@ -1,0 +1,159 @@
+"""`effnet predict`: classify images with a model or any artifact, or --compare artifacts."""
+
+# No `from __future__ import annotations`: Typer reads the Annotated options at run time.
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from effnet_cli.cli.common import (
+    ForceOpt,
+    JsonOpt,
+    artifact_kinds,
+    artifact_list,
+    output_sink,
+    say_once,
+    warn_if_huge,
+)
+from effnet_cli.cli.options import ModelOptions, model_command
+from effnet_cli.model import spec as S
+from effnet_cli.model.identity import model_identity
+from effnet_cli.output.views import predict as views
+from effnet_cli.util import files
+from effnet_cli.util.errors import UsageError, require_choice
+
+# fmt: off
+ImagesArg = Annotated[list[Path], typer.Argument(
+    help="Image files (JPEG, PNG, WebP) or folders of them.", metavar="IMAGE...")]
+FromOpt = Annotated[Optional[Path], typer.Option(
+    "--from", help=f"Run this artifact instead of building: {artifact_kinds()}.")]
+CompareOpt = Annotated[Optional[list[str]], typer.Option(
+    help="Artifacts to compare on the images, the first (or --from) the reference "
+    "(repeat or comma-separate).")]
+TopOpt = Annotated[int, typer.Option(help="Classes shown per image.")]
+ResizeOpt = Annotated[str, typer.Option(
+    help="crop: the reference centre crop, size/(size+32); plain: the whole image.")]
+LabelsOpt = Annotated[Optional[Path], typer.Option(
+    help="Class names, one per line (default: ImageNet's 1000).")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")]
+CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Also write the rows as CSV.")]
+# fmt: on
+
+
+@model_command
+def predict(
+    model: ModelOptions, image_paths: ImagesArg, source: FromOpt = None,
+    compare: CompareOpt = None, top: TopOpt = 5, resize: ResizeOpt = "crop",
+    labels: LabelsOpt = None, threads: ThreadsOpt = None, csv_path: CsvOpt = None,
+    force: ForceOpt = False, json_output: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Classify images with a model or any artifact; --compare artifacts on the same images.
+
+    Images are prepared as the reference evaluation does: RGB, a centre square of
+    size/(size+32) of the shorter side, bicubic to the model's resolution, pixels in [0, 255]."""
+    from effnet_cli.util import images as I
+    from effnet_cli.util import labels as L
+    from effnet_cli.workflows import predict as P
+
+    sink = output_sink(json_output=json_output)
+    P.check_top(top)
+    require_choice("--resize", resize, I.RESIZE_MODES)
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1, not {threads}")
+    paths = I.collect(image_paths)
+    if labels is not None:
+        L.read_file(labels)  # a bad labels file is refused before any model loads
+    if csv_path is not None:
+        files.check_target(csv_path, force)
+    compared = ([source] if source is not None else []) + artifact_list(compare)
+    spec = model.spec() if source is None and not compare else None
+    P.check_request(spec, compared, bool(compare))
+    if compare:
+        result = _compare(compared, paths, resize, threads)
+        sink.result("predict-compare", result, views.compare_view)
+        text = views.compare_csv
+    else:
+        result = _classify(model, spec, source, paths, top, resize, labels, threads)
+        sink.result("predict", result, views.view)
+        text = views.predict_csv
+    if csv_path is not None:
+        files.write_text(csv_path, text(result))
+
+
+def _compare(compared: list[Path], paths: list[Path], resize: str, threads: Optional[int]) -> dict:
+    """Every artifact on the same images, against the first."""
+    from effnet_cli.workflows import predict as P
+
+    # Runtimes log to fd 2 while loading (LiteRT's delegate line): effnet's own notes are kept
+    # aside meanwhile and said afterwards, each once.
+    notes: list[str] = []
+    with files.stdout_to_stderr(), files.silenced_stderr():
+        loaded = [P.load_artifact(path, notes.append, threads) for path in compared]
+        result = P.compare(loaded, paths, resize, notes.append)
+    say_once(notes)
+    return result
+
+
+def _classify(
+    model: ModelOptions, spec: Optional[S.ModelSpec], source: Optional[Path], paths: list[Path],
+    top: int, resize: str, labels: Optional[Path], threads: Optional[int],
+) -> dict:  # fmt: skip
+    """Each image's top classes, from the model built from options or the --from artifact."""
+    from effnet_cli.util import images as I
+    from effnet_cli.util import labels as L
+    from effnet_cli.workflows import predict as P
+
+    sink = output_sink()
+    warn_if_huge(spec)
+    notes: list[str] = []
+    with files.stdout_to_stderr(), files.silenced_stderr():
+        item = (
+            P.load_artifact(source, notes.append, threads)
+            if source is not None
+            else _built(model, spec, notes.append)  # type: ignore[arg-type]
+        )
+        batch = I.load_batch(paths, item.contract.resolution, resize, notes.append)
+        probs = P.probabilities(item, batch)
+    say_once(notes)
+    names, missing = L.for_head(probs.shape[1], labels)
+    if missing:
+        sink.note(missing)
+    sink.note(P.describe_run(item, len(paths), resize))
+    return {
+        "model": _identity(item, spec, probs.shape[1]), "source": item.label,
+        "runtime": item.runner.runtime, "provider": item.runner.provider,
+        "precision": item.runner.precision, "resize": resize,
+        "images": P.predictions(paths, probs, top, names),
+    }  # fmt: skip
+
+
+def _identity(item: Any, spec: Optional[S.ModelSpec], classes: int) -> dict:
+    """The model's identity: the spec's, or what the artifact says about itself (the contract
+    it was fed by where it is silent)."""
+    size = item.contract.resolution
+    if spec is not None:
+        return model_identity(spec.name, spec.family.name, [size, size], classes,
+                              spec.preprocessing)  # fmt: skip
+    from effnet_cli.backends import describe
+
+    said = describe.model_from_metadata(describe.typed_metadata(item.runner.metadata))
+    return {**said, "name": said["name"] or item.contract.name or item.label,
+            "resolution": [size, size], "classes": classes}  # fmt: skip
+
+
+def _built(model: ModelOptions, spec: S.ModelSpec, note):  # -> classify.Loaded (lazy import)
+    """The model built from options; random weights get export's BatchNorm calibration, so that
+    `predict --seed N` and the artifacts `export --seed N` writes hold the same model."""
+    from effnet_cli.keras import builder
+    from effnet_cli.workflows import predict as P
+
+    built = builder.load_or_build(spec, None, model.weights, model.seed)
+    if model.weights is None:
+        seed = model.seed if model.seed is not None else 0
+        builder.calibrate_batchnorm(built, seed=seed)
+        note(
+            f"note: random weights (seed {seed}, BatchNorm statistics calibrated as export "
+            "does): the classes mean nothing; --weights FILE loads real ones"
+        )
+    return P.load_built(built, spec)

@@ -1,0 +1,1 @@
+"""What each command shows a person: one module per command, each `view(sink, document)`."""

@@ -1,0 +1,79 @@
+"""`effnet predict`: each image's top classes; with --compare, each artifact's agreement."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any
+
+from effnet_cli.output.sink import Sink
+from effnet_cli.output.table import Column, columns_csv, print_columns
+
+
+def prediction_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per (image, rank): the table's, the CSV's."""
+    return [
+        {"path": image["path"], "rank": entry["rank"], "class": entry["class"],
+         "label": entry["label"] or "", "probability": entry["probability"]}
+        for image in result["images"]
+        for entry in image["top"]
+    ]  # fmt: skip
+
+
+PREDICT_TABLE = (
+    Column("image", "path", left=True, wrap=True, path=True,
+           show=lambda r: r["path"] if r["rank"] == 1 else ""),  # named on its first row
+    Column("rank", "rank"),
+    Column("class", "class"),
+    Column("probability", "probability", "f4"),
+    Column("label", "label", left=True, wrap=True, priority=2),
+)  # fmt: skip
+
+
+def view(sink: Sink, result: Mapping[str, Any]) -> None:
+    """One table: each image's top classes."""
+    print_columns(sink.out(), None, PREDICT_TABLE, prediction_rows(result))
+
+
+def predict_csv(result: Mapping[str, Any]) -> str:
+    return columns_csv(PREDICT_TABLE, prediction_rows(result))
+
+
+def overlap_k(row: Mapping[str, Any]) -> str:
+    """'5' of 'top5_overlap' (or top-k's, when --top gives another k)."""
+    key = next(k for k in row if k.startswith("top") and k.endswith("_overlap"))
+    return key.removeprefix("top").removesuffix("_overlap")
+
+
+def agreement_columns(k: str) -> tuple[Column, ...]:
+    return (
+        Column("top-1 agree", "top1_agreement", "pct"),
+        Column(f"top-{k} overlap", f"top{k}_overlap", "pct"),
+        Column("max |Δ prob|", "max_abs_diff_prob", "sci", priority=2),
+    )
+
+
+def compare_view(sink: Sink, result: Mapping[str, Any]) -> None:
+    """Each artifact against the first (the reference) on the same images."""
+    rows = result["rows"]
+    k = overlap_k(rows[0])
+    columns = (
+        Column("artifact", "path", left=True, wrap=True, path=True),
+        Column("runtime", "runtime", left=True),
+        Column("precision", "precision", left=True),
+        Column("size", "resolution", unit="px", priority=3, show=lambda r: str(r["resolution"][0])),
+        *agreement_columns(k),
+    )
+    title = f"{result['images']} images · against {result['reference']}"
+    print_columns(sink.out(), title, columns, rows)
+
+
+def compare_csv(result: Mapping[str, Any]) -> str:
+    import csv
+
+    rows = result["rows"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
