@@ -19,8 +19,8 @@ from click.exceptions import NoArgsIsHelpError
 from click.exceptions import UsageError as ClickUsageError
 
 from effnet_cli import __version__, backends
+from effnet_cli.backends import DEFAULT_OPSET
 from effnet_cli.backends.runtimes import DEVICES, MODES
-from effnet_cli.backends.writers import DEFAULT_OPSET
 from effnet_cli.cli.options import (
     ModelOptions,
     choice_metavar,

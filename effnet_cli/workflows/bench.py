@@ -1,6 +1,6 @@
 """Timing loops, statistics, environment capture, baselines and the regression gate.
 
-Runs go through runtimes.py (the adapters export's verification uses). The conventions follow
+Runs go through the backends' runners (the ones export's verification uses). The conventions follow
 the field's tools: warm-up calls are not timed, every timed call is one synchronous inference
 of a whole batch, percentiles are over per-call latencies (MLPerf's single-stream style), and
 throughput is batch / mean latency.
@@ -14,12 +14,13 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from effnet_cli import __version__, backends
 from effnet_cli.backends import runtimes
+from effnet_cli.backends.keras import gpus_visible, keras_runner
 from effnet_cli.model import spec as S
 from effnet_cli.util import capabilities
 from effnet_cli.util.errors import RegressionError, UsageError, WorkError, choices, split_list
@@ -135,7 +136,7 @@ def resolve_device(device: str, progress: Callable[[str], None]) -> str:
     """`gpu` must exist (never a silent fallback); `auto` says what it picked."""
     if device == "cpu":
         return "cpu"
-    gpus = runtimes.gpus_visible()
+    gpus = gpus_visible()
     if device == "gpu" and not gpus:
         raise UsageError(
             "--device gpu, but no GPU is visible: TensorFlow found none "
@@ -162,8 +163,7 @@ def environment(threads: int | None) -> dict[str, Any]:
     from importlib import metadata
 
     versions = {}
-    for package in ("tensorflow", "keras", "onnxruntime", "ai-edge-litert", "tf2onnx", "onnx",
-                    "numpy", "openvino"):  # fmt: skip
+    for package in backends.packages_needed():
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -174,7 +174,7 @@ def environment(threads: int | None) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
-        "gpus": runtimes.gpus_visible(),
+        "gpus": gpus_visible(),
         "threads": runtimes.threads_or_default(threads),
         "versions": versions,
     }
@@ -738,7 +738,7 @@ def files_needed(request: BenchRequest) -> list[tuple[str, str]]:
     for runtime in request.runtimes:
         backend = backends.get(runtime)
         for precision in request.precisions:
-            if runtime != "keras" and precision in backend.precisions:
+            if backend.runs_model is None and precision in backend.precisions:
                 needed[artifact_key(runtime, precision)] = None
     return list(needed)
 
@@ -749,13 +749,12 @@ def convert_all(
     """Write every artifact before any forward pass: tf2onnx needs far more memory in a process
     that already ran the model forward (B7: 17 GB instead of 9.4 GB, measured here). An artifact
     that needs calibration images is written only with --calibration; else its rows are skipped."""
-    from effnet_cli.backends import writers
     from effnet_cli.util import files
     from effnet_cli.workflows.export import load_calibration
 
     artifacts = {}
     calibration = None
-    with writers.reusing_conversions():
+    with backends.reusing_conversions():
         for runtime, precision in files_needed(request):
             backend = backends.get(runtime)
             if backend.precisions[precision].calibration:
@@ -767,7 +766,7 @@ def convert_all(
             path = scratch / backend.artifact_name("model", precision)
             started = time.perf_counter()
             with files.stdout_to_stderr(), files.silenced_stderr():
-                backend.write(model, path, opset=writers.DEFAULT_OPSET, batch=None, meta={},  # type: ignore[misc]
+                backend.write(model, path, opset=backends.DEFAULT_OPSET, batch=None, meta={},  # type: ignore[misc]
                               precision=precision, calibration=calibration)  # fmt: skip
             artifacts[(runtime, precision)] = (path, time.perf_counter() - started)
     return artifacts
@@ -783,7 +782,7 @@ def reference_batches(model: Any, request: BenchRequest) -> tuple[dict[int, Any]
     inputs = {
         b: rng.uniform(0, 255, (b, height, width, 3)).astype("float32") for b in request.batches
     }
-    keras = runtimes.keras_runner(model, request.device)  # tf.functions: less memory than eager
+    keras = keras_runner(model, request.device)  # tf.functions: less memory than eager
     return inputs, {b: np.asarray(keras.comparable(x)) for b, x in inputs.items()}
 
 
@@ -803,20 +802,20 @@ def make_runner(
         raise runtimes.PrecisionUnavailable(
             f"{runtime} {precision} is calibrated into the file: pass --calibration DIR or FILE.npy"
         )
-    if runtime != "keras":
+    runs_model = backends.get(runtime).runs_model
+    if runs_model is None:
         path = artifacts[artifact_key(runtime, precision)][0]
         return backends.load_runner(runtime, path, request.device, request.threads, precision)
     if precision == "fp32":
-        return runtimes.keras_runner(model, request.device, request.xla)
+        return runs_model(model, request.device, request.xla)
     if spec is None:  # the dtype policy rebuilds the network from its spec
         raise runtimes.PrecisionUnavailable(
             "Keras runs bf16 through the mixed_bfloat16 policy on a model built from options "
             "(not --from)"
         )
-    runner = runtimes.keras_runner(mixed_bfloat16_twin(model, spec), request.device, request.xla)
+    runner = runs_model(mixed_bfloat16_twin(model, spec), request.device, request.xla)
     native = request.device == "gpu" or capabilities.native_on_cpu("bf16")
-    runner.precision = "bf16" if native else "bf16-emulated"
-    return runner
+    return replace(runner, precision="bf16" if native else "bf16-emulated")
 
 
 def mixed_bfloat16_twin(model: Any, spec: S.ModelSpec) -> Any:
@@ -1142,13 +1141,8 @@ def deploy_answer(
     command += ["-o", "deploy"]
     name, result_artifact = model["name"], model.get("artifact")
     settings = row.get("settings") or ""
-    if way.how == "hint":
-        settings = (
-            f"{settings}; the fp32 IR compiled with INFERENCE_PRECISION_HINT "
-            + (runtimes.OPENVINO_HINTS[row["precision"]])
-        )
-    elif way.how == "policy":
-        settings = f"{settings}; build under the Keras dtype policy mixed_bfloat16"
+    if way.applied:  # a hint or a policy: how the fp32 file is run
+        settings = f"{settings}; {way.applied}"
     return {
         "precision": row["precision"], "mode": mode, "runtime": row["runtime"],
         "batch": row["batch"], "images_per_s": row["images_per_s"],
@@ -1186,7 +1180,7 @@ def run_artifact_bench(
     from effnet_cli.util import files
 
     backend = backends.of_path(path)
-    if backend.name == "keras":
+    if backend.runs_model is not None:
         raise UsageError("a .keras file is benched as a model: bench --from FILE.keras")
     document = describe.describe(path)  # inspect's reading: typed metadata, the model object
     size = artifact_resolution(document) or ((resolution, resolution) if resolution else None)
@@ -1198,7 +1192,7 @@ def run_artifact_bench(
     started = time.perf_counter()
     with files.stdout_to_stderr(), files.silenced_stderr():
         runner = backend.load(path, request.device, request.threads, precision)
-    runner.runtime = backend.name
+    runner = replace(runner, runtime=backend.name)
     setup_s = time.perf_counter() - started
     rng = np.random.default_rng(request.seed)
     inputs = {b: rng.uniform(0, 255, (b, *size, 3)).astype("float32") for b in request.batches}
@@ -1209,7 +1203,7 @@ def run_artifact_bench(
         if fresh_batchnorm(reference):  # export gave its model statistics before writing
             progress("the reference's BatchNorm statistics are fresh (random weights): give the "
                      ".keras that `export -f keras` wrote with the artifact")  # fmt: skip
-        keras = runtimes.keras_runner(reference, request.device)
+        keras = keras_runner(reference, request.device)
         expected = {b: np.asarray(keras.comparable(x)) for b, x in inputs.items()}
     name = document.get("metadata", {}).get("model") or path.stem
     timed = time_modes(runner, inputs, expected, setup_s, None, request, name, progress)
