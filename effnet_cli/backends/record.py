@@ -124,6 +124,9 @@ class Backend:
     # Runs a Keras model in memory (model, device, xla) -> Runner: bench and predict run a
     # model they built with it, with no artifact; None: it runs files only.
     runs_model: Callable[..., Runner] | None = None
+    # A cheaper loader (path, threads) -> Runner on the CPU for callers that read only the
+    # outputs and the metadata it read (predict); None: `load` serves them too.
+    load_outputs: Callable[[Path, int | None], Runner] | None = None
 
     # The format's facts, read through the backend (callers name the backend, not its format)
     @property

@@ -17,7 +17,6 @@ from effnet_cli import backends
 from effnet_cli.backends import runtimes
 from effnet_cli.backends.describe import unreadable
 from effnet_cli.backends.keras import keras_runner
-from effnet_cli.backends.onnx import onnx_runner
 from effnet_cli.model import spec as S
 from effnet_cli.util import images
 from effnet_cli.util.errors import UsageError, WorkError
@@ -94,13 +93,16 @@ def _from_metadata(
                     meta.get("model", ""), int(classes) if classes.isdigit() else None)  # fmt: skip
 
 
-def load_onnx(path: Path, note: Note, threads: int | None) -> tuple[runtimes.Runner, Contract]:
-    """onnxruntime without the `onnx` package (0.4 s to import): the contract from the
-    metadata the session read; only a file without effnet's resolution is parsed for its
-    input's shape. The output is read as it is (an int8 QDQ file keeps its softmax in float)."""
-    runner = onnx_runner(path, "cpu", threads, find_logits=False)
+def load_outputs(
+    backend: backends.Backend, path: Path, note: Note, threads: int | None
+) -> tuple[runtimes.Runner, Contract]:
+    """The backend's loader for outputs alone (ONNX: no `onnx` package, 0.4 s to import), and
+    the contract from the metadata it read; only a file without effnet's resolution is read
+    again for its input's shape."""
+    assert backend.load_outputs is not None  # the caller's choice
+    runner = backend.load_outputs(path, threads)
     if _resolution_text(runner.metadata.get("resolution", "")) is None:
-        contract = declared_contract(backends.get("onnx"), path, note)
+        contract = declared_contract(backend, path, note)
     else:
         contract = _from_metadata(runner.metadata, [], note, path.name)
     return replace(runner, precision=contract.precision), contract
@@ -150,8 +152,8 @@ def load_artifact(
 
             model = load_keras_file(path)
             return Loaded(str(path), backend.runs_model(model), keras_contract(model, note))
-        if backend.name == "onnx":
-            runner, contract = load_onnx(path, note, threads)
+        if backend.load_outputs is not None:
+            runner, contract = load_outputs(backend, path, note, threads)
         else:
             contract = declared_contract(backend, path, note)
             runner = backends.load_runner(
