@@ -17,20 +17,20 @@ from effnet_cli.backends.runtimes import Runner
 
 def load(path: Path) -> Any:
     """The SavedModel's object (its signatures and variables): the one place that loads it."""
-    import tensorflow as tf
-
     from effnet_cli.keras.builder import import_keras
 
-    import_keras()
+    import_keras()  # first: it silences TensorFlow's start-up noise
+    import tensorflow as tf
+
     return tf.saved_model.load(str(path))
 
 
 def savedmodel_runner(
     path: Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
 ) -> Runner:
+    loaded = load(path)
     import tensorflow as tf
 
-    loaded = load(path)
     signature = loaded.signatures["serving_default"]
     (input_name,) = signature.structured_input_signature[1].keys()
     target = tf_device(device)
