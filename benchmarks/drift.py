@@ -266,7 +266,9 @@ def cause(args: argparse.Namespace) -> None:
     import numpy as np
 
     from effnet_cli import backends
-    from effnet_cli.backends import runtimes, writers
+    from effnet_cli.backends.artifact import metadata
+    from effnet_cli.backends.keras import keras_runner
+    from effnet_cli.backends.onnx import write_onnx
     from effnet_cli.keras import builder
 
     res = args.resolution or VARIANTS[args.model][1]
@@ -284,8 +286,8 @@ def cause(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="drift-cause-"))
     onnx_path = tmp / "m.onnx"
     if args.onnx:  # convert before any inference pass (tf2onnx memory, see export.py)
-        meta = writers.metadata(None, model)
-        writers.write_onnx(model, onnx_path, opset=17, batch=None, meta=meta)
+        meta = metadata(None, model)
+        write_onnx(model, onnx_path, opset=17, batch=None, meta=meta)
 
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     variances = np.concatenate([np.asarray(n.moving_variance) for n in norms])
@@ -319,7 +321,7 @@ def cause(args: argparse.Namespace) -> None:
 
     import tensorflow as tf
 
-    run32 = runtimes.keras_runner(model).run
+    run32 = keras_runner(model).run
     run64 = tf.function(lambda x: twin(x, training=False))
     runners = {"keras": run32}
     if args.onnx:

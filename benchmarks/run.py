@@ -100,7 +100,8 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
     import numpy as np
 
     from effnet_cli import backends
-    from effnet_cli.backends import runtimes, writers
+    from effnet_cli.backends.keras import keras_runner
+    from effnet_cli.backends.onnx import DEFAULT_OPSET, write_onnx
     from effnet_cli.keras.builder import import_keras
     from effnet_cli.util import files
     from effnet_cli.workflows.bench import BenchRequest, time_runner
@@ -118,12 +119,12 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
     for fmt in ("onnx", "tflite", "openvino"):
         paths[fmt] = scratch / f"b0.{fmt}"
         with files.stdout_to_stderr(), files.silenced_stderr():
-            backends.get(fmt).write(reference, paths[fmt], opset=writers.DEFAULT_OPSET,
+            backends.get(fmt).write(reference, paths[fmt], opset=DEFAULT_OPSET,
                                     batch=None, meta={})  # fmt: skip
     # effnet's default ONNX is onnxslim'd: beside it, tf2onnx's raw graph and onnxslim by hand
     paths["raw"], paths["hand"] = scratch / "b0-raw.onnx", scratch / "b0-hand-slim.onnx"
     with files.stdout_to_stderr(), files.silenced_stderr():
-        writers.write_onnx(reference, paths["raw"], opset=writers.DEFAULT_OPSET, batch=None,
+        write_onnx(reference, paths["raw"], opset=DEFAULT_OPSET, batch=None,
                            meta={}, optimize=False)  # fmt: skip
         import onnxslim
 
@@ -172,7 +173,7 @@ def runtime_rows(batches: tuple[int, ...], repeats: int) -> list[tuple[str, floa
         "openvino": ("openvino compile_model (f32)", lambda x: compiled(x)[compiled.outputs[0]]),
     }
     ours = {
-        "keras": runtimes.keras_runner(reference),
+        "keras": keras_runner(reference),
         "onnx": backends.load_runner("onnx", paths["onnx"], threads=threads),
         "tflite": backends.load_runner("tflite", paths["tflite"], threads=threads),
         "openvino": backends.load_runner("openvino", paths["openvino"], threads=threads),
@@ -517,7 +518,8 @@ def hand_section(threads: int = 2, rounds: int = HAND_ROUNDS) -> str:
     import numpy as np
 
     from effnet_cli import backends
-    from effnet_cli.backends import runtimes, writers
+    from effnet_cli.backends.onnx import DEFAULT_OPSET, write_onnx
+    from effnet_cli.backends.openvino import OPENVINO_HINTS
     from effnet_cli.keras.builder import calibrate_batchnorm, import_keras
     from effnet_cli.util import capabilities, files
     from effnet_cli.util.drift import compare
@@ -537,11 +539,11 @@ def hand_section(threads: int = 2, rounds: int = HAND_ROUNDS) -> str:
     raw, slim = scratch / "hand-raw.onnx", scratch / "hand-slim.onnx"
     ours = {fmt: scratch / f"effnet.{fmt}" for fmt in ("onnx", "tflite", "openvino")}
     with files.stdout_to_stderr(), files.silenced_stderr():
-        writers.write_onnx(reference, raw, opset=writers.DEFAULT_OPSET, batch=None, meta={},
+        write_onnx(reference, raw, opset=DEFAULT_OPSET, batch=None, meta={},
                            optimize=False)  # fmt: skip
         onnxslim.slim(str(raw), str(slim))
         for fmt, path in ours.items():
-            backends.get(fmt).write(reference, path, opset=writers.DEFAULT_OPSET, batch=None,
+            backends.get(fmt).write(reference, path, opset=DEFAULT_OPSET, batch=None,
                                     meta={})  # fmt: skip
     hand_tflite = ours["tflite"]  # the TFLite converter's file: effnet adds nothing to it
     core = ov.Core()
@@ -634,7 +636,7 @@ def hand_section(threads: int = 2, rounds: int = HAND_ROUNDS) -> str:
     precisions = ["fp32"] + (["bf16"] if capabilities.native_in_openvino("bf16") else [])
     candidates: dict[tuple[str, str, str, str], Callable[[object], float]] = {}
     for precision in precisions:
-        hint = runtimes.OPENVINO_HINTS[precision]
+        hint = OPENVINO_HINTS[precision]
         effnet = [("openvino", backends.load_runner("openvino", ours["openvino"], threads=threads,
                                                     precision=precision))]  # fmt: skip
         if precision == "fp32":

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from effnet_cli import backends
-from effnet_cli.backends import describe, runtimes
+from effnet_cli.backends import keras, runtimes
 
 
 def _as_keras(path: Path) -> Path:
@@ -29,11 +29,16 @@ def write(model: Any, path: Path, **_: Any) -> None:
 
 def load(path: Path, device: str = "cpu", threads: int | None = None,
          precision: str = "fp32") -> runtimes.Runner:  # fmt: skip
-    return replace(runtimes.keras_file_runner(_as_keras(path), device), runtime="fake")
+    return replace(keras.keras_file_runner(_as_keras(path), device), runtime="fake")
 
 
+FORMAT = backends.Format(
+    name="fake", suffix=".fake", read=lambda path: keras.read_keras(_as_keras(path)), write=write
+)
 RECORD = backends.Backend(
-    name="fake", summary="a test's own format (a renamed .keras)", suffix=".fake", load=load,
-    read=lambda path: describe.read_keras(_as_keras(path)), write=write,
+    name="fake",
+    summary="a test's own format (a renamed .keras)",
+    format=FORMAT,
+    load=load,
     packages=("pytest",),
-)  # fmt: skip
+)

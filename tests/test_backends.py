@@ -88,6 +88,34 @@ def test_every_file_precision_has_a_gate_and_nothing_else_does():
             assert (way.gate is not None) == (way.how == "file"), (backend.name, precision)
 
 
+def test_a_runtime_over_another_backends_format_needs_no_special_case(monkeypatch, tmp_path):
+    """Keras on another runtime (JAX, torch) is one record over the Keras format: it reads and
+    names `.keras` files as Keras does, `export -f` still writes the format once, and a file is
+    still its format's own runtime's."""
+    from dataclasses import replace
+
+    keras = backends.get("keras")
+    twin = replace(keras, name="keras-twin", summary="Keras over another runtime")
+    monkeypatch.setitem(backends.BACKENDS, twin.name, twin)
+    assert twin.format is keras.format and twin.write is None and keras.write is not None
+    assert "keras-twin" not in backends.formats() and "keras-twin" in backends.bench_runtimes()
+    assert twin.artifact_name("efficientnet-b0", "fp32") == "efficientnet-b0.keras"
+    (tmp_path / "m.keras").write_bytes(b"")
+    assert backends.of_path(tmp_path / "m.keras") is keras
+
+
+def test_a_runner_is_relabelled_by_copying_never_in_place():
+    from dataclasses import FrozenInstanceError, replace
+
+    from effnet_cli.backends.runtimes import Runner
+
+    runner = Runner("onnx", "cpu", "CPUExecutionProvider", "fp32", lambda images: images)
+    with pytest.raises(FrozenInstanceError):
+        runner.precision = "int8"  # type: ignore[misc]
+    relabelled = replace(runner, precision="int8")
+    assert (runner.precision, relabelled.precision, relabelled.run) == ("fp32", "int8", runner.run)
+
+
 def test_onnx_export_is_optimized_by_default(cli, tmp_path, b0_r64):
     import onnx
 

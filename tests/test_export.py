@@ -255,7 +255,9 @@ def _corrupting(monkeypatch, fmt: str, change) -> None:
         finally:
             layer.set_weights(original)
 
-    monkeypatch.setitem(backends.BACKENDS, fmt, replace(record, write=write))
+    monkeypatch.setitem(
+        backends.BACKENDS, fmt, replace(record, format=replace(record.format, write=write))
+    )
 
 
 @pytest.mark.slow

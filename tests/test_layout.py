@@ -104,7 +104,7 @@ def test_the_onnx_runner_feeds_an_nchw_file_from_nhwc_batches(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from effnet_cli.backends.runtimes import onnx_layout, onnx_runner
+    from effnet_cli.backends.onnx import onnx_layout, onnx_runner
 
     def identity(name: str, shape: list) -> onnx.ModelProto:
         graph = helper.make_graph(

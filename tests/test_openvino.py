@@ -62,7 +62,7 @@ def test_inspect_openvino(b0_openvino, cli):
 def test_compiled_precision_is_named_by_type_not_text():
     import openvino as ov
 
-    from effnet_cli.backends.runtimes import openvino_label
+    from effnet_cli.backends.openvino import openvino_label
 
     assert "float16" in str(ov.Type.bf16)  # the trap: bf16's text contains "float16"
     assert [openvino_label(t) for t in (ov.Type.f32, ov.Type.bf16, ov.Type.f16)] == [
@@ -77,12 +77,12 @@ BENCH = ("bench", "--resolution", "64", "--runtime", "openvino", "--batch", "2",
 
 def _fake_cpu(monkeypatch, openvino_capabilities, compiled=None):
     """OpenVINO's reading of the CPU, and optionally the type it reports having compiled."""
-    from effnet_cli.backends import runtimes
+    from effnet_cli.backends import openvino
     from effnet_cli.util import capabilities
 
     monkeypatch.setattr(capabilities, "openvino_capabilities", lambda: openvino_capabilities)
     if compiled is not None:
-        monkeypatch.setattr(runtimes, "compiled_precision", lambda _: compiled)
+        monkeypatch.setattr(openvino, "compiled_precision", lambda _: compiled)
 
 
 def test_a_cpu_without_bf16_or_fp16_refuses_them_with_the_reason(cli, monkeypatch):
@@ -132,12 +132,12 @@ def test_each_native_precision_runs_as_labelled_on_this_cpu(b0_openvino):
     import openvino as ov
 
     from effnet_cli import backends
-    from effnet_cli.backends import runtimes
+    from effnet_cli.backends import openvino, runtimes
     from effnet_cli.util import capabilities
 
     folder, _ = b0_openvino
     ir = folder / "efficientnet-b0_openvino"
-    for precision, hint in runtimes.OPENVINO_HINTS.items():
+    for precision, hint in openvino.OPENVINO_HINTS.items():
         if not capabilities.native_in_openvino(precision):
             with pytest.raises(runtimes.PrecisionUnavailable, match="not native on this CPU"):
                 backends.load_runner("openvino", ir, precision=precision)
@@ -184,7 +184,7 @@ def test_onnx_and_openvino_of_one_export_share_one_tf2onnx_conversion(cli, tmp_p
     model); both still verify against Keras, and nothing is kept past the command."""
     import tf2onnx
 
-    from effnet_cli.backends import writers
+    from effnet_cli.backends import onnx as onnx_backend
 
     calls: list[str] = []
     real = tf2onnx.convert.from_keras
@@ -200,4 +200,4 @@ def test_onnx_and_openvino_of_one_export_share_one_tf2onnx_conversion(cli, tmp_p
     artifacts = json.loads(result.stdout)["artifacts"]
     assert [a["format"] for a in artifacts] == ["onnx", "openvino"] and len(calls) == 1
     assert all(a["verification"]["max_rel_diff"] <= 1e-4 for a in artifacts)
-    assert writers._conversions is None
+    assert onnx_backend._conversions is None

@@ -75,12 +75,12 @@ def test_the_runner_labels_int8_with_its_float_parts_pinned_to_f32(int8_export, 
     import openvino as ov
 
     from effnet_cli import backends
-    from effnet_cli.backends import runtimes
+    from effnet_cli.backends import openvino
 
     _, artifact, _ = int8_export
     seen = []
-    real = runtimes.compiled_precision
-    monkeypatch.setattr(runtimes, "compiled_precision", lambda c: seen.append(real(c)) or seen[-1])
+    real = openvino.compiled_precision
+    monkeypatch.setattr(openvino, "compiled_precision", lambda c: seen.append(real(c)) or seen[-1])
     runner = backends.load_runner("openvino", Path(artifact["path"]), precision="int8")
     assert runner.precision == "int8" and seen == [ov.Type.f32]
     images = np.random.default_rng(3).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
@@ -101,11 +101,11 @@ def test_an_ir_is_never_labelled_with_a_precision_it_does_not_hold(int8_export):
 
 def test_int8_that_the_cpu_would_not_run_in_int8_is_refused(int8_export, monkeypatch):
     from effnet_cli import backends
-    from effnet_cli.backends import runtimes
+    from effnet_cli.backends import openvino, runtimes
     from effnet_cli.util import capabilities
 
     _, artifact, _ = int8_export
-    monkeypatch.setattr(runtimes, "compiled_int8_layers", lambda _: 0)
+    monkeypatch.setattr(openvino, "compiled_int8_layers", lambda _: 0)
     with pytest.raises(runtimes.PrecisionUnavailable, match="refused rather than emulated"):
         backends.load_runner("openvino", Path(artifact["path"]), precision="int8")
     monkeypatch.setattr(capabilities, "openvino_capabilities", lambda: ("FP32", "BIN"))
@@ -128,7 +128,7 @@ def test_bench_gives_fp32_and_int8_rows_from_two_irs(cli, calibration):
 
 
 def test_calibration_batches_take_the_pinned_batch_size():
-    from effnet_cli.backends.writers import calibration_batches
+    from effnet_cli.backends.artifact import calibration_batches
 
     images = np.arange(6, dtype="float32").reshape(6, 1, 1, 1)
     one = calibration_batches(images, None)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from effnet_cli import backends
-from effnet_cli.backends.writers import DEFAULT_OPSET
+from effnet_cli.backends import DEFAULT_OPSET
 from effnet_cli.cli.common import (
     ForceOpt,
     JsonOpt,

@@ -1,7 +1,7 @@
 """Classifying images with a model or any artifact: what `predict` shows and what
 `export --verify-images` compares each artifact on.
 
-An artifact runs through its own runner (runtimes.py, the one effnet's verification and bench
+An artifact runs through its own runner (its backend's, the one effnet's verification and bench
 use), fed the images as its metadata asks: the resolution it was made for, and pixels in
 [0, 255], or normalized here when the preprocessing was left out of the model. ONNX, TFLite and
 OpenVINO artifacts never import TensorFlow: their contract is read with their own libraries.
@@ -10,13 +10,14 @@ OpenVINO artifacts never import TensorFlow: their contract is read with their ow
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from effnet_cli import backends
 from effnet_cli.backends import runtimes
-from effnet_cli.backends.describe import artifact_precision, unreadable
+from effnet_cli.backends.describe import unreadable
+from effnet_cli.backends.keras import keras_runner
 from effnet_cli.model import spec as S
 from effnet_cli.util import images
 from effnet_cli.util.errors import UsageError, WorkError
@@ -71,8 +72,11 @@ def _outside_normalization(meta: dict[str, str], note: Note) -> S.InputNormaliza
     return None
 
 
-def _from_metadata(meta: dict[str, str], shape: list[Any], note: Note, what: str) -> Contract:
-    """A contract from effnet's metadata, or from the input's shape where there is none."""
+def _from_metadata(
+    meta: dict[str, str], shape: list[Any], note: Note, what: str, effnet: bool | None = None
+) -> Contract:
+    """A contract from effnet's metadata, or from the input's shape where there is none
+    (`effnet`: whether `meta` is effnet's; by default, whether there is any)."""
     resolution = _resolution_text(meta.get("resolution", ""))
     if resolution is None:
         sides = [d for d in shape[1:] if isinstance(d, int) and d > 3]
@@ -82,7 +86,7 @@ def _from_metadata(meta: dict[str, str], shape: list[Any], note: Note, what: str
                 "effnet predicts with square NHWC or NCHW inputs"
             )
         resolution = sides[0]
-    if not meta:
+    if not (bool(meta) if effnet is None else effnet):
         note(f"note: {what} carries no effnet metadata; fed {resolution}×{resolution} "
              "pixels in [0, 255] (effnet's default contract)")  # fmt: skip
     classes = meta.get("num_classes", "")
@@ -90,56 +94,19 @@ def _from_metadata(meta: dict[str, str], shape: list[Any], note: Note, what: str
                     meta.get("model", ""), int(classes) if classes.isdigit() else None)  # fmt: skip
 
 
-def onnx_contract(path: Path, note: Note) -> Contract:
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False)
-    meta = {prop.key: prop.value for prop in graph.metadata_props}
-    first = graph.graph.input[0].type.tensor_type.shape.dim
-    shape = [d.dim_value if d.HasField("dim_value") else None for d in first]
-    return _from_metadata(meta, shape, note, path.name)
-
-
-def load_onnx(path: Path, note: Note, threads: int | None) -> tuple[runtimes.Runner, Contract]:
-    """onnxruntime without the `onnx` package (0.4 s to import): the contract from the
-    metadata the session read; only a file without effnet's resolution is parsed for its
-    input's shape. The output is read as it is (an int8 QDQ file keeps its softmax in float)."""
-    runner = runtimes.onnx_runner(path, "cpu", threads, find_logits=False)
+def load_outputs(
+    backend: backends.Backend, path: Path, note: Note, threads: int | None
+) -> tuple[runtimes.Runner, Contract]:
+    """The backend's loader for outputs alone (ONNX: no `onnx` package, 0.4 s to import), and
+    the contract from the metadata it read; only a file without effnet's resolution is read
+    again for its input's shape."""
+    assert backend.load_outputs is not None  # the caller's choice
+    runner = backend.load_outputs(path, threads)
     if _resolution_text(runner.metadata.get("resolution", "")) is None:
-        contract = onnx_contract(path, note)
+        contract = declared_contract(backend, path, note)
     else:
         contract = _from_metadata(runner.metadata, [], note, path.name)
-    runner.precision = contract.precision
-    return runner, contract
-
-
-def openvino_contract(path: Path, note: Note) -> Contract:
-    import openvino as ov
-
-    model = ov.Core().read_model(str(runtimes.openvino_xml(path)))
-    info = model.get_rt_info()
-    meta = {k: v.astype(str) for k, v in info["effnet"].items()} if "effnet" in info else {}
-    if "precision" not in meta and runtimes.fake_quantize_ops(model):
-        meta["precision"] = "int8"  # an IR effnet did not write: its FakeQuantize says int8
-    shape = [d.get_length() if d.is_static else None for d in model.inputs[0].get_partial_shape()]
-    return _from_metadata(meta, shape, note, path.name)
-
-
-def tflite_contract(path: Path, note: Note) -> Contract:
-    """effnet's metadata from the file's metadata table, as ONNX's. A TFLite file effnet did not
-    write holds none: the size from the input, the precision from the tensor types
-    (`describe.artifact_precision`)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from effnet_cli.backends import tflite_file
-
-    interpreter = Interpreter(model_path=str(path))
-    shape = [int(d) for d in interpreter.get_input_details()[0]["shape"]]
-    meta = tflite_file.read_metadata(path)
-    if meta:
-        return _from_metadata(meta, shape, note, path.name)
-    contract = _from_metadata({}, shape, note, path.name)  # which notes the default contract
-    return Contract(contract.resolution, None, artifact_precision("tflite", path), path.stem)
+    return replace(runner, precision=contract.precision), contract
 
 
 def keras_contract(model: Any, note: Note) -> Contract:
@@ -159,32 +126,13 @@ def keras_contract(model: Any, note: Note) -> Contract:
     return Contract(int(height), None, "fp32", model.name)
 
 
-def savedmodel_contract(path: Path, note: Note) -> Contract:
-    import tensorflow as tf
+def declared_contract(backend: backends.Backend, path: Path, note: Note) -> Contract:
+    """The contract an artifact declares, read by its format (`Format.declares`: its metadata
+    and first input's shape, with its own library)."""
+    declared = backend.format.declares(path)
+    return _from_metadata(dict(declared.metadata), declared.shape, note, path.name,
+                          declared.effnet)  # fmt: skip
 
-    from effnet_cli.keras.builder import import_keras
-
-    import_keras()
-    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
-    (spec,) = signature.structured_input_signature[1].values()
-    return _from_metadata({}, spec.shape.as_list(), note, path.name)
-
-
-def registered_contract(backend: backends.Backend, path: Path, note: Note) -> Contract:
-    """Any other registered backend: the contract from its `inspect` reader's document (the
-    metadata it reads, the first input's shape)."""
-    document = backend.read(path)
-    meta = {key: str(value) for key, value in document.get("metadata", {}).items()}
-    return _from_metadata(meta, document["inputs"][0]["shape"], note, path.name)
-
-
-# Faster or fuller than the `inspect` readers: a foreign TFLite's precision from its tensor types,
-# OpenVINO's without counting every op; ONNX has its own path (`load_onnx`).
-CONTRACT_READERS: dict[str, Callable[[Path, Note], Contract]] = {
-    "openvino": openvino_contract,
-    "tflite": tflite_contract,
-    "savedmodel": savedmodel_contract,
-}
 
 # ------------------------------------------------------------------------------ loading
 
@@ -200,16 +148,15 @@ def load_artifact(
     `precision`: what export knows of a file it staged under a temporary name)."""
     backend = backends.get(backend_name) if backend_name else backends.of_path(path)
     try:
-        if backend.name == "keras":
+        if backend.runs_model is not None:  # a Keras file: its model, run in memory
             from effnet_cli.keras.builder import load_keras_file
 
             model = load_keras_file(path)
-            return Loaded(str(path), runtimes.keras_runner(model), keras_contract(model, note))
-        if backend.name == "onnx":
-            runner, contract = load_onnx(path, note, threads)
+            return Loaded(str(path), backend.runs_model(model), keras_contract(model, note))
+        if backend.load_outputs is not None:
+            runner, contract = load_outputs(backend, path, note, threads)
         else:
-            read = CONTRACT_READERS.get(backend.name)
-            contract = read(path, note) if read else registered_contract(backend, path, note)
+            contract = declared_contract(backend, path, note)
             runner = backends.load_runner(
                 backend.name, path, "cpu", threads, precision or contract.precision
             )
@@ -224,7 +171,7 @@ def load_built(model: Any, spec: S.ModelSpec) -> Loaded:
     """A model built from options, run as a compiled Keras function."""
     normalization = S.PREPROCESSING[spec.family.preprocessing] if not spec.preprocessing else None
     contract = Contract(spec.resolution, normalization, "fp32", spec.name)
-    return Loaded(spec.name, runtimes.keras_runner(model), contract)
+    return Loaded(spec.name, keras_runner(model), contract)
 
 
 # ------------------------------------------------------------------------------ running
@@ -317,7 +264,7 @@ def keras_probabilities(model: Any, spec: S.ModelSpec | None, paths: list[Path])
     if spec is not None:
         loaded = load_built(model, spec)
     else:
-        loaded = Loaded(model.name, runtimes.keras_runner(model), keras_contract(model, _quiet))
+        loaded = Loaded(model.name, keras_runner(model), keras_contract(model, _quiet))
     return probabilities(loaded, images.load_batch(paths, loaded.contract.resolution, "crop",
                                                    _quiet))  # fmt: skip
 

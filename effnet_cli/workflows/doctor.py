@@ -8,7 +8,7 @@ from importlib import metadata
 from typing import Any
 
 # (distribution, required?, why) — required ones make doctor exit 1 when missing. Each backend's
-# own packages come from its record (backends.py), so a new backend is diagnosed too.
+# own packages come from its record (backends/), so a new backend is diagnosed too.
 CORE_PACKAGES = (
     ("tensorflow", True, "builds and runs the models"),
     ("keras", True, "the model API (Keras 3)"),
@@ -90,11 +90,11 @@ def diagnose(probe_devices: bool = True) -> dict[str, Any]:
         "onnxruntime_providers": [],
     }
     if probe_devices and versions["tensorflow"]:
-        from effnet_cli.backends import runtimes
+        from effnet_cli.backends.keras import gpus_visible
         from effnet_cli.util.capabilities import cpu_name
 
         doc["cpu"] = cpu_name()
-        doc["gpus"] = runtimes.gpus_visible()
+        doc["gpus"] = gpus_visible()
     if probe_devices and versions["onnxruntime"]:
         import onnxruntime
 

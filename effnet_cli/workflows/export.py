@@ -1,8 +1,8 @@
 """`effnet export`: write each (backend, precision) artifact from one model and verify it.
 
-One built model serves every format. Each artifact is written (writers.py) to a temporary path
-beside its target, loaded by its own runtime (runtimes.py), run on the same inputs as the Keras
-model, and only renamed into place when it passes its gate. What a format is, is backends.py's.
+One built model serves every format. Each artifact is written by its backend's writer to a
+temporary path beside its target, loaded by its own runtime, run on the same inputs as the Keras
+model, and only renamed into place when it passes its gate. What a format is, is its backend's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from effnet_cli import backends
-from effnet_cli.backends import runtimes, writers
+from effnet_cli.backends import runtimes
+from effnet_cli.backends.artifact import metadata
 from effnet_cli.keras.calibration import check_calibration_array, load_calibration
 from effnet_cli.model import spec as S
 from effnet_cli.util import files
@@ -133,7 +134,7 @@ class ExportRequest:
 
     formats: tuple[str, ...]
     directory: Path
-    opset: int = writers.DEFAULT_OPSET
+    opset: int = backends.DEFAULT_OPSET
     batch: int | None = None
     quantize: str = "none"
     calibration: Path | None = None
@@ -282,7 +283,7 @@ def export_model(
         calibration = load_calibration(request.calibration, resolution)  # type: ignore[arg-type]
     request.directory.mkdir(exist_ok=True)
     layout = "NCHW" if request.nchw else "NHWC"
-    meta = writers.metadata(spec, model, layout, request.dynamic_size)
+    meta = metadata(spec, model, layout, request.dynamic_size)
     # --dynamic-size: the same layers and (calibrated) weights on a (None, None, 3) input; a
     # model built at its resolution refuses any other size.
     written = with_input_size(model, None) if request.dynamic_size else model
@@ -293,7 +294,7 @@ def export_model(
         seconds = []
         options = {"opset": request.opset, "batch": request.batch, "calibration": calibration,
                    "optimize": request.optimize, "nchw": request.nchw}  # fmt: skip
-        with writers.reusing_conversions():
+        with backends.reusing_conversions():
             for n, (target, stage) in enumerate(zip(targets, staged, strict=True), 1):
                 progress(f"writing {target.path.name} ({n}/{len(targets)})")
                 started = time.perf_counter()

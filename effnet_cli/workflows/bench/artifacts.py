@@ -11,6 +11,7 @@ from typing import Any
 
 from effnet_cli import backends
 from effnet_cli.backends import runtimes
+from effnet_cli.backends.keras import keras_runner
 from effnet_cli.model import spec as S
 from effnet_cli.util import capabilities
 from effnet_cli.util.errors import choices
@@ -32,7 +33,7 @@ def files_needed(request: BenchRequest) -> list[tuple[str, str]]:
     for runtime in request.runtimes:
         backend = backends.get(runtime)
         for precision in request.precisions:
-            if runtime != "keras" and precision in backend.precisions:
+            if backend.runs_model is None and precision in backend.precisions:
                 needed[artifact_key(runtime, precision)] = None
     return list(needed)
 
@@ -43,13 +44,12 @@ def convert_all(
     """Write every artifact before any forward pass: tf2onnx needs far more memory in a process
     that already ran the model forward (B7: 17 GB instead of 9.4 GB, measured here). An artifact
     that needs calibration images is written only with --calibration; else its rows are skipped."""
-    from effnet_cli.backends import writers
     from effnet_cli.keras.calibration import load_calibration
     from effnet_cli.util import files
 
     artifacts = {}
     calibration = None
-    with writers.reusing_conversions():
+    with backends.reusing_conversions():
         for runtime, precision in files_needed(request):
             backend = backends.get(runtime)
             if backend.precisions[precision].calibration:
@@ -61,7 +61,7 @@ def convert_all(
             path = scratch / backend.artifact_name("model", precision)
             started = time.perf_counter()
             with files.stdout_to_stderr(), files.silenced_stderr():
-                backend.write(model, path, opset=writers.DEFAULT_OPSET, batch=None, meta={},  # type: ignore[misc]
+                backend.write(model, path, opset=backends.DEFAULT_OPSET, batch=None, meta={},  # type: ignore[misc]
                               precision=precision, calibration=calibration)  # fmt: skip
             artifacts[(runtime, precision)] = (path, time.perf_counter() - started)
     return artifacts
@@ -74,7 +74,7 @@ def reference_batches(model: Any, request: BenchRequest) -> tuple[dict[int, Any]
 
     height, width = model.input.shape[1:3]
     inputs = seeded_inputs(request, (height, width))
-    keras = runtimes.keras_runner(model, request.device)  # tf.functions: less memory than eager
+    keras = keras_runner(model, request.device)  # tf.functions: less memory than eager
     return inputs, {b: np.asarray(keras.comparable(x)) for b, x in inputs.items()}
 
 
@@ -102,17 +102,18 @@ def make_runner(
         raise runtimes.PrecisionUnavailable(
             f"{runtime} {precision} is calibrated into the file: pass --calibration DIR or FILE.npy"
         )
-    if runtime != "keras":
+    runs_model = backends.get(runtime).runs_model
+    if runs_model is None:
         path = artifacts[artifact_key(runtime, precision)][0]
         return backends.load_runner(runtime, path, request.device, request.threads, precision)
     if precision == "fp32":
-        return runtimes.keras_runner(model, request.device, request.xla)
+        return runs_model(model, request.device, request.xla)
     if spec is None:  # the dtype policy rebuilds the network from its spec
         raise runtimes.PrecisionUnavailable(
             "Keras runs bf16 through the mixed_bfloat16 policy on a model built from options "
             "(not --from)"
         )
-    runner = runtimes.keras_runner(mixed_bfloat16_twin(model, spec), request.device, request.xla)
+    runner = runs_model(mixed_bfloat16_twin(model, spec), request.device, request.xla)
     native = request.device == "gpu" or capabilities.native_on_cpu("bf16")
     return replace(runner, precision="bf16" if native else "bf16-emulated")
 

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from effnet_cli import __version__
+from effnet_cli import __version__, backends
 from effnet_cli.backends import runtimes
+from effnet_cli.backends.keras import gpus_visible
 from effnet_cli.util.capabilities import cpu_name
 from effnet_cli.util.errors import UsageError
 from effnet_cli.workflows.bench.cache import (
@@ -23,8 +24,6 @@ from effnet_cli.workflows.bench.records import Ceiling, Environment
 # The ceiling probe: its version is part of the cache key, so changing the method re-measures.
 PROBE_VERSION = 1
 PROBE_METHOD = "TensorFlow float32 matmul 1024×1024 on the CPU (oneDNN), best 0.1 s window of 1 s"
-VERSIONED = ("tensorflow", "keras", "onnxruntime", "ai-edge-litert", "tf2onnx", "onnx", "numpy",
-             "openvino")  # fmt: skip
 
 
 def configure_threads(threads: int | None) -> None:
@@ -38,7 +37,7 @@ def resolve_device(device: str, progress: Callable[[str], None]) -> str:
     """`gpu` must exist (never a silent fallback); `auto` says what it picked."""
     if device == "cpu":
         return "cpu"
-    gpus = runtimes.gpus_visible()
+    gpus = gpus_visible()
     if device == "gpu" and not gpus:
         raise UsageError(
             "--device gpu, but no GPU is visible: TensorFlow found none "
@@ -55,7 +54,7 @@ def environment(threads: int | None) -> Environment:
     from importlib import metadata
 
     versions: dict[str, str | None] = {}
-    for package in VERSIONED:
+    for package in backends.packages_needed():
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -66,7 +65,7 @@ def environment(threads: int | None) -> Environment:
         platform=platform.platform(),
         cpu=cpu_name(),
         cpu_count=os.cpu_count(),
-        gpus=tuple(runtimes.gpus_visible()),
+        gpus=tuple(gpus_visible()),
         threads=runtimes.threads_or_default(threads),
         versions=versions,
     )

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from effnet_cli import backends
-from effnet_cli.backends import runtimes
 from effnet_cli.workflows.bench.records import (
     BenchResult,
     NoRecommendation,
@@ -89,13 +88,8 @@ def deploy_answer(
     command += ["-o", "deploy"]
     name, benched = result.model["name"], result.model.get("artifact")
     settings = row.settings or ""
-    if way.how == "hint":
-        settings = (
-            f"{settings}; the fp32 IR compiled with INFERENCE_PRECISION_HINT "
-            + (runtimes.OPENVINO_HINTS[row.precision])
-        )
-    elif way.how == "policy":
-        settings = f"{settings}; build under the Keras dtype policy mixed_bfloat16"
+    if way.applied:  # a hint or a policy: how the fp32 file is run
+        settings = f"{settings}; {way.applied}"
     assert row.images_per_s is not None  # a fit row was timed
     return Recommendation(
         precision=row.precision, mode=mode, runtime=row.runtime, batch=row.batch,

@@ -11,6 +11,7 @@ from typing import Any
 
 from effnet_cli import backends
 from effnet_cli.backends import runtimes
+from effnet_cli.backends.keras import keras_runner
 from effnet_cli.model import spec as S
 from effnet_cli.workflows.bench import artifacts as A
 from effnet_cli.workflows.bench.gate import (
@@ -177,7 +178,7 @@ def run_artifact_bench(
     from effnet_cli.util.errors import UsageError
 
     backend = backends.of_path(path)
-    if backend.name == "keras":
+    if backend.runs_model is not None:
         raise UsageError("a .keras file is benched as a model: bench --from FILE.keras")
     document = describe.describe(path)  # inspect's reading: typed metadata, the model object
     size = A.artifact_resolution(document) or ((resolution, resolution) if resolution else None)
@@ -199,7 +200,7 @@ def run_artifact_bench(
         if fresh_batchnorm(reference):  # export gave its model statistics before writing
             progress("the reference's BatchNorm statistics are fresh (random weights): give the "
                      ".keras that `export -f keras` wrote with the artifact")  # fmt: skip
-        keras = runtimes.keras_runner(reference, request.device)
+        keras = keras_runner(reference, request.device)
         expected = {b: np.asarray(keras.comparable(x)) for b, x in inputs.items()}
     name = document.get("metadata", {}).get("model") or path.stem
     latency, throughput = time_modes(runner, inputs, expected, setup_s, request, name, progress)

@@ -1,0 +1,384 @@
+"""ONNX: tf2onnx's conversion of the Keras model (slimmed by onnxslim; fp16 and int8 converted
+in by onnxruntime's tools), run by onnxruntime.
+
+The OpenVINO IR is made from this format's writer (openvino.py): one tf2onnx conversion of a
+model serves every artifact made from it within `reusing_conversions`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from effnet_cli.backends import artifact
+from effnet_cli.backends.artifact import INPUT_NAME, calibration_batches, output_name
+from effnet_cli.backends.record import FP16, FP32, INT8, Backend, Declared, Format
+from effnet_cli.backends.runtimes import Runner, session_streams, threads_or_default
+from effnet_cli.util.errors import UsageError, WorkError
+
+DEFAULT_OPSET = 17
+
+
+def load(path: Path, external_data: bool = True) -> Any:
+    """The file's ModelProto: the one place effnet parses an ONNX file (`external_data=False`
+    reads the graph and metadata without the weights stored beside it)."""
+    import onnx
+
+    return onnx.load(str(path), load_external_data=external_data)
+
+
+# ---------------------------------------------------------------------------- write
+
+
+def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None, meta: dict[str, str],
+               optimize: bool = True, precision: str = "fp32", calibration: Any = None,
+               nchw: bool = False, **_: Any) -> None:  # fmt: skip
+    """tf2onnx with an explicit input signature (Keras 3 needs one), then onnxslim unless
+    `optimize` is off, then the precision converted in, then effnet's metadata.
+
+    The signature's height and width are the model's: None for a model built on a
+    (None, None, 3) input (`--dynamic-size`). `nchw` makes the input [N, 3, H, W]: tf2onnx's
+    `inputs_as_nchw` puts one Transpose in front of the NHWC graph.
+    onnxslim folds the stride-2 `Pad`s into their convolutions and halves the `Reshape`s;
+    onnxruntime runs the result 10–15 % faster (benchmarks/run.py, section "runtimes").
+    """
+    import onnx
+
+    proto = _tf2onnx(model, opset, batch, nchw)
+    if optimize:
+        import onnxslim
+
+        proto = onnxslim.slim(proto)
+    if precision == "fp16":
+        proto = _onnx_fp16(proto)
+    elif precision == "int8":
+        proto = _onnx_int8(proto, calibration_batches(calibration, batch), path.parent, nchw)
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+# tf2onnx's graphs of the command at hand, serialized, by (model, opset, batch, layout); None
+# outside `reusing_conversions`.
+_conversions: dict[tuple[int, int, int | None, bool], bytes] | None = None
+
+
+@contextlib.contextmanager
+def reusing_conversions() -> Iterator[None]:
+    """Within it, each model is converted by tf2onnx once: every artifact made from that graph
+    (ONNX fp32, fp16 and int8, the OpenVINO IR and its int8) starts from the first conversion
+    (~7 s for B0, a minute for B7, each time saved). The models' weights must not change
+    within it: export and bench write every artifact of one model in a row."""
+    global _conversions
+    _conversions = {}
+    try:
+        yield
+    finally:
+        _conversions = None
+
+
+def _tf2onnx(model: Any, opset: int, batch: int | None, nchw: bool) -> Any:
+    """tf2onnx's graph of `model` with an explicit input signature (Keras 3 needs one) and the
+    output named by `output_name`, or a copy of this command's earlier conversion of it."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    key = (id(model), opset, batch, nchw)
+    if _conversions is not None and key in _conversions:
+        return onnx.ModelProto.FromString(_conversions[key])
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    height, width = model.input.shape[1:3]
+    signature = (tf.TensorSpec((batch, height, width, 3), tf.float32, name=INPUT_NAME),)
+    with _frozen_heap():
+        proto, _ = tf2onnx.convert.from_keras(
+            model, input_signature=signature, opset=opset, optimizers=_collecting_optimizers(),
+            inputs_as_nchw=[INPUT_NAME] if nchw else None,
+        )  # fmt: skip
+    proto.graph.output[0].name = _rename_output(proto, output_name(model))
+    if _conversions is not None:
+        _conversions[key] = proto.SerializeToString()
+    return proto
+
+
+@contextlib.contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """Move every object alive now (TensorFlow's and Keras' modules, the model) out of the
+    garbage collector's sight, so that the collections of `_collecting_optimizers` only walk
+    what the conversion makes."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _collecting_optimizers() -> dict[str, Any]:
+    """tf2onnx's own graph optimizers, each preceded by a garbage collection.
+
+    tf2onnx deep-copies the graph before each of its ~12 optimizers (36 passes on
+    EfficientNet) so that a failing one can be skipped; each discarded copy is cyclic garbage
+    that Python frees only at its rare full collections. On B7 the copies pile up to 10.7 GB
+    peak; collected before each pass it stays at 4 GB, and freezing TensorFlow's graph
+    (5.7 GB) becomes the peak (benchmarks/run.py, section "export").
+    """
+    from tf2onnx import optimizer
+
+    def collected_first(factory: Any) -> Any:
+        def make() -> Any:
+            gc.collect()
+            return factory()
+
+        return make
+
+    # tf2onnx exposes its optimizer table only as this function; `optimizers=` is public.
+    return {name: collected_first(f) for name, f in optimizer._get_optimizers().items()}
+
+
+# Reductions stay in fp32: fp16 ReduceMean over a large feature map is reported to give zeros or
+# NaN (onnxruntime issue 13350), and squeeze-and-excitation's gate is such a mean.
+FP32_IN_FP16_ONNX = ("ReduceMean", "GlobalAveragePool", "Softmax")
+
+
+def _onnx_fp16(proto: Any) -> Any:
+    """fp16 weights and compute with float32 inputs and outputs kept (onnxruntime's converter,
+    the same as onnxconverter-common's); meant for GPU execution providers."""
+    from onnxruntime.transformers import float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    blocked = sorted({*float16.DEFAULT_OP_BLOCK_LIST, *FP32_IN_FP16_ONNX})
+    converted = OnnxModel(
+        float16.convert_float_to_float16(proto, keep_io_types=True, op_block_list=blocked)
+    )
+    converted.topological_sort()  # the converter appends its input Casts at the end
+    return converted.model
+
+
+def _onnx_int8(proto: Any, batches: list[Any], scratch: Path, nchw: bool = False) -> Any:
+    """onnxruntime's static quantization: QDQ, int8 activations and per-channel int8 weights
+    (per-tensor depthwise weights are reported to collapse EfficientNet's accuracy), ranges
+    calibrated on `batches` of (n, H, W, 3) images (fed transposed to an `nchw` input)."""
+    import onnx
+    from onnxruntime import quantization as q
+
+    class Images(q.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(batches)
+
+        def get_next(self) -> dict[str, Any] | None:
+            batch = next(self.batches, None)
+            if batch is None:
+                return None
+            return {INPUT_NAME: batch.transpose(0, 3, 1, 2).copy() if nchw else batch}
+
+    source, target = scratch / ".effnet-fp32.onnx", scratch / ".effnet-int8.onnx"
+    onnx.save(proto, str(source))
+    try:
+        # The softmax head stays float: its input is the logits that verification compares.
+        softmax = [node.name for node in proto.graph.node if node.op_type == "Softmax"]
+        q.quantize_static(str(source), str(target), Images(), quant_format=q.QuantFormat.QDQ,
+                          per_channel=True, activation_type=q.QuantType.QInt8,
+                          weight_type=q.QuantType.QInt8, nodes_to_exclude=softmax)  # fmt: skip
+        return load(target)
+    finally:
+        source.unlink(missing_ok=True)
+        target.unlink(missing_ok=True)
+
+
+def _rename_output(proto: Any, name: str) -> str:
+    """Give the graph output a meaningful name, rewiring the node that produces it."""
+    old = proto.graph.output[0].name
+    for node in proto.graph.node:
+        node.output[:] = [name if out == old else out for out in node.output]
+    return name
+
+
+# ---------------------------------------------------------------------------- load
+
+
+def onnx_runner(path: Path, device: str = "cpu", threads: int | None = None,
+                precision: str = "fp32", find_logits: bool = True) -> Runner:  # fmt: skip
+    """onnxruntime; on `gpu` the CUDA provider must really be active (a fallback is an error).
+
+    `find_logits=False` skips looking for the softmax's input (no `run_logits`): it needs the
+    `onnx` package, whose import alone costs ~0.4 s, and `predict` reads only the outputs."""
+    import onnxruntime as ort
+
+    options = _onnx_options(ort, threads)
+    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "gpu" else [
+        "CPUExecutionProvider"]  # fmt: skip
+    if device == "gpu" and "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise UsageError(
+            "onnxruntime here has no CUDA provider (available: "
+            + ", ".join(ort.get_available_providers()) + ")",
+            hint="pip install onnxruntime-gpu, or use --device cpu",
+        )  # fmt: skip
+    session = ort.InferenceSession(str(path), options, providers=wanted)
+    active = session.get_providers()
+    if device == "gpu" and active[0] != "CUDAExecutionProvider":
+        raise WorkError(f"onnxruntime fell back to {active[0]} instead of CUDA")
+    meta = session.get_inputs()[0]
+    batch = meta.shape[0] if isinstance(meta.shape[0], int) else None
+    input_name, output_name = meta.name, session.get_outputs()[0].name
+    feed = _nchw if onnx_layout(session) == "NCHW" else _unchanged
+
+    def run(images: Any) -> Any:
+        return session.run([output_name], {input_name: feed(images)})[0]
+
+    metadata = dict(session.get_modelmeta().custom_metadata_map)
+
+    def session_of(threads_each: int) -> Callable[[Any], Any]:
+        own = ort.InferenceSession(str(path), _onnx_options(ort, threads_each), providers=wanted)
+        return lambda images: own.run([output_name], {input_name: feed(images)})[0]
+
+    logits_name = _onnx_softmax_input(path, output_name) if find_logits else None
+    run_logits = None
+    if logits_name is not None:
+
+        @functools.cache
+        def logits_session() -> Any:
+            """A second session whose graph also outputs the softmax's input, built on first use
+            so that timing runs the graph exactly as written."""
+            import onnx
+
+            proto = load(path)
+            proto.graph.output.append(onnx.ValueInfoProto(name=logits_name))
+            return ort.InferenceSession(proto.SerializeToString(), options, providers=wanted)
+
+        def run_logits(images: Any) -> Any:
+            return logits_session().run([logits_name], {input_name: feed(images)})[0]
+
+    return Runner(
+        "onnx", device, active[0], precision, run, batch, run_logits=run_logits,
+        threads=options.intra_op_num_threads, metadata=metadata,
+        streams=session_streams(session_of, options.intra_op_num_threads, "session"),
+        settings=_onnx_settings(options),
+        threaded=lambda n: onnx_runner(path, device, n, precision, find_logits),
+    )  # fmt: skip
+
+
+def outputs_runner(path: Path, threads: int | None = None) -> Runner:
+    """onnxruntime on the CPU without looking for the logits, which needs the `onnx` package
+    (0.4 s to import): for predict, which reads the output as it is (an int8 QDQ file keeps
+    its softmax in float) and its contract from the metadata the session read."""
+    return onnx_runner(path, "cpu", threads, find_logits=False)
+
+
+def _onnx_settings(options: Any) -> str:
+    return f"1 session × {options.intra_op_num_threads} threads, all graph optimizations"
+
+
+def onnx_layout(session: Any) -> str:
+    """The input layout, NCHW or NHWC, that effnet's metadata records (`export --nchw`); for a
+    file effnet did not write, read from the input's shape ([N, 3, H, W]: channels second)."""
+    recorded = session.get_modelmeta().custom_metadata_map.get("input_layout")
+    if recorded in ("NCHW", "NHWC"):
+        return recorded
+    shape = session.get_inputs()[0].shape
+    return "NCHW" if len(shape) == 4 and shape[1] == 3 and shape[3] != 3 else "NHWC"
+
+
+def _nchw(images: Any) -> Any:
+    import numpy as np
+
+    return np.ascontiguousarray(np.transpose(images, (0, 3, 1, 2)))
+
+
+def _unchanged(images: Any) -> Any:
+    return images
+
+
+def _onnx_softmax_input(path: Path, output_name: str) -> str | None:
+    """The tensor a final Softmax reads (the logits), or None when the output is no softmax."""
+    graph = load(path, external_data=False).graph
+    producers = {out: node for node in graph.node for out in node.output}
+    node = producers.get(output_name)
+    while node is not None and node.op_type in PASS_THROUGH:  # fp16's Cast, int8's Q/DQ
+        node = producers.get(node.input[0])
+    return node.input[0] if node is not None and node.op_type == "Softmax" else None
+
+
+# Ops a converter may put between the softmax and the graph output without changing its values.
+PASS_THROUGH = ("Cast", "QuantizeLinear", "DequantizeLinear", "Identity")
+
+
+def _onnx_options(ort: Any, threads: int | None) -> Any:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads_or_default(threads)
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return options
+
+
+# ---------------------------------------------------------------------------- read
+
+
+def read_onnx(path: Path) -> dict[str, Any]:
+    from onnx import helper
+
+    model = load(path)
+    initializers = {init.name for init in model.graph.initializer}
+
+    def value_info(info: Any) -> dict[str, Any]:
+        dims = [
+            d.dim_value if d.HasField("dim_value") else None
+            for d in info.type.tensor_type.shape.dim
+        ]
+        dtype = helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type)
+        return artifact.tensor(info.name, dims, dtype)
+
+    return {
+        "inputs": [value_info(i) for i in model.graph.input if i.name not in initializers],
+        "outputs": [value_info(o) for o in model.graph.output],
+        "ops": dict(Counter(node.op_type for node in model.graph.node).most_common()),
+        "params": sum(math.prod(init.dims) for init in model.graph.initializer),
+        "params_counted": f"initializer elements; {artifact.FOLDED}",
+        "metadata": {prop.key: prop.value for prop in model.metadata_props},
+        "opset": max(op.version for op in model.opset_import if op.domain in ("", "ai.onnx")),
+    }
+
+
+def onnx_precision(path: Path) -> str:
+    """int8 when the graph holds Q/DQ nodes, fp16 when its weights are float16."""
+    import onnx
+
+    model = load(path, external_data=False)
+    if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
+        return "int8"
+    float16 = onnx.TensorProto.FLOAT16
+    return "fp16" if any(t.data_type == float16 for t in model.graph.initializer) else "fp32"
+
+
+def declared(path: Path) -> Declared:
+    """effnet's metadata_props and the first input's shape, read without the weights."""
+    proto = load(path, external_data=False)
+    meta = {prop.key: prop.value for prop in proto.metadata_props}
+    first = proto.graph.input[0].type.tensor_type.shape.dim
+    shape = [d.dim_value if d.HasField("dim_value") else None for d in first]
+    return Declared(meta, shape, effnet=bool(meta))
+
+
+FORMAT = Format(
+    name="onnx", suffix=".onnx", read=read_onnx, write=write_onnx, layouts=("NHWC", "NCHW"),
+    dynamic_size=True, precision_of=onnx_precision, declared=declared,
+)  # fmt: skip
+
+BACKEND = Backend(
+    name="onnx", summary="ONNX through tf2onnx and onnxslim, run by onnxruntime", format=FORMAT,
+    load=onnx_runner, load_outputs=outputs_runner, devices=("cpu", "gpu"),
+    packages=("tf2onnx", "onnx", "onnxslim", "onnxruntime"),
+    precisions={
+        "fp32": FP32,
+        "fp16": FP16,  # for GPU execution providers (README)
+        "int8": INT8,
+    },
+)  # fmt: skip

@@ -1,0 +1,170 @@
+"""The records a backend is made of: a `Format` (the artifact: its name, writer, reader, input
+contract) and a `Backend` (a runtime over a format: its loader, devices, precisions, packages).
+
+A format's own runtime is registered under the format's name ("onnx": onnxruntime over .onnx),
+and that pairing is what `export -f` writes. A runtime over another's format (Keras on JAX or
+torch over `.keras`) is one more `Backend` whose `format` is that format: it reads and names
+artifacts as the format does, and only its loader is its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from effnet_cli.backends.runtimes import Runner
+
+How = Literal["file", "hint", "policy"]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a verified artifact must reach (README "Verification")."""
+
+    max_rel_diff: float | None  # of max |Δ logits| / max |logit|; None: reported, not gated
+    min_top1_agreement: float  # with the Keras model's top-1; 0: reported, not gated
+
+
+# fp32 runtimes agree to a few 1e-6 on calibrated models, B0 to B7 (benchmarks/drift.py); fp16
+# weights to ~4e-3 at B0 224 and up to ~2e-2 on small random-weight models (seen at 96 px).
+# Integer weights move logits far, so what must survive is the top-1 class: a quantized artifact
+# passes only when it agrees with Keras on at least 90 % of the verification images.
+FP32_GATE = Gate(1e-4, 0.0)
+FP16_GATE = Gate(5e-2, 0.0)
+QUANTIZED_GATE = Gate(None, 0.9)
+
+
+@dataclass(frozen=True)
+class Precision:
+    how: How  # converted into the "file", a runtime "hint" over the fp32 file, a dtype "policy"
+    gate: Gate | None = None  # verification of a file precision; hints and policies are benched
+    calibration: bool = False  # conversion needs calibration images
+    # A hint's or a policy's way of running the fp32 artifact, in words (bench --recommend)
+    applied: str = ""
+
+
+# The precisions converted into a file, each gated as its conversion allows; a format offers
+# those its converters write.
+FP32 = Precision("file", FP32_GATE)
+FP16 = Precision("file", FP16_GATE)
+DYNAMIC = Precision("file", QUANTIZED_GATE)  # int8 weights, float activations
+INT8 = Precision("file", QUANTIZED_GATE, calibration=True)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What an artifact says it takes, read with its own library only (predict's contract):
+    effnet's metadata, and its first input's shape (None for a dynamic dimension).
+
+    `effnet` says whether effnet's metadata was there; where it was not, `metadata` holds what
+    the file itself shows (a quantized file's precision, its name), or nothing."""
+
+    metadata: Mapping[str, str]
+    shape: list[Any]
+    effnet: bool
+
+
+def _fp32(path: Path) -> str:
+    return "fp32"
+
+
+@dataclass(frozen=True)
+class Format:
+    """An artifact: how it is named and recognised, what writes it and what reads it."""
+
+    name: str
+    suffix: str  # the artifact's ending: ".onnx", or "_openvino" for a folder
+    read: Callable[[Path], dict[str, Any]]  # `inspect`'s document
+    write: Callable[..., None] | None = None  # (model, path, **options); None: not exported
+    folder: bool = False  # the artifact is a folder
+    marker: str = ""  # a file whose presence makes a folder this format's ("saved_model.pb")
+    # Input layouts its writer makes (`export --nchw`) and its runners feed from NHWC batches.
+    layouts: tuple[str, ...] = ("NHWC",)
+    # Its writer takes a model on a (None, None, 3) input and its runners any height and width
+    # (`export --dynamic-size`).
+    dynamic_size: bool = False
+    # The precision converted into a file that carries no effnet metadata, from its tensors
+    precision_of: Callable[[Path], str] = _fp32
+    # The input contract, read faster or fuller than `read`; None: taken from `read`'s document
+    declared: Callable[[Path], Declared] | None = None
+
+    def recognises(self, path: Path) -> bool:
+        if path.is_dir():
+            return self.folder and bool(self.marker) and any(path.glob(self.marker))
+        return path.name.lower().endswith(self.suffix) or (
+            self.folder and bool(self.marker) and path.match(self.marker)
+        )
+
+    def declares(self, path: Path) -> Declared:
+        if self.declared is not None:
+            return self.declared(path)
+        document = self.read(path)
+        meta = {key: str(value) for key, value in document.get("metadata", {}).items()}
+        return Declared(meta, document["inputs"][0]["shape"], bool(meta))
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A runtime over a format: everything export, bench, inspect, doctor and the CLI know.
+
+    An artifact is a (backend, precision) pair; each precision says *how* it is obtained —
+    converted into the file, a hint to the runtime over the fp32 file, or a Keras dtype
+    policy — with the gate its verification must pass."""
+
+    name: str
+    summary: str  # what it is, for help and doctor
+    format: Format
+    load: Callable[..., Runner]  # (path, device, threads, precision) -> Runner
+    precisions: Mapping[str, Precision] = field(default_factory=lambda: {"fp32": FP32})
+    devices: tuple[str, ...] = ("cpu",)
+    packages: tuple[str, ...] = ()  # distributions it needs beyond TensorFlow and Keras
+    benched: bool = True  # a `bench --runtime`
+    # Runs a Keras model in memory (model, device, xla) -> Runner: bench and predict run a
+    # model they built with it, with no artifact; None: it runs files only.
+    runs_model: Callable[..., Runner] | None = None
+    # A cheaper loader (path, threads) -> Runner on the CPU for callers that read only the
+    # outputs and the metadata it read (predict); None: `load` serves them too.
+    load_outputs: Callable[[Path, int | None], Runner] | None = None
+
+    # The format's facts, read through the backend (callers name the backend, not its format)
+    @property
+    def suffix(self) -> str:
+        return self.format.suffix
+
+    @property
+    def read(self) -> Callable[[Path], dict[str, Any]]:
+        return self.format.read
+
+    @property
+    def write(self) -> Callable[..., None] | None:
+        """The writer, for the format's own runtime only: `export -f` names formats."""
+        return self.format.write if self.name == self.format.name else None
+
+    @property
+    def folder(self) -> bool:
+        return self.format.folder
+
+    @property
+    def marker(self) -> str:
+        return self.format.marker
+
+    @property
+    def layouts(self) -> tuple[str, ...]:
+        return self.format.layouts
+
+    @property
+    def dynamic_size(self) -> bool:
+        return self.format.dynamic_size
+
+    def artifact_name(self, model_name: str, precision: str) -> str:
+        """efficientnet-b0.onnx, efficientnet-b0-int8.tflite, efficientnet-b0_openvino."""
+        tag = "" if precision == "fp32" or self.precisions[precision].how != "file" else precision
+        return f"{model_name}{'-' + tag if tag else ''}{self.suffix}"
+
+    def file_precisions(self) -> tuple[str, ...]:
+        return tuple(p for p, way in self.precisions.items() if way.how == "file")
+
+    def recognises(self, path: Path) -> bool:
+        return self.format.recognises(path)
