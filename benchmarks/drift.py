@@ -270,12 +270,13 @@ def cause(args: argparse.Namespace) -> None:
     from effnet_cli.backends.keras import keras_runner
     from effnet_cli.backends.onnx import write_onnx
     from effnet_cli.keras import builder
+    from effnet_cli.keras import calibration as keras_calibration
 
     res = args.resolution or VARIANTS[args.model][1]
     model = builder.build_model(
         args.model, seed=args.seed, classifier_activation="none", resolution=res
     )
-    builder.calibrate_batchnorm(model, seed=args.seed, batch=args.batch)
+    keras_calibration.calibrate_batchnorm(model, seed=args.seed, batch=args.batch)
     report: dict[str, Any] = {
         "model": args.model,
         "blocks": blocks(args.model),

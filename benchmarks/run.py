@@ -520,7 +520,8 @@ def hand_section(threads: int = 2, rounds: int = HAND_ROUNDS) -> str:
     from effnet_cli import backends
     from effnet_cli.backends.onnx import DEFAULT_OPSET, write_onnx
     from effnet_cli.backends.openvino import OPENVINO_HINTS
-    from effnet_cli.keras.builder import calibrate_batchnorm, import_keras
+    from effnet_cli.keras.builder import import_keras
+    from effnet_cli.keras.calibration import calibrate_batchnorm
     from effnet_cli.util import capabilities, files
     from effnet_cli.util.drift import compare
     from effnet_cli.workflows.bench import BenchRequest, at_batch, time_runner, time_streams

@@ -46,7 +46,7 @@ def calibrate(model, resolution: int, seed: int = 0, batch: int = 4):
     """
     import numpy as np
 
-    from effnet_cli.keras.builder import calibrate_batchnorm
+    from effnet_cli.keras.calibration import calibrate_batchnorm
 
     calibrate_batchnorm(model, seed=seed)
     images = np.random.default_rng(seed + 100).uniform(0, 255, (batch, resolution, resolution, 3))

@@ -66,7 +66,7 @@ def probe(monkeypatch):
 @pytest.fixture
 def untimed(monkeypatch):
     """Records any attempt to build or time a model (a refusal must come before both)."""
-    from effnet_cli.keras import builder
+    from effnet_cli.keras import archive
 
     attempts: list[str] = []
 
@@ -78,7 +78,7 @@ def untimed(monkeypatch):
         return record
 
     monkeypatch.setattr(timing, "time_runner", refuse("time_runner"))
-    monkeypatch.setattr(builder, "load_or_build", refuse("load_or_build"))
+    monkeypatch.setattr(archive, "load_or_build", refuse("load_or_build"))
     return attempts
 
 

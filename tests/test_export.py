@@ -293,7 +293,8 @@ def test_softmax_models_are_verified_on_their_logits(cli, tmp_path, monkeypatch)
     assert artifact["verification"]["top1_agreement"] == 1.0  # the ranking did not change
     import onnxruntime as ort
 
-    from effnet_cli.keras.builder import build_model, calibrate_batchnorm
+    from effnet_cli.keras.builder import build_model
+    from effnet_cli.keras.calibration import calibrate_batchnorm
 
     session = ort.InferenceSession(artifact["path"], providers=["CPUExecutionProvider"])
     model = build_model("b0", resolution=64, seed=2)

@@ -281,12 +281,12 @@ def test_seed_summary_lists_its_deviations(cli):
 
 
 def test_l2_build_warns_of_its_size(cli, monkeypatch):
-    from effnet_cli.keras import builder
+    from effnet_cli.keras import archive
 
     def refuse(*args, **kwargs):
         raise KeyboardInterrupt  # stop before spending minutes building 480 M parameters
 
-    monkeypatch.setattr(builder, "build_model", refuse)
+    monkeypatch.setattr(archive, "build_model", refuse)
     result = cli("build", "--model", "l2")
     assert "481" in result.stderr and "parameters" in result.stderr
     assert result.code == 130

@@ -30,7 +30,8 @@ def _session(path):
 def _calibrated(name: str, resolution: int, seed: int, batch: int | None = None, **options):
     """The model `effnet export --seed SEED` builds and calibrates: the same weights (unless a
     smaller calibration `batch` is asked for, where only real statistics matter)."""
-    from effnet_cli.keras.builder import build_model, calibrate_batchnorm
+    from effnet_cli.keras.builder import build_model
+    from effnet_cli.keras.calibration import calibrate_batchnorm
 
     model = build_model(name, resolution=resolution, seed=seed, **options)
     calibrate_batchnorm(model, seed=seed, batch=batch)

@@ -21,6 +21,7 @@ import pytest
 
 from effnet_cli import samples
 from effnet_cli.keras import builder
+from effnet_cli.keras import weights as keras_weights
 from effnet_cli.model import spec as S
 from effnet_cli.util import images, labels, torch_files
 from effnet_cli.util.errors import UsageError
@@ -205,7 +206,7 @@ def photos(spec):
 def loaded(spec, photos):
     """lite0 with the real weights, and its logits on the shipped photos."""
     model = fresh(spec)
-    report = builder.load_weights(model, PTH)
+    report = keras_weights.load_weights(model, PTH)
     return model, report, model.predict(photos[1], verbose=0)
 
 
@@ -342,7 +343,7 @@ def second(spec):
 )  # fmt: skip
 def test_other_formats_and_timm_names_give_the_same_logits(variants, second, loaded, photos, name):
     second.set_weights([np.zeros(w.shape, w.dtype) for w in second.get_weights()])
-    report = builder.load_weights(second, variants / name)
+    report = keras_weights.load_weights(second, variants / name)
     expected = loaded[2]
     assert np.abs(expected).max() > 1.0  # real weights: logits far from zero
     assert relative_diff(np.asarray(second(photos[1], training=False)), expected) <= 1e-5
@@ -351,17 +352,17 @@ def test_other_formats_and_timm_names_give_the_same_logits(variants, second, loa
 
 def test_timm_own_weights_are_refused_naming_the_difference(variants):
     with pytest.raises(UsageError) as refused:
-        builder.check_weights_file(variants / "efficientnet_lite0.safetensors")
+        keras_weights.check_weights_file(variants / "efficientnet_lite0.safetensors")
     message = refused.value.message
     assert "symmetric padding" in message and "1e-5" in message and "\n" not in message
     with pytest.raises(UsageError, match="nothing names which it is"):
-        builder.check_weights_file(variants / "weights.safetensors")
+        keras_weights.check_weights_file(variants / "weights.safetensors")
     meta = variants / "from_metadata.safetensors"
     write_safetensors(meta, {"conv_stem.weight": np.zeros((1,), np.float32),
                              "blocks.0.0.conv_dw.weight": np.zeros((1,), np.float32)},
                       {"architecture": "efficientnet_b0"})  # fmt: skip
     with pytest.raises(UsageError, match="symmetric padding"):
-        builder.check_weights_file(meta)
+        keras_weights.check_weights_file(meta)
 
 
 def test_a_file_for_another_head_is_refused_by_shape_and_nothing_is_set(second, raw, tmp_path):
@@ -369,7 +370,7 @@ def test_a_file_for_another_head_is_refused_by_shape_and_nothing_is_set(second, 
     write_safetensors(tmp_path / "ten.safetensors", ten)
     before = [np.array(w) for w in second.get_weights()]
     with pytest.raises(UsageError) as refused:
-        builder.load_weights(second, tmp_path / "ten.safetensors")
+        keras_weights.load_weights(second, tmp_path / "ten.safetensors")
     assert refused.value.message == (
         "ten.safetensors (lukemelas names): _fc.weight (10, 1280) does not fit predictions's "
         "kernel (1280, 1000)"
@@ -416,7 +417,7 @@ def test_a_cut_file_is_refused_before_any_build(tmp_path):
     cut = tmp_path / "cut.pth"
     cut.write_bytes(PTH.read_bytes()[:100_000])
     with pytest.raises(UsageError, match=r"cut\.pth is truncated: its storages need"):
-        builder.check_weights_file(cut)
+        keras_weights.check_weights_file(cut)
 
 
 def test_families_without_a_mapping_are_refused_by_name(variants):
@@ -487,7 +488,7 @@ def test_b0_with_squeeze_excitation_round_trips(tmp_path, b0, naming):
     kept = [layer.get_weights() for layer in model.layers if layer.name == "normalization"]
     model.set_weights([np.zeros_like(w) for w in originals])
     model.get_layer("normalization").set_weights(kept[0])
-    report = builder.load_weights(model, path)
+    report = keras_weights.load_weights(model, path)
     assert report.layout.startswith(f"safetensors, {naming} names")
     for variable, original in zip(model.weights, originals, strict=True):
         if not variable.path.startswith("normalization"):

@@ -328,7 +328,8 @@ def test_other_variants_refuse_v2_b0_weights(cli, tmp_path, keras_weights, args,
 
 
 def test_v2_normalization_holds_constants_that_are_never_fixed():
-    from effnet_cli.keras.builder import _fix_published_stddev, build_model
+    from effnet_cli.keras.builder import build_model
+    from effnet_cli.keras.weights import _fix_published_stddev
 
     model = build_model("v2-b0", resolution=SMALL)
     normalization = model.get_layer("normalization")

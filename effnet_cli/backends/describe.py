@@ -109,11 +109,11 @@ def weights_fits(params: int) -> list[dict[str, Any]]:
 
 def describe_weights(path: Path) -> dict[str, Any]:
     """`inspect FILE.weights.h5 | FILE.h5`: which variants and heads the weights fit."""
-    from effnet_cli.keras import builder
+    from effnet_cli.keras import weights as keras_weights
 
-    builder.check_weights_file(path)
-    layout = builder.weights_layout(path)
-    params = builder.file_weight_elements(path, layout)
+    keras_weights.check_weights_file(path)
+    layout = keras_weights.weights_layout(path)
+    params = keras_weights.file_weight_elements(path, layout)
     fits = weights_fits(params)
     only = fits[0] if len(fits) == 1 else None
     return {
@@ -132,7 +132,7 @@ def describe_weights(path: Path) -> dict[str, Any]:
         "ops": {},
         "params": params,
         "params_counted": "numbers in the file: " + artifact.KERAS_COUNT,
-        "metadata": {"layout": layout, "tensors": builder.count_file_tensors(path, layout)},
+        "metadata": {"layout": layout, "tensors": keras_weights.count_file_tensors(path, layout)},
         "fits": fits,
     }
 

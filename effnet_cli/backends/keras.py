@@ -87,7 +87,7 @@ def keras_file_runner(
     path: Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
 ) -> Runner:
     """A `.keras` file, loaded in safe mode; bf16 (a dtype policy) needs a model built here."""
-    from effnet_cli.keras.builder import load_keras_file
+    from effnet_cli.keras.archive import load_keras_file
 
     if precision != "fp32":
         raise PrecisionUnavailable(
@@ -102,7 +102,7 @@ def write_keras(model: Any, path: Path, **_: Any) -> None:
 
 
 def read_keras(path: Path) -> dict[str, Any]:
-    from effnet_cli.keras.builder import load_keras_file
+    from effnet_cli.keras.archive import load_keras_file
 
     model = load_keras_file(path)
     return {

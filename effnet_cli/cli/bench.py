@@ -193,7 +193,8 @@ def plan_bench(
 ) -> "BenchPlan":
     """The options checked and turned into a plan, every refusal before anything is built,
     loaded or timed (a refused baseline included); the device is resolved here."""
-    from effnet_cli.keras import builder
+    from effnet_cli.keras import archive
+    from effnet_cli.keras import weights as keras_weights
     from effnet_cli.workflows import bench as B
 
     request = B.build_request(
@@ -208,7 +209,7 @@ def plan_bench(
     if reference is not None:
         if source is None or source.suffix == ".keras":
             raise UsageError("--reference applies with --from an artifact (.onnx, .tflite, …)")
-        builder.check_keras_file(reference)
+        archive.check_keras_file(reference)
     artifact = source is not None and source.suffix != ".keras"
     if artifact:
         if baseline is not None or csv_path is not None or plot is not None:
@@ -222,9 +223,9 @@ def plan_bench(
                                  "runtime runs it, at the precision it holds")  # fmt: skip
     elif source is not None:
         refuse_model_options(model)
-        builder.check_keras_file(source)
+        archive.check_keras_file(source)
     elif model.weights is not None:
-        builder.check_weights_file(model.weights)
+        keras_weights.check_weights_file(model.weights)
     before = B.load_baseline(baseline) if baseline is not None else None
     for target in (csv_path, plot):
         if target is not None:

@@ -28,11 +28,11 @@ def build(
 ) -> None:
     """Build the Keras model (optionally loading weights) and save it."""
     sink = output_sink(wide, json_output)
-    from effnet_cli.keras import builder
+    from effnet_cli.keras import archive
 
     if model.weights is not None:
         model.refuse(("seed",), "changes nothing beside --weights: every weight is loaded")
     spec = model.spec()
     warn_if_huge(spec)
-    report = builder.build_and_save(spec, model.weights, model.seed, output, force, sink.progress)
+    report = archive.build_and_save(spec, model.weights, model.seed, output, force, sink.progress)
     sink.result("build", {"model": model_document(spec), **report}, views.view)

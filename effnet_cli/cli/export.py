@@ -102,14 +102,15 @@ def _document(identity: dict, artifacts: list) -> dict:
 
 def _model(model: ModelOptions, source: Optional[Path]) -> Optional[S.ModelSpec]:
     """The spec to build, or None for --from a .keras file (checked before anything loads)."""
-    from effnet_cli.keras import builder
+    from effnet_cli.keras import archive
+    from effnet_cli.keras import weights as keras_weights
 
     if source is not None:
         refuse_model_options(model)
-        builder.check_keras_file(source)
+        archive.check_keras_file(source)
         return None
     if model.weights is not None:
-        builder.check_weights_file(model.weights)
+        keras_weights.check_weights_file(model.weights)
     spec = model.spec()
     warn_if_huge(spec)
     return spec

@@ -145,13 +145,14 @@ def _identity(item: Any, spec: Optional[S.ModelSpec], classes: int) -> dict:
 def _built(model: ModelOptions, spec: S.ModelSpec, note):  # -> classify.Loaded (lazy import)
     """The model built from options; random weights get export's BatchNorm calibration, so that
     `predict --seed N` and the artifacts `export --seed N` writes hold the same model."""
-    from effnet_cli.keras import builder
+    from effnet_cli.keras import archive
+    from effnet_cli.keras import calibration as keras_calibration
     from effnet_cli.workflows import predict as P
 
-    built = builder.load_or_build(spec, None, model.weights, model.seed)
+    built = archive.load_or_build(spec, None, model.weights, model.seed)
     if model.weights is None:
         seed = model.seed if model.seed is not None else 0
-        builder.calibrate_batchnorm(built, seed=seed)
+        keras_calibration.calibrate_batchnorm(built, seed=seed)
         note(
             f"note: random weights (seed {seed}, BatchNorm statistics calibrated as export "
             "does): the classes mean nothing; --weights FILE loads real ones"

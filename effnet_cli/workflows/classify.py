@@ -149,7 +149,7 @@ def load_artifact(
     backend = backends.get(backend_name) if backend_name else backends.of_path(path)
     try:
         if backend.runs_model is not None:  # a Keras file: its model, run in memory
-            from effnet_cli.keras.builder import load_keras_file
+            from effnet_cli.keras.archive import load_keras_file
 
             model = load_keras_file(path)
             return Loaded(str(path), backend.runs_model(model), keras_contract(model, note))

@@ -241,11 +241,12 @@ def check_model(spec: S.ModelSpec | None, artifacts: Sequence[Path]) -> None:
 def built(spec: S.ModelSpec, weights: Path | None, seed: int | None, note: Note) -> P.Loaded:
     """The model built from options (random weights get export's BatchNorm calibration, as
     `predict` gives them: their accuracy is chance, and says so)."""
-    from effnet_cli.keras import builder
+    from effnet_cli.keras import archive
+    from effnet_cli.keras import calibration as keras_calibration
 
-    model = builder.load_or_build(spec, None, weights, seed)
+    model = archive.load_or_build(spec, None, weights, seed)
     if weights is None:
-        builder.calibrate_batchnorm(model, seed=seed if seed is not None else 0)
+        keras_calibration.calibrate_batchnorm(model, seed=seed if seed is not None else 0)
         note("note: random weights: the accuracy is chance; --weights FILE loads real ones")
     return P.load_built(model, spec)
 

@@ -187,7 +187,7 @@ def pads_explicitly(spec: S.ModelSpec | None, source: Path | None) -> bool:
     family, or from a `.keras` file's config without loading it."""
     if spec is not None:
         return spec.family.padding == "explicit"
-    from effnet_cli.keras.builder import keras_file_pads_explicitly
+    from effnet_cli.keras.archive import keras_file_pads_explicitly
 
     return source is not None and keras_file_pads_explicitly(source)
 
@@ -266,12 +266,8 @@ def export_model(
     progress: Callable[[str], None],
 ) -> list[Artifact]:
     """Write every target from one model; verify each; keep only what verified."""
-    from effnet_cli.keras.builder import (
-        calibrate_batchnorm,
-        fresh_batchnorm,
-        logits_function,
-        with_input_size,
-    )
+    from effnet_cli.keras.builder import logits_function, with_input_size
+    from effnet_cli.keras.calibration import calibrate_batchnorm, fresh_batchnorm
 
     if request.verify and fresh_batchnorm(model):
         # Parity on fresh statistics compares outputs near zero and proves nothing (DESIGN §1.1).
@@ -420,7 +416,7 @@ def run_export(
     progress: Callable[[str], None],
 ) -> list[Artifact]:
     """`effnet export`: build (or load) the model once, then write and verify every target."""
-    from effnet_cli.keras import builder
+    from effnet_cli.keras import archive
 
     if request.quantize == "int8" and (spec is None or spec.family.name != "lite"):
         progress(
@@ -428,5 +424,5 @@ def run_export(
             "quantize badly); the Lite family (--model lite0..lite4) is built for int8"
         )
     progress(f"loading {source}" if source else f"building {spec.name}")  # type: ignore[union-attr]
-    model = builder.load_or_build(spec, source, weights, seed)
+    model = archive.load_or_build(spec, source, weights, seed)
     return export_model(model, spec, request, targets, progress)

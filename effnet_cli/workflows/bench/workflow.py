@@ -58,11 +58,11 @@ class BenchPlan:
 
 
 def run(plan: BenchPlan, progress: Progress) -> BenchResult:
-    from effnet_cli.keras import builder
+    from effnet_cli.keras import archive
 
     if plan.artifact:
         assert plan.source is not None
-        keras = builder.load_keras_file(plan.reference) if plan.reference is not None else None
+        keras = archive.load_keras_file(plan.reference) if plan.reference is not None else None
         result = run_artifact_bench(plan.source, keras, plan.resolution, plan.request, progress)
         args = None
     else:
@@ -71,7 +71,7 @@ def run(plan: BenchPlan, progress: Progress) -> BenchResult:
 
         spec = plan.spec
         progress(f"loading {plan.source}" if spec is None else f"building {spec.name}")
-        built = builder.load_or_build(spec, plan.source, plan.weights, plan.seed)
+        built = archive.load_or_build(spec, plan.source, plan.weights, plan.seed)
         macs = C.count(spec).macs if spec is not None else keras_macs(built)
         result = run_bench(built, spec, macs, plan.request, progress)
         if plan.baseline is not None:
@@ -95,7 +95,7 @@ def run_bench(
     `request.device` is already resolved to cpu or gpu (`resolve_device`). Each row also
     carries its drift against the fp32 Keras model on the same images.
     """
-    from effnet_cli.keras.builder import calibrate_batchnorm, fresh_batchnorm
+    from effnet_cli.keras.calibration import calibrate_batchnorm, fresh_batchnorm
     from effnet_cli.util import files
 
     kept = []
@@ -195,7 +195,7 @@ def run_artifact_bench(
     inputs = A.seeded_inputs(request, size)
     expected = None
     if reference is not None:
-        from effnet_cli.keras.builder import fresh_batchnorm
+        from effnet_cli.keras.calibration import fresh_batchnorm
 
         if fresh_batchnorm(reference):  # export gave its model statistics before writing
             progress("the reference's BatchNorm statistics are fresh (random weights): give the "

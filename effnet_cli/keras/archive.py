@@ -1,0 +1,146 @@
+"""`.keras` archives and `.weights.h5` files: built and saved, or loaded in Keras' safe mode."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from effnet_cli.keras.builder import build_model, import_keras
+from effnet_cli.keras.weights import check_weights_file, load_weights
+from effnet_cli.model import spec as S
+from effnet_cli.util.errors import UsageError
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+SAVE_FORMATS = {".keras": "keras", ".weights.h5": "weights"}
+
+
+def save_format(path: Path) -> str:
+    for ending, fmt in SAVE_FORMATS.items():
+        if path.name.lower().endswith(ending):
+            return fmt
+    raise UsageError(
+        f"cannot save as {path.name!r}; valid endings: .keras (full model) or .weights.h5 (weights)"
+    )
+
+
+def build_and_save(
+    spec: S.ModelSpec,
+    weights: Path | None,
+    seed: int | None,
+    output: Path | None,
+    force: bool = False,
+    progress: Callable[[str], None] = lambda message: None,
+) -> dict[str, Any]:
+    """`effnet build`: check every input before TensorFlow loads, build, load, save atomically."""
+    import time
+
+    from effnet_cli.util import files
+
+    if output is not None:
+        fmt = save_format(output)
+        files.check_target(output, force)
+    if weights is not None:
+        check_weights_file(weights)
+    progress(f"building {spec.name}")  # every input checked: the slow part begins
+    import_keras()  # outside the timing: build_s is the build alone
+    with files.stdout_to_stderr():
+        started = time.perf_counter()
+        model = build_model(spec, seed=seed)
+        build_seconds = time.perf_counter() - started
+        loaded = load_weights(model, weights) if weights is not None else None
+        report: dict[str, Any] = {
+            "input": S.input_contract(spec),
+            "params": int(model.count_params()),
+            "params_trainable": int(sum(int(w.numpy().size) for w in model.trainable_weights)),
+            "seed": seed,
+            "weights": vars(loaded) if loaded else None,
+            "build_s": build_seconds,
+            "output": None,
+        }
+        if output is not None:
+            with files.atomic_target(output) as tmp:
+                model.save(tmp) if fmt == "keras" else model.save_weights(tmp)
+            report["output"] = {
+                "path": str(output), "format": fmt, "bytes": files.size_bytes(output),
+            }  # fmt: skip
+    return report
+
+
+def load_or_build(
+    spec: S.ModelSpec | None, source: Path | None, weights: Path | None, seed: int | None
+) -> Any:
+    """The model a command works on: a `.keras` file (`--from`), or built from `spec`."""
+    from effnet_cli.util.files import stdout_to_stderr
+
+    with stdout_to_stderr():
+        if source is not None:
+            return load_keras_file(source)
+        model = build_model(spec, seed=seed)  # type: ignore[arg-type]
+        if weights is not None:
+            load_weights(model, weights)
+        return model
+
+
+def check_keras_file(path: Path) -> None:
+    """Cheap checks of a `.keras` file before TensorFlow loads."""
+    import zipfile
+
+    if not path.exists():
+        raise UsageError(f"model file {str(path)!r} does not exist")
+    if path.suffix != ".keras":
+        raise UsageError(f"--from takes a .keras file, not {path.name!r}")
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"{path.name} is not a .keras archive (a .keras file is a zip)")
+
+
+def load_keras_file(path: Path) -> Any:
+    """Load a `.keras` file in Keras' safe mode: no arbitrary code from an untrusted file."""
+    check_keras_file(path)
+    keras = import_keras()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
+            raise UsageError(
+                f"{path.name} contains a Python lambda, refused in safe mode (it could run "
+                "arbitrary code)",
+                hint="rebuild the model without Lambda layers",
+            ) from None
+        raise UsageError(f"{path.name} is not a loadable Keras model: {_first_line(exc)}") from None
+    except (OSError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path.name} is not a loadable Keras model: {_first_line(exc)}") from None
+
+
+def keras_file_pads_explicitly(path: Path) -> bool:
+    """Whether a `.keras` file's model pads explicitly (a `ZeroPadding2D` anywhere in its
+    config.json), read from the archive without Keras."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise UsageError(
+            f"{path.name} is not a .keras model archive ({_first_line(exc)})"
+        ) from None
+
+    def classes(node: Any) -> Any:
+        if isinstance(node, dict):
+            yield node.get("class_name")
+            for value in node.values():
+                yield from classes(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from classes(value)
+
+    return "ZeroPadding2D" in set(classes(config))

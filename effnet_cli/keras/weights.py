@@ -1,0 +1,160 @@
+"""Weights files into a built model: Keras 3 `.weights.h5`, keras.applications' legacy `.h5`
+(matched by layer order, the published std-for-variance slip mended) and PyTorch checkpoints
+(keras/checkpoints.py). All or nothing: a file that does not fit is refused, never half-loaded.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from effnet_cli.model import spec as S
+from effnet_cli.util import torch_files
+from effnet_cli.util.errors import UsageError
+
+
+@dataclass(frozen=True)
+class WeightsReport:
+    path: str
+    layout: str  # "keras3" (.weights.h5) or "legacy-h5"
+    tensors_loaded: int
+    stddev_fix: bool  # the published files' std-in-variance slot was corrected
+
+
+def weights_layout(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(".weights.h5"):
+        return "keras3"
+    if name.endswith((".h5", ".hdf5")):
+        return "legacy-h5"
+    if torch_files.is_checkpoint_name(path):
+        return "pytorch"  # read and mapped by keras/checkpoints.py
+    raise UsageError(
+        f"cannot tell the layout of weights file {path.name!r}; valid endings: "
+        ".weights.h5 (Keras 3), .h5 (legacy, as keras.applications distributes), "
+        ".pth, .pt, .bin, .ckpt (PyTorch) or .safetensors"
+    )
+
+
+def count_file_tensors(path: Path, layout: str) -> int:
+    """How many weight tensors a weights file holds, read without Keras."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if layout == "keras3":
+                found: list[str] = []
+                f.visititems(
+                    lambda name, obj: (
+                        found.append(name)
+                        if isinstance(obj, h5py.Dataset) and "/vars/" in f"/{name}"
+                        else None
+                    )
+                )
+                return len(found)
+            group = f.get("model_weights", f)
+            if "layer_names" not in group.attrs:
+                raise UsageError(f"{path} is an HDF5 file but holds no Keras weights")
+            return sum(
+                len(group[_text(layer)].attrs.get("weight_names", []))
+                for layer in group.attrs["layer_names"]
+            )
+    except OSError as exc:
+        raise UsageError(f"{path} is not a readable HDF5 weights file ({exc})") from None
+
+
+def file_weight_elements(path: Path, layout: str) -> int:
+    """How many numbers a weights file holds (Keras' count_params of the model it came from)."""
+    import h5py
+
+    count_file_tensors(path, layout)  # an unreadable or foreign file is refused first
+    total = 0
+
+    def add(name: str, obj: object) -> None:
+        nonlocal total
+        if isinstance(obj, h5py.Dataset) and (layout != "keras3" or "/vars/" in f"/{name}"):
+            total += int(obj.size)
+
+    with h5py.File(path, "r") as f:
+        (f if layout == "keras3" else f.get("model_weights", f)).visititems(add)
+    return total
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def check_weights_file(path: Path) -> None:
+    """Cheap checks of a `--weights` file before TensorFlow loads."""
+    if path.is_dir():
+        raise UsageError(
+            f"weights file {str(path)!r} is a directory; give a .weights.h5, .h5, PyTorch or "
+            ".safetensors file"
+        )
+    if not path.is_file():
+        raise UsageError(f"weights file {str(path)!r} does not exist")
+    layout = weights_layout(path)
+    if layout == "pytorch":
+        from effnet_cli.keras import checkpoints
+
+        checkpoints.check_file(path)  # the allow-list and the naming rules, before any build
+        return
+    count_file_tensors(path, layout)  # an unreadable file, before any build
+
+
+def load_weights(model: Any, path: str | Path) -> WeightsReport:
+    """Load a weights file into `model`, refusing anything but a complete, exact match."""
+    path = Path(path)
+    check_weights_file(path)
+    layout = weights_layout(path)
+    if layout == "pytorch":
+        from effnet_cli.keras import checkpoints
+
+        loaded = checkpoints.load_into(model, path)
+        return WeightsReport(str(path), loaded.layout, loaded.tensors_loaded, False)
+    expected = len(model.weights)
+    found = count_file_tensors(path, layout)
+    if found != expected:
+        raise UsageError(
+            f"{path.name} holds {found} weight tensors but {model.name} has {expected}",
+            hint="the file is for another variant or head (--model, --num-classes, --no-top)",
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(str(path))
+        except (ValueError, KeyError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(
+                f"{path.name} does not fit {model.name}: {first}",
+                hint="the file is for another variant or head (--model, --num-classes, --no-top)",
+            ) from None
+    skipped = [str(w.message) for w in caught if "load" in str(w.message).lower()]
+    if skipped:
+        raise UsageError(f"{path.name} does not fit {model.name}: {skipped[0].splitlines()[0]}")
+    return WeightsReport(str(path), layout, found, _fix_published_stddev(model))
+
+
+def _fix_published_stddev(model: Any) -> bool:
+    """Square the variance when a file stored the ImageNet std in the variance slot.
+
+    keras.applications' published ImageNet files do (https://github.com/tensorflow/tensorflow/
+    issues/49930); keras.applications compensates with an extra Rescaling layer, but only for
+    weights="imagenet". Squaring the slot gives the same outputs with the same layers.
+    """
+    import numpy as np
+
+    try:
+        layer = model.get_layer("normalization")
+    except ValueError:
+        return False
+    if not layer.weights:  # V2 holds its statistics as constants: no file can have set them
+        return False
+    variance = np.asarray(layer.adapt_variance)
+    if not np.allclose(variance, S.IMAGENET_STDDEV_RGB, atol=1e-4):
+        return False
+    layer.adapt_variance.assign(variance * variance)
+    layer.finalize_state()
+    return True
