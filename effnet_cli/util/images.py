@@ -154,3 +154,8 @@ def load_batch(paths: list[Path], size: int, resize: str, note: Callable[[str], 
     for line in conversions.notes():
         note(f"note: {line}")
     return batch
+
+
+def count_text(count: int) -> str:
+    """ "1 image", "3 images"."""
+    return f"{count} image{'s' if count != 1 else ''}"

@@ -23,7 +23,7 @@ from effnet_cli.model.identity import model_identity
 from effnet_cli.util import files, images
 from effnet_cli.util import labels as L
 from effnet_cli.util.errors import UsageError
-from effnet_cli.workflows import predict as P
+from effnet_cli.workflows import classify as C
 
 Note = Callable[[str], None]
 TOP_K = 5
@@ -100,7 +100,7 @@ def from_folders(folder: Path, note: Note) -> Truth:
     subfolders, loose = _subfolders(folder), _images_in(folder)
     if not subfolders:
         what = (
-            f"{P.image_count_text(len(loose))} but no class subfolders"
+            f"{images.count_text(len(loose))} but no class subfolders"
             if loose
             else ("no class subfolders")
         )
@@ -110,7 +110,7 @@ def from_folders(folder: Path, note: Note) -> Truth:
         )
     if loose:
         raise UsageError(
-            f"{folder} holds {P.image_count_text(len(loose))} outside its class subfolders "
+            f"{folder} holds {images.count_text(len(loose))} outside its class subfolders "
             f"({loose[0].name}): their class is unknown",
             hint="move them into a class subfolder, or label every image with --truth labels.csv",
         )
@@ -238,7 +238,7 @@ def check_model(spec: S.ModelSpec | None, artifacts: Sequence[Path]) -> None:
             raise UsageError(f"artifact {str(path)!r} does not exist")
 
 
-def built(spec: S.ModelSpec, weights: Path | None, seed: int | None, note: Note) -> P.Loaded:
+def built(spec: S.ModelSpec, weights: Path | None, seed: int | None, note: Note) -> C.Loaded:
     """The model built from options (random weights get export's BatchNorm calibration, as
     `predict` gives them: their accuracy is chance, and says so)."""
     from effnet_cli.keras import archive
@@ -248,10 +248,10 @@ def built(spec: S.ModelSpec, weights: Path | None, seed: int | None, note: Note)
     if weights is None:
         keras_calibration.calibrate_batchnorm(model, seed=seed if seed is not None else 0)
         note("note: random weights: the accuracy is chance; --weights FILE loads real ones")
-    return P.load_built(model, spec)
+    return C.load_built(model, spec)
 
 
-def identity(item: P.Loaded, spec: S.ModelSpec | None, classes: int) -> dict[str, Any]:
+def identity(item: C.Loaded, spec: S.ModelSpec | None, classes: int) -> dict[str, Any]:
     """The model object: the spec's, or what the artifact says about itself (as predict)."""
     size = item.contract.resolution
     if spec is not None:
@@ -272,7 +272,7 @@ def _decode(paths: Sequence[Path], conversions: images.Conversions) -> list[Any]
 
 
 def top_classes(
-    loaded: Sequence[P.Loaded], truth: Truth, resize: str, note: Note, progress: Note
+    loaded: Sequence[C.Loaded], truth: Truth, resize: str, note: Note, progress: Note
 ) -> tuple[list[Any], list[int], list[float]]:
     """Every artifact's top-5 classes of every image (chunk by chunk, each image decoded once
     and prepared at each artifact's resolution), its head size and its inference seconds."""
@@ -296,19 +296,19 @@ def top_classes(
                 batches[size] = np.stack([images.prepare(im, size, resize) for im in decoded])
             began = time.perf_counter()
             with files.stdout_to_stderr(), files.silenced_stderr():
-                probs = P.probabilities(item, batches[size])
+                probs = C.probabilities(item, batches[size])
             seconds[n] += time.perf_counter() - began
             if step == 0:
                 heads[n] = probs.shape[1]
                 _check_compared(truth, item, heads[n], loaded[0], heads[0])
-            tops[n].append(P.top_k(probs, min(TOP_K, heads[n])))
+            tops[n].append(C.top_k(probs, min(TOP_K, heads[n])))
     for line in conversions.notes():
         note(f"note: {line}")
     return [np.concatenate(parts) for parts in tops], heads, seconds
 
 
 def _check_compared(
-    truth: Truth, item: P.Loaded, classes: int, first: P.Loaded, first_classes: int
+    truth: Truth, item: C.Loaded, classes: int, first: C.Loaded, first_classes: int
 ) -> None:
     check_head(truth, classes, item.label)
     if classes != first_classes:
@@ -319,7 +319,7 @@ def _check_compared(
 
 
 def accuracy_rows(
-    loaded: Sequence[P.Loaded], truth: Truth, tops: Sequence[Any], seconds: Sequence[float]
+    loaded: Sequence[C.Loaded], truth: Truth, tops: Sequence[Any], seconds: Sequence[float]
 ) -> list[dict[str, Any]]:
     """One row per artifact: correct counts, accuracies (fractions) and the drop against the
     first in percentage points (positive: worse than the first)."""
@@ -347,7 +347,7 @@ def accuracy_rows(
 
 
 def evaluate(
-    loaded: Sequence[P.Loaded],
+    loaded: Sequence[C.Loaded],
     truth: Truth,
     resize: str,
     spec: S.ModelSpec | None,

@@ -91,16 +91,12 @@ def compare(loaded: list[Loaded], paths: list[Path], resize: str, note: Note) ->
     return {"images": len(paths), "reference": loaded[0].label, "rows": results}
 
 
-def image_count_text(count: int) -> str:
-    return f"{count} image{'s' if count != 1 else ''}"
-
-
 def describe_run(loaded: Loaded, count: int, resize: str) -> str:
     """One line for stderr: what ran, on what, prepared how."""
     size = loaded.contract.resolution
     how = "centre crop (size/(size+32) of the shorter side)" if resize == "crop" else "plain"
     return (
         f"{loaded.label}: {loaded.runner.runtime} ({loaded.runner.provider}, "
-        f"{loaded.runner.precision}) on {image_count_text(count)}, {how}, bicubic to "
+        f"{loaded.runner.precision}) on {images.count_text(count)}, {how}, bicubic to "
         f"{size}×{size}"
     )
