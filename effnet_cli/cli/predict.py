@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: Typer reads the Annotated options at run time.
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -18,7 +18,6 @@ from effnet_cli.cli.common import (
 )
 from effnet_cli.cli.options import ModelOptions, model_command
 from effnet_cli.model import spec as S
-from effnet_cli.model.identity import model_identity
 from effnet_cli.output.views import predict as views
 from effnet_cli.util import files
 from effnet_cli.util.errors import UsageError, require_choice
@@ -102,6 +101,7 @@ def _classify(
     """Each image's top classes, from the model built from options or the --from artifact."""
     from effnet_cli.util import images as I
     from effnet_cli.util import labels as L
+    from effnet_cli.workflows import classify
     from effnet_cli.workflows import predict as P
 
     sink = output_sink()
@@ -121,40 +121,21 @@ def _classify(
         sink.note(missing)
     sink.note(P.describe_run(item, len(paths), resize))
     return {
-        "model": _identity(item, spec, probs.shape[1]), "source": item.label,
+        "model": classify.identity(item, spec, probs.shape[1]), "source": item.label,
         "runtime": item.runner.runtime, "provider": item.runner.provider,
         "precision": item.runner.precision, "resize": resize,
         "images": P.predictions(paths, probs, top, names),
     }  # fmt: skip
 
 
-def _identity(item: Any, spec: Optional[S.ModelSpec], classes: int) -> dict:
-    """The model's identity: the spec's, or what the artifact says about itself (the contract
-    it was fed by where it is silent)."""
-    size = item.contract.resolution
-    if spec is not None:
-        return model_identity(spec.name, spec.family.name, [size, size], classes,
-                              spec.preprocessing)  # fmt: skip
-    from effnet_cli.backends import describe
-
-    said = describe.model_from_metadata(describe.typed_metadata(item.runner.metadata))
-    return {**said, "name": said["name"] or item.contract.name or item.label,
-            "resolution": [size, size], "classes": classes}  # fmt: skip
-
-
 def _built(model: ModelOptions, spec: S.ModelSpec, note):  # -> classify.Loaded (lazy import)
-    """The model built from options; random weights get export's BatchNorm calibration, so that
-    `predict --seed N` and the artifacts `export --seed N` writes hold the same model."""
-    from effnet_cli.keras import archive
-    from effnet_cli.keras import calibration as keras_calibration
-    from effnet_cli.workflows import predict as P
+    """The model built from options, calibrated as export calibrates random weights."""
+    from effnet_cli.workflows import classify
 
-    built = archive.load_or_build(spec, None, model.weights, model.seed)
     if model.weights is None:
         seed = model.seed if model.seed is not None else 0
-        keras_calibration.calibrate_batchnorm(built, seed=seed)
         note(
             f"note: random weights (seed {seed}, BatchNorm statistics calibrated as export "
             "does): the classes mean nothing; --weights FILE loads real ones"
         )
-    return P.load_built(built, spec)
+    return classify.built(spec, model.weights, model.seed)

@@ -19,6 +19,7 @@ from effnet_cli.backends import runtimes
 from effnet_cli.backends.describe import unreadable
 from effnet_cli.backends.keras import keras_runner
 from effnet_cli.model import spec as S
+from effnet_cli.model.identity import model_identity
 from effnet_cli.util import images
 from effnet_cli.util.errors import UsageError, WorkError
 
@@ -290,3 +291,29 @@ def agreement(reference: Any, other: Any, k: int = 5) -> dict[str, float]:
         f"top{k}_overlap": float(np.mean(overlap)),
         "max_abs_diff_prob": float(np.max(np.abs(reference - other))),
     }
+
+
+def built(spec: S.ModelSpec, weights: Path | None, seed: int | None) -> Loaded:
+    """The model built from options. Random weights get export's BatchNorm calibration, so that
+    `--seed N` here and the artifacts `export --seed N` writes hold the same model."""
+    from effnet_cli.keras import archive
+    from effnet_cli.keras import calibration as keras_calibration
+
+    model = archive.load_or_build(spec, None, weights, seed)
+    if weights is None:
+        keras_calibration.calibrate_batchnorm(model, seed=seed if seed is not None else 0)
+    return load_built(model, spec)
+
+
+def identity(item: Loaded, spec: S.ModelSpec | None, classes: int) -> dict[str, Any]:
+    """The model object: the spec's, or what the artifact says about itself (the contract it
+    was fed by where it is silent)."""
+    from effnet_cli.backends import describe
+
+    size = item.contract.resolution
+    if spec is not None:
+        return model_identity(spec.name, spec.family.name, [size, size], classes,
+                              spec.preprocessing)  # fmt: skip
+    said = describe.model_from_metadata(describe.typed_metadata(item.runner.metadata))
+    return {**said, "name": said["name"] or item.contract.name or item.label,
+            "resolution": [size, size], "classes": classes}  # fmt: skip

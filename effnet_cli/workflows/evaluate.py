@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from effnet_cli.model import spec as S
-from effnet_cli.model.identity import model_identity
 from effnet_cli.util import files, images
 from effnet_cli.util import labels as L
 from effnet_cli.util.errors import UsageError
@@ -239,29 +238,10 @@ def check_model(spec: S.ModelSpec | None, artifacts: Sequence[Path]) -> None:
 
 
 def built(spec: S.ModelSpec, weights: Path | None, seed: int | None, note: Note) -> C.Loaded:
-    """The model built from options (random weights get export's BatchNorm calibration, as
-    `predict` gives them: their accuracy is chance, and says so)."""
-    from effnet_cli.keras import archive
-    from effnet_cli.keras import calibration as keras_calibration
-
-    model = archive.load_or_build(spec, None, weights, seed)
+    """The model built from options (random weights: their accuracy is chance, and says so)."""
     if weights is None:
-        keras_calibration.calibrate_batchnorm(model, seed=seed if seed is not None else 0)
         note("note: random weights: the accuracy is chance; --weights FILE loads real ones")
-    return C.load_built(model, spec)
-
-
-def identity(item: C.Loaded, spec: S.ModelSpec | None, classes: int) -> dict[str, Any]:
-    """The model object: the spec's, or what the artifact says about itself (as predict)."""
-    size = item.contract.resolution
-    if spec is not None:
-        return model_identity(spec.name, spec.family.name, [size, size], classes,
-                              spec.preprocessing)  # fmt: skip
-    from effnet_cli.backends import describe
-
-    said = describe.model_from_metadata(describe.typed_metadata(item.runner.metadata))
-    return {**said, "name": said["name"] or item.contract.name or item.label,
-            "resolution": [size, size], "classes": classes}  # fmt: skip
+    return C.built(spec, weights, seed)
 
 
 # ------------------------------------------------------------------------------ the run
@@ -360,7 +340,7 @@ def evaluate(
             check_head(truth, item.contract.num_classes, item.label)
     tops, heads, seconds = top_classes(loaded, truth, resize, note, progress)
     return {
-        "model": identity(loaded[0], spec, heads[0]),
+        "model": C.identity(loaded[0], spec, heads[0]),
         "truth": truth.document(),
         "resize": resize,
         "top_k": min(TOP_K, heads[0]),
