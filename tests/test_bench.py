@@ -416,16 +416,9 @@ def test_bench_caches_the_ceiling_and_ceiling_measures_again(cli, probe):
 
 
 @pytest.fixture(scope="module")
-def b0_keras_file(tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from effnet_cli.cli.app import main
-
-    path = tmp_path_factory.mktemp("from") / "b0.keras"
-    with CliRunner().isolation() as (_, err, _):
-        code = main(["build", "--resolution", "64", "--seed", "1", "-o", str(path)])
-    assert code == 0, err.getvalue().decode()
-    return path
+def b0_keras_file(b0_r64):
+    """A B0 .keras at 64 px: the session's (tests/conftest.py `b0_r64`), read-only."""
+    return b0_r64.path("keras")
 
 
 def test_bench_from_a_keras_file_reports_macs_and_the_ceiling(cli, b0_keras_file, probe):

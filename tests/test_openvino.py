@@ -11,18 +11,10 @@ from .conftest import relative_diff
 
 
 @pytest.fixture(scope="module")
-def b0_openvino(tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from effnet_cli.cli.app import main
-
-    folder = tmp_path_factory.mktemp("openvino")
-    with CliRunner().isolation() as (out, err, _):
-        code = main(["export", "--phi", "0", "--classifier-activation", "none", "--seed", "5",
-                     "-f", "openvino,keras", "-o", str(folder), "--json"])  # fmt: skip
-        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
-    assert code == 0, stderr
-    return folder, json.loads(stdout)
+def b0_openvino(b0_224):
+    """B0 at 224 (logits head) as an OpenVINO IR beside its .keras, from the session's one
+    export of every format (tests/conftest.py `b0_224`). Returns (folder, JSON report)."""
+    return b0_224
 
 
 def test_b0_exports_to_openvino_ir_and_verifies_in_fp32(b0_openvino):
