@@ -106,7 +106,7 @@ def test_onnx_export_is_optimized_by_default(cli, tmp_path, b0_r64):
 
 
 @pytest.mark.slow
-def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(cli, tmp_path):
+def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(cli, tmp_path, b0_r64):
     import numpy as np
     import onnx
 
@@ -114,7 +114,8 @@ def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(cli, tmp
     np.save(
         calibration, np.random.default_rng(0).uniform(0, 255, (16, 64, 64, 3)).astype("float32")
     )
-    options = ["--resolution", "64", "--seed", "0", "-f", "onnx", "--keep-failed", "--json"]
+    # the session's B0 at 64 (seed 0, calibrated): no build here
+    options = ["--from", b0_r64.path("keras"), "-f", "onnx", "--keep-failed", "--json"]
 
     fp16 = cli("export", *options, "--quantize", "fp16", "-o", tmp_path / "fp16")
     assert fp16.code == 0, fp16.stderr
