@@ -82,6 +82,31 @@ def once_per_run(tmp_path_factory, name: str, make: Callable[[Path], str]) -> tu
 
 
 @pytest.fixture
+def prewritten(monkeypatch):
+    """`prewritten({(format, precision): path})`: bench's conversions become copies of files
+    already written (the session's exports, or the test's own). For tests about bench's rows,
+    labels and drift, not its converters (tests/conftest.py `bench_every_runtime` and the export
+    tests run those); bench must build the files' weights again (b0_r64's: `--resolution 64
+    --seed 0`), and its fp32 drift against Keras shows it did. A pair not listed fails."""
+    import shutil
+    from dataclasses import replace
+
+    from effnet_cli import backends
+
+    def use(files: dict[tuple[str, str], Path]) -> None:
+        for fmt in dict.fromkeys(f for f, _ in files):
+
+            def write(model, path, *, precision, fmt=fmt, **_):
+                source = files[(fmt, precision)]
+                (shutil.copytree if source.is_dir() else shutil.copyfile)(source, path)
+
+            record = backends.get(fmt)
+            monkeypatch.setitem(backends.BACKENDS, fmt, replace(record, write=write))
+
+    return use
+
+
+@pytest.fixture
 def zero_weights(monkeypatch):
     """Keras' random initializers return zeros: for tests that compare networks' structure and
     counts, never their values, where drawing tens of millions of random numbers is a third to

@@ -106,7 +106,9 @@ def test_onnx_export_is_optimized_by_default(cli, tmp_path, b0_r64):
 
 
 @pytest.mark.slow
-def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(cli, tmp_path, b0_r64):
+def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(
+    cli, tmp_path, b0_r64, prewritten
+):
     import numpy as np
     import onnx
 
@@ -121,6 +123,7 @@ def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(cli, tmp
     assert fp16.code == 0, fp16.stderr
     (artifact,) = json.loads(fp16.stdout)["artifacts"]
     assert artifact["path"].endswith("-fp16.onnx") and artifact["precision"] == "fp16"
+    fp16_path = Path(artifact["path"])
     assert artifact["verification"]["passed"] and artifact["verification"]["max_rel_diff"] <= 5e-2
     model = onnx.shape_inference.infer_shapes(onnx.load(artifact["path"]))
     elem = {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info}
@@ -146,8 +149,12 @@ def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(cli, tmp
     per_channel = [n for n in dequantize if scale_sizes.get(n.input[1], 1) > 1]
     assert len(per_channel) >= 40  # every convolution's weights, one scale per output channel
 
-    benched = cli("bench", "--resolution", "64", "--runtime", "onnx", "--precision",
-                  "fp32,fp16,int8", "--calibration", calibration, "--batch", "1",
+    # bench runs the three files just checked (copied in place of its conversions) on the
+    # weights `--seed 0` builds again: what is benched is what was verified
+    prewritten({("onnx", "fp32"): b0_r64.path("onnx"), ("onnx", "fp16"): fp16_path,
+                ("onnx", "int8"): Path(artifact["path"])})  # fmt: skip
+    benched = cli("bench", "--resolution", "64", "--seed", "0", "--runtime", "onnx",
+                  "--precision", "fp32,fp16,int8", "--calibration", calibration, "--batch", "1",
                   "--iterations", "2", "--warmup", "0", "--json")  # fmt: skip
     assert benched.code == 0, benched.stderr
     rows = {row["precision"]: row for row in json.loads(benched.stdout)["rows"]}

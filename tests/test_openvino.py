@@ -70,21 +70,11 @@ BENCH = ("bench", "--resolution", "64", "--seed", "0", "--runtime", "openvino", 
 
 
 @pytest.fixture
-def ir_of_b0_r64(monkeypatch, b0_r64):
+def ir_of_b0_r64(prewritten, b0_r64):
     """bench's OpenVINO conversion replaced by a copy of the session's IR of the same weights:
     the tests below are about the label a CPU earns, not the converter (tests/test_bench.py's
     run converts). The fp32 row's drift against Keras still shows the weights are the same."""
-    import shutil
-    from dataclasses import replace
-
-    from effnet_cli import backends
-
-    def copy(model, path, *, precision, **_):
-        assert precision == "fp32"  # the hints run the fp32 file
-        shutil.copytree(b0_r64.path("openvino"), path)
-
-    record = backends.get("openvino")
-    monkeypatch.setitem(backends.BACKENDS, "openvino", replace(record, write=copy))
+    prewritten({("openvino", "fp32"): b0_r64.path("openvino")})
 
 
 def _fake_cpu(monkeypatch, openvino_capabilities, compiled=None):
