@@ -239,7 +239,7 @@ def test_rows_of_different_precisions_never_compare():
 
 
 def test_a_run_whose_label_differs_from_the_baseline_exits_2_after_timing(
-    short_run, cli, tmp_path, monkeypatch, probe
+    short_run, cli, tmp_path, monkeypatch, probe, b0_r64
 ):
     """The baseline's keras row ran bf16-emulated; this CPU (faked) runs bf16 natively: the
     request could match (checked before), the rows cannot (after), and nothing passes."""
@@ -252,9 +252,7 @@ def test_a_run_whose_label_differs_from_the_baseline_exits_2_after_timing(
 
     path = _baseline(stdout, tmp_path / "emulated.json", emulated)
     monkeypatch.setattr(capabilities, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
-    result = cli("bench", "--resolution", "64", "--runtime", "keras", "--precision", "bf16",
-                 "--batch", "1", "--iterations", "2", "--warmup", "1", "--threads", "2",
-                 "--baseline", path)  # fmt: skip
+    result = cli("bench", "--from", b0_r64.path("keras"), *KERAS_BF16[:-1], "--baseline", path)
     assert result.code == 2, result.stderr
     assert "nothing was compared" in result.stderr and "gate: " not in result.stderr
     assert "bf16" in result.stdout  # the run itself was shown
@@ -272,9 +270,9 @@ def test_latency_percentiles_use_nearest_rank():
 
 # ---------------------------------------------------------------------------- precision labels
 
-KERAS_BF16 = ["bench", "--resolution", "64", "--runtime", "keras", "--precision", "bf16",
-              "--batch", "1", "--iterations", "2", "--warmup", "1", "--threads", "2",
-              "--json"]  # fmt: skip
+# the session's B0 at 64 (tests/conftest.py `b0_r64`): loaded, not built and calibrated again
+KERAS_BF16 = ["--runtime", "keras", "--precision", "bf16", "--batch", "1", "--iterations", "2",
+              "--warmup", "1", "--threads", "2", "--json"]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -282,10 +280,10 @@ KERAS_BF16 = ["bench", "--resolution", "64", "--runtime", "keras", "--precision"
     [({"avx2", "fma", "avx512f", "avx512_bf16"}, "bf16"),
      ({"avx2", "fma", "avx512f", "avx512_fp16"}, "bf16-emulated")],
 )  # fmt: skip
-def test_keras_bf16_is_labelled_by_what_the_cpu_has(cli, monkeypatch, probe, flags, label):
+def test_keras_bf16_is_labelled_by_what_the_cpu_has(cli, monkeypatch, probe, b0_r64, flags, label):
     """Both branches on every machine: the CPU's flags are faked, the label follows them."""
     monkeypatch.setattr(capabilities, "cpu_flags", lambda: frozenset(flags))
-    result = cli(*KERAS_BF16)
+    result = cli("bench", "--from", b0_r64.path("keras"), *KERAS_BF16)
     assert result.code == 0, result.stderr
     (row,) = json.loads(result.stdout)["rows"]
     assert row["precision"] == label and row["runtime"] == "keras"
@@ -399,8 +397,8 @@ def test_the_table_shows_the_ceiling_only_where_it_was_measured(capsys, probe, m
     assert on_gpu["gemm_flops"] is None and "--device gpu" in on_gpu["reason"]
 
 
-def test_bench_caches_the_ceiling_and_ceiling_measures_again(cli, probe):
-    args = ["bench", "--resolution", "64", "--runtime", "keras", "--batch", "1",
+def test_bench_caches_the_ceiling_and_ceiling_measures_again(cli, probe, b0_r64):
+    args = ["bench", "--from", b0_r64.path("keras"), "--runtime", "keras", "--batch", "1",
             "--iterations", "2", "--warmup", "1", "--threads", "2"]  # fmt: skip
     first = cli(*args, "--json")
     assert first.code == 0, first.stderr
