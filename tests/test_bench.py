@@ -239,7 +239,7 @@ def test_rows_of_different_precisions_never_compare():
 
 
 def test_a_run_whose_label_differs_from_the_baseline_exits_2_after_timing(
-    short_run, cli, tmp_path, monkeypatch, probe, b0_r64
+    short_run, cli, tmp_path, monkeypatch, probe
 ):
     """The baseline's keras row ran bf16-emulated; this CPU (faked) runs bf16 natively: the
     request could match (checked before), the rows cannot (after), and nothing passes."""
@@ -252,7 +252,9 @@ def test_a_run_whose_label_differs_from_the_baseline_exits_2_after_timing(
 
     path = _baseline(stdout, tmp_path / "emulated.json", emulated)
     monkeypatch.setattr(capabilities, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
-    result = cli("bench", "--from", b0_r64.path("keras"), *KERAS_BF16[:-1], "--baseline", path)
+    result = cli("bench", "--resolution", "64", "--runtime", "keras", "--precision", "bf16",
+                 "--batch", "1", "--iterations", "2", "--warmup", "1", "--threads", "2",
+                 "--baseline", path)  # fmt: skip
     assert result.code == 2, result.stderr
     assert "nothing was compared" in result.stderr and "gate: " not in result.stderr
     assert "bf16" in result.stdout  # the run itself was shown
@@ -270,9 +272,10 @@ def test_latency_percentiles_use_nearest_rank():
 
 # ---------------------------------------------------------------------------- precision labels
 
-# the session's B0 at 64 (tests/conftest.py `b0_r64`): loaded, not built and calibrated again
-KERAS_BF16 = ["--runtime", "keras", "--precision", "bf16", "--batch", "1", "--iterations", "2",
-              "--warmup", "1", "--threads", "2", "--json"]  # fmt: skip
+# built from options: a model loaded --from a .keras file has no bf16 twin (its row is skipped)
+KERAS_BF16 = ["bench", "--resolution", "64", "--runtime", "keras", "--precision", "bf16",
+              "--batch", "1", "--iterations", "2", "--warmup", "1", "--threads", "2",
+              "--json"]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -280,10 +283,10 @@ KERAS_BF16 = ["--runtime", "keras", "--precision", "bf16", "--batch", "1", "--it
     [({"avx2", "fma", "avx512f", "avx512_bf16"}, "bf16"),
      ({"avx2", "fma", "avx512f", "avx512_fp16"}, "bf16-emulated")],
 )  # fmt: skip
-def test_keras_bf16_is_labelled_by_what_the_cpu_has(cli, monkeypatch, probe, b0_r64, flags, label):
+def test_keras_bf16_is_labelled_by_what_the_cpu_has(cli, monkeypatch, probe, flags, label):
     """Both branches on every machine: the CPU's flags are faked, the label follows them."""
     monkeypatch.setattr(capabilities, "cpu_flags", lambda: frozenset(flags))
-    result = cli("bench", "--from", b0_r64.path("keras"), *KERAS_BF16)
+    result = cli(*KERAS_BF16)
     assert result.code == 0, result.stderr
     (row,) = json.loads(result.stdout)["rows"]
     assert row["precision"] == label and row["runtime"] == "keras"
