@@ -36,8 +36,11 @@ format: $(STAMP)
 	$(BIN)/ruff format effnet_cli tests benchmarks
 	$(BIN)/ruff check --fix effnet_cli tests benchmarks
 
+# Two workers (one a core on the 2-core CI machine), a test file each at a time, so that a
+# module's fixtures are made once; the session's shared exports are made once for both.
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,21 +24,103 @@ class Result:
     stderr: str
 
 
-@pytest.fixture
-def cli():
-    """Run `effnet ARGS` through `main` (the console script's path), capturing both streams."""
+def run_cli(*args) -> Result:
+    """Run `effnet ARGS` through `main` (the console script's path), capturing both streams:
+    the one way every test and fixture runs the CLI in-process."""
     from typer.testing import CliRunner
 
     from effnet_cli.cli.app import main
 
-    def run(*args: str) -> Result:
-        runner = CliRunner()
-        with runner.isolation() as (out, err, _):
-            code = main([str(a) for a in args])
-            stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
-        return Result(code, stdout, stderr)
+    with CliRunner().isolation() as (out, err, _):
+        code = main([str(a) for a in args])
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    return Result(code, stdout, stderr)
 
-    return run
+
+def run_ok(*args) -> Result:
+    """`run_cli`, for fixtures: the command must succeed (its stderr is the failure message)."""
+    result = run_cli(*args)
+    assert result.code == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def cli():
+    """`run_cli` as a fixture."""
+    return run_cli
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def once_per_run(tmp_path_factory, name: str, make: Callable[[Path], str]) -> tuple[Path, str]:
+    """A folder that `make` fills, and the text it returns, made once per test run.
+
+    `make test` runs two pytest-xdist workers: the first to ask makes it while the other waits
+    on a lock, then reads it (the xdist documentation's recipe: the workers' temporary folders
+    share a parent). Without xdist, a folder of this session's.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    folder, done = root / name, root / f"{name}.done"
+    with _locked(root / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a failed attempt's leftovers
+            folder.mkdir()
+            done.write_text(make(folder))
+    return folder, done.read_text()
+
+
+@pytest.fixture
+def prewritten(monkeypatch):
+    """`prewritten({(format, precision): path})`: bench's conversions become copies of files
+    already written (the session's exports, or the test's own). For tests about bench's rows,
+    labels and drift, not its converters (tests/conftest.py `bench_every_runtime` and the export
+    tests run those); bench must build the files' weights again (b0_r64's: `--resolution 64
+    --seed 0`), and its fp32 drift against Keras shows it did. A pair not listed fails."""
+    import shutil
+    from dataclasses import replace
+
+    from effnet_cli import backends
+
+    def use(files: dict[tuple[str, str], Path]) -> None:
+        for fmt in dict.fromkeys(f for f, _ in files):
+
+            def write(model, path, *, precision, fmt=fmt, **_):
+                source = files[(fmt, precision)]
+                (shutil.copytree if source.is_dir() else shutil.copyfile)(source, path)
+
+            record = backends.get(fmt)
+            monkeypatch.setitem(backends.BACKENDS, fmt, replace(record, write=write))
+
+    return use
+
+
+@pytest.fixture
+def zero_weights(monkeypatch):
+    """Keras' random initializers return zeros: for tests that compare networks' structure and
+    counts, never their values, where drawing tens of millions of random numbers is a third to
+    a half of each build (B7: 37 s -> 24 s, L2: 148 s -> 76 s on a busy machine)."""
+    from effnet_cli.keras.builder import import_keras
+
+    keras = import_keras()
+    from keras.src.initializers import random_initializers as R
+
+    def zeros(self, shape, dtype=None):
+        return keras.ops.zeros(shape, dtype=dtype)
+
+    for kind in (R.VarianceScaling, R.RandomNormal, R.TruncatedNormal, R.RandomUniform):
+        monkeypatch.setattr(kind, "__call__", zeros)
 
 
 def calibrate(model, resolution: int, seed: int = 0, batch: int = 4):
@@ -75,6 +160,11 @@ class SharedB0:
 
         return self.folder / backends.get(fmt).artifact_name(self.name, precision)
 
+    @property
+    def calibration(self) -> Path:
+        """The 16 seeded images (.npy) the int8 file was calibrated on (beside the files)."""
+        return self.folder / "calibration.npy"
+
 
 @pytest.fixture(scope="session")
 def b0_r64(tmp_path_factory) -> SharedB0:
@@ -89,31 +179,25 @@ def b0_r64(tmp_path_factory) -> SharedB0:
     Read-only: a test that writes beside these files, or changes one, copies it to tmp_path
     first, so that no test depends on another or on their order.
     """
-    import numpy as np
-    from typer.testing import CliRunner
 
-    from effnet_cli.cli.app import main
+    def make(folder: Path) -> str:
+        import numpy as np
 
-    shared = SharedB0(tmp_path_factory.mktemp("b0-r64"), "efficientnet-b0-r64", 64, 0)
-    size, folder = str(shared.resolution), str(shared.folder)
-    calibration = shared.folder.parent / "b0-r64-calibration.npy"
-    rng = np.random.default_rng(3)
-    np.save(calibration, rng.uniform(0, 255, (16, shared.resolution, shared.resolution, 3))
-            .astype("float32"))  # fmt: skip
-    keras_file = str(shared.path("keras"))
-    commands = [
-        ["export", "--phi", "0", "--resolution", size, "--seed", str(shared.seed),
-         "-f", "keras,onnx,tflite,openvino,savedmodel", "-o", folder],
-        ["export", "--from", keras_file, "-f", "tflite", "--quantize", "int8",
-         "--calibration", str(calibration), "--no-verify", "-o", folder],
-        ["export", "--from", keras_file, "-f", "tflite", "--quantize", "fp16", "--no-verify",
-         "-o", folder],
-    ]  # fmt: skip
-    for argv in commands:
-        with CliRunner().isolation() as (_, err, _):
-            code = main(argv)
-        assert code == 0, err.getvalue().decode()
-    return shared
+        shared = SharedB0(folder, "efficientnet-b0-r64", 64, 0)
+        size = str(shared.resolution)
+        rng = np.random.default_rng(3)
+        np.save(shared.calibration, rng.uniform(0, 255, (16, 64, 64, 3)).astype("float32"))
+        keras_file = shared.path("keras")
+        run_ok("export", "--phi", "0", "--resolution", size, "--seed", str(shared.seed),
+               "-f", "keras,onnx,tflite,openvino,savedmodel", "-o", folder)  # fmt: skip
+        run_ok("export", "--from", keras_file, "-f", "tflite", "--quantize", "int8",
+               "--calibration", shared.calibration, "--no-verify", "-o", folder)  # fmt: skip
+        run_ok("export", "--from", keras_file, "-f", "tflite", "--quantize", "fp16",
+               "--no-verify", "-o", folder)  # fmt: skip
+        return ""
+
+    folder, _ = once_per_run(tmp_path_factory, "b0-r64", make)
+    return SharedB0(folder, "efficientnet-b0-r64", 64, 0)
 
 
 @pytest.fixture(scope="session")
@@ -128,19 +212,37 @@ def bench_every_runtime(tmp_path_factory):
     """
     import json
 
-    from typer.testing import CliRunner
-
-    from effnet_cli.cli.app import main
     from effnet_cli.workflows.bench import rows
 
-    folder = tmp_path_factory.mktemp("bench")
-    args = ["bench", "--resolution", "64", "--runtime", "all", "--batch", "1,4", "--warmup", "1",
-            "--iterations", "5", "--threads", "2", "--mode", "both", "--csv",
-            str(folder / "rows.csv"), "--plot", str(folder / "bench.png"), "--json"]  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch, CliRunner().isolation() as (out, err, _):
-        patch.setenv("EFFNET_CACHE_DIR", str(folder / "cache"))  # the real probe, a fresh cache
-        patch.setattr(rows, "THROUGHPUT_DEFAULT_S", 0.4)
-        code = main(args)
-        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
-    assert code == 0, stderr
+    def make(folder: Path) -> str:
+        args = ["bench", "--resolution", "64", "--runtime", "all", "--batch", "1,4", "--warmup",
+                "1", "--iterations", "5", "--threads", "2", "--mode", "both", "--csv",
+                folder / "rows.csv", "--plot", folder / "bench.png", "--json"]  # fmt: skip
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("EFFNET_CACHE_DIR", str(folder / "cache"))  # the real probe, fresh cache
+            patch.setattr(rows, "THROUGHPUT_DEFAULT_S", 0.4)
+            return run_ok(*args).stdout
+
+    folder, stdout = once_per_run(tmp_path_factory, "bench", make)
     return folder, json.loads(stdout), stdout
+
+
+@pytest.fixture(scope="session")
+def b0_224(tmp_path_factory):
+    """B0 at its default 224 px with a logits head (seeded random weights, calibrated
+    BatchNorm) in every format, from one `effnet export --json`: shared by tests/test_export.py
+    and tests/test_openvino.py, which check each file in its own runtime.
+
+    Returns (folder, the export's JSON report); read-only, as `b0_r64`.
+    """
+    import json
+
+    def make(folder: Path) -> str:
+        return run_ok("export", "--phi", "0", "--classifier-activation", "none", "--seed", "3",
+                      "-f", B0_224_FORMATS, "-o", folder, "--json").stdout  # fmt: skip
+
+    folder, stdout = once_per_run(tmp_path_factory, "b0-224", make)
+    return folder, json.loads(stdout)  # stdout is exactly one JSON document
+
+
+B0_224_FORMATS = "savedmodel,onnx,tflite,keras,openvino"

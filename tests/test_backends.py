@@ -134,7 +134,9 @@ def test_onnx_export_is_optimized_by_default(cli, tmp_path, b0_r64):
 
 
 @pytest.mark.slow
-def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(cli, tmp_path):
+def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(
+    cli, tmp_path, b0_r64, prewritten
+):
     import numpy as np
     import onnx
 
@@ -142,12 +144,14 @@ def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(cli, tmp
     np.save(
         calibration, np.random.default_rng(0).uniform(0, 255, (16, 64, 64, 3)).astype("float32")
     )
-    options = ["--resolution", "64", "--seed", "0", "-f", "onnx", "--keep-failed", "--json"]
+    # the session's B0 at 64 (seed 0, calibrated): no build here
+    options = ["--from", b0_r64.path("keras"), "-f", "onnx", "--keep-failed", "--json"]
 
     fp16 = cli("export", *options, "--quantize", "fp16", "-o", tmp_path / "fp16")
     assert fp16.code == 0, fp16.stderr
     (artifact,) = json.loads(fp16.stdout)["artifacts"]
     assert artifact["path"].endswith("-fp16.onnx") and artifact["precision"] == "fp16"
+    fp16_path = Path(artifact["path"])
     assert artifact["verification"]["passed"] and artifact["verification"]["max_rel_diff"] <= 5e-2
     model = onnx.shape_inference.infer_shapes(onnx.load(artifact["path"]))
     elem = {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info}
@@ -160,8 +164,11 @@ def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(cli, tmp
                "-o", tmp_path / "int8")  # fmt: skip
     (artifact,) = json.loads(int8.stdout)["artifacts"]
     check = artifact["verification"]
-    assert check["batches"] == [1, 3, 32] and int8.code == (0 if check["passed"] else 1)
-    assert check["passed"] == (check["top1_agreement"] >= 0.9)
+    assert check["batches"] == [1, 3, 32] and check["min_top1_agreement"] == 0.9
+    # random weights: QDQ int8 agrees with Keras on under half the images (0.44 measured), far
+    # under the 90 % gate on any CPU: exit 1, the file kept only because of --keep-failed
+    assert not check["passed"] and check["top1_agreement"] < 0.75, check
+    assert int8.code == 1 and artifact["kept"], int8.stderr
     model = onnx.load(artifact["path"])
     ops = [n.op_type for n in model.graph.node]
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops  # QDQ
@@ -170,8 +177,12 @@ def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(cli, tmp
     per_channel = [n for n in dequantize if scale_sizes.get(n.input[1], 1) > 1]
     assert len(per_channel) >= 40  # every convolution's weights, one scale per output channel
 
-    benched = cli("bench", "--resolution", "64", "--runtime", "onnx", "--precision",
-                  "fp32,fp16,int8", "--calibration", calibration, "--batch", "1",
+    # bench runs the three files just checked (copied in place of its conversions) on the
+    # weights `--seed 0` builds again: what is benched is what was verified
+    prewritten({("onnx", "fp32"): b0_r64.path("onnx"), ("onnx", "fp16"): fp16_path,
+                ("onnx", "int8"): Path(artifact["path"])})  # fmt: skip
+    benched = cli("bench", "--resolution", "64", "--seed", "0", "--runtime", "onnx",
+                  "--precision", "fp32,fp16,int8", "--calibration", calibration, "--batch", "1",
                   "--iterations", "2", "--warmup", "0", "--json")  # fmt: skip
     assert benched.code == 0, benched.stderr
     rows = {row["precision"]: row for row in json.loads(benched.stdout)["rows"]}

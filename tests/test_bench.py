@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from effnet_cli.output import bench as bench_view
 from effnet_cli.output import sink
+from effnet_cli.output.views import bench as bench_view
 from effnet_cli.util import capabilities
 from effnet_cli.util.errors import UsageError
 from effnet_cli.workflows.bench import cache as bench_cache
@@ -144,11 +144,15 @@ GATE = ["bench", "--resolution", "64", "--runtime", "onnx", "--batch", "1,4", "-
         "--warmup", "1", "--threads", "2", "--baseline"]  # fmt: skip
 
 
-def test_regression_gate(short_run, cli, tmp_path):
+def test_regression_gate(short_run, cli, tmp_path, prewritten, b0_r64):
     _, _, stdout = short_run
+    # the gate is under test, not the converter: bench runs the session's .onnx of the weights
+    # `--seed 0` builds again (tests/conftest.py `prewritten`)
+    prewritten({("onnx", "fp32"): b0_r64.path("onnx")})
+    seeded = [*GATE[:-1], "--seed", "0", GATE[-1]]
     same = tmp_path / "same.json"
     same.write_text(stdout)
-    passed = cli(*GATE, same, "--max-regression", "400", "--json")
+    passed = cli(*seeded, same, "--max-regression", "400", "--json")
     assert passed.code == 0, passed.stderr
     # a pass says what it compared: one line per row, with both figures and the verdict
     lines = [line for line in passed.stderr.splitlines() if line.startswith("gate: ")]
@@ -166,7 +170,7 @@ def test_regression_gate(short_run, cli, tmp_path):
         row["latency_ms_p50"] /= 100  # a baseline 100 times as fast: a regression under any load
     fast = tmp_path / "fast.json"
     fast.write_text(json.dumps(doctored))
-    result = cli(*GATE, fast, "--max-regression", "10")
+    result = cli(*seeded, fast, "--max-regression", "10")
     assert result.code == 3
     assert "slower than the baseline" in result.stderr
     assert "onnx fp32 batch 1 threads 2" in result.stderr and "SLOWER" in result.stderr
@@ -310,6 +314,7 @@ def test_latency_percentiles_use_nearest_rank():
 
 # ---------------------------------------------------------------------------- precision labels
 
+# built from options: a model loaded --from a .keras file has no bf16 twin (its row is skipped)
 KERAS_BF16 = ["bench", "--resolution", "64", "--runtime", "keras", "--precision", "bf16",
               "--batch", "1", "--iterations", "2", "--warmup", "1", "--threads", "2",
               "--json"]  # fmt: skip
@@ -438,8 +443,8 @@ def test_the_table_shows_the_ceiling_only_where_it_was_measured(capsys, probe, m
     assert on_gpu.gemm_flops is None and on_gpu.reason and "--device gpu" in on_gpu.reason
 
 
-def test_bench_caches_the_ceiling_and_ceiling_measures_again(cli, probe):
-    args = ["bench", "--resolution", "64", "--runtime", "keras", "--batch", "1",
+def test_bench_caches_the_ceiling_and_ceiling_measures_again(cli, probe, b0_r64):
+    args = ["bench", "--from", b0_r64.path("keras"), "--runtime", "keras", "--batch", "1",
             "--iterations", "2", "--warmup", "1", "--threads", "2"]  # fmt: skip
     first = cli(*args, "--json")
     assert first.code == 0, first.stderr
@@ -455,16 +460,9 @@ def test_bench_caches_the_ceiling_and_ceiling_measures_again(cli, probe):
 
 
 @pytest.fixture(scope="module")
-def b0_keras_file(tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from effnet_cli.cli.app import main
-
-    path = tmp_path_factory.mktemp("from") / "b0.keras"
-    with CliRunner().isolation() as (_, err, _):
-        code = main(["build", "--resolution", "64", "--seed", "1", "-o", str(path)])
-    assert code == 0, err.getvalue().decode()
-    return path
+def b0_keras_file(b0_r64):
+    """A B0 .keras at 64 px: the session's (tests/conftest.py `b0_r64`), read-only."""
+    return b0_r64.path("keras")
 
 
 def test_bench_from_a_keras_file_reports_macs_and_the_ceiling(cli, b0_keras_file, probe):

@@ -15,6 +15,7 @@ from .test_bad_inputs import STEP
 from .test_scale_table import KERAS_COUNT_PARAMS
 
 keras = import_keras()
+PARITY_SIZE = 97
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +31,16 @@ def tensors():
 
 @pytest.fixture(scope="module")
 def reference_b0(tmp_path_factory):
-    """keras.applications' B0 with real BatchNorm statistics, saved in both layouts."""
+    """keras.applications' B0 with real BatchNorm statistics, saved in both layouts. At 97 px
+    (odd maps into every stride-2 convolution): no weight depends on the input size."""
     from keras.src.legacy.saving import legacy_h5_format
 
     folder = tmp_path_factory.mktemp("weights")
-    model = keras.applications.EfficientNetB0(weights=None, classifier_activation=None)
-    images = calibrate(model, 224, seed=1)
+    size = (PARITY_SIZE, PARITY_SIZE, 3)
+    model = keras.applications.EfficientNetB0(
+        weights=None, classifier_activation=None, input_shape=size
+    )
+    images = calibrate(model, PARITY_SIZE, seed=1)
     model.save_weights(folder / "b0.weights.h5")
     with h5py.File(folder / "b0_legacy.h5", "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, model)
@@ -48,8 +53,8 @@ def test_keras_applications_weights_give_the_same_logits(
 ):
     folder, images, expected = reference_b0
     target = tmp_path / "ours.keras"
-    result = cli("build", "--phi", "0", "--classifier-activation", "none",
-                 "--weights", folder / layout, "-o", target, "--json")  # fmt: skip
+    result = cli("build", "--phi", "0", "--resolution", PARITY_SIZE, "--classifier-activation",
+                 "none", "--weights", folder / layout, "-o", target, "--json")  # fmt: skip
     assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["schema"] == "effnet.build/1"

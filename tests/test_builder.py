@@ -26,7 +26,7 @@ def _trainable(model) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("index", range(8))
-def test_same_network_as_keras_applications(index):
+def test_same_network_as_keras_applications(index, zero_weights):
     keras.backend.clear_session()  # so keras' automatic layer names start from scratch
     reference = getattr(keras.applications, f"EfficientNetB{index}")(weights=None)
     ours = build_model(f"b{index}")

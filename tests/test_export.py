@@ -12,26 +12,17 @@ from effnet_cli import backends
 from effnet_cli.keras.builder import import_keras
 from effnet_cli.workflows import export as E
 
-from .conftest import relative_diff
+from .conftest import B0_224_FORMATS, relative_diff
 
 keras = import_keras()
-FORMATS = "savedmodel,onnx,tflite,keras"
+FORMATS = B0_224_FORMATS
 
 
 @pytest.fixture(scope="module")
-def b0_export(tmp_path_factory):
-    """B0 (logits, seeded random weights) in every format, from one `effnet export` run."""
-    from typer.testing import CliRunner
-
-    from effnet_cli.cli.app import main
-
-    folder = tmp_path_factory.mktemp("export")
-    with CliRunner().isolation() as (out, err, _):
-        code = main(["export", "--phi", "0", "--classifier-activation", "none", "--seed", "3",
-                     "-f", FORMATS, "-o", str(folder), "--json"])  # fmt: skip
-        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
-    assert code == 0, stderr
-    return folder, json.loads(stdout)  # stdout is exactly one JSON document
+def b0_export(b0_224):
+    """B0 (logits, seeded random weights) in every format, from one `effnet export` run: the
+    session's (tests/conftest.py `b0_224`, whose OpenVINO IR tests/test_openvino.py checks)."""
+    return b0_224
 
 
 def _images(batch: int, size: int = 224) -> np.ndarray:
@@ -57,6 +48,7 @@ def test_every_format_is_written_and_verified(b0_export):
         "efficientnet-b0.keras",
         "efficientnet-b0.onnx",
         "efficientnet-b0.tflite",
+        "efficientnet-b0_openvino",
         "efficientnet-b0_savedmodel",
     ]  # fmt: skip  (and no temporary left)
 
@@ -180,62 +172,82 @@ def test_second_export_without_force_keeps_the_first(b0_export, cli):
     assert (folder / "efficientnet-b0.onnx").read_bytes() == before
 
 
+# The gate each quantized TFLite meets on the session's B0 (`b0_r64`, 64 px, seed 0), calibrated
+# on its 16 images: the verdict is definite. fp16 keeps the ranking (measured 1e-3..2e-2 drift);
+# int8 on random weights agrees with Keras on about half the images (0.47 measured), far under
+# the 90 % gate; dynamic agrees on ~92 %, too near 90 % to pin across CPUs, so its gate is set
+# to 75 % here: one file that fails, two that pass, on every machine.
+QUANTIZED = {"fp16": ("passes", None), "dynamic": ("passes", 0.75), "int8": ("fails", None)}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("quantize", ["fp16", "dynamic", "int8"])
-def test_quantized_tflite_passes_only_through_its_gate(cli, tmp_path, quantize):
-    calibration = tmp_path / "calibration.npy"
-    np.save(calibration, np.random.default_rng(0).uniform(0, 255, (8, 96, 96, 3)).astype("float32"))
-    args = ["--calibration", calibration] if quantize == "int8" else []
-    options = ["--phi", "0", "--resolution", "96", "--classifier-activation", "none", "--seed", "0"]
-    result = cli("export", *options, "-f", "tflite", "--quantize", quantize, *args,
-                 "-o", tmp_path / "out", "--json")  # fmt: skip
+@pytest.mark.parametrize("quantize", QUANTIZED)
+def test_quantized_tflite_passes_only_through_its_gate(cli, tmp_path, monkeypatch, b0_r64,
+                                                       quantize):  # fmt: skip
+    outcome, min_agreement = QUANTIZED[quantize]
+    record = backends.get("tflite")
+    if min_agreement is not None:
+        way = record.precisions[quantize]
+        gate = replace(way.gate, min_top1_agreement=min_agreement)
+        precisions = {**record.precisions, quantize: replace(way, gate=gate)}
+        monkeypatch.setitem(backends.BACKENDS, "tflite", replace(record, precisions=precisions))
+    args = ["--calibration", b0_r64.calibration] if quantize == "int8" else []
+    result = cli("export", "--from", b0_r64.path("keras"), "-f", "tflite", "--quantize", quantize,
+                 *args, "-o", tmp_path / "out", "--json")  # fmt: skip
     (artifact,) = json.loads(result.stdout)["artifacts"]
     assert artifact["precision"] == quantize and artifact["path"].endswith(f"-{quantize}.tflite")
     check, gate = artifact["verification"], backends.get("tflite").precisions[quantize].gate
     within = gate.max_rel_diff is None or check["max_rel_diff"] <= gate.max_rel_diff
     agrees = check["top1_agreement"] >= gate.min_top1_agreement
     # "yes" exactly when both gates hold; otherwise exit 1 and nothing kept, never "yes"
-    assert check["passed"] == (within and agrees)
-    assert result.code == (0 if check["passed"] else 1)
-    assert (tmp_path / "out" / f"efficientnet-b0-r96-{quantize}.tflite").exists() == check["passed"]
+    assert check["passed"] == (within and agrees) == (outcome == "passes"), check
+    assert result.code == (0 if outcome == "passes" else 1), result.stderr
+    kept = tmp_path / "out" / f"{b0_r64.name}-{quantize}.tflite"
+    assert kept.exists() == (outcome == "passes")
     agreement_gated = gate.min_top1_agreement > 0  # judged on more images than 1 + 3
     assert check["batches"] == ([1, 3, E.AGREEMENT_IMAGES] if agreement_gated else [1, 3])
-    if quantize == "fp16":  # fp16 weights keep the ranking: measured 1e-3..2e-2 drift here
-        assert check["passed"] and check["top1_agreement"] == 1.0
+    if quantize == "fp16":
+        assert check["top1_agreement"] == 1.0
+    if quantize == "int8":  # refused on its agreement, not on its drift (int8 has no drift gate)
+        assert gate.max_rel_diff is None and check["top1_agreement"] < 0.75
     if check["passed"]:  # its names and metadata, as every TFLite file effnet writes
         from ai_edge_litert.interpreter import Interpreter
 
         interpreter = Interpreter(model_path=artifact["path"])
         assert interpreter.get_signature_list() == {
-            "serving_default": {"inputs": ["input"], "outputs": ["logits"]}
+            "serving_default": {"inputs": ["input"], "outputs": ["probabilities"]}
         }
         report = json.loads(cli("inspect", artifact["path"], "--json").stdout)
         assert report["metadata"]["precision"] == quantize
-        assert report["model"]["resolution"] == [96, 96]
+        assert report["model"]["resolution"] == [64, 64]
 
 
 @pytest.mark.slow
-def test_b3_odd_feature_maps_export_to_onnx_and_tflite(cli, tmp_path):
-    # 300 -> 150 -> 75 -> 38 -> 19 -> 10: the explicit stride-2 padding meets odd sizes.
-    result = cli("export", "--phi", "3", "--classifier-activation", "none", "-f", "onnx,tflite",
-                 "-o", tmp_path, "--json")  # fmt: skip
+def test_odd_feature_maps_at_every_stride_2_export_to_onnx_and_tflite(cli, tmp_path):
+    # B0 at 97: 97 -> 49 -> 25 -> 13 -> 7 -> 4, an odd map into every stride-2 convolution, where
+    # the explicit padding differs from 'same' (B3 at 300 meets only two: 75 and 19).
+    result = cli("export", "--resolution", "97", "--classifier-activation", "none", "-f",
+                 "onnx,tflite", "-o", tmp_path, "--json")  # fmt: skip
     assert result.code == 0, result.stderr
-    for artifact in json.loads(result.stdout)["artifacts"]:
-        assert artifact["verification"]["passed"]
+    artifacts = json.loads(result.stdout)["artifacts"]
+    assert [a["format"] for a in artifacts] == ["onnx", "tflite"]
+    for artifact in artifacts:
+        assert artifact["verification"]["passed"] and artifact["verification"]["sizes"] == [97]
         assert artifact["verification"]["max_rel_diff"] <= 1e-4
 
 
-def test_failed_verification_exits_1_and_leaves_nothing(cli, tmp_path, monkeypatch):
+def test_failed_verification_exits_1_and_leaves_nothing(cli, tmp_path, monkeypatch, b0_r64):
     strict = backends.Precision("file", backends.Gate(0.0, 0.0))  # nothing passes zero
     for name in ("onnx", "keras"):
         record = backends.get(name)
         precisions = {**record.precisions, "fp32": strict}
         monkeypatch.setitem(backends.BACKENDS, name, replace(record, precisions=precisions))
-    result = cli("export", "--resolution", "64", "-f", "onnx,keras", "-o", tmp_path)
+    source = b0_r64.path("keras")  # the session's B0 at 64: no build, no calibration here
+    result = cli("export", "--from", source, "-f", "onnx,keras", "-o", tmp_path)
     assert result.code == 1
     assert "error: verification failed" in result.stderr and "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
-    kept = cli("export", "--resolution", "64", "-f", "onnx", "-o", tmp_path, "--keep-failed")
+    kept = cli("export", "--from", source, "-f", "onnx", "-o", tmp_path, "--keep-failed")
     assert kept.code == 1 and (tmp_path / "efficientnet-b0-r64.onnx").exists()
 
 
@@ -261,23 +273,31 @@ def _corrupting(monkeypatch, fmt: str, change) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", backends.formats())
-def test_an_artifact_with_one_weight_changed_fails_verification(cli, tmp_path, monkeypatch, fmt):
-    def one_weight(kernel, bias):
-        bias[7] += 1.0  # one class's logit moves by 1 (the largest logit is a few units)
+def test_an_artifact_with_one_weight_changed_fails_verification(cli, tmp_path, monkeypatch, b0_r64):
+    """Every format's writer writes the model with one class's bias moved by 1 (the largest
+    logit is a few units): each artifact, verified by its own runtime, fails. One export of all
+    formats from the session's B0 (one load, one tf2onnx conversion) instead of one export of a
+    new build per format."""
 
-    _corrupting(monkeypatch, fmt, one_weight)
-    result = cli("export", "--resolution", "64", "--seed", "1", "-f", fmt, "-o", tmp_path / "out",
-                 "--json")  # fmt: skip
+    def one_weight(kernel, bias):
+        bias[7] += 1.0
+
+    formats = backends.formats()
+    for fmt in formats:
+        _corrupting(monkeypatch, fmt, one_weight)
+    result = cli("export", "--from", b0_r64.path("keras"), "-f", ",".join(formats),
+                 "-o", tmp_path / "out", "--json")  # fmt: skip
     assert result.code == 1, result.stderr
-    (artifact,) = json.loads(result.stdout)["artifacts"]
-    check = artifact["verification"]
-    assert check["compared"] == "logits" and not check["passed"]
-    assert check["max_rel_diff"] > 100 * backends.FP32_GATE.max_rel_diff
+    artifacts = json.loads(result.stdout)["artifacts"]
+    assert [a["format"] for a in artifacts] == list(formats)
+    for artifact in artifacts:
+        check = artifact["verification"]
+        assert check["compared"] == "logits" and not check["passed"], artifact["format"]
+        assert check["max_rel_diff"] > 100 * backends.FP32_GATE.max_rel_diff, artifact["format"]
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
-def test_softmax_models_are_verified_on_their_logits(cli, tmp_path, monkeypatch):
+def test_softmax_models_are_verified_on_their_logits(cli, tmp_path, monkeypatch, b0_r64):
     """Adding one constant to every class's logit leaves a softmax's output exactly as it was:
     a check on probabilities passes such an artifact, a check on logits must not."""
 
@@ -285,7 +305,7 @@ def test_softmax_models_are_verified_on_their_logits(cli, tmp_path, monkeypatch)
         bias += 3.0
 
     _corrupting(monkeypatch, "onnx", shift_all)
-    result = cli("export", "--resolution", "64", "--seed", "2", "-f", "onnx", "-o", tmp_path,
+    result = cli("export", "--from", b0_r64.path("keras"), "-f", "onnx", "-o", tmp_path,
                  "--keep-failed", "--json")  # fmt: skip
     assert result.code == 1
     (artifact,) = json.loads(result.stdout)["artifacts"]
@@ -293,12 +313,8 @@ def test_softmax_models_are_verified_on_their_logits(cli, tmp_path, monkeypatch)
     assert artifact["verification"]["top1_agreement"] == 1.0  # the ranking did not change
     import onnxruntime as ort
 
-    from effnet_cli.keras.builder import build_model
-    from effnet_cli.keras.calibration import calibrate_batchnorm
-
     session = ort.InferenceSession(artifact["path"], providers=["CPUExecutionProvider"])
-    model = build_model("b0", resolution=64, seed=2)
-    calibrate_batchnorm(model, seed=2)
+    model = keras.saving.load_model(b0_r64.path("keras"), safe_mode=True)  # softmax, calibrated
     images = _images(2, 64)
     (probabilities,) = session.run(None, {"input": images})
     assert relative_diff(probabilities, model(images).numpy()) < 1e-4  # the outputs agree
@@ -311,25 +327,3 @@ def test_keras_file_with_a_lambda_is_refused_in_safe_mode(cli, tmp_path):
     keras.Model(inputs, outputs).save(path)
     result = cli("inspect", path)
     assert result.code == 2 and "safe mode" in result.stderr
-
-
-@pytest.mark.slow
-def test_b7_export_and_verification_fit_in_memory(tmp_path):
-    """tf2onnx alone peaks at 9.4 GB on B7, 17 GB in a process that already ran B7 forward;
-    the machine has 24 GB. effnet converts before any reference run and runs the model in
-    graph mode, so the whole export with its verification stays well inside."""
-    import resource
-    import subprocess
-    import sys
-
-    command = [sys.executable, "-m", "effnet_cli", "export", "--phi", "7", "--seed", "7",
-               "-f", "onnx", "-o", str(tmp_path), "--json"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr
-    (artifact,) = json.loads(result.stdout)["artifacts"]
-    check = artifact["verification"]
-    # softmax head, verified on its logits: measured 1.1e-6–2.1e-6 over seeds (README)
-    assert check["passed"] and check["compared"] == "logits" and check["max_rel_diff"] < 2e-5
-    # The largest resident set of any child this process has waited for: an upper bound.
-    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
-    assert peak_gb < 16, f"B7 export peaked at {peak_gb:.1f} GB"

@@ -11,18 +11,10 @@ from .conftest import relative_diff
 
 
 @pytest.fixture(scope="module")
-def b0_openvino(tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from effnet_cli.cli.app import main
-
-    folder = tmp_path_factory.mktemp("openvino")
-    with CliRunner().isolation() as (out, err, _):
-        code = main(["export", "--phi", "0", "--classifier-activation", "none", "--seed", "5",
-                     "-f", "openvino,keras", "-o", str(folder), "--json"])  # fmt: skip
-        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
-    assert code == 0, stderr
-    return folder, json.loads(stdout)
+def b0_openvino(b0_224):
+    """B0 at 224 (logits head) as an OpenVINO IR beside its .keras, from the session's one
+    export of every format (tests/conftest.py `b0_224`). Returns (folder, JSON report)."""
+    return b0_224
 
 
 def test_b0_exports_to_openvino_ir_and_verifies_in_fp32(b0_openvino):
@@ -71,8 +63,18 @@ def test_compiled_precision_is_named_by_type_not_text():
         openvino_label(ov.Type.i8)
 
 
-BENCH = ("bench", "--resolution", "64", "--runtime", "openvino", "--batch", "2",
+# --seed 0 builds the session's B0 at 64 again (tests/conftest.py `b0_r64`), whose IR `ir_of_b0_r64`
+# hands bench in place of a conversion
+BENCH = ("bench", "--resolution", "64", "--seed", "0", "--runtime", "openvino", "--batch", "2",
          "--iterations", "2", "--warmup", "1", "--json")  # fmt: skip
+
+
+@pytest.fixture
+def ir_of_b0_r64(prewritten, b0_r64):
+    """bench's OpenVINO conversion replaced by a copy of the session's IR of the same weights:
+    the tests below are about the label a CPU earns, not the converter (tests/test_bench.py's
+    run converts). The fp32 row's drift against Keras still shows the weights are the same."""
+    prewritten({("openvino", "fp32"): b0_r64.path("openvino")})
 
 
 def _fake_cpu(monkeypatch, openvino_capabilities, compiled=None):
@@ -85,7 +87,7 @@ def _fake_cpu(monkeypatch, openvino_capabilities, compiled=None):
         monkeypatch.setattr(openvino, "compiled_precision", lambda _: compiled)
 
 
-def test_a_cpu_without_bf16_or_fp16_refuses_them_with_the_reason(cli, monkeypatch):
+def test_a_cpu_without_bf16_or_fp16_refuses_them_with_the_reason(cli, monkeypatch, ir_of_b0_r64):
     _fake_cpu(monkeypatch, ("FP32", "INT8", "BIN", "EXPORT_IMPORT"))  # an AVX2-only EPYC
     result = cli(*BENCH, "--precision", "fp32,bf16,fp16")
     assert result.code == 0, result.stderr
@@ -100,7 +102,7 @@ def test_a_cpu_without_bf16_or_fp16_refuses_them_with_the_reason(cli, monkeypatc
     assert "skipped openvino bf16: bf16 is not native" in " ".join(table.stdout.split())
 
 
-def test_a_bf16_cpu_gives_a_row_labelled_bf16(cli, monkeypatch):
+def test_a_bf16_cpu_gives_a_row_labelled_bf16(cli, monkeypatch, ir_of_b0_r64):
     import openvino as ov
 
     # An AVX512_BF16 EPYC, whose compiled precision reads back as bfloat16 (faked on CPUs
@@ -114,7 +116,7 @@ def test_a_bf16_cpu_gives_a_row_labelled_bf16(cli, monkeypatch):
     assert [s["precision"] for s in document["skipped"]] == []
 
 
-def test_a_precision_other_than_the_one_asked_is_never_a_row(cli, monkeypatch):
+def test_a_precision_other_than_the_one_asked_is_never_a_row(cli, monkeypatch, ir_of_b0_r64):
     import openvino as ov
 
     # OpenVINO says BF16 but compiles f32 (a hint it ignored): no row may call that bf16
@@ -179,7 +181,9 @@ def test_bench_times_each_batch_on_the_ir_compiled_for_that_batch(b0_openvino):
     assert relative_diff(pinned.run(images), general.run(images)) <= 1e-5
 
 
-def test_onnx_and_openvino_of_one_export_share_one_tf2onnx_conversion(cli, tmp_path, monkeypatch):
+def test_onnx_and_openvino_of_one_export_share_one_tf2onnx_conversion(
+    cli, tmp_path, monkeypatch, b0_r64
+):
     """The IR is made from the same tf2onnx graph as the .onnx (converted once, ~7 s saved a
     model); both still verify against Keras, and nothing is kept past the command."""
     import tf2onnx
@@ -194,7 +198,7 @@ def test_onnx_and_openvino_of_one_export_share_one_tf2onnx_conversion(cli, tmp_p
         return real(model, *args, **kwargs)
 
     monkeypatch.setattr(tf2onnx.convert, "from_keras", counted)
-    result = cli("export", "--phi", "0", "--resolution", "64", "-f", "onnx,openvino", "-o",
+    result = cli("export", "--from", b0_r64.path("keras"), "-f", "onnx,openvino", "-o",
                  tmp_path, "--json")  # fmt: skip
     assert result.code == 0, result.stderr
     artifacts = json.loads(result.stdout)["artifacts"]

@@ -189,7 +189,19 @@ def test_inspect_a_weights_file_names_the_variants_and_heads_it_fits(cli, tmp_pa
 
 
 @pytest.mark.slow
-def test_doctor_validates(cli):
+def test_doctor_validates(cli, monkeypatch):
     result = cli("doctor", "--json")
-    assert result.code in (0, 1), result.stderr  # 1: something is missing, still a document
-    validate(json.loads(result.stdout))
+    document = json.loads(result.stdout)
+    validate(document)
+    # the dev install holds every package doctor checks: nothing missing, exit 0
+    assert (document["missing"], document["incompatible"]) == ([], []), document
+    assert document["ok"] is True and result.code == 0, result.stderr
+    # a required package missing: exit 1, and still one valid document naming it
+    from effnet_cli.workflows import doctor
+
+    real = doctor._version
+    monkeypatch.setattr(doctor, "_version", lambda name: None if name == "h5py" else real(name))
+    broken = cli("doctor", "--json")
+    document = json.loads(broken.stdout)
+    validate(document)
+    assert broken.code == 1 and document["ok"] is False and document["missing"] == ["h5py"]

@@ -231,7 +231,7 @@ def _configs(model):
 
 
 @pytest.mark.parametrize("name", _each(KERAS_COUNTS))
-def test_same_network_as_keras_applications(name):
+def test_same_network_as_keras_applications(name, zero_weights):
     from effnet_cli.keras.builder import build_model
 
     reference = _reference(name)
@@ -251,7 +251,7 @@ def test_same_network_as_keras_applications(name):
     del reference, ours
 
 
-def test_width_and_depth_overrides_equal_keras_builder():
+def test_width_and_depth_overrides_equal_keras_builder(zero_weights):
     """--width/--depth on V2-B0 against keras.applications' own EfficientNetV2 function."""
     from keras.src.applications.efficientnet_v2 import EfficientNetV2
 
