@@ -100,8 +100,9 @@ def prewritten(monkeypatch):
                 source = files[(fmt, precision)]
                 (shutil.copytree if source.is_dir() else shutil.copyfile)(source, path)
 
-            record = backends.get(fmt)
-            monkeypatch.setitem(backends.BACKENDS, fmt, replace(record, write=write))
+            record = backends.get(fmt)  # the writer is its format's (backends/record.py)
+            copying = replace(record, format=replace(record.format, write=write))
+            monkeypatch.setitem(backends.BACKENDS, fmt, copying)
 
     return use
 
