@@ -378,7 +378,7 @@ BACKEND = Backend(
     packages=("tf2onnx", "onnx", "onnxslim", "onnxruntime"),
     precisions={
         "fp32": FP32,
-        "fp16": FP16,  # for GPU execution providers (README)
+        "fp16": FP16,  # for GPU execution providers (docs/export.md)
         "int8": INT8,
     },
 )  # fmt: skip

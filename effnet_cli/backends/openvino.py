@@ -322,7 +322,7 @@ BACKEND = Backend(
     format=FORMAT, load=openvino_runner, packages=("openvino", "nncf"),
     precisions={
         "fp32": FP32,
-        # hints to the runtime over the fp32 IR: no file of their own (README "effnet bench")
+        # hints to the runtime over the fp32 IR: no file of their own (docs/bench.md)
         "bf16": _hint("bf16"),
         "fp16": _hint("fp16"),
         # NNCF's post-training quantization written into an IR of its own

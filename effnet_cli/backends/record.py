@@ -21,7 +21,7 @@ How = Literal["file", "hint", "policy"]
 
 @dataclass(frozen=True)
 class Gate:
-    """What a verified artifact must reach (README "Verification")."""
+    """What a verified artifact must reach (docs/export.md)."""
 
     max_rel_diff: float | None  # of max |Δ logits| / max |logit|; None: reported, not gated
     min_top1_agreement: float  # with the Keras model's top-1; 0: reported, not gated

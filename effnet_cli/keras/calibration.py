@@ -68,7 +68,7 @@ def fresh_batchnorm(model: Any) -> bool:
 # compounds through the blocks, and the random model is badly conditioned — B7 at 128 px
 # calibrated on 2 images (32 samples) has logits near 900 and even Keras fp32 lies 5e-2 from
 # float64; on 8 images (128 samples) logits ~0.5 and every fp32 runtime agrees to 7e-6
-# (benchmarks/drift.py, README). 400 keeps three times that margin; each image costs B0 at
+# (benchmarks/drift.py, docs/export.md). 400 keeps three times that margin; each image costs B0 at
 # 224 px ~0.09 s of eager training-mode compute, so more would slow every verified export.
 CALIBRATION_SAMPLES = 400
 MAX_CALIBRATION_BATCH = 32  # small inputs: the images are cheap, the samples are what counts

@@ -1,4 +1,4 @@
-"""Images as the reference evaluation prepares them, for `effnet predict` (README "predict").
+"""Images as the reference evaluation prepares them, for `effnet predict` (docs/predict.md).
 
 The official EfficientNet evaluation (tensorflow/tpu, `preprocessing.py`) decodes to RGB, takes
 a centre square of `size / (size + 32)` of the shorter side (the "32-pixel crop padding"), and

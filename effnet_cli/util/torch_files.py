@@ -1,6 +1,6 @@
 """PyTorch checkpoints read with numpy alone: no torch, and no code from the file ever runs.
 
-Three formats (README "Weights from PyTorch"):
+Three formats (docs/build.md, "Weights from PyTorch checkpoints"):
 
 - torch's legacy pickle (torch.save before 1.6): a pickled magic number, a protocol version and
   a sys-info dict, then the pickled object whose storages are persistent ids, the sorted storage

@@ -108,7 +108,7 @@ def run_bench(
     if fresh_batchnorm(model):  # random weights: drift and agreement would compare noise
         calibrate_batchnorm(model, seed=request.seed)
     rows: list[LatencyRow] = []
-    loaded: list[ThroughputRow] = []  # throughput rows: a shape of their own (README)
+    loaded: list[ThroughputRow] = []  # throughput rows: a shape of their own (docs/bench.md)
     skipped: list[Skipped] = []
     per_pair = len(request.batches) * len(request.modes)
     count = RowCount(len(request.runtimes) * len(request.precisions) * per_pair)
@@ -206,7 +206,7 @@ def run_artifact_bench(
     latency, throughput = time_modes(runner, inputs, expected, setup_s, request, name, progress)
     ceiling = gemm_ceiling(request.threads, request.device, request.measure_ceiling, progress)
     return BenchResult(
-        # the one model object (README "Output for scripts"), from what the file says
+        # the one model object (docs/output.md), from what the file says
         model={**document["model"], "name": name, "resolution": list(size), "macs": None,
                "artifact": str(path), "precision": precision},
         settings=settings(request, xla=False), ceiling=ceiling,
