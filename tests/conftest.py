@@ -13,11 +13,6 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # make test's workers are one a core: one TensorFlow thread each, not two per worker
-    # contending for both cores (a test that asks bench for --threads N still sets its own)
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 # bench caches the machine's measured GEMM ceiling: tests keep theirs out of the user's cache
 os.environ["EFFNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="effnet-test-cache-")
 
