@@ -249,6 +249,11 @@ def _timed_row(runtime, precision, batch, p50):
 
 
 def _bench_result(rows, name="efficientnet-b0"):
+    return bench_result(tuple(_timed_row(*row) for row in rows), name)
+
+
+def bench_result(rows: tuple, name: str = "efficientnet-b0") -> BenchResult:
+    """A bench result of these rows on a made-up 2-thread CPU (shared with test_bench_modes)."""
     return BenchResult(
         model={"name": name},
         settings=Settings(device="cpu", batches=(1, 8), warmup=1, iterations=5, duration_s=None,
@@ -257,7 +262,7 @@ def _bench_result(rows, name="efficientnet-b0"):
                         cpu="Some CPU", method="none"),
         environment=Environment(effnet="0", python="3", platform="p", cpu="Some CPU",
                                 cpu_count=2, gpus=(), threads=2, versions={}),
-        rows=tuple(_timed_row(*row) for row in rows),
+        rows=rows,
     )  # fmt: skip
 
 

@@ -13,13 +13,10 @@ from effnet_cli.backends import runtimes
 from effnet_cli.workflows.bench import timing, tuning
 from effnet_cli.workflows.bench.recommend import recommend
 from effnet_cli.workflows.bench.records import (
-    BenchResult,
-    Ceiling,
-    Environment,
     LatencyRow,
-    Settings,
 )
 
+from .test_bench import bench_result
 from .test_schemas import validate
 
 
@@ -135,15 +132,8 @@ def _row(runtime, precision, images_per_s, agreement=1.0, error=None, batch=1, p
 
 
 def test_recommend_never_names_an_error_an_emulation_or_low_agreement():
-    result = BenchResult(
-        model={"name": "efficientnet-b0"},
-        settings=Settings(device="cpu", batches=(1, 8), warmup=1, iterations=5, duration_s=None,
-                          threads=2, seed=0, xla=False, modes=("latency",)),
-        ceiling=Ceiling(gemm_flops=None, source="unavailable", measured_at=None, threads=2,
-                        cpu="Some CPU", method="none"),
-        environment=Environment(effnet="0", python="3", platform="p", cpu="Some CPU",
-                                cpu_count=2, gpus=(), threads=2, versions={}),
-        rows=(
+    result = bench_result(
+        (
             _row("onnx", "fp32", 900.0, error="out of memory"),  # fastest, but failed
             _row("tflite", "fp32", 60.0),
             _row("openvino", "fp32", 61.0, agreement=0.5),  # under the threshold
@@ -151,7 +141,7 @@ def test_recommend_never_names_an_error_an_emulation_or_low_agreement():
             _row("tflite", "int8", 160.0, agreement=1.0),  # one image agreed: but at batch 8
             _row("tflite", "int8", 150.0, agreement=0.75, batch=8),  # the file falls under 90 %
             _row("openvino", "int8", 96.0, agreement=0.95, batch=8, pinned=True),
-        ),
+        )
     )  # fmt: skip
     answers = {a.precision: a.to_json() for a in recommend(result, ["--phi", "0"], None)}
     assert answers["fp32"]["runtime"] == "tflite"
