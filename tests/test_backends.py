@@ -164,11 +164,10 @@ def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(
                "-o", tmp_path / "int8")  # fmt: skip
     (artifact,) = json.loads(int8.stdout)["artifacts"]
     check = artifact["verification"]
-    assert check["batches"] == [1, 3, 32] and check["min_top1_agreement"] == 0.9
-    # random weights: QDQ int8 agrees with Keras on under half the images (0.44 measured), far
-    # under the 90 % gate on any CPU: exit 1, the file kept only because of --keep-failed
-    assert not check["passed"] and check["top1_agreement"] < 0.75, check
-    assert int8.code == 1 and artifact["kept"], int8.stderr
+    # random weights: no accuracy on real photos to keep, so the file is only run (drift on
+    # noise, reported) and kept; the gate that fails on real photos: test_torch_weights.py
+    assert check["batches"] == [1, 3] and check["accuracy"]["not_judged"] == "random weights"
+    assert check["passed"] and int8.code == 0 and artifact["kept"], int8.stderr
     model = onnx.load(artifact["path"])
     ops = [n.op_type for n in model.graph.node]
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops  # QDQ

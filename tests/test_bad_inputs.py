@@ -99,12 +99,9 @@ EXPORT = [
     (["export", "-f", "pdf"], "valid: keras, savedmodel, onnx, tflite or openvino"),
     (["export"], "at least one --format"),
     (["export", "-f", "tflite", "--quantize", "int4"], "valid: none, dynamic, fp16 or int8"),
-    (["export", "-f", "tflite", "--quantize", "int8"], "calibration"),
     (["export", "-f", "keras", "--quantize", "fp16"], "not a precision of keras; it applies to"),
     (["export", "-f", "onnx,tflite", "--quantize", "dynamic"],
      "not a precision of onnx; it applies to tflite"),
-    (["export", "-f", "onnx", "--quantize", "int8"], "needs calibration images"),
-    (["export", "-f", "openvino", "--quantize", "int8"], "needs calibration images"),
     (["export", "-f", "openvino", "--quantize", "fp16"],  # a runtime hint, not a file
      "not a precision of openvino; it applies to onnx or tflite"),
     (["export", "-f", "onnx", "--quantize", "int8", "--calibration", "small.npy"],

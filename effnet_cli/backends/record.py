@@ -21,19 +21,34 @@ How = Literal["file", "hint", "policy"]
 
 @dataclass(frozen=True)
 class Gate:
-    """What a verified artifact must reach (docs/export.md)."""
+    """What a verified artifact must reach (docs/export.md): its drift from Keras on seeded
+    random images, and, for a trained model, its agreement with the float Keras model on real
+    images (a random-weight model has no accuracy to keep: those are reported, not judged)."""
 
-    max_rel_diff: float | None  # of max |Δ logits| / max |logit|; None: reported, not gated
-    min_top1_agreement: float  # with the Keras model's top-1; 0: reported, not gated
+    max_rel_diff: float | None  # of max |Δ logits| / max |logit| on noise; None: not gated
+    min_top1_agreement: float = 0.0  # on real images, with Keras's top-1; 0: not gated
+    min_top5_overlap: float = 0.0  # the mean share of Keras's top-5 in the file's top-5
+    min_sqnr_db: float | None = None  # 10 log10(Σ logit² / Σ Δ logit²) on real images
+
+    @property
+    def judges_accuracy(self) -> bool:
+        limits = (self.min_top1_agreement, self.min_top5_overlap, self.min_sqnr_db)
+        return any(limit is not None and limit > 0 for limit in limits)
 
 
 # fp32 runtimes agree to a few 1e-6 on calibrated models, B0 to B7 (benchmarks/drift.py); fp16
 # weights to ~4e-3 at B0 224 and up to ~2e-2 on small random-weight models (seen at 96 px).
-# Integer weights move logits far, so what must survive is the top-1 class: a quantized artifact
-# passes only when it agrees with Keras on at least 90 % of the verification images.
-FP32_GATE = Gate(1e-4, 0.0)
-FP16_GATE = Gate(5e-2, 0.0)
-QUANTIZED_GATE = Gate(None, 0.9)
+# Integer weights move logits far, so noise drift says nothing of them; what must survive is
+# the float model's ranking on real images. The accuracy gate of fp16, dynamic and int8 files,
+# on the 8 shipped photos (docs/export.md): top-1 kept on at least 60 % (5 of 8: three photos
+# are near-ties, cat 0.39 vs 0.34, where any int8 file may flip), 75 % of the top-5 kept, and
+# the logits' SQNR above 6 dB. Measured on the real Lite0 (all three int8 runtimes):
+# calibrated on the shipped photos 75-88 % / 90-95 % / 11-16 dB; on random noise 0-38 % /
+# 15-90 % / -2-12 dB; on one grey image 0 % / 0 % / 0 dB.
+ACCURACY = {"min_top1_agreement": 0.6, "min_top5_overlap": 0.75, "min_sqnr_db": 6.0}
+FP32_GATE = Gate(1e-4)
+FP16_GATE = Gate(5e-2, **ACCURACY)
+QUANTIZED_GATE = Gate(None, **ACCURACY)
 
 
 @dataclass(frozen=True)

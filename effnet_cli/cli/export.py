@@ -41,7 +41,8 @@ QuantizeOpt = Annotated[str, typer.Option(
     metavar=choice_metavar(backends.quantize_modes()),
     autocompletion=complete(backends.quantize_modes))]
 CalibrationOpt = Annotated[Optional[Path], typer.Option(
-    help="int8: a folder of images or an (N,H,W,3) .npy.")]
+    help="int8: a folder of images or an (N,H,W,3) .npy (default: the shipped photos, "
+    "flipped and cropped).")]
 OptimizeOpt = Annotated[bool, typer.Option(
     "--optimize/--no-optimize", help="onnxslim the ONNX graph (and the OpenVINO IR made from it).")]
 VerifyOpt = Annotated[bool, typer.Option(
@@ -55,8 +56,8 @@ DynamicSizeOpt = Annotated[bool, typer.Option("--dynamic-size", help="Any input 
 OddPaddingOpt = Annotated[bool, typer.Option("--allow-odd-padding", help="Confirm "
     "--dynamic-size for a family that pads explicitly for its resolution "
     f"({E.explicit_padding_families()}): exact only at sizes congruent to it mod 32.")]
-VerifyImagesOpt = Annotated[Optional[Path], typer.Option("--verify-images", help="Also compare "
-    "each artifact with Keras on this folder's images (top-1, top-5, max |Δ prob|; reported).")]
+VerifyImagesOpt = Annotated[Optional[Path], typer.Option("--verify-images", help="Judge accuracy "
+    "(top-1, top-5, SQNR against Keras) on this folder's images instead of the shipped photos.")]
 # fmt: on
 
 

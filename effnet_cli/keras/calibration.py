@@ -5,6 +5,7 @@ calibrated on, read by export and bench."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,27 +13,49 @@ from effnet_cli.keras.builder import import_keras, run_cheaply
 from effnet_cli.util.errors import UsageError
 
 
-def load_calibration(source: Path, resolution: int, limit: int = 200) -> Any:
-    """Calibration images for int8: a .npy of (N, H, W, 3) pixels in [0, 255] or an image folder."""
+@dataclass(frozen=True)
+class CalibrationImages:
+    """The images int8 ranges are fitted on: (N, H, W, 3) pixels in [0, 255], and what they
+    are, in words, for the table and the JSON."""
+
+    images: Any
+    source: str
+
+    @property
+    def count(self) -> int:
+        return len(self.images)
+
+
+SHIPPED = "the shipped photos with flips and crops"
+
+
+def load_calibration(source: Path | None, resolution: int, limit: int = 200) -> CalibrationImages:
+    """Calibration images for int8, prepared as `predict` prepares images (Pillow, the
+    reference centre crop, bicubic resize), so that ranges are fitted on the pixels the model
+    will see: a .npy of (N, H, W, 3) pixels as they are, a folder's images, or by default the
+    shipped photos (effnet_cli.samples), four views of each (images.calibration_views)."""
     import numpy as np
 
+    from effnet_cli import samples
+    from effnet_cli.util import images
+
+    if source is None:
+        views = [view for path in samples.paths()
+                 for view in images.calibration_views(images.decode(path, images.Conversions()),
+                                                      resolution)]  # fmt: skip
+        return CalibrationImages(np.stack(views)[:limit], SHIPPED)
     if source.suffix == ".npy":
         check_calibration_array(source, resolution)
-        return np.load(source, allow_pickle=False)[:limit].astype("float32")
+        array = np.load(source, allow_pickle=False)[:limit].astype("float32")
+        return CalibrationImages(array, str(source))
     if not source.is_dir():
         raise UsageError(f"--calibration takes a folder of images or a .npy file, not {source}")
-    import tensorflow as tf
+    paths = images.collect([source])[:limit]
+    return CalibrationImages(images.load_batch(paths, resolution, "crop", _quiet), str(source))
 
-    paths = sorted(
-        p for p in source.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"}
-    )
-    if not paths:
-        raise UsageError(f"{source} holds no .jpg, .jpeg, .png or .bmp images")
-    images = []
-    for path in paths[:limit]:
-        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
-        images.append(tf.image.resize(tf.cast(image, tf.float32), (resolution, resolution)).numpy())
-    return np.stack(images)
+
+def _quiet(_: str) -> None:
+    return None
 
 
 def check_calibration_array(source: Path, resolution: int | None) -> None:

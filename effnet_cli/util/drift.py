@@ -4,6 +4,7 @@ and the share of images whose top-1 class agrees."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -16,3 +17,25 @@ def compare(outputs: Any, reference: Any) -> tuple[float, float]:
     flat_out, flat_ref = outputs.reshape(len(outputs), -1), reference.reshape(len(reference), -1)
     agreement = float(np.mean(np.argmax(flat_out, axis=1) == np.argmax(flat_ref, axis=1)))
     return rel, agreement
+
+
+def agreement_on(outputs: Any, reference: Any, k: int = 5) -> dict[str, float | None]:
+    """How a file's logits (or outputs) keep the reference's ranking on the same images:
+    top-1 agreement, the mean share of the reference's top-k found in the file's top-k, and
+    the signal-to-quantization-noise ratio of the whole tensor in dB (None where the tensors are
+    equal: no noise to measure, and JSON has no infinity)."""
+    import numpy as np
+
+    flat_out = outputs.reshape(len(outputs), -1).astype(np.float64)
+    flat_ref = reference.reshape(len(reference), -1).astype(np.float64)
+    k = min(k, flat_ref.shape[1])
+    ref_top = np.argsort(-flat_ref, axis=1, kind="stable")[:, :k]
+    out_top = np.argsort(-flat_out, axis=1, kind="stable")[:, :k]
+    overlap = [len(set(a) & set(b)) / k for a, b in zip(ref_top, out_top, strict=True)]
+    noise = float(np.sum((flat_out - flat_ref) ** 2))
+    signal = float(np.sum(flat_ref**2))
+    return {
+        "top1_agreement": float(np.mean(ref_top[:, 0] == out_top[:, 0])),
+        f"top{k}_overlap": float(np.mean(overlap)),
+        "sqnr_db": None if noise == 0 else 10 * math.log10(signal / noise),
+    }

@@ -141,6 +141,22 @@ def prepare(image: Any, size: int, resize: str = "crop") -> Any:
     return np.asarray(resized, dtype=np.float32)
 
 
+def calibration_views(image: Any, size: int) -> list[Any]:
+    """Four views of one photo for int8 calibration: the reference centre crop, its mirror
+    image, the whole photo squeezed to a square, and a closer crop (the centre 60 %): the
+    shifts of position, scale and aspect a deployed model meets, so that ranges are not fitted
+    to one framing of a few photos."""
+    import numpy as np
+    from PIL import Image
+
+    crop = prepare(image, size, "crop")
+    side = max(1, int(0.6 * min(image.width, image.height)))
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    closer = image.crop((left, top, left + side, top + side))
+    closer = closer.resize((size, size), Image.Resampling.BICUBIC)
+    return [crop, crop[:, ::-1], prepare(image, size, "plain"), np.asarray(closer, np.float32)]
+
+
 def load_batch(paths: list[Path], size: int, resize: str, note: Callable[[str], None]) -> Any:
     """Every image prepared, stacked (N, size, size, 3); conversions said once per kind."""
     import numpy as np

@@ -1,5 +1,5 @@
-"""Classifying images with a model or any artifact: what `predict` shows and what
-`export --verify-images` compares each artifact on.
+"""Classifying images with a model or any artifact: what `predict` and `evaluate` show, and how
+`export` feeds the real images it judges each artifact on.
 
 An artifact runs through its own runner (its backend's, the one effnet's verification and bench
 use), fed the images as its metadata asks: the resolution it was made for, and pixels in
@@ -20,7 +20,6 @@ from effnet_cli.backends.describe import unreadable
 from effnet_cli.backends.keras import keras_runner
 from effnet_cli.model import spec as S
 from effnet_cli.model.identity import model_identity
-from effnet_cli.util import images
 from effnet_cli.util.errors import UsageError, WorkError
 
 Note = Callable[[str], None]
@@ -170,9 +169,16 @@ def load_artifact(
 
 def load_built(model: Any, spec: S.ModelSpec) -> Loaded:
     """A model built from options, run as a compiled Keras function."""
+    return Loaded(spec.name, keras_runner(model), model_contract(model, spec, _quiet))
+
+
+def model_contract(model: Any, spec: S.ModelSpec | None, note: Note) -> Contract:
+    """How a Keras model in memory is fed: as its spec says (its family's normalization where
+    it was built without its preprocessing), or as the model itself shows (keras_contract)."""
+    if spec is None:
+        return keras_contract(model, note)
     normalization = S.PREPROCESSING[spec.family.preprocessing] if not spec.preprocessing else None
-    contract = Contract(spec.resolution, normalization, "fp32", spec.name)
-    return Loaded(spec.name, keras_runner(model), contract)
+    return Contract(spec.resolution, normalization, "fp32", spec.name)
 
 
 # ------------------------------------------------------------------------------ running
@@ -257,24 +263,6 @@ def top_k(probs: Any, k: int) -> Any:
 
 def _quiet(_: str) -> None:
     return None
-
-
-def keras_probabilities(model: Any, spec: S.ModelSpec | None, paths: list[Path]) -> Any:
-    """`export --verify-images`: the Keras model's probabilities on real images (the
-    reference every artifact is compared with), prepared with the reference centre crop."""
-    if spec is not None:
-        loaded = load_built(model, spec)
-    else:
-        loaded = Loaded(model.name, keras_runner(model), keras_contract(model, _quiet))
-    return probabilities(loaded, images.load_batch(paths, loaded.contract.resolution, "crop",
-                                                   _quiet))  # fmt: skip
-
-
-def artifact_agreement(target: Any, path: Path, paths: list[Path], reference: Any) -> dict:
-    """`export --verify-images`: one staged artifact's agreement with the Keras reference."""
-    loaded = load_artifact(path, _quiet, None, target.backend, target.precision)
-    batch = images.load_batch(paths, loaded.contract.resolution, "crop", _quiet)
-    return {"images": len(paths), **agreement(reference, probabilities(loaded, batch))}
 
 
 def agreement(reference: Any, other: Any, k: int = 5) -> dict[str, float]:

@@ -7,10 +7,9 @@ model, and only renamed into place when it passes its gate. What a format is, is
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,15 @@ from effnet_cli.backends.artifact import metadata
 from effnet_cli.keras.calibration import check_calibration_array, load_calibration
 from effnet_cli.model import spec as S
 from effnet_cli.util import files
-from effnet_cli.util.drift import compare
+from effnet_cli.util.drift import agreement_on, compare
 from effnet_cli.util.errors import UsageError, WorkError, choices, split_list
 from effnet_cli.workflows import classify
 
-# Quantized artifacts are judged on agreement, so they are verified on more images than 1 + 3.
-AGREEMENT_IMAGES = 32
+# A model has accuracy to keep when it knows the shipped photos: their manifest's classes in its
+# top 5 on at least half of them. The real Lite0 names all 7 classified photos; random weights,
+# even with calibrated BatchNorm (whose softmax on real photos is often saturated, so confidence
+# tells nothing), name none or one by chance (5/1000 a photo).
+RECOGNISED_MIN_SHARE = 0.5
 # `--dynamic-size` is verified at the resolution and this much above it: 32 keeps the parity of
 # the feature map at each of EfficientNet's five stride-2 layers, so a family that pads
 # explicitly for its build resolution is right there too (builder.with_input_size).
@@ -40,15 +42,35 @@ class Target:
 
 
 @dataclass
+class Accuracy:
+    """Agreement with the float Keras model on real images (the gate of fp16, dynamic and
+    int8 files on a trained model; reported for the rest): `--verify-images`, else the
+    shipped photos. Not judged, with the reason, where the model has no accuracy to keep."""
+
+    judged_on: str  # what the images are: "the shipped photos", or "--verify-images"
+    images: int = 0
+    top1_agreement: float | None = None
+    top5_overlap: float | None = None
+    sqnr_db: float | None = None  # None: equal logits, or not measured
+    min_top1_agreement: float | None = None  # the gate's limits; None: reported, not gated
+    min_top5_overlap: float | None = None
+    min_sqnr_db: float | None = None
+    passed: bool | None = None  # None: reported, or not judged
+    not_judged: str | None = None  # why: "random weights", "no classifier head"
+
+
+@dataclass
 class Verification:
     batches: list[int]
     sizes: list[int]  # input heights (= widths) verified: the resolution, and one more if dynamic
     compared: str  # "logits" (the tensor before a softmax head) or the model's "outputs"
-    max_rel_diff: float
-    top1_agreement: float
+    max_rel_diff: float  # drift, on seeded random images: the gate of fp32 and fp16 files
+    top1_agreement: float  # on those random images: reported (noise judges no accuracy)
     tolerance: float | None
-    min_top1_agreement: float
+    min_top1_agreement: float | None  # always None: kept for effnet.export/1 readers
     passed: bool
+    drift_images: int = 0  # random images the drift was measured on
+    accuracy: Accuracy | None = None
 
 
 @dataclass
@@ -58,8 +80,19 @@ class Artifact:
     seconds: float
     verification: Verification | None
     kept: bool
-    # `--verify-images`: agreement with Keras on real images (classify.agreement), reported
-    real_images: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None  # int8: {"source", "images"} its ranges came from
+
+
+@dataclass(frozen=True)
+class RealImages:
+    """What accuracy is judged on: real images prepared as `predict` prepares them and fed as
+    the model is fed (`inputs`, None where nothing is run), the Keras model's logits (or
+    outputs) on them, and why they are not judged where they are not."""
+
+    judged_on: str
+    inputs: Any
+    expected: Any
+    not_judged: str | None = None
 
 
 def parse_formats(values: list[str]) -> list[str]:
@@ -100,9 +133,15 @@ Case = tuple[int, int]  # (batch, size): a batch of size × size images
 
 
 def verify(
-    target: Target, path: Path, inputs: dict[Case, Any], expected: dict[Case, Any], compared: str
+    target: Target,
+    path: Path,
+    inputs: dict[Case, Any],
+    expected: dict[Case, Any],
+    compared: str,
+    real: RealImages | None = None,
 ) -> Verification:
-    """Run the artifact with its own runtime on the inputs the Keras model already answered.
+    """Run the artifact with its own runtime on the inputs the Keras model already answered:
+    drift on seeded random images, and agreement on real images (`real`).
 
     `expected` holds the Keras model's logits when it ends in a softmax (`compared`): a softmax
     saturates on random-weight models, and probabilities of 0 and 1 hide any difference.
@@ -118,14 +157,39 @@ def verify(
         rel, agreement = compare(in_batches(runner, inputs[case], fixed), expected[case])
         worst = max(worst, rel)
         agreeing += agreement * case[0]
-    agreement = agreeing / sum(batch for batch, _ in cases)
+    images = sum(batch for batch, _ in cases)
     limits = gate(target)
+    accuracy = judge_accuracy(limits, runner, real) if real is not None else None
     passed = (limits.max_rel_diff is None or worst <= limits.max_rel_diff) and (
-        agreement >= limits.min_top1_agreement
+        accuracy is None or accuracy.passed is not False
     )
     batches, sizes = (list(dict.fromkeys(case[i] for case in cases)) for i in (0, 1))
-    return Verification(batches, sizes, compared, worst, agreement, limits.max_rel_diff,
-                        limits.min_top1_agreement, passed)  # fmt: skip
+    return Verification(batches, sizes, compared, worst, agreeing / images, limits.max_rel_diff,
+                        None, passed, images, accuracy)  # fmt: skip
+
+
+def judge_accuracy(
+    limits: backends.Gate, runner: runtimes.Runner, real: RealImages
+) -> Accuracy | None:
+    """The artifact against Keras on the real images: judged where its gate judges accuracy
+    and the model has some to keep; reported otherwise (None: nothing to say)."""
+    why = real.not_judged if limits.judges_accuracy else None
+    if real.inputs is None:
+        return Accuracy(real.judged_on, not_judged=why) if why else None
+    figures = agreement_on(in_batches(runner, real.inputs, runner.fixed_batch), real.expected)
+    accuracy = Accuracy(real.judged_on, len(real.inputs), **figures, not_judged=why)  # type: ignore[arg-type]
+    if not limits.judges_accuracy or why:
+        return accuracy
+    top1, top5, sqnr = accuracy.top1_agreement, accuracy.top5_overlap, accuracy.sqnr_db
+    return replace(
+        accuracy,
+        min_top1_agreement=limits.min_top1_agreement,
+        min_top5_overlap=limits.min_top5_overlap,
+        min_sqnr_db=limits.min_sqnr_db,
+        passed=top1 >= limits.min_top1_agreement  # type: ignore[operator]
+        and top5 >= limits.min_top5_overlap  # type: ignore[operator]
+        and (limits.min_sqnr_db is None or sqnr is None or sqnr >= limits.min_sqnr_db),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -249,12 +313,6 @@ def check_quantize(request: ExportRequest) -> str:
             f"--quantize {request.quantize} is not a precision of {choices(lacking)}; "
             f"it applies to {choices(offering)}"
         )
-    needs = any(backends.get(f).precisions[precision].calibration for f in request.formats)
-    if needs and request.calibration is None:
-        raise UsageError(
-            f"{precision} quantization needs calibration images to choose its ranges",
-            hint="pass --calibration DIR (images) or FILE.npy (N, H, W, 3 pixels in [0, 255])",
-        )
     return precision
 
 
@@ -265,18 +323,20 @@ def export_model(
     targets: list[Target],
     progress: Callable[[str], None],
 ) -> list[Artifact]:
-    """Write every target from one model; verify each; keep only what verified."""
+    """Write every target from one model; verify each; keep what verified (and, with
+    --keep-failed, what did not)."""
     from effnet_cli.keras.builder import logits_function, with_input_size
     from effnet_cli.keras.calibration import calibrate_batchnorm, fresh_batchnorm
 
-    if request.verify and fresh_batchnorm(model):
+    fresh = fresh_batchnorm(model)
+    if request.verify and fresh:
         # Parity on fresh statistics compares outputs near zero and proves nothing (DESIGN §1.1).
         progress("random weights: giving BatchNorm real statistics first (one training-mode pass)")
         calibrate_batchnorm(model, seed=request.seed)
     calibration = None
     if any(backends.get(t.backend).precisions[t.precision].calibration for t in targets):
-        resolution = model.input.shape[1]
-        calibration = load_calibration(request.calibration, resolution)  # type: ignore[arg-type]
+        calibration = load_calibration(request.calibration, model.input.shape[1])
+        progress(f"calibrating on {calibration.count} images: {calibration.source}")
     request.directory.mkdir(exist_ok=True)
     layout = "NCHW" if request.nchw else "NHWC"
     meta = metadata(spec, model, layout, request.dynamic_size)
@@ -288,8 +348,9 @@ def export_model(
         # Convert everything first: tf2onnx needs far more memory in a process that already ran
         # the model forward (B7: 17 GB instead of 9 GB), so the reference runs come after.
         seconds = []
-        options = {"opset": request.opset, "batch": request.batch, "calibration": calibration,
-                   "optimize": request.optimize, "nchw": request.nchw}  # fmt: skip
+        options = {"opset": request.opset, "batch": request.batch, "optimize": request.optimize,
+                   "calibration": calibration.images if calibration else None,
+                   "nchw": request.nchw}  # fmt: skip
         with backends.reusing_conversions():
             for n, (target, stage) in enumerate(zip(targets, staged, strict=True), 1):
                 progress(f"writing {target.path.name} ({n}/{len(targets)})")
@@ -301,28 +362,30 @@ def export_model(
                 seconds.append(time.perf_counter() - started)
         del written  # a --dynamic-size clone's weights: not needed past conversion
         inputs, expected = reference_outputs(
-            model, request.seed, verification_batches(request, targets),
+            model, request.seed, verification_batches(request),
             verification_sizes(request, model.input.shape[1]),
         )  # fmt: skip
         compared = "logits" if logits_function(model) else "outputs"
-        real = _real_image_reference(model, spec, request, progress)
+        real = real_images(model, spec, request, fresh, progress) if request.verify else None
         artifacts = []
         for n, (target, stage, took) in enumerate(zip(targets, staged, seconds, strict=True), 1):
-            verification, on_images = None, None
+            verification = None
             if request.verify:
                 progress(f"verifying {target.path.name} with its own runtime ({compared}) "
                          f"({n}/{len(targets)})")  # fmt: skip
                 with files.stdout_to_stderr(), files.silenced_stderr():
-                    verification = verify(target, stage.path, inputs, expected, compared)
-                    if real is not None:
-                        on_images = classify.artifact_agreement(target, stage.path, *real)
+                    verification = verify(target, stage.path, inputs, expected, compared, real)
+            calibrated = backends.get(target.backend).precisions[target.precision].calibration
+            used = {"source": calibration.source, "images": calibration.count} if (
+                calibration and calibrated) else None  # fmt: skip
             artifacts.append(Artifact(target, files.size_bytes(stage.path), took, verification,
-                                      False, on_images))  # fmt: skip
-        failed = [a for a in artifacts if a.verification and not a.verification.passed]
-        if not failed or request.keep_failed:  # all or nothing, unless asked to keep failures
-            for artifact, stage in zip(artifacts, staged, strict=True):
+                                      False, used))  # fmt: skip
+        # One failure never costs the files that passed; a failed one stays with --keep-failed.
+        for artifact, stage in zip(artifacts, staged, strict=True):
+            if passed(artifact) or request.keep_failed:
                 stage.commit()
                 artifact.kept = True
+        failed = [a for a in artifacts if not passed(a)]
         if failed:
             names = ", ".join(a.target.path.name for a in failed)
             raise ExportFailed(f"verification failed for {names}", artifacts)
@@ -332,40 +395,86 @@ def export_model(
             stage.discard()
 
 
-def _real_image_reference(
-    model: Any, spec: S.ModelSpec | None, request: ExportRequest, progress: Callable[[str], None]
-) -> tuple[list[Path], Any] | None:
-    """`--verify-images`: the images, and the Keras model's probabilities on them."""
-    if not (request.verify and request.verify_images):
-        return None
-    progress(f"running Keras on {len(request.verify_images)} real images (--verify-images)")
-    with files.stdout_to_stderr(), files.silenced_stderr():
-        paths = list(request.verify_images)
-        return paths, classify.keras_probabilities(model, spec, paths)
+def passed(artifact: Artifact) -> bool:
+    """Verified and passed, or written without verification (--no-verify)."""
+    return artifact.verification is None or artifact.verification.passed
 
 
-def verification_batches(request: ExportRequest, targets: list[Target]) -> list[int]:
-    """Batch sizes to verify at: 1 and 3 (or the fixed batch), plus more images for the
-    agreement of quantized artifacts (a multiple of a fixed batch, run in chunks of it); none
-    without verification."""
+def real_images(
+    model: Any,
+    spec: S.ModelSpec | None,
+    request: ExportRequest,
+    fresh: bool,
+    progress: Callable[[str], None],
+) -> RealImages:
+    """The real images accuracy is judged on (`--verify-images`, else the shipped photos) and
+    the Keras model's answers on them. A model with no accuracy to keep (random weights: fresh
+    BatchNorm, or blind to the shipped photos) is reported on --verify-images, not judged."""
+    from effnet_cli import samples
+
+    if request.verify_images:
+        paths, judged_on = list(request.verify_images), "--verify-images"
+    else:
+        paths, judged_on = samples.paths(), "the shipped photos"
+    if model.layers[-1].name != "predictions":  # features: no classes to agree on
+        return RealImages(judged_on, None, None, "no classifier head")
+    if fresh and not request.verify_images:
+        return RealImages(judged_on, None, None, "random weights")
+    progress(f"running Keras on {len(paths)} real images ({judged_on})")
+    contract = classify.model_contract(model, spec, progress)
+    fed = _fed(paths, contract, progress)
+    expected = keras_answers(model, fed)
+    if fresh:
+        return RealImages(judged_on, fed, expected, "random weights")
+    if expected.shape[-1] != 1000:  # the shipped photos cannot tell trained weights: trust yours
+        why = None if request.verify_images else "not ImageNet's classes (use --verify-images)"
+        return RealImages(judged_on, fed, expected, why)
+    shipped = samples.paths(classified=True)
+    known = expected[[paths.index(p) for p in shipped]] if not request.verify_images else (
+        keras_answers(model, _fed(shipped, contract, progress)))  # fmt: skip
+    return RealImages(judged_on, fed, expected, _untrained(known, shipped))
+
+
+def _fed(paths: list[Path], contract: classify.Contract, progress: Callable[[str], None]) -> Any:
+    """Images prepared as `predict` prepares them and normalized as the model is fed."""
+    from effnet_cli.util import images
+
+    batch = images.load_batch(paths, contract.resolution, "crop", progress)
+    return classify.normalize(batch, contract.normalization)
+
+
+def _untrained(answers: Any, shipped: list[Path]) -> str | None:
+    """ "random weights" where a model's answers on the shipped classified photos name too few
+    of their manifest's classes in the top 5 to show any accuracy to keep."""
+    import numpy as np
+
+    from effnet_cli import samples
+
+    top5 = np.argsort(-answers, axis=1, kind="stable")[:, :5]
+    named = [bool(set(samples.classes(p)) & set(row)) for p, row in zip(shipped, top5, strict=True)]
+    return None if np.mean(named) >= RECOGNISED_MIN_SHARE else "random weights"
+
+
+def verification_batches(request: ExportRequest) -> list[int]:
+    """Batch sizes to verify drift at: 1 and 3, or the fixed batch; none without verification."""
     if not request.verify:
         return []
-    step = request.batch or 1
-    sizes = [step] if request.batch else [1, 3]
-    agreement = step * math.ceil(AGREEMENT_IMAGES / step)
-    if any(gate(t).min_top1_agreement for t in targets) and agreement not in sizes:
-        sizes.append(agreement)
-    return sizes
+    return [request.batch] if request.batch else [1, 3]
 
 
 def in_batches(runner: runtimes.Runner, images: Any, batch: int | None) -> Any:
-    """The runner's logits (or outputs) for `images`, `batch` at a time where it takes no other."""
+    """The runner's logits (or outputs) for `images`, `batch` at a time where it takes no other
+    (the last chunk filled with copies of the last image, their answers dropped)."""
     import numpy as np
 
     if batch is None or len(images) == batch:
         return runner.comparable(images)
-    return np.concatenate([runner.comparable(images[i : i + batch])
-                           for i in range(0, len(images), batch)])  # fmt: skip
+    answers = []
+    for start in range(0, len(images), batch):
+        chunk = images[start : start + batch]
+        filled = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])
+        answers.append(np.asarray(runner.comparable(filled))[: len(chunk)])
+    return np.concatenate(answers)
 
 
 def verification_sizes(request: ExportRequest, resolution: int) -> list[int]:
@@ -381,7 +490,7 @@ def reference_outputs(
     and weights built on that size (BatchNorm statistics are weights: calibrated once)."""
     import numpy as np
 
-    from effnet_cli.keras.builder import logits_function, run_cheaply, with_input_size
+    from effnet_cli.keras.builder import with_input_size
 
     resolution = model.input.shape[1]
     rng = np.random.default_rng(seed + 1)
@@ -389,15 +498,20 @@ def reference_outputs(
     for size in (sizes or [resolution]) if batches else []:
         sized = model if size == resolution else with_input_size(model, size)
         height, width = sized.input.shape[1:3]
-        function = logits_function(sized) or (lambda images, m=sized: m(images, training=False))
         images = [rng.uniform(0, 255, (b, height, width, 3)).astype("float32") for b in batches]
         # One call for every batch: each eager call (or tf.function trace) costs fixed time.
-        together = np.concatenate(images)
-        answers = np.split(run_cheaply(sized, function, len(together))(together),
-                           np.cumsum(batches)[:-1])  # fmt: skip
+        answers = np.split(keras_answers(sized, np.concatenate(images)), np.cumsum(batches)[:-1])
         for batch, batch_images, answer in zip(batches, images, answers, strict=True):
             inputs[batch, size], expected[batch, size] = batch_images, answer
     return inputs, expected
+
+
+def keras_answers(model: Any, images: Any) -> Any:
+    """The Keras model's logits where it ends in a softmax (else its outputs) on `images`."""
+    from effnet_cli.keras.builder import logits_function, run_cheaply
+
+    function = logits_function(model) or (lambda batch: model(batch, training=False))
+    return run_cheaply(model, function, len(images))(images)
 
 
 class ExportFailed(WorkError):

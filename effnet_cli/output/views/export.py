@@ -1,13 +1,14 @@
-"""`effnet export`: each artifact written, its size and its verification."""
+"""`effnet export`: each artifact written, its size and its verification: drift on seeded random
+images, and agreement with Keras on real images (the accuracy gate of reduced precisions)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from effnet_cli.output.sink import Sink
 from effnet_cli.output.table import Column, print_columns
-from effnet_cli.output.views.predict import agreement_columns, overlap_k
 
 
 def export_documents(artifacts: Sequence[Any]) -> list[dict[str, Any]]:
@@ -19,8 +20,8 @@ def export_documents(artifacts: Sequence[Any]) -> list[dict[str, Any]]:
             "bytes": a.bytes,
             "time_s": a.seconds,
             "kept": a.kept,
-            "verification": None if a.verification is None else vars(a.verification),
-            "real_images": a.real_images,
+            "calibration": a.calibration,
+            "verification": None if a.verification is None else asdict(a.verification),
         }
         for a in artifacts
     ]
@@ -29,6 +30,30 @@ def export_documents(artifacts: Sequence[Any]) -> list[dict[str, Any]]:
 def _checked(text: Callable[[Mapping[str, Any]], str]) -> Callable[[Mapping[str, Any]], str]:
     """A verification figure, or '–' for an artifact that was not verified."""
     return lambda doc: "–" if doc["verification"] is None else text(doc["verification"])
+
+
+def _accuracy(text: Callable[[Mapping[str, Any]], str]) -> Callable[[Mapping[str, Any]], str]:
+    """A figure on real images: '–' where none was measured, 'not judged' where it was
+    reported for a model that has no accuracy to keep."""
+
+    def show(doc: Mapping[str, Any]) -> str:
+        accuracy = (doc["verification"] or {}).get("accuracy")
+        if accuracy is None:
+            return "–"
+        if not accuracy["images"]:
+            return "not judged"
+        return text(accuracy)
+
+    return show
+
+
+def _percent(key: str, limit: str) -> Callable[[Mapping[str, Any]], str]:
+    return lambda a: _gated(f"{a[key]:.0%}", a[limit], "≥", "%")
+
+
+def _sqnr(accuracy: Mapping[str, Any]) -> str:
+    value = "equal" if accuracy["sqnr_db"] is None else f"{accuracy['sqnr_db']:.1f}"
+    return _gated(value, accuracy["min_sqnr_db"], "≥")
 
 
 EXPORT_TABLE = (
@@ -40,23 +65,52 @@ EXPORT_TABLE = (
     Column("time", "time_s", "f1", unit="s", priority=3),
     Column("drift", "max_rel_diff", priority=2, show=_checked(
         lambda v: _gated(f"{v['max_rel_diff']:.1e}", v["tolerance"]))),
-    Column("top-1", "top1_agreement", priority=2, show=_checked(
-        lambda v: _gated(f"{v['top1_agreement']:.0%}", v["min_top1_agreement"] or None, "≥", "%"))),
+    Column("top-1", "top1_agreement", priority=2,
+           show=_accuracy(_percent("top1_agreement", "min_top1_agreement"))),
+    Column("top-5", "top5_overlap", priority=3,
+           show=_accuracy(_percent("top5_overlap", "min_top5_overlap"))),
+    Column("SQNR", "sqnr_db", unit="dB", priority=3, show=_accuracy(_sqnr)),
     Column("verified", "passed", show=lambda d: "skipped" if d["verification"] is None else (
         "yes" if d["verification"]["passed"] else "FAILED")),
 )  # fmt: skip
 
 
 def view(sink: Sink, document: Mapping[str, Any]) -> None:
-    """The artifacts' table, what drift measured, and agreement on real images if asked."""
+    """The artifacts' table, and what each gate was judged on."""
     documents = document["artifacts"]
     print_columns(sink.out(), document["model"]["name"], EXPORT_TABLE, documents)
-    compared = {d["verification"]["compared"] for d in documents if d["verification"]}
-    sizes = sorted({n for d in documents if d["verification"] for n in d["verification"]["sizes"]})
-    at = f" at {' and '.join(f'{n}×{n}' for n in sizes)}" if len(sizes) > 1 else ""
-    for what in sorted(compared):
-        sink.note(f"drift: max |Δ| / max |Keras| of the {what}, on seeded random images{at}")
-    real_image_view(sink, documents)
+    verified = [d["verification"] for d in documents if d["verification"]]
+    if verified:
+        first = verified[0]
+        sizes = sorted({n for v in verified for n in v["sizes"]})
+        at = f" at {' and '.join(f'{n}×{n}' for n in sizes)}" if len(sizes) > 1 else ""
+        sink.note(f"drift: max |Δ| / max |Keras| of the {first['compared']}, on "
+                  f"{first['drift_images']} seeded random images{at}")  # fmt: skip
+    for line in accuracy_notes(verified):
+        sink.note(line)
+    calibrated = next((d["calibration"] for d in documents if d["calibration"]), None)
+    if calibrated:
+        sink.note(f"int8 calibrated on {calibrated['images']} images: {calibrated['source']}"
+                  + (" (your own images calibrate better: --calibration DIR)"
+                     if calibrated["source"].startswith("the shipped") else ""))  # fmt: skip
+
+
+def accuracy_notes(verified: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What top-1, top-5 and SQNR were measured on, and why some were not judged."""
+    accuracies = [v["accuracy"] for v in verified if v.get("accuracy")]
+    lines = []
+    measured = next((a for a in accuracies if a["images"]), None)
+    if measured:
+        gated = any(a["passed"] is not None for a in accuracies)
+        verdict = "gated where a limit is shown" if gated else "reported"
+        lines.append(f"top-1, top-5, SQNR: agreement with Keras fp32 on {measured['images']} "
+                     f"real images ({measured['judged_on']}); {verdict}")  # fmt: skip
+    reasons = sorted({a["not_judged"] for a in accuracies if a["not_judged"]})
+    for reason in reasons:
+        lines.append(f"accuracy not judged: {reason}" + (
+            " (no accuracy to keep; the files ran with the right shapes)"
+            if reason == "random weights" else ""))  # fmt: skip
+    return lines
 
 
 def _gated(value: str, limit: float | None, relation: str = "≤", unit: str = "") -> str:
@@ -65,19 +119,3 @@ def _gated(value: str, limit: float | None, relation: str = "≤", unit: str = "
         return value
     shown = f"{limit:.0%}" if unit == "%" else f"{limit:g}"
     return f"{value} {relation} {shown}"
-
-
-def real_image_view(sink: Sink, documents: Sequence[Mapping[str, Any]]) -> None:
-    """`export --verify-images`: each artifact against Keras on real images (reported)."""
-    rows = [{**d, **d["real_images"]} for d in documents if d.get("real_images")]
-    if not rows:
-        return
-    k = overlap_k(rows[0]["real_images"])
-    columns = (
-        Column("format", "format", left=True),
-        Column("path", "path", left=True, wrap=True, path=True, priority=2),
-        Column("precision", "precision", left=True),
-        *agreement_columns(k),
-    )
-    title = f"real images ({rows[0]['images']}), against Keras: reported, not gated"
-    print_columns(sink.out(), title, columns, rows)

@@ -56,7 +56,7 @@ def convert_all(
                 if request.calibration is None:
                     continue
                 if calibration is None:
-                    calibration = load_calibration(request.calibration, model.input.shape[1])
+                    calibration = load_calibration(request.calibration, model.input.shape[1]).images
             progress(f"converting to {runtime} {precision}")
             path = scratch / backend.artifact_name("model", precision)
             started = time.perf_counter()
