@@ -184,11 +184,15 @@ def _onnx_int8(proto: Any, batches: list[Any], scratch: Path, nchw: bool = False
     try:
         # The softmax head stays float: its input is the logits that verification compares.
         softmax = [node.name for node in proto.graph.node if node.op_type == "Softmax"]
+        # onnxruntime advises its pre-processing (shape inference, graph optimization) on the
+        # root logger: two lines on the user's terminal each run, about its API, not effnet.
+        logging.disable(logging.WARNING)
         q.quantize_static(str(source), str(target), Images(), quant_format=q.QuantFormat.QDQ,
                           per_channel=True, activation_type=q.QuantType.QInt8,
                           weight_type=q.QuantType.QInt8, nodes_to_exclude=softmax)  # fmt: skip
         return load(target)
     finally:
+        logging.disable(logging.NOTSET)
         source.unlink(missing_ok=True)
         target.unlink(missing_ok=True)
 
