@@ -329,3 +329,16 @@ def test_keras_file_with_a_lambda_is_refused_in_safe_mode(cli, tmp_path):
     keras.Model(inputs, outputs).save(path)
     result = cli("inspect", path)
     assert result.code == 2 and "safe mode" in result.stderr
+
+
+def test_agreement_on_ranks_ties_by_the_first_class_and_fits_heads_under_five_classes():
+    from effnet_cli.util.drift import agreement_on
+
+    reference = np.array([[3.0, 1.0, 2.0], [0.0, 5.0, 1.0]])
+    tied = np.array([[2.0, 2.0, 0.0], [0.0, 5.0, 1.0]])  # row 0: class 0 and 1 tie
+    figures = agreement_on(tied, reference)
+    assert figures["top1_agreement"] == 1.0  # the tie goes to class 0, as numpy's argmax has it
+    assert figures["top_k_overlap"] == 1.0  # k = 3: a 3-class head's whole ranking
+    signal, noise = (reference**2).sum(), ((tied - reference) ** 2).sum()
+    assert figures["sqnr_db"] == pytest.approx(10 * np.log10(signal / noise))
+    assert agreement_on(reference, reference)["sqnr_db"] is None  # equal: no noise, no infinity

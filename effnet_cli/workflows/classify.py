@@ -20,6 +20,7 @@ from effnet_cli.backends.describe import unreadable
 from effnet_cli.backends.keras import keras_runner
 from effnet_cli.model import spec as S
 from effnet_cli.model.identity import model_identity
+from effnet_cli.util.drift import agreement_on
 from effnet_cli.util.errors import UsageError, WorkError
 
 Note = Callable[[str], None]
@@ -267,16 +268,15 @@ def _quiet(_: str) -> None:
 
 def agreement(reference: Any, other: Any, k: int = 5) -> dict[str, float]:
     """How `other`'s probabilities agree with `reference`'s on the same images: top-1
-    agreement, the mean share of the reference's top-k found in the other's top-k, and the
-    largest |Δ probability| over every image and class."""
+    agreement and the mean share of the reference's top-k in the other's top-k (as export
+    judges files: drift.agreement_on), and the largest |Δ probability| over every image and
+    class."""
     import numpy as np
 
-    k = min(k, reference.shape[1])
-    ref_top, top = top_k(reference, k), top_k(other, k)
-    overlap = [len(set(a) & set(b)) / k for a, b in zip(ref_top, top, strict=True)]
+    ranking = agreement_on(other, reference, k)
     return {
-        "top1_agreement": float(np.mean(ref_top[:, 0] == top[:, 0])),
-        f"top{k}_overlap": float(np.mean(overlap)),
+        "top1_agreement": ranking["top1_agreement"],  # type: ignore[dict-item]
+        f"top{min(k, reference.shape[1])}_overlap": ranking["top_k_overlap"],  # type: ignore[dict-item]
         "max_abs_diff_prob": float(np.max(np.abs(reference - other))),
     }
 

@@ -177,7 +177,8 @@ def judge_accuracy(
     if real.inputs is None:
         return Accuracy(real.judged_on, not_judged=why) if why else None
     figures = agreement_on(in_batches(runner, real.inputs, runner.fixed_batch), real.expected)
-    accuracy = Accuracy(real.judged_on, len(real.inputs), **figures, not_judged=why)  # type: ignore[arg-type]
+    accuracy = Accuracy(real.judged_on, len(real.inputs), figures["top1_agreement"],
+                        figures["top_k_overlap"], figures["sqnr_db"], not_judged=why)  # fmt: skip
     if not limits.judges_accuracy or why:
         return accuracy
     top1, top5, sqnr = accuracy.top1_agreement, accuracy.top5_overlap, accuracy.sqnr_db
