@@ -58,7 +58,10 @@ PrecisionOpt = Annotated[
 ]
 CalibrationOpt = Annotated[
     Optional[Path],
-    typer.Option(help="int8 rows: calibration images, a folder or an (N,H,W,3) .npy."),
+    typer.Option(
+        help="int8 rows: calibration images, a folder or an (N,H,W,3) .npy (default: the "
+        "shipped photos, flipped and cropped)."
+    ),
 ]
 DeviceOpt = Annotated[
     str,

@@ -43,7 +43,8 @@ def convert_all(
 ) -> Artifacts:
     """Write every artifact before any forward pass: tf2onnx needs far more memory in a process
     that already ran the model forward (B7: 17 GB instead of 9.4 GB, measured here). An artifact
-    that needs calibration images is written only with --calibration; else its rows are skipped."""
+    that needs calibration images is calibrated as export calibrates it: on --calibration, else
+    on the shipped photos, flipped and cropped (keras.calibration.load_calibration)."""
     from effnet_cli.keras.calibration import load_calibration
     from effnet_cli.util import files
 
@@ -52,11 +53,8 @@ def convert_all(
     with backends.reusing_conversions():
         for runtime, precision in files_needed(request):
             backend = backends.get(runtime)
-            if backend.precisions[precision].calibration:
-                if request.calibration is None:
-                    continue
-                if calibration is None:
-                    calibration = load_calibration(request.calibration, model.input.shape[1]).images
+            if backend.precisions[precision].calibration and calibration is None:
+                calibration = load_calibration(request.calibration, model.input.shape[1]).images
             progress(f"converting to {runtime} {precision}")
             path = scratch / backend.artifact_name("model", precision)
             started = time.perf_counter()
@@ -98,10 +96,6 @@ def make_runner(
     if way is None:
         offered = backends.get(runtime).precisions
         raise runtimes.PrecisionUnavailable(f"{runtime} offers {choices(offered)}")
-    if way.calibration and request.calibration is None:
-        raise runtimes.PrecisionUnavailable(
-            f"{runtime} {precision} is calibrated into the file: pass --calibration DIR or FILE.npy"
-        )
     runs_model = backends.get(runtime).runs_model
     if runs_model is None:
         path = artifacts[artifact_key(runtime, precision)][0]
