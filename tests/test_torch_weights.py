@@ -511,7 +511,6 @@ def int8_export(tmp_path_factory):
 
 def test_real_lite0_int8_files_agree_with_fp32_on_real_photos_calibrated_by_default(int8_export):
     from effnet_cli import backends
-    from effnet_cli.keras.calibration import SHIPPED
 
     result, document = int8_export
     assert result.code == 0, result.stderr
@@ -520,7 +519,10 @@ def test_real_lite0_int8_files_agree_with_fp32_on_real_photos_calibrated_by_defa
     for artifact in document["artifacts"]:
         assert artifact["kept"] and artifact["verification"]["passed"], artifact
         # four views of each of the 8 photos, through predict's loader
-        assert artifact["calibration"] == {"source": SHIPPED, "images": 4 * len(samples.paths())}
+        assert artifact["calibration"] == {
+            "source": samples.CALIBRATION_VIEWS,
+            "images": 4 * len(samples.paths()),
+        }
         accuracy = artifact["verification"]["accuracy"]
         assert accuracy["judged_on"] == "the shipped photos" and accuracy["not_judged"] is None
         assert accuracy["images"] == len(samples.paths()) and accuracy["passed"] is True
@@ -528,7 +530,7 @@ def test_real_lite0_int8_files_agree_with_fp32_on_real_photos_calibrated_by_defa
         assert accuracy["top5_overlap"] >= gate.min_top5_overlap
         assert accuracy["sqnr_db"] >= gate.min_sqnr_db
         assert artifact["verification"]["min_top1_agreement"] is None  # noise gates nothing
-    assert f"calibrating on 32 images: {SHIPPED}" in result.stderr
+    assert f"calibrating on 32 images: {samples.CALIBRATION_VIEWS}" in result.stderr
 
 
 def test_the_judged_agreement_is_the_files_own_on_onnxruntime(int8_export, loaded, photos):

@@ -26,9 +26,6 @@ class CalibrationImages:
         return len(self.images)
 
 
-SHIPPED = "the shipped photos with flips and crops"
-
-
 def load_calibration(source: Path | None, resolution: int, limit: int = 200) -> CalibrationImages:
     """Calibration images for int8, prepared as `predict` prepares images (Pillow, the
     reference centre crop, bicubic resize), so that ranges are fitted on the pixels the model
@@ -43,7 +40,7 @@ def load_calibration(source: Path | None, resolution: int, limit: int = 200) -> 
         views = [view for path in samples.paths()
                  for view in images.calibration_views(images.decode(path, images.Conversions()),
                                                       resolution)]  # fmt: skip
-        return CalibrationImages(np.stack(views)[:limit], SHIPPED)
+        return CalibrationImages(np.stack(views)[:limit], samples.CALIBRATION_VIEWS)
     if source.suffix == ".npy":
         check_calibration_array(source, resolution)
         array = np.load(source, allow_pickle=False)[:limit].astype("float32")
@@ -51,11 +48,8 @@ def load_calibration(source: Path | None, resolution: int, limit: int = 200) -> 
     if not source.is_dir():
         raise UsageError(f"--calibration takes a folder of images or a .npy file, not {source}")
     paths = images.collect([source])[:limit]
-    return CalibrationImages(images.load_batch(paths, resolution, "crop", _quiet), str(source))
-
-
-def _quiet(_: str) -> None:
-    return None
+    batch = images.load_batch(paths, resolution, "crop", lambda _: None)
+    return CalibrationImages(batch, str(source))
 
 
 def check_calibration_array(source: Path, resolution: int | None) -> None:

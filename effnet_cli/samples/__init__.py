@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
+# What the photos are called where they stand in for the user's own images (tables, JSON):
+PHOTOS = "the shipped photos"  # export's accuracy gate, without --verify-images
+CALIBRATION_VIEWS = "the shipped photos with flips and crops"  # int8, without --calibration
 
 
 def folder() -> Path:

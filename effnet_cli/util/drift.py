@@ -19,6 +19,14 @@ def compare(outputs: Any, reference: Any) -> tuple[float, float]:
     return rel, agreement
 
 
+def top_k(scores: Any, k: int) -> Any:
+    """Indices of the k largest scores per row, largest first; ties go to the lower index, as
+    numpy's argmax has it (int8 logits tie often: they take a few dozen levels)."""
+    import numpy as np
+
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
 def agreement_on(outputs: Any, reference: Any, k: int = 5) -> dict[str, float | None]:
     """How a file's logits (or outputs) keep the reference's ranking on the same images:
     top-1 agreement, the mean share of the reference's top-k found in the file's top-k, and
@@ -29,8 +37,7 @@ def agreement_on(outputs: Any, reference: Any, k: int = 5) -> dict[str, float | 
     flat_out = outputs.reshape(len(outputs), -1).astype(np.float64)
     flat_ref = reference.reshape(len(reference), -1).astype(np.float64)
     k = min(k, flat_ref.shape[1])
-    ref_top = np.argsort(-flat_ref, axis=1, kind="stable")[:, :k]
-    out_top = np.argsort(-flat_out, axis=1, kind="stable")[:, :k]
+    ref_top, out_top = top_k(flat_ref, k), top_k(flat_out, k)
     overlap = [len(set(a) & set(b)) / k for a, b in zip(ref_top, out_top, strict=True)]
     noise = float(np.sum((flat_out - flat_ref) ** 2))
     signal = float(np.sum(flat_ref**2))

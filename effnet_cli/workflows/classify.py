@@ -255,13 +255,6 @@ def looks_like_probabilities(out: Any) -> bool:
     return bool(np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
 
 
-def top_k(probs: Any, k: int) -> Any:
-    """Indices of the k largest probabilities per row, largest first (ties: lower index)."""
-    import numpy as np
-
-    return np.argsort(-probs, axis=1, kind="stable")[:, :k]
-
-
 def _quiet(_: str) -> None:
     return None
 

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from effnet_cli.model import spec as S
 from effnet_cli.util import files, images
 from effnet_cli.util import labels as L
+from effnet_cli.util.drift import top_k
 from effnet_cli.util.errors import UsageError
 from effnet_cli.workflows import classify as C
 
@@ -281,7 +282,7 @@ def top_classes(
             if step == 0:
                 heads[n] = probs.shape[1]
                 _check_compared(truth, item, heads[n], loaded[0], heads[0])
-            tops[n].append(C.top_k(probs, min(TOP_K, heads[n])))
+            tops[n].append(top_k(probs, min(TOP_K, heads[n])))
     for line in conversions.notes():
         note(f"note: {line}")
     return [np.concatenate(parts) for parts in tops], heads, seconds

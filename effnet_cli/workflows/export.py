@@ -18,8 +18,8 @@ from effnet_cli.backends import runtimes
 from effnet_cli.backends.artifact import metadata
 from effnet_cli.keras.calibration import check_calibration_array, load_calibration
 from effnet_cli.model import spec as S
-from effnet_cli.util import files
-from effnet_cli.util.drift import agreement_on, compare
+from effnet_cli.util import files, labels
+from effnet_cli.util.drift import agreement_on, compare, top_k
 from effnet_cli.util.errors import UsageError, WorkError, choices, split_list
 from effnet_cli.workflows import classify
 
@@ -416,7 +416,7 @@ def real_images(
     if request.verify_images:
         paths, judged_on = list(request.verify_images), "--verify-images"
     else:
-        paths, judged_on = samples.paths(), "the shipped photos"
+        paths, judged_on = samples.paths(), samples.PHOTOS
     if model.layers[-1].name != "predictions":  # features: no classes to agree on
         return RealImages(judged_on, None, None, "no classifier head")
     if fresh and not request.verify_images:
@@ -427,7 +427,7 @@ def real_images(
     expected = keras_answers(model, fed)
     if fresh:
         return RealImages(judged_on, fed, expected, "random weights")
-    if expected.shape[-1] != 1000:  # the shipped photos cannot tell trained weights: trust yours
+    if expected.shape[-1] != labels.IMAGENET_CLASSES:  # the photos cannot tell: trust yours
         why = None if request.verify_images else "not ImageNet's classes (use --verify-images)"
         return RealImages(judged_on, fed, expected, why)
     shipped = samples.paths(classified=True)
@@ -451,7 +451,7 @@ def _untrained(answers: Any, shipped: list[Path]) -> str | None:
 
     from effnet_cli import samples
 
-    top5 = np.argsort(-answers, axis=1, kind="stable")[:, :5]
+    top5 = top_k(answers, 5)
     named = [bool(set(samples.classes(p)) & set(row)) for p, row in zip(shipped, top5, strict=True)]
     return None if np.mean(named) >= RECOGNISED_MIN_SHARE else "random weights"
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from effnet_cli.model import spec as S
 from effnet_cli.util import images
+from effnet_cli.util.drift import top_k
 from effnet_cli.util.errors import UsageError
 from effnet_cli.workflows.classify import (
     Loaded,
@@ -19,7 +20,6 @@ from effnet_cli.workflows.classify import (
     load_artifact,
     load_built,
     probabilities,
-    top_k,
 )
 
 __all__ = ["Loaded", "load_artifact", "load_built", "probabilities"]  # what the command runs

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from effnet_cli import samples
 from effnet_cli.output.sink import Sink
 from effnet_cli.output.table import Column, print_columns
 
@@ -92,7 +93,7 @@ def view(sink: Sink, document: Mapping[str, Any]) -> None:
     if calibrated:
         sink.note(f"int8 calibrated on {calibrated['images']} images: {calibrated['source']}"
                   + (" (your own images calibrate better: --calibration DIR)"
-                     if calibrated["source"].startswith("the shipped") else ""))  # fmt: skip
+                     if calibrated["source"] == samples.CALIBRATION_VIEWS else ""))  # fmt: skip
 
 
 def accuracy_notes(verified: Sequence[Mapping[str, Any]]) -> list[str]:
