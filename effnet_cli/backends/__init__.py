@@ -12,11 +12,13 @@ from effnet_cli.backends.record import (
     FP32,
     FP32_GATE,
     QUANTIZED_GATE,
+    RECIPES,
     Backend,
     Declared,
     Format,
     Gate,
     Precision,
+    Recipe,
 )
 from effnet_cli.backends.registry import (
     BACKENDS,
@@ -35,8 +37,8 @@ from effnet_cli.backends.registry import (
 )
 
 __all__ = [
-    "BACKENDS", "DEFAULT_OPSET", "FP16_GATE", "FP32", "FP32_GATE", "QUANTIZED_GATE", "Backend",
-    "Declared", "Format", "Gate", "Precision", "bench_runtimes", "formats", "get", "load_runner",
-    "of_path", "packages", "packages_needed", "precisions", "quantize_modes", "register",
-    "reusing_conversions", "with_dynamic_size", "with_layout",
+    "BACKENDS", "DEFAULT_OPSET", "FP16_GATE", "FP32", "FP32_GATE", "QUANTIZED_GATE", "RECIPES",
+    "Backend", "Declared", "Format", "Gate", "Precision", "Recipe", "bench_runtimes", "formats",
+    "get", "load_runner", "of_path", "packages", "packages_needed", "precisions",
+    "quantize_modes", "register", "reusing_conversions", "with_dynamic_size", "with_layout",
 ]  # fmt: skip

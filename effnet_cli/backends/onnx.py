@@ -13,13 +13,26 @@ import gc
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from effnet_cli.backends import artifact
 from effnet_cli.backends.artifact import INPUT_NAME, calibration_batches, output_name
-from effnet_cli.backends.record import FP16, FP32, INT8, Backend, Declared, Format
+from effnet_cli.backends.int8 import Steer, float_counts
+from effnet_cli.backends.record import (
+    DEFAULT_RECIPE,
+    FP16,
+    FP32,
+    INT8,
+    KEEP_FLOAT,
+    PERCENTILE,
+    Backend,
+    Declared,
+    Format,
+    Recipe,
+)
 from effnet_cli.backends.runtimes import Runner, session_streams, threads_or_default
 from effnet_cli.util.errors import UsageError, WorkError
 
@@ -39,7 +52,8 @@ def load(path: Path, external_data: bool = True) -> Any:
 
 def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None, meta: dict[str, str],
                optimize: bool = True, precision: str = "fp32", calibration: Any = None,
-               nchw: bool = False, **_: Any) -> None:  # fmt: skip
+               nchw: bool = False, recipe: Recipe = DEFAULT_RECIPE, steer: Steer | None = None,
+               **_: Any) -> dict[str, Any] | None:  # fmt: skip
     """tf2onnx with an explicit input signature (Keras 3 needs one), then onnxslim unless
     `optimize` is off, then the precision converted in, then effnet's metadata.
 
@@ -48,6 +62,8 @@ def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None, meta: d
     `inputs_as_nchw` puts one Transpose in front of the NHWC graph.
     onnxslim folds the stride-2 `Pad`s into their convolutions and halves the `Reshape`s;
     onnxruntime runs the result 10–15 % faster (benchmarks/run.py, section "runtimes").
+    int8 follows `recipe` (with `steer`, the real images, for a steered one); what the recipe
+    did is returned ({"float_layers", "layers"} for keep-float).
     """
     import onnx
 
@@ -56,14 +72,17 @@ def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None, meta: d
         import onnxslim
 
         proto = onnxslim.slim(proto)
+    done = None
     if precision == "fp16":
         proto = _onnx_fp16(proto)
     elif precision == "int8":
-        proto = _onnx_int8(proto, calibration_batches(calibration, batch), path.parent, nchw)
+        batches = calibration_batches(calibration, batch)
+        proto, done = _onnx_int8(proto, batches, path.parent, nchw, recipe, steer)
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))
     onnx.checker.check_model(str(path), full_check=True)
+    return done
 
 
 # tf2onnx's graphs of the command at hand, serialized, by (model, opset, batch, layout); None
@@ -162,11 +181,9 @@ def _onnx_fp16(proto: Any) -> Any:
     return converted.model
 
 
-def _onnx_int8(proto: Any, batches: list[Any], scratch: Path, nchw: bool = False) -> Any:
-    """onnxruntime's static quantization: QDQ, int8 activations and per-channel int8 weights
-    (per-tensor depthwise weights are reported to collapse EfficientNet's accuracy), ranges
-    calibrated on `batches` of (n, H, W, 3) images (fed transposed to an `nchw` input)."""
-    import onnx
+def _reader(batches: list[Any], nchw: bool) -> Any:
+    """Calibration batches of (n, H, W, 3) images as onnxruntime's quantizer reads them (fed
+    transposed to an `nchw` input)."""
     from onnxruntime import quantization as q
 
     class Images(q.CalibrationDataReader):
@@ -179,22 +196,107 @@ def _onnx_int8(proto: Any, batches: list[Any], scratch: Path, nchw: bool = False
                 return None
             return {INPUT_NAME: batch.transpose(0, 3, 1, 2).copy() if nchw else batch}
 
+    return Images()
+
+
+# Calibration images keep-float measures each layer's error on: every intermediate tensor of
+# both models is kept in memory for each (B7 at 600 px: ~1 GB an image).
+RANKING_IMAGES = 4
+# Float tensors' SQNR is infinite; the first quantized ones are measured against this.
+MAX_SQNR_DB = 100.0
+
+
+def _onnx_int8(proto: Any, batches: list[Any], scratch: Path, nchw: bool = False,
+               recipe: Recipe = DEFAULT_RECIPE,
+               steer: Steer | None = None) -> tuple[Any, dict[str, Any] | None]:  # fmt: skip
+    """onnxruntime's static quantization: QDQ, int8 activations and per-channel int8 weights
+    (per-tensor depthwise weights are reported to collapse EfficientNet's accuracy), ranges
+    calibrated on `batches` of (n, H, W, 3) images: min/max (`default`), the 99.999th
+    percentile (`percentile`), or min/max with the worst layers in float (`keep-float`)."""
+    import onnx
+    from onnxruntime import quantization as q
+
     source, target = scratch / ".effnet-fp32.onnx", scratch / ".effnet-int8.onnx"
     onnx.save(proto, str(source))
+    # The softmax head stays float: its input is the logits that verification compares.
+    softmax = [node.name for node in proto.graph.node if node.op_type == "Softmax"]
+
+    method = q.CalibrationMethod.Percentile if recipe == PERCENTILE else q.CalibrationMethod.MinMax
+
+    def quantize(excluded: Sequence[str] = ()) -> None:
+        q.quantize_static(str(source), str(target), _reader(batches, nchw),
+                          quant_format=q.QuantFormat.QDQ, per_channel=True,
+                          activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+                          calibrate_method=method,
+                          nodes_to_exclude=[*softmax, *excluded])  # fmt: skip
+
+    # onnxruntime advises its pre-processing (shape inference, graph optimization) on the root
+    # logger, and prints its histograms' progress: lines about its API, not effnet's.
+    logging.disable(logging.WARNING)
     try:
-        # The softmax head stays float: its input is the logits that verification compares.
-        softmax = [node.name for node in proto.graph.node if node.op_type == "Softmax"]
-        # onnxruntime advises its pre-processing (shape inference, graph optimization) on the
-        # root logger: two lines on the user's terminal each run, about its API, not effnet.
-        logging.disable(logging.WARNING)
-        q.quantize_static(str(source), str(target), Images(), quant_format=q.QuantFormat.QDQ,
-                          per_channel=True, activation_type=q.QuantType.QInt8,
-                          weight_type=q.QuantType.QInt8, nodes_to_exclude=softmax)  # fmt: skip
-        return load(target)
+        with contextlib.redirect_stdout(None):
+            quantize()
+            if recipe != KEEP_FLOAT:
+                return load(target), None
+            assert steer is not None, "keep-float is steered by the real images"
+            ranked = _worst_layers(source, target, batches[:RANKING_IMAGES], nchw)
+            for count in float_counts(len(ranked)):
+                quantize([name for group in ranked[:count] for name in group])
+                if steer.reached(onnx_runner(target).comparable_all(steer.images)):
+                    break
+        return load(target), {"float_layers": count, "layers": len(ranked)}
     finally:
         logging.disable(logging.NOTSET)
         source.unlink(missing_ok=True)
         target.unlink(missing_ok=True)
+
+
+def _worst_layers(source: Path, quantized: Path, batches: list[Any], nchw: bool) -> list[list[str]]:
+    """The float graph's layers, worst first, by the accuracy each loses: the SQNR against the
+    float model (onnxruntime's qdq_loss_debug) lost between the layer's quantized inputs and its
+    quantized output. A layer is the nodes between them (a Conv and its Clip)."""
+    from onnxruntime.quantization import qdq_loss_debug as debug
+
+    errors: dict[str, float] = {}
+    augmented = [source.with_suffix(".float.onnx"), source.with_suffix(".qdq.onnx")]
+    try:
+        activations = []
+        for model, copy in zip((source, quantized), augmented, strict=True):
+            debug.modify_model_output_intermediate_tensors(str(model), str(copy),
+                                                           save_as_external_data=False)  # fmt: skip
+            activations.append(debug.collect_activations(str(copy), _reader(batches, nchw)))
+        matched = debug.create_activation_matching(activations[1], activations[0])
+        for name, error in debug.compute_activation_error(matched).items():
+            if "xmodel_err" in error:
+                errors[name] = error["xmodel_err"]
+    finally:
+        for copy in augmented:
+            copy.unlink(missing_ok=True)
+    graph = load(source).graph
+    producers = {out: node for node in graph.node for out in node.output}
+    weights = {init.name for init in graph.initializer}
+
+    @functools.cache  # a tensor read by several layers is walked once
+    def layer(tensor: str) -> tuple[float, list[str]]:
+        """The SQNR at the quantized tensors that feed `tensor`, and the nodes in between."""
+        node = producers.get(tensor)
+        if node is None:  # the graph input: the float image, no error upstream
+            return math.inf, []
+        upstream, nodes = math.inf, [node.name]
+        for name in node.input:
+            if name in errors:
+                upstream = min(upstream, errors[name])
+            elif name and name not in weights:
+                sqnr, more = layer(name)
+                upstream, nodes = min(upstream, sqnr), nodes + more
+        return upstream, nodes
+
+    losses = []
+    for tensor, sqnr in errors.items():
+        upstream, nodes = layer(tensor)
+        if nodes and all(nodes):
+            losses.append((min(upstream, MAX_SQNR_DB) - sqnr, nodes))
+    return [nodes for _, nodes in sorted(losses, key=lambda loss: -loss[0])]
 
 
 def _rename_output(proto: Any, name: str) -> str:
@@ -383,6 +485,6 @@ BACKEND = Backend(
     precisions={
         "fp32": FP32,
         "fp16": FP16,  # for GPU execution providers (docs/export.md)
-        "int8": INT8,
+        "int8": replace(INT8, recipes=(DEFAULT_RECIPE, PERCENTILE, KEEP_FLOAT)),
     },
 )  # fmt: skip

@@ -10,13 +10,26 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from effnet_cli.backends import artifact
 from effnet_cli.backends.artifact import calibration_batches
+from effnet_cli.backends.int8 import MAX_FLOAT_SHARE, Steer
 from effnet_cli.backends.onnx import write_onnx
-from effnet_cli.backends.record import FP32, INT8, Backend, Declared, Format, Precision
+from effnet_cli.backends.record import (
+    DEFAULT_RECIPE,
+    FP32,
+    INT8,
+    KEEP_FLOAT,
+    PERCENTILE,
+    Backend,
+    Declared,
+    Format,
+    Precision,
+    Recipe,
+)
 from effnet_cli.backends.runtimes import (
     Interval,
     PrecisionUnavailable,
@@ -217,12 +230,15 @@ def _openvino_caller(compiled: Any, output: int = 0) -> Callable[[Any], Any]:
 
 def write_openvino(model: Any, path: Path, *, opset: int, batch: int | None,
                    meta: dict[str, str], optimize: bool = True, precision: str = "fp32",
-                   calibration: Any = None, **_: Any) -> None:  # fmt: skip
+                   calibration: Any = None, recipe: Recipe = DEFAULT_RECIPE,
+                   steer: Steer | None = None, **_: Any) -> dict[str, Any] | None:  # fmt: skip
     """OpenVINO IR (model.xml + model.bin) through the (optimized) ONNX export, fp32 weights;
     int8 is quantized into the IR by NNCF.
 
     `ov.save_model` would compress the weights to fp16 by default; effnet writes what it
     verified, so it turns that off (NNCF's int8 weights are stored as int8 all the same).
+    int8 follows `recipe` (steered by `steer`'s real images for keep-float); what it did is
+    returned ({"float_layers", "layers"} for keep-float).
     """
     import openvino as ov
 
@@ -230,18 +246,26 @@ def write_openvino(model: Any, path: Path, *, opset: int, batch: int | None,
     onnx_path = path / "model.onnx"
     write_onnx(model, onnx_path, opset=opset, batch=batch, meta=meta, optimize=optimize)
     converted = ov.convert_model(str(onnx_path))
+    done = None
     if precision == "int8":
-        converted = _openvino_int8(converted, calibration_batches(calibration, batch))
+        converted, done = _openvino_int8(
+            converted, calibration_batches(calibration, batch), recipe, steer, batch
+        )
     for key, value in meta.items():
         converted.set_rt_info(value, ["effnet", key])
     ov.save_model(converted, str(path / "model.xml"), compress_to_fp16=False)
     onnx_path.unlink()
+    return done
 
 
-def _openvino_int8(model: Any, batches: list[Any]) -> Any:
+def _openvino_int8(model: Any, batches: list[Any], recipe: Recipe = DEFAULT_RECIPE,
+                   steer: Steer | None = None,
+                   batch: int | None = None) -> tuple[Any, dict[str, Any] | None]:  # fmt: skip
     """NNCF's post-training quantization: FakeQuantize before every convolution and the dense
     layer, per-channel symmetric int8 weights, ranges calibrated on `batches` of (n, H, W, 3)
-    images.
+    images: min/max (`default`), a quantile of each batch (`percentile`), or min/max with the
+    layers NNCF's accuracy control ranks worst reverted to float (`keep-float`), as few as make
+    the files agree with the float model on `steer`'s images.
 
     The MIXED preset quantizes activations asymmetrically: NNCF recommends it for activations
     that are not ReLU, and swish's outputs reach below zero (B0 at 224 px, random weights:
@@ -249,13 +273,75 @@ def _openvino_int8(model: Any, batches: list[Any]) -> Any:
     out explicitly: its input is the logits that verification compares.
     """
     import nncf
+    from nncf.quantization.advanced_parameters import (
+        AdvancedAccuracyRestorerParameters,
+        AdvancedQuantizationParameters,
+    )
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     nncf.set_log_level(logging.ERROR)
-    return nncf.quantize(
-        model, nncf.Dataset(batches), preset=nncf.QuantizationPreset.MIXED,
-        subset_size=len(batches),
-        ignored_scope=nncf.IgnoredScope(types=["Softmax"], validate=False),
+    common = {
+        "preset": nncf.QuantizationPreset.MIXED, "subset_size": len(batches),
+        "ignored_scope": nncf.IgnoredScope(types=["Softmax"], validate=False),
+    }  # fmt: skip
+    if recipe == PERCENTILE:
+        ranges = RangeEstimatorParametersSet.MEAN_QUANTILE
+        parameters = AdvancedQuantizationParameters(activations_range_estimator_params=ranges)
+        return nncf.quantize(model, nncf.Dataset(batches), advanced_parameters=parameters,
+                             **common), None  # fmt: skip
+    if recipe != KEEP_FLOAT:
+        return nncf.quantize(model, nncf.Dataset(batches), **common), None
+    assert steer is not None, "keep-float is steered by the real images"
+    import numpy as np
+
+    layers = _weighted_layers(model)
+    extra = _add_logits_output(model)
+    count = len(steer.images)
+
+    def agreement(compiled: Any, images: Any) -> float:
+        answers = np.concatenate([compiled(batch)[compiled.outputs[-1]] for batch in images])
+        return steer.score(answers[:count])  # a pinned batch's fill dropped
+
+    restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=int(layers * MAX_FLOAT_SHARE))
+    quantized = nncf.quantize_with_accuracy_control(
+        model, nncf.Dataset(batches), nncf.Dataset(calibration_batches(steer.images, batch)),
+        agreement, max_drop=0.0, advanced_accuracy_restorer_parameters=restorer, **common,
     )  # fmt: skip
+    if extra:
+        quantized.remove_result(quantized.get_results()[-1])
+    return quantized, {"float_layers": layers - _weighted_layers(quantized, int8=True),
+                       "layers": layers}  # fmt: skip
+
+
+# The layers NNCF quantizes: convolutions and the dense layer; and the operations that may stand
+# between one and its FakeQuantize without changing values.
+WEIGHTED_LAYERS = ("Convolution", "GroupConvolution", "MatMul")
+LAYOUT_OPS = ("Transpose", "Reshape", "Squeeze", "Unsqueeze")
+
+
+def _weighted_layers(model: Any, int8: bool = False) -> int:
+    """How many convolution and dense layers `model` has (`int8`: that read a FakeQuantize)."""
+
+    def reads_int8(op: Any) -> bool:
+        source = op.input_value(0).get_node()
+        while source.get_type_name() in LAYOUT_OPS:
+            source = source.input_value(0).get_node()
+        return source.get_type_name() == "FakeQuantize"
+
+    return sum(
+        op.get_type_name() in WEIGHTED_LAYERS and (not int8 or reads_int8(op))
+        for op in model.get_ops()
+    )
+
+
+def _add_logits_output(model: Any) -> bool:
+    """Make the softmax's input the model's last output, if it ends in one: keep-float's metric
+    compares logits. Whether an output was added."""
+    source = model.get_results()[0].input_value(0).get_node()
+    if source.get_type_name() != "Softmax":
+        return False
+    model.add_outputs([source.input_value(0)])
+    return True
 
 
 # ---------------------------------------------------------------------------- read
@@ -326,6 +412,6 @@ BACKEND = Backend(
         "bf16": _hint("bf16"),
         "fp16": _hint("fp16"),
         # NNCF's post-training quantization written into an IR of its own
-        "int8": INT8,
+        "int8": replace(INT8, recipes=(DEFAULT_RECIPE, PERCENTILE, KEEP_FLOAT)),
     },
 )  # fmt: skip

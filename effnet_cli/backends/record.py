@@ -35,6 +35,14 @@ class Gate:
         limits = (self.min_top1_agreement, self.min_top5_overlap, self.min_sqnr_db)
         return any(limit is not None and limit > 0 for limit in limits)
 
+    def reached(self, top1: float, top5: float, sqnr_db: float | None) -> bool:
+        """Whether agreement on real images reaches the gate (`sqnr_db` None: equal logits)."""
+        return (
+            top1 >= self.min_top1_agreement
+            and top5 >= self.min_top5_overlap
+            and (self.min_sqnr_db is None or sqnr_db is None or sqnr_db >= self.min_sqnr_db)
+        )
+
 
 # fp32 runtimes agree to a few 1e-6 on calibrated models, B0 to B7 (benchmarks/drift.py); fp16
 # weights to ~4e-3 at B0 224 and up to ~2e-2 on small random-weight models (seen at 96 px).
@@ -52,10 +60,34 @@ QUANTIZED_GATE = Gate(None, **ACCURACY)
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """One way of quantizing to int8. Export tries a format's recipes in their order until a
+    file reaches the gate on real images (docs/export.md); `--int8-recipe` fixes one."""
+
+    name: str
+    summary: str
+    # It searches with the real images the gate judges on (as NNCF's accuracy control does):
+    # it needs a model with accuracy to keep, and verification.
+    steered: bool = False
+
+
+# Cheapest first: the first keeps every layer int8 as the converter does it; the second too,
+# with ranges that outliers no longer stretch; the last gives up speed for accuracy.
+DEFAULT_RECIPE = Recipe("default", "the converter's own ranges: min/max of the calibration images")
+PERCENTILE = Recipe("percentile", "activation ranges clipped at a high percentile of the "
+                    "calibration images, so that outliers no longer stretch them")  # fmt: skip
+KEEP_FLOAT = Recipe("keep-float", "the layers that lose most accuracy kept in float, as few as "
+                    "reach the gate on the real images", steered=True)  # fmt: skip
+RECIPES = {recipe.name: recipe for recipe in (DEFAULT_RECIPE, PERCENTILE, KEEP_FLOAT)}
+
+
+@dataclass(frozen=True)
 class Precision:
     how: How  # converted into the "file", a runtime "hint" over the fp32 file, a dtype "policy"
     gate: Gate | None = None  # verification of a file precision; hints and policies are benched
     calibration: bool = False  # conversion needs calibration images
+    # The ways its converter can write it, tried in this order (int8: DEFAULT_RECIPE first)
+    recipes: tuple[Recipe, ...] = ()
     # A hint's or a policy's way of running the fp32 artifact, in words (bench --recommend)
     applied: str = ""
 
@@ -65,7 +97,7 @@ class Precision:
 FP32 = Precision("file", FP32_GATE)
 FP16 = Precision("file", FP16_GATE)
 DYNAMIC = Precision("file", QUANTIZED_GATE)  # int8 weights, float activations
-INT8 = Precision("file", QUANTIZED_GATE, calibration=True)
+INT8 = Precision("file", QUANTIZED_GATE, calibration=True, recipes=(DEFAULT_RECIPE,))
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,22 @@ class Runner:
     def comparable(self, images: Any) -> Any:
         return (self.run_logits or self.run)(images)
 
+    def comparable_all(self, images: Any) -> Any:
+        """`comparable` for any number of images: a file pinned to a batch size answers them
+        that many at a time (the last chunk filled with copies of the last image, their answers
+        dropped)."""
+        import numpy as np
+
+        batch = self.fixed_batch
+        if batch is None or len(images) == batch:
+            return self.comparable(images)
+        answers = []
+        for start in range(0, len(images), batch):
+            chunk = images[start : start + batch]
+            filled = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])
+            answers.append(np.asarray(self.comparable(filled))[: len(chunk)])
+        return np.concatenate(answers)
+
 
 Interval = tuple[float, float]  # one request's start and end, time.perf_counter() seconds
 

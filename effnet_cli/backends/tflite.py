@@ -18,11 +18,24 @@ import math
 import mmap
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from effnet_cli.backends import artifact
-from effnet_cli.backends.record import DYNAMIC, FP16, FP32, INT8, Backend, Declared, Format
+from effnet_cli.backends.int8 import Steer, float_counts
+from effnet_cli.backends.record import (
+    DEFAULT_RECIPE,
+    DYNAMIC,
+    FP16,
+    FP32,
+    INT8,
+    KEEP_FLOAT,
+    Backend,
+    Declared,
+    Format,
+    Recipe,
+)
 from effnet_cli.backends.runtimes import Runner, session_streams, threads_or_default
 
 METADATA_NAME = "effnet"  # the entry of the file's metadata table holding effnet's JSON
@@ -115,10 +128,12 @@ def make_interpreter(source: Path | bytes, threads: int | None = None) -> Any:
 
 
 def write_tflite(model: Any, path: Path, *, precision: str = "fp32", calibration: Any = None,
-                 meta: dict[str, str] | None = None, **_: Any) -> None:  # fmt: skip
+                 meta: dict[str, str] | None = None, recipe: Recipe = DEFAULT_RECIPE,
+                 steer: Steer | None = None, **_: Any) -> dict[str, Any] | None:  # fmt: skip
     """The TFLite converter; fp16, dynamic-range and int8 are converted into the file. Then the
     input and output are given the names of effnet's other artifacts, and effnet's metadata
-    goes into the file's metadata table (`add_metadata`): the converter does neither."""
+    goes into the file's metadata table (`add_metadata`): the converter does neither.
+    int8 follows `recipe`; what it did is returned ({"float_layers", "layers"} for keep-float)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -127,18 +142,79 @@ def write_tflite(model: Any, path: Path, *, precision: str = "fp32", calibration
     if precision == "fp16":
         converter.target_spec.supported_types = [tf.float16]
     elif precision == "int8":
-
-        def representative() -> Any:
-            for image in calibration:
-                yield [image[None].astype("float32")]
-
-        converter.representative_dataset = representative
+        converter.representative_dataset = _images(calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    flatbuffer = unpack(converter.convert())
+    done = None
+    if precision == "int8" and recipe == KEEP_FLOAT:
+        assert steer is not None, "keep-float is steered by the real images"
+        content, done = _keep_float(converter, calibration, steer, path)
+    else:
+        content = converter.convert()
+    flatbuffer = unpack(content)
     name_io(flatbuffer, artifact.INPUT_NAME, artifact.output_name(model))
     if meta:
         add_metadata(flatbuffer, meta)
     path.write_bytes(pack(flatbuffer))
+    return done
+
+
+def _images(calibration: Any) -> Callable[[], Any]:
+    """The converter's representative dataset: one image at a time."""
+
+    def representative() -> Any:
+        for image in calibration:
+            yield [image[None].astype("float32")]
+
+    return representative
+
+
+# Calibration images LiteRT's quantization debugger measures each layer's error on.
+RANKING_IMAGES = 4
+
+
+def _keep_float(
+    converter: Any, calibration: Any, steer: Steer, scratch: Path
+) -> tuple[bytes, dict[str, Any]]:
+    """int8 with the worst layers left in float (LiteRT's quantization debugger's denylist), as
+    few as reach the gate on `steer`'s images. Layers are ranked by the debugger's
+    root-mean-square error in units of their quantization step (its documented `rmse/scale`)."""
+    import tensorflow as tf
+
+    # The denylisted layers run float kernels: the converter must be allowed them.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                           tf.lite.OpsSet.TFLITE_BUILTINS]  # fmt: skip
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=_images(calibration[:RANKING_IMAGES])
+    )
+    debugger.run()
+    ranked = _worst_layers(debugger)
+    for count in float_counts(len(ranked)):
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=ranked[:count])
+        content = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=_images(calibration[:RANKING_IMAGES]),
+            debug_options=options,
+        ).get_nondebug_quantized_model()  # fmt: skip
+        scratch.write_bytes(content)
+        if steer.reached(tflite_runner(scratch).comparable_all(steer.images)):
+            break
+    scratch.unlink()
+    return content, {"float_layers": count, "layers": len(ranked)}
+
+
+def _worst_layers(debugger: Any) -> list[str]:
+    """The quantized layers' output tensors, worst first by the debugger's rmse/scale."""
+    import csv
+    import io
+
+    dump = io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    dump.seek(0)
+    errors = []
+    for row in csv.DictReader(dump):
+        scale = float(row["scale"])
+        if scale > 0:
+            errors.append((math.sqrt(float(row["mean_squared_error"])) / scale, row["tensor_name"]))
+    return [name for _, name in sorted(errors, reverse=True)]
 
 
 # ---------------------------------------------------------------------------- load
@@ -302,6 +378,6 @@ BACKEND = Backend(
         "fp32": FP32,
         "fp16": FP16,
         "dynamic": DYNAMIC,
-        "int8": INT8,
+        "int8": replace(INT8, recipes=(DEFAULT_RECIPE, KEEP_FLOAT)),
     },
 )  # fmt: skip
