@@ -11,7 +11,6 @@ import pytest
 
 from effnet_cli import backends
 from effnet_cli.keras.builder import import_keras
-from effnet_cli.workflows import export as E
 
 from .conftest import B0_224_FORMATS, relative_diff
 
@@ -240,16 +239,16 @@ def test_a_failed_file_exits_1_and_is_removed_while_the_passing_one_stays(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["efficientnet-b0-r64.keras"]
 
 
-def test_in_batches_fills_the_last_batch_of_a_fixed_batch_file_and_drops_the_fill():
-    class Fixed:  # a runner whose file takes batches of exactly 3, answering each image's mean
-        fixed_batch = 3
+def test_comparable_all_fills_the_last_batch_of_a_fixed_batch_file_and_drops_the_fill():
+    from effnet_cli.backends.runtimes import Runner
 
-        def comparable(self, images):
-            assert len(images) == 3
-            return images.reshape(3, -1).mean(axis=1, keepdims=True)
+    def mean(images):  # a file that takes batches of exactly 3, answering each image's mean
+        assert len(images) == 3
+        return images.reshape(3, -1).mean(axis=1, keepdims=True)
 
+    fixed = Runner("fixed", "cpu", "cpu", "fp32", mean, fixed_batch=3)
     images = np.arange(8, dtype="float32").reshape(8, 1, 1, 1)
-    assert E.in_batches(Fixed(), images, 3).ravel().tolist() == list(range(8))
+    assert fixed.comparable_all(images).ravel().tolist() == list(range(8))
 
 
 def _corrupting(monkeypatch, fmt: str, change) -> None:

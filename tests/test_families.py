@@ -305,7 +305,7 @@ def test_scale_table_families(cli):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["lite0", "seed-b0"])
 def test_every_family_exports_to_onnx_and_tflite(cli, tmp_path, name):
-    result = cli("export", "--model", name, "--resolution", "96", "-f", "onnx,tflite",
+    result = cli("export", "--model", name, "--resolution", "64", "-f", "onnx,tflite",
                  "-o", tmp_path, "--json")  # fmt: skip
     assert result.code == 0, result.stderr
     for artifact in json.loads(result.stdout)["artifacts"]:

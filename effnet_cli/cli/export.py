@@ -56,6 +56,10 @@ DynamicSizeOpt = Annotated[bool, typer.Option("--dynamic-size", help="Any input 
 OddPaddingOpt = Annotated[bool, typer.Option("--allow-odd-padding", help="Confirm "
     "--dynamic-size for a family that pads explicitly for its resolution "
     f"({E.explicit_padding_families()}): exact only at sizes congruent to it mod 32.")]
+Int8RecipeOpt = Annotated[Optional[str], typer.Option("--int8-recipe", help="int8: quantize "
+    "with this recipe only (default: each in turn until a file reaches the accuracy gate; "
+    "docs/export.md).", metavar=choice_metavar(list(backends.RECIPES)),
+    autocompletion=complete(lambda: list(backends.RECIPES)))]
 VerifyImagesOpt = Annotated[Optional[Path], typer.Option("--verify-images", help="Judge accuracy "
     "(top-1, top-5, SQNR against Keras) on this folder's images instead of the shipped photos.")]
 # fmt: on
@@ -66,6 +70,7 @@ def export(
     model: ModelOptions, fmt: FormatOpt = None, output: OutputOpt = Path("."),
     source: FromOpt = None, opset: OpsetOpt = DEFAULT_OPSET, batch: BatchOpt = None,
     quantize: QuantizeOpt = "none", calibration: CalibrationOpt = None,
+    int8_recipe: Int8RecipeOpt = None,
     optimize: OptimizeOpt = True, verify: VerifyOpt = True, keep_failed: KeepFailedOpt = False,
     nchw: NchwOpt = False, dynamic_size: DynamicSizeOpt = False,
     allow_odd_padding: OddPaddingOpt = False, verify_images: VerifyImagesOpt = None,
@@ -80,7 +85,7 @@ def export(
         formats=tuple(formats), directory=output, opset=opset, batch=batch, quantize=quantize,
         calibration=calibration, optimize=optimize, verify=verify, keep_failed=keep_failed,
         force=force, seed=model.seed if model.seed is not None else 0, nchw=nchw,
-        dynamic_size=dynamic_size, allow_odd_padding=allow_odd_padding,
+        dynamic_size=dynamic_size, allow_odd_padding=allow_odd_padding, int8_recipe=int8_recipe,
     )  # fmt: skip
     targets = E.check_request(request, name, spec.resolution if spec is not None else None,
                               dynamic_size and E.pads_explicitly(spec, source))  # fmt: skip

@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from effnet_cli import backends
 from effnet_cli.backends import runtimes
 from effnet_cli.backends.artifact import metadata
+from effnet_cli.backends.int8 import Steer
 from effnet_cli.keras.calibration import check_calibration_array, load_calibration
 from effnet_cli.model import spec as S
-from effnet_cli.util import files, labels
-from effnet_cli.util.drift import agreement_on, compare, top_k
+from effnet_cli.util import files
+from effnet_cli.util.drift import agreement_on, compare
 from effnet_cli.util.errors import UsageError, WorkError, choices, split_list
-from effnet_cli.workflows import classify
+from effnet_cli.workflows.accuracy import RealImages, keras_answers, real_images
 
-# A model has accuracy to keep when it knows the shipped photos: their manifest's classes in its
-# top 5 on at least half of them. The real Lite0 names all 7 classified photos; random weights,
-# even with calibrated BatchNorm (whose softmax on real photos is often saturated, so confidence
-# tells nothing), name none or one by chance (5/1000 a photo).
-RECOGNISED_MIN_SHARE = 0.5
 # `--dynamic-size` is verified at the resolution and this much above it: 32 keeps the parity of
 # the feature map at each of EfficientNet's five stride-2 layers, so a family that pads
 # explicitly for its build resolution is right there too (builder.with_input_size).
@@ -81,18 +77,8 @@ class Artifact:
     verification: Verification | None
     kept: bool
     calibration: dict[str, Any] | None = None  # int8: {"source", "images"} its ranges came from
-
-
-@dataclass(frozen=True)
-class RealImages:
-    """What accuracy is judged on: real images prepared as `predict` prepares them and fed as
-    the model is fed (`inputs`, None where nothing is run), the Keras model's logits (or
-    outputs) on them, and why they are not judged where they are not."""
-
-    judged_on: str
-    inputs: Any
-    expected: Any
-    not_judged: str | None = None
+    # int8: the recipe it was written with, what that did, and every recipe tried (repair)
+    recipe: dict[str, Any] | None = None
 
 
 def parse_formats(values: list[str]) -> list[str]:
@@ -154,7 +140,7 @@ def verify(
     cases = [case for case in inputs if fixed is None or case[0] % fixed == 0]
     worst, agreeing = 0.0, 0.0
     for case in cases:
-        rel, agreement = compare(in_batches(runner, inputs[case], fixed), expected[case])
+        rel, agreement = compare(runner.comparable_all(inputs[case]), expected[case])
         worst = max(worst, rel)
         agreeing += agreement * case[0]
     images = sum(batch for batch, _ in cases)
@@ -176,7 +162,7 @@ def judge_accuracy(
     why = real.not_judged if limits.judges_accuracy else None
     if real.inputs is None:
         return Accuracy(real.judged_on, not_judged=why) if why else None
-    figures = agreement_on(in_batches(runner, real.inputs, runner.fixed_batch), real.expected)
+    figures = agreement_on(runner.comparable_all(real.inputs), real.expected)
     accuracy = Accuracy(real.judged_on, len(real.inputs), figures["top1_agreement"],
                         figures["top_k_overlap"], figures["sqnr_db"], not_judged=why)  # fmt: skip
     if not limits.judges_accuracy or why:
@@ -212,6 +198,7 @@ class ExportRequest:
     dynamic_size: bool = False  # height and width None in the input signature
     allow_odd_padding: bool = False  # confirms --dynamic-size for a family that pads explicitly
     verify_images: tuple[Path, ...] | None = None  # real images to compare each artifact on
+    int8_recipe: str | None = None  # one int8 recipe, no other tried; None: each in turn
 
 
 def check_request(
@@ -221,6 +208,7 @@ def check_request(
     the model's, where known before loading it; `explicit_padding`: whether the model pads its
     stride-2 convolutions explicitly, as keras.applications' V1 does)."""
     precision = check_quantize(request)
+    check_recipe(request)
     check_layout(request, name, resolution, explicit_padding)
     if request.calibration is not None:
         if not request.calibration.exists():
@@ -317,6 +305,25 @@ def check_quantize(request: ExportRequest) -> str:
     return precision
 
 
+def check_recipe(request: ExportRequest) -> None:
+    """`--int8-recipe`: a recipe every int8 format offers, with the verification it needs."""
+    recipe = request.int8_recipe
+    if recipe is None:
+        return
+    if recipe not in backends.RECIPES:
+        raise UsageError(f"unknown --int8-recipe {recipe!r}; valid: {choices(backends.RECIPES)}")
+    if request.quantize != "int8":
+        raise UsageError(f"--int8-recipe applies to --quantize int8, not {request.quantize}")
+    for fmt in request.formats:
+        offered = [r.name for r in backends.get(fmt).precisions["int8"].recipes]
+        if recipe not in offered:
+            raise UsageError(f"--int8-recipe {recipe} is not a recipe of {fmt}; "
+                             f"{fmt} offers {choices(offered)}")  # fmt: skip
+    if backends.RECIPES[recipe].steered and not request.verify:
+        raise UsageError(f"--int8-recipe {recipe} searches with verification's real images; "
+                         "drop --no-verify")  # fmt: skip
+
+
 def export_model(
     model: Any,
     spec: S.ModelSpec | None,
@@ -324,8 +331,8 @@ def export_model(
     targets: list[Target],
     progress: Callable[[str], None],
 ) -> list[Artifact]:
-    """Write every target from one model; verify each; keep what verified (and, with
-    --keep-failed, what did not)."""
+    """Write every target from one model; verify each, repairing an int8 file that misses its
+    gate where a recipe can; keep what verified (and, with --keep-failed, what did not)."""
     from effnet_cli.keras.builder import logits_function, with_input_size
     from effnet_cli.keras.calibration import calibrate_batchnorm, fresh_batchnorm
 
@@ -340,47 +347,55 @@ def export_model(
         progress(f"calibrating on {calibration.count} images: {calibration.source}")
     request.directory.mkdir(exist_ok=True)
     layout = "NCHW" if request.nchw else "NHWC"
-    meta = metadata(spec, model, layout, request.dynamic_size)
-    # --dynamic-size: the same layers and (calibrated) weights on a (None, None, 3) input; a
-    # model built at its resolution refuses any other size.
-    written = with_input_size(model, None) if request.dynamic_size else model
+    run = Run(
+        # --dynamic-size: the same layers and (calibrated) weights on a (None, None, 3) input;
+        # a model built at its resolution refuses any other size.
+        with_input_size(model, None) if request.dynamic_size else model,
+        metadata(spec, model, layout, request.dynamic_size),
+        {"opset": request.opset, "batch": request.batch, "optimize": request.optimize,
+         "calibration": calibration.images if calibration else None, "nchw": request.nchw},
+    )  # fmt: skip
     staged = [files.Staged(target.path) for target in targets]
+    recipes = [first_recipe(target, request) for target in targets]
+    count = len(targets)
     try:
-        # Convert everything first: tf2onnx needs far more memory in a process that already ran
-        # the model forward (B7: 17 GB instead of 9 GB), so the reference runs come after.
-        seconds = []
-        options = {"opset": request.opset, "batch": request.batch, "optimize": request.optimize,
-                   "calibration": calibration.images if calibration else None,
-                   "nchw": request.nchw}  # fmt: skip
         with backends.reusing_conversions():
-            for n, (target, stage) in enumerate(zip(targets, staged, strict=True), 1):
-                progress(f"writing {target.path.name} ({n}/{len(targets)})")
-                started = time.perf_counter()
-                write = backends.get(target.backend).write
-                with files.stdout_to_stderr(), files.silenced_stderr():
-                    write(written, stage.path, precision=target.precision,  # type: ignore[misc]
-                          meta={**meta, "precision": target.precision}, **options)  # fmt: skip
-                seconds.append(time.perf_counter() - started)
-        del written  # a --dynamic-size clone's weights: not needed past conversion
-        inputs, expected = reference_outputs(
-            model, request.seed, verification_batches(request),
-            verification_sizes(request, model.input.shape[1]),
-        )  # fmt: skip
-        compared = "logits" if logits_function(model) else "outputs"
-        real = real_images(model, spec, request, fresh, progress) if request.verify else None
-        artifacts = []
-        for n, (target, stage, took) in enumerate(zip(targets, staged, seconds, strict=True), 1):
-            verification = None
+            # Convert everything first: tf2onnx needs far more memory in a process that already
+            # ran the model forward (B7: 17 GB instead of 9 GB), so the reference runs come
+            # after. A steered recipe needs those runs' real images: it is written after them.
+            writes: list[Write | None] = [None] * count
+            for n, (target, stage, recipe) in enumerate(zip(targets, staged, recipes, strict=True)):
+                if recipe is None or not recipe.steered:
+                    progress(f"writing {target.path.name} ({n + 1}/{count})")
+                    writes[n] = run.write(target, stage.path, recipe)
+            run.inputs, run.expected = reference_outputs(
+                model, request.seed, verification_batches(request),
+                verification_sizes(request, model.input.shape[1]),
+            )  # fmt: skip
+            run.compared = "logits" if logits_function(model) else "outputs"
             if request.verify:
-                progress(f"verifying {target.path.name} with its own runtime ({compared}) "
-                         f"({n}/{len(targets)})")  # fmt: skip
-                with files.stdout_to_stderr(), files.silenced_stderr():
-                    verification = verify(target, stage.path, inputs, expected, compared, real)
-            calibrated = backends.get(target.backend).precisions[target.precision].calibration
-            used = {"source": calibration.source, "images": calibration.count} if (
-                calibration and calibrated) else None  # fmt: skip
-            artifacts.append(Artifact(target, files.size_bytes(stage.path), took, verification,
-                                      False, used))  # fmt: skip
+                run.real = real_images(model, spec, request.verify_images, fresh, progress)
+            artifacts = []
+            for n, (target, stage, recipe) in enumerate(zip(targets, staged, recipes, strict=True)):
+                write = writes[n]
+                if write is None:  # a steered --int8-recipe
+                    progress(f"writing {target.path.name} ({n + 1}/{count}), {recipe.name}")  # type: ignore[union-attr]
+                    write = run.write(target, stage.path, recipe)
+                verification = None
+                if request.verify:
+                    progress(f"verifying {target.path.name} with its own runtime "
+                             f"({run.compared}) ({n + 1}/{count})")  # fmt: skip
+                    verification = run.verify(target, stage.path)
+                took, recipe_used = write[0], recipe_document(recipe, write[1], verification)
+                if repairable(target, request, verification):
+                    took, verification, recipe_used = repair(
+                        run, target, stage.path, recipe_used, took, progress
+                    )  # type: ignore[arg-type]
+                calibrated = backends.get(target.backend).precisions[target.precision].calibration
+                used = {"source": calibration.source, "images": calibration.count} if (
+                    calibration and calibrated) else None  # fmt: skip
+                artifacts.append(Artifact(target, files.size_bytes(stage.path), took,
+                                          verification, False, used, recipe_used))  # fmt: skip
         # One failure never costs the files that passed; a failed one stays with --keep-failed.
         for artifact, stage in zip(artifacts, staged, strict=True):
             if passed(artifact) or request.keep_failed:
@@ -388,7 +403,7 @@ def export_model(
                 artifact.kept = True
         failed = [a for a in artifacts if not passed(a)]
         if failed:
-            names = ", ".join(a.target.path.name for a in failed)
+            names = ", ".join(a.target.path.name + tried_recipes(a) for a in failed)
             raise ExportFailed(f"verification failed for {names}", artifacts)
         return artifacts
     finally:
@@ -396,64 +411,122 @@ def export_model(
             stage.discard()
 
 
+Write = tuple[float, dict[str, Any] | None]  # seconds it took, and what its recipe did
+
+
+@dataclass
+class Run:
+    """One export's model, and what each of its targets is written and verified with: the
+    model's answers on seeded random images (drift) and on real images (accuracy)."""
+
+    model: Any  # what the writers convert (the --dynamic-size clone, if asked)
+    meta: dict[str, str]
+    options: dict[str, Any]  # the writers' options from the request
+    inputs: dict[Case, Any] = field(default_factory=dict)
+    expected: dict[Case, Any] = field(default_factory=dict)
+    compared: str = "outputs"
+    real: RealImages | None = None
+
+    def write(self, target: Target, path: Path, recipe: backends.Recipe | None = None) -> Write:
+        """Write `target` to `path`, replacing an earlier attempt, with `recipe` (int8)."""
+        files.remove(path)
+        write = backends.get(target.backend).write
+        options = dict(self.options, meta={**self.meta, "precision": target.precision})
+        if recipe is not None:
+            options |= {"recipe": recipe, "steer": self.steer(target, recipe)}
+        started = time.perf_counter()
+        with files.stdout_to_stderr(), files.silenced_stderr():
+            done = write(self.model, path, precision=target.precision, **options)  # type: ignore[misc]
+        return time.perf_counter() - started, done
+
+    def verify(self, target: Target, path: Path) -> Verification:
+        with files.stdout_to_stderr(), files.silenced_stderr():
+            return verify(target, path, self.inputs, self.expected, self.compared, self.real)
+
+    def steer(self, target: Target, recipe: backends.Recipe) -> Steer | None:
+        """The real images a steered recipe searches with (None for the others)."""
+        if not recipe.steered:
+            return None
+        real = self.real
+        if real is None or real.inputs is None or real.not_judged:
+            why = real.not_judged if real is not None and real.not_judged else "not verified"
+            raise WorkError(
+                f"--int8-recipe {recipe.name} searches with the accuracy on real images, and "
+                f"this model has none to keep ({why})",
+                hint="use --int8-recipe default, or a trained model (--weights)",
+            )
+        return Steer(real.inputs, real.expected, gate(target))
+
+
+def first_recipe(target: Target, request: ExportRequest) -> backends.Recipe | None:
+    """The recipe a target is written with first: `--int8-recipe`, else its precision's first
+    (None: a precision without recipes)."""
+    recipes = backends.get(target.backend).precisions[target.precision].recipes
+    if not recipes:
+        return None
+    return backends.RECIPES[request.int8_recipe] if request.int8_recipe else recipes[0]
+
+
+def repairable(target: Target, request: ExportRequest, verification: Verification | None) -> bool:
+    """An int8 file missed the accuracy gate, no recipe was fixed, and more recipes are left."""
+    recipes = backends.get(target.backend).precisions[target.precision].recipes
+    accuracy = verification.accuracy if verification else None
+    return (len(recipes) > 1 and request.int8_recipe is None and accuracy is not None
+            and accuracy.passed is False)  # fmt: skip
+
+
+def recipe_document(
+    recipe: backends.Recipe | None, done: dict[str, Any] | None, verification: Verification | None
+) -> dict[str, Any] | None:
+    """The recipe an int8 file was written with and what it did ("float_layers"), with its
+    agreement on the real images, as the one entry of "tried"."""
+    if recipe is None:
+        return None
+    attempt = {"recipe": recipe.name, **(done or {})}
+    accuracy = verification.accuracy if verification else None
+    if accuracy is not None and accuracy.images:
+        attempt |= {"top1_agreement": accuracy.top1_agreement,
+                    "top5_overlap": accuracy.top5_overlap, "sqnr_db": accuracy.sqnr_db,
+                    "passed": accuracy.passed}  # fmt: skip
+    return {**attempt, "tried": [attempt]}
+
+
+def repair(
+    run: Run,
+    target: Target,
+    path: Path,
+    document: dict[str, Any],
+    took: float,
+    progress: Callable[[str], None],
+) -> tuple[float, Verification, dict[str, Any]]:
+    """Try the target's next recipes in order until one reaches the gate. The last one tried
+    is kept, and refused by the caller if it missed too."""
+    recipes = backends.get(target.backend).precisions[target.precision].recipes
+    tried = list(document["tried"])
+    for n, recipe in enumerate(recipes[1:], 2):
+        progress(f"{target.path.name} misses the accuracy gate with {tried[-1]['recipe']}; "
+                 f"trying {recipe.name} ({n}/{len(recipes)}): {recipe.summary}")  # fmt: skip
+        seconds, done = run.write(target, path, recipe)
+        took += seconds
+        verification = run.verify(target, path)
+        document = recipe_document(recipe, done, verification)  # type: ignore[assignment]
+        tried.append(document["tried"][0])
+        if verification.passed:
+            break
+    return took, verification, {**document, "tried": tried}
+
+
+def tried_recipes(artifact: Artifact) -> str:
+    """' (int8 recipes tried: default, percentile, keep-float)' after a refused repaired file."""
+    tried = (artifact.recipe or {}).get("tried", [])
+    if len(tried) < 2:
+        return ""
+    return f" (int8 recipes tried: {', '.join(t['recipe'] for t in tried)})"
+
+
 def passed(artifact: Artifact) -> bool:
     """Verified and passed, or written without verification (--no-verify)."""
     return artifact.verification is None or artifact.verification.passed
-
-
-def real_images(
-    model: Any,
-    spec: S.ModelSpec | None,
-    request: ExportRequest,
-    fresh: bool,
-    progress: Callable[[str], None],
-) -> RealImages:
-    """The real images accuracy is judged on (`--verify-images`, else the shipped photos) and
-    the Keras model's answers on them. A model with no accuracy to keep (random weights: fresh
-    BatchNorm, or blind to the shipped photos) is reported on --verify-images, not judged."""
-    from effnet_cli import samples
-
-    if request.verify_images:
-        paths, judged_on = list(request.verify_images), "--verify-images"
-    else:
-        paths, judged_on = samples.paths(), samples.PHOTOS
-    if model.layers[-1].name != "predictions":  # features: no classes to agree on
-        return RealImages(judged_on, None, None, "no classifier head")
-    if fresh and not request.verify_images:
-        return RealImages(judged_on, None, None, "random weights")
-    progress(f"running Keras on {len(paths)} real images ({judged_on})")
-    contract = classify.model_contract(model, spec, progress)
-    fed = _fed(paths, contract, progress)
-    expected = keras_answers(model, fed)
-    if fresh:
-        return RealImages(judged_on, fed, expected, "random weights")
-    if expected.shape[-1] != labels.IMAGENET_CLASSES:  # the photos cannot tell: trust yours
-        why = None if request.verify_images else "not ImageNet's classes (use --verify-images)"
-        return RealImages(judged_on, fed, expected, why)
-    shipped = samples.paths(classified=True)
-    known = expected[[paths.index(p) for p in shipped]] if not request.verify_images else (
-        keras_answers(model, _fed(shipped, contract, progress)))  # fmt: skip
-    return RealImages(judged_on, fed, expected, _untrained(known, shipped))
-
-
-def _fed(paths: list[Path], contract: classify.Contract, progress: Callable[[str], None]) -> Any:
-    """Images prepared as `predict` prepares them and normalized as the model is fed."""
-    from effnet_cli.util import images
-
-    batch = images.load_batch(paths, contract.resolution, "crop", progress)
-    return classify.normalize(batch, contract.normalization)
-
-
-def _untrained(answers: Any, shipped: list[Path]) -> str | None:
-    """ "random weights" where a model's answers on the shipped classified photos name too few
-    of their manifest's classes in the top 5 to show any accuracy to keep."""
-    import numpy as np
-
-    from effnet_cli import samples
-
-    top5 = top_k(answers, 5)
-    named = [bool(set(samples.classes(p)) & set(row)) for p, row in zip(shipped, top5, strict=True)]
-    return None if np.mean(named) >= RECOGNISED_MIN_SHARE else "random weights"
 
 
 def verification_batches(request: ExportRequest) -> list[int]:
@@ -461,21 +534,6 @@ def verification_batches(request: ExportRequest) -> list[int]:
     if not request.verify:
         return []
     return [request.batch] if request.batch else [1, 3]
-
-
-def in_batches(runner: runtimes.Runner, images: Any, batch: int | None) -> Any:
-    """The runner's logits (or outputs) for `images`, `batch` at a time where it takes no other
-    (the last chunk filled with copies of the last image, their answers dropped)."""
-    import numpy as np
-
-    if batch is None or len(images) == batch:
-        return runner.comparable(images)
-    answers = []
-    for start in range(0, len(images), batch):
-        chunk = images[start : start + batch]
-        filled = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])
-        answers.append(np.asarray(runner.comparable(filled))[: len(chunk)])
-    return np.concatenate(answers)
 
 
 def verification_sizes(request: ExportRequest, resolution: int) -> list[int]:
@@ -505,14 +563,6 @@ def reference_outputs(
         for batch, batch_images, answer in zip(batches, images, answers, strict=True):
             inputs[batch, size], expected[batch, size] = batch_images, answer
     return inputs, expected
-
-
-def keras_answers(model: Any, images: Any) -> Any:
-    """The Keras model's logits where it ends in a softmax (else its outputs) on `images`."""
-    from effnet_cli.keras.builder import logits_function, run_cheaply
-
-    function = logits_function(model) or (lambda batch: model(batch, training=False))
-    return run_cheaply(model, function, len(images))(images)
 
 
 class ExportFailed(WorkError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from effnet_cli import samples
@@ -22,6 +23,7 @@ def export_documents(artifacts: Sequence[Any]) -> list[dict[str, Any]]:
             "time_s": a.seconds,
             "kept": a.kept,
             "calibration": a.calibration,
+            "int8": a.recipe,
             "verification": None if a.verification is None else asdict(a.verification),
         }
         for a in artifacts
@@ -94,6 +96,35 @@ def view(sink: Sink, document: Mapping[str, Any]) -> None:
         sink.note(f"int8 calibrated on {calibrated['images']} images: {calibrated['source']}"
                   + (" (your own images calibrate better: --calibration DIR)"
                      if calibrated["source"] == samples.CALIBRATION_VIEWS else ""))  # fmt: skip
+    for line in recipe_notes(documents):
+        sink.note(line)
+
+
+def recipe_notes(documents: Sequence[Mapping[str, Any]]) -> list[str]:
+    """For each int8 file that was repaired, or written with another recipe than the default:
+    which recipe it took, what that did, and what each recipe tried before reached."""
+    lines = []
+    for doc in documents:
+        int8 = doc.get("int8")
+        if not int8 or (int8["recipe"] == "default" and len(int8["tried"]) == 1):
+            continue
+        earlier = [_attempt(t) for t in int8["tried"][:-1]]
+        taken = "took" if int8.get("passed") is not False else "ended with"
+        lines.append(f"{Path(doc['path']).name}: {taken} int8 recipe {_attempt(int8)}"
+                     + (f", after {'; '.join(earlier)}" if earlier else ""))  # fmt: skip
+    return lines
+
+
+def _attempt(attempt: Mapping[str, Any]) -> str:
+    """'keep-float (24 of 66 layers in float: top-1 88%, top-5 93%, 14.2 dB)'."""
+    figures = []
+    if "float_layers" in attempt:
+        figures.append(f"{attempt['float_layers']} of {attempt['layers']} layers in float")
+    if "top1_agreement" in attempt:
+        sqnr = "equal" if attempt["sqnr_db"] is None else f"{attempt['sqnr_db']:.1f} dB"
+        figures.append(f"top-1 {attempt['top1_agreement']:.0%}, "
+                       f"top-5 {attempt['top5_overlap']:.0%}, {sqnr}")  # fmt: skip
+    return attempt["recipe"] + (f" ({': '.join(figures)})" if figures else "")
 
 
 def accuracy_notes(verified: Sequence[Mapping[str, Any]]) -> list[str]:
