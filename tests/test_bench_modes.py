@@ -6,6 +6,7 @@ import json
 import shlex
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -13,6 +14,7 @@ from effnet_cli.backends import runtimes
 from effnet_cli.workflows.bench import timing, tuning
 from effnet_cli.workflows.bench.recommend import recommend
 from effnet_cli.workflows.bench.records import (
+    Agreement,
     LatencyRow,
 )
 
@@ -124,33 +126,69 @@ def test_throughput_options_are_checked(cli):
 # ---------------------------------------------------------------------------- --recommend
 
 
-def _row(runtime, precision, images_per_s, agreement=1.0, error=None, batch=1, pinned=False):
+def _row(runtime, precision, images_per_s, error=None, batch=1, pinned=False, drift=1e-3):
     return LatencyRow(runtime=runtime, device="cpu", provider=None, precision=precision,
                       batch=batch, threads=2, error=error, settings="s", settings_source=None,
-                      setup_s=1.0, images_per_s=images_per_s, drift_max_rel=1e-3,
-                      top1_agreement=agreement, batch_pinned=pinned)  # fmt: skip
+                      setup_s=1.0, images_per_s=images_per_s, drift_max_rel=drift,
+                      top1_agreement=None if drift is None else 0.5,  # on noise: judges nothing
+                      batch_pinned=pinned)  # fmt: skip
 
 
-def test_recommend_never_names_an_error_an_emulation_or_low_agreement():
-    result = bench_result(
-        (
-            _row("onnx", "fp32", 900.0, error="out of memory"),  # fastest, but failed
-            _row("tflite", "fp32", 60.0),
-            _row("openvino", "fp32", 61.0, agreement=0.5),  # under the threshold
-            _row("keras", "bf16-emulated", 500.0),  # emulated: never
-            _row("tflite", "int8", 160.0, agreement=1.0),  # one image agreed: but at batch 8
-            _row("tflite", "int8", 150.0, agreement=0.75, batch=8),  # the file falls under 90 %
-            _row("openvino", "int8", 96.0, agreement=0.95, batch=8, pinned=True),
-        )
+def _agreement(runtime, precision, top1, top5=1.0, sqnr=20.0, not_judged=None):
+    from effnet_cli import backends
+
+    passed = None if not_judged else backends.QUANTIZED_GATE.reached(top1, top5, sqnr)
+    return Agreement(runtime=runtime, precision=precision, judged_on="the shipped photos",
+                     images=8, top1_agreement=top1, top5_overlap=top5, sqnr_db=sqnr,
+                     passed=passed, not_judged=not_judged)  # fmt: skip
+
+
+def test_recommend_weighs_speed_against_agreement_on_real_images_and_says_why():
+    rows = (
+        _row("onnx", "fp32", 900.0, error="out of memory"),  # fastest, but failed
+        _row("tflite", "fp32", 60.0),
+        _row("openvino", "fp32", 59.0),
+        _row("keras", "bf16-emulated", 500.0),  # emulated: never
+        _row("tflite", "int8", 160.0),  # fastest int8, but it lost the photos' classes
+        _row("tflite", "int8", 150.0, batch=8),
+        _row("openvino", "int8", 96.0, batch=8, pinned=True),  # kept them: the answer
+        _row("onnx", "int8", 200.0, drift=None),  # no reference: drift unmeasured
     )  # fmt: skip
+    agreement = (_agreement("tflite", "fp32", 1.0, sqnr=None), _agreement("openvino", "fp32", 1.0),
+                 _agreement("tflite", "int8", 0.25, 0.88, 12.0),
+                 _agreement("openvino", "int8", 0.75, 0.9, 11.3))  # fmt: skip
+    result = replace(bench_result(rows), agreement=agreement)
     answers = {a.precision: a.to_json() for a in recommend(result, ["--phi", "0"], None)}
     assert answers["fp32"]["runtime"] == "tflite"
     assert answers["fp32"]["command"] == "effnet export --phi 0 -f tflite -o deploy"
+    assert answers["fp32"]["why"].startswith(
+        "the fastest of 2 fit rows; top-1 100%, top-5 100%, "
+        "equal logits against fp32 Keras on 8 real images"
+    )
     assert "emulated" in answers["bf16"]["none"] and set(answers["bf16"]) == {
         "precision", "mode", "none"}  # fmt: skip
     assert answers["int8"]["runtime"] == "openvino" and answers["int8"]["batch"] == 8
     assert "--quantize int8" in answers["int8"]["command"]
     assert "--batch 8" in answers["int8"]["command"]  # timed compiled for batch 8: exported so
+    assert "top-1 75%, top-5 90%, 11.3 dB" in answers["int8"]["why"]
+    assert "at export's gate (60%, 75%, 6 dB)" in answers["int8"]["why"]
+    # nothing fit: every reason is said, the real-image one with its figures
+    alone = replace(result, rows=rows[4:6] + rows[7:])
+    (none,) = [a.to_json() for a in recommend(alone, ["--phi", "0"], None)]
+    assert none["none"] == ("onnx: drift unmeasured; tflite int8: top-1 25%, top-5 88%, 12.0 dB "
+                            "against fp32 Keras on 8 real images (the shipped photos), under "
+                            "export's gate (60%, 75%, 6 dB)")  # fmt: skip
+
+
+def test_random_weights_are_recommended_on_speed_and_the_answer_says_so():
+    rows = (_row("tflite", "int8", 160.0), _row("onnx", "int8", 150.0))
+    agreement = tuple(_agreement(r, "int8", 0.0, 0.0, -3.0, not_judged="random weights")
+                      for r in ("tflite", "onnx"))  # fmt: skip
+    result = replace(bench_result(rows), agreement=agreement)
+    (answer,) = [a.to_json() for a in recommend(result, ["--phi", "0"], None)]
+    assert answer["runtime"] == "tflite"
+    assert answer["why"] == ("the fastest of 2 fit rows; accuracy not judged (random weights): "
+                             "chosen on speed and drift")  # fmt: skip
 
 
 @pytest.mark.slow

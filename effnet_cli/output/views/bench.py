@@ -145,11 +145,12 @@ def recommend_line(rec: Mapping[str, Any]) -> str:
     if rec.get("none"):
         return f"recommend {rec['precision']} {rec['mode']}: none ({rec['none']})"
     drift = ("drift unmeasured" if rec.get("drift_max_rel") is None else
-             f"drift {rec['drift_max_rel']:.1e}, top-1 {rec['top1_agreement']:.0%}")  # fmt: skip
+             f"drift {rec['drift_max_rel']:.1e}")  # fmt: skip
     return (
         f"recommend {rec['precision']} {rec['mode']}: {rec['runtime']} batch {rec['batch']}, "
         f"{rec['images_per_s']:.1f} img/s, {drift}; {rec['settings']}; "
         + (f"make it: {rec['command']}" if rec["command"] else f"the file: {rec['artifact']}")
+        + f"\n  why: {rec['why']}"
     )
 
 

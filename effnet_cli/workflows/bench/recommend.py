@@ -8,61 +8,70 @@ from pathlib import Path
 
 from effnet_cli import backends
 from effnet_cli.workflows.bench.records import (
+    Agreement,
     BenchResult,
     NoRecommendation,
     Recommendation,
     Row,
 )
 
-# --recommend never names a row whose top-1 agreement with fp32 Keras, on the images it was
-# benched on, is under this. Those are bench's seeded random images: export's accuracy gate on
-# real photos does not reach bench yet (issue #21 item 8), so a trained int8 row can be passed over.
-RECOMMEND_MIN_AGREEMENT = 0.9
-
 
 def recommend(
     result: BenchResult, model_args: Sequence[str] | None, calibration: Path | None
 ) -> tuple[Recommendation | NoRecommendation, ...]:
-    """The answers (`model_args` None: the benched file is the artifact). Never a row with an
-    error, an emulated precision, drift that was not measured, or top-1 agreement under
-    RECOMMEND_MIN_AGREEMENT."""
+    """The answers (`model_args` None: the benched file is the artifact): the fastest row fit
+    to deploy. Never a row with an error, an emulated precision or drift that was not measured,
+    nor one whose runtime × precision misses export's accuracy gate on real images (where the
+    model has accuracy to keep: random weights are chosen on speed, and the answer says so)."""
     answers: list[Recommendation | NoRecommendation] = []
     loaded = result.throughput_rows or ()
-    every: tuple[Row, ...] = (*result.rows, *loaded)
+    judged = {(a.runtime, a.precision): a for a in result.agreement or ()}
     for mode in result.settings.modes:
         rows: Sequence[Row] = result.rows if mode == "latency" else loaded
         for precision in dict.fromkeys(row.precision.split("-")[0] for row in rows):
             candidates = [r for r in rows if r.precision.split("-")[0] == precision]
-            fit = [r for r in candidates if unfit_reason(r, every) is None]
+            reasons = {id(r): unfit_reason(r, judged) for r in candidates}
+            fit = [r for r in candidates if reasons[id(r)] is None]
             if not fit:
-                reasons = sorted({str(unfit_reason(r, every)) for r in candidates})
-                answers.append(NoRecommendation(precision=precision, mode=mode,
-                                                none="; ".join(reasons)))  # fmt: skip
+                none = "; ".join(sorted({str(reason) for reason in reasons.values()}))
+                answers.append(NoRecommendation(precision=precision, mode=mode, none=none))
                 continue
             best = max(fit, key=lambda row: row.images_per_s or 0.0)
-            answers.append(deploy_answer(best, mode, model_args, calibration, result))
+            fastest = f"the fastest of {len(fit)} fit rows" if len(fit) > 1 else "the one fit row"
+            why = f"{fastest}; " + agreement_text(judged.get((best.runtime, best.precision)))
+            answers.append(deploy_answer(best, mode, model_args, calibration, result, why))
     return tuple(answers)
 
 
-def unfit_reason(row: Row, every: Sequence[Row]) -> str | None:
-    """Why a row may not be recommended, or None. Agreement is the artifact's, not the row's:
-    the lowest over all its rows (a batch of one image agrees 100 % or 0 %)."""
+def unfit_reason(row: Row, judged: dict[tuple[str, str], Agreement]) -> str | None:
+    """Why a row may not be recommended, or None. Agreement is the artifact's, judged once on
+    the real images, not the row's."""
     if row.error:
         return f"{row.runtime}: {row.error}"
     if row.precision.endswith("-emulated"):
         return f"{row.runtime} runs {row.precision}"
-    same = [
-        r.top1_agreement
-        for r in every
-        if (r.runtime, r.precision) == (row.runtime, row.precision) and not r.error
-    ]
-    if row.top1_agreement is None or None in same:
+    if row.drift_max_rel is None:
         return f"{row.runtime}: drift unmeasured"
-    lowest = min(a for a in same if a is not None)
-    if lowest < RECOMMEND_MIN_AGREEMENT:
-        return (f"{row.runtime} {row.precision}: top-1 agreement {lowest:.0%} under "
-                f"{RECOMMEND_MIN_AGREEMENT:.0%}")  # fmt: skip
+    agreement = judged.get((row.runtime, row.precision))
+    if agreement is not None and agreement.passed is False:
+        return f"{row.runtime} {row.precision}: {agreement_text(agreement)}"
     return None
+
+
+def agreement_text(agreement: Agreement | None) -> str:
+    """'top-1 88 %, top-5 95 %, 16.1 dB against fp32 Keras on 8 real images (the shipped
+    photos), at export's gate', or why accuracy was not judged."""
+    if agreement is None:
+        return "accuracy not measured"
+    if agreement.not_judged:
+        return f"accuracy not judged ({agreement.not_judged}): chosen on speed and drift"
+    gate = backends.QUANTIZED_GATE
+    sqnr = "equal logits" if agreement.sqnr_db is None else f"{agreement.sqnr_db:.1f} dB"
+    verdict = "at" if agreement.passed else "under"
+    return (f"top-1 {agreement.top1_agreement:.0%}, top-5 {agreement.top5_overlap:.0%}, {sqnr} "
+            f"against fp32 Keras on {agreement.images} real images ({agreement.judged_on}), "
+            f"{verdict} export's gate ({gate.min_top1_agreement:.0%}, "
+            f"{gate.min_top5_overlap:.0%}, {gate.min_sqnr_db:g} dB)")  # fmt: skip
 
 
 def deploy_answer(
@@ -71,6 +80,7 @@ def deploy_answer(
     model_args: Sequence[str] | None,
     calibration: Path | None,
     result: BenchResult,
+    why: str,
 ) -> Recommendation:
     """The row, its artifact and the command that writes it. A hint (OpenVINO bf16/fp16) or a
     dtype policy (Keras bf16) runs the fp32 file: the settings say how to run it."""
@@ -99,5 +109,5 @@ def deploy_answer(
         file_precision=file_precision,
         artifact=f"deploy/{backend.artifact_name(name, file_precision)}"
         if model_args is not None else benched,
-        command=shlex.join(command) if model_args is not None else None,
+        command=shlex.join(command) if model_args is not None else None, why=why,
     )  # fmt: skip

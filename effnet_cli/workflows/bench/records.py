@@ -203,6 +203,22 @@ class Gate(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Agreement(Record):
+    """`--recommend`: one runtime × precision's agreement with fp32 Keras on real images (the
+    shipped photos), against export's accuracy gate; `passed` None where it is not judged."""
+
+    runtime: str
+    precision: str
+    judged_on: str
+    images: int
+    top1_agreement: float | None
+    top5_overlap: float | None
+    sqnr_db: float | None  # None: equal logits, or not measured
+    passed: bool | None
+    not_judged: str | None = None  # "random weights", "no classifier head"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Recommendation(Record):
     """`--recommend`: the fastest row fit to deploy for a precision and mode, and how to make
     its artifact (`command` None: the benched file is the artifact)."""
@@ -219,6 +235,7 @@ class Recommendation(Record):
     file_precision: str
     artifact: str | None
     command: str | None
+    why: str  # what it was chosen on: speed, and its agreement on real images or why none
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,3 +261,5 @@ class BenchResult(Record):
     recommendations: tuple[Recommendation | NoRecommendation, ...] | None = field(
         default=None, metadata=OMIT_NONE
     )
+    # --recommend: each runtime × precision's agreement on real images
+    agreement: tuple[Agreement, ...] | None = field(default=None, metadata=OMIT_NONE)

@@ -13,6 +13,7 @@ from effnet_cli import backends
 from effnet_cli.backends import runtimes
 from effnet_cli.backends.keras import keras_runner
 from effnet_cli.model import spec as S
+from effnet_cli.workflows.accuracy import RealImages, real_images
 from effnet_cli.workflows.bench import artifacts as A
 from effnet_cli.workflows.bench.gate import (
     DEFAULT_MAX_REGRESSION_PCT,
@@ -22,6 +23,7 @@ from effnet_cli.workflows.bench.gate import (
 from effnet_cli.workflows.bench.machine import environment, gemm_ceiling
 from effnet_cli.workflows.bench.recommend import recommend
 from effnet_cli.workflows.bench.records import (
+    Agreement,
     BenchResult,
     LatencyRow,
     Settings,
@@ -63,7 +65,8 @@ def run(plan: BenchPlan, progress: Progress) -> BenchResult:
     if plan.artifact:
         assert plan.source is not None
         keras = archive.load_keras_file(plan.reference) if plan.reference is not None else None
-        result = run_artifact_bench(plan.source, keras, plan.resolution, plan.request, progress)
+        result = run_artifact_bench(plan.source, keras, plan.resolution, plan.request, progress,
+                                    judge=plan.recommend)  # fmt: skip
         args = None
     else:
         from effnet_cli.keras.macs import keras_macs
@@ -73,7 +76,7 @@ def run(plan: BenchPlan, progress: Progress) -> BenchResult:
         progress(f"loading {plan.source}" if spec is None else f"building {spec.name}")
         built = archive.load_or_build(spec, plan.source, plan.weights, plan.seed)
         macs = C.count(spec).macs if spec is not None else keras_macs(built)
-        result = run_bench(built, spec, macs, plan.request, progress)
+        result = run_bench(built, spec, macs, plan.request, progress, judge=plan.recommend)
         if plan.baseline is not None:
             result = compare_baseline(result, plan.baseline, plan.max_regression_pct)
         args = plan.model_args
@@ -89,11 +92,13 @@ def run_bench(
     macs: int | None,
     request: BenchRequest,
     progress: Progress,
+    judge: bool = False,
 ) -> BenchResult:
     """Every runtime × precision × batch row, the environment, and the ceiling.
 
     `request.device` is already resolved to cpu or gpu (`resolve_device`). Each row also
-    carries its drift against the fp32 Keras model on the same images.
+    carries its drift against the fp32 Keras model on the same images; with `judge`
+    (--recommend), each runtime × precision its agreement with it on real images.
     """
     from effnet_cli.keras.calibration import calibrate_batchnorm, fresh_batchnorm
     from effnet_cli.util import files
@@ -105,8 +110,11 @@ def run_bench(
         else:
             kept.append(runtime)
     request = replace(request, runtimes=tuple(kept))
-    if fresh_batchnorm(model):  # random weights: drift and agreement would compare noise
+    fresh = fresh_batchnorm(model)
+    if fresh:  # random weights: drift and agreement would compare noise
         calibrate_batchnorm(model, seed=request.seed)
+    real = real_images(model, spec, None, fresh, progress) if judge else None
+    agreements: list[Agreement] = []
     rows: list[LatencyRow] = []
     loaded: list[ThroughputRow] = []  # throughput rows: a shape of their own (docs/bench.md)
     skipped: list[Skipped] = []
@@ -126,6 +134,8 @@ def run_bench(
                                            reason=exc.message))  # fmt: skip
                     count.done += per_pair  # its rows will not come: the bar moves past them
                     continue
+                if real is not None:
+                    agreements.append(agreement_of(runner, precision, real))
                 converted = artifacts.get(A.artifact_key(runtime, precision), (None, 0.0))[1]
                 setup_s = time.perf_counter() - started + converted
                 latency, throughput = time_modes(runner, inputs, reference, setup_s, request,
@@ -148,7 +158,7 @@ def run_bench(
         environment=environment(request.threads), rows=with_macs(rows, macs, ceiling),
         skipped=tuple(skipped),
         throughput_rows=with_macs(loaded, macs, ceiling) if "throughput" in request.modes
-        else None,
+        else None, agreement=tuple(agreements) if judge else None,
     )  # fmt: skip
 
 
@@ -161,16 +171,36 @@ def settings(request: BenchRequest, xla: bool | None = None) -> Settings:
     )  # fmt: skip
 
 
+def agreement_of(runner: runtimes.Runner, precision: str, real: RealImages) -> Agreement:
+    """The runner's agreement with fp32 Keras on the real images, against export's accuracy
+    gate (the same limits for every precision: fp32 agrees exactly)."""
+    from effnet_cli.util.drift import agreement_on
+
+    name = runner.runtime
+    if real.inputs is None:
+        return Agreement(runtime=name, precision=precision, judged_on=real.judged_on, images=0,
+                         top1_agreement=None, top5_overlap=None, sqnr_db=None, passed=None,
+                         not_judged=real.not_judged)  # fmt: skip
+    figures = agreement_on(runner.comparable_all(real.inputs), real.expected)
+    top1, top5, sqnr = figures["top1_agreement"], figures["top_k_overlap"], figures["sqnr_db"]
+    passed = None if real.not_judged else backends.QUANTIZED_GATE.reached(top1, top5, sqnr)
+    return Agreement(runtime=name, precision=precision, judged_on=real.judged_on,
+                     images=len(real.inputs), top1_agreement=top1, top5_overlap=top5,
+                     sqnr_db=sqnr, passed=passed, not_judged=real.not_judged)  # fmt: skip
+
+
 def run_artifact_bench(
     path: Path,
     reference: Any | None,
     resolution: int | None,
     request: BenchRequest,
     progress: Progress,
+    judge: bool = False,
 ) -> BenchResult:
     """`bench --from FILE` for any backend's artifact: that file timed with its own runtime,
     labelled with the precision read from it; drift against `reference` (a Keras model) when
-    given, else said to be unmeasured."""
+    given, else said to be unmeasured; with `judge`, its agreement with the reference on real
+    images."""
     import numpy as np
 
     from effnet_cli.backends import describe
@@ -193,7 +223,7 @@ def run_artifact_bench(
     runner = replace(runner, runtime=backend.name)
     setup_s = time.perf_counter() - started
     inputs = A.seeded_inputs(request, size)
-    expected = None
+    expected, agreements = None, ()
     if reference is not None:
         from effnet_cli.keras.calibration import fresh_batchnorm
 
@@ -202,6 +232,9 @@ def run_artifact_bench(
                      ".keras that `export -f keras` wrote with the artifact")  # fmt: skip
         keras = keras_runner(reference, request.device)
         expected = {b: np.asarray(keras.comparable(x)) for b, x in inputs.items()}
+        if judge:
+            real = real_images(reference, None, None, fresh_batchnorm(reference), progress)
+            agreements = (agreement_of(runner, precision, real),)
     name = document.get("metadata", {}).get("model") or path.stem
     latency, throughput = time_modes(runner, inputs, expected, setup_s, request, name, progress)
     ceiling = gemm_ceiling(request.threads, request.device, request.measure_ceiling, progress)
@@ -212,4 +245,5 @@ def run_artifact_bench(
         settings=settings(request, xla=False), ceiling=ceiling,
         environment=environment(request.threads), rows=tuple(latency), skipped=(),
         throughput_rows=tuple(throughput) if "throughput" in request.modes else None,
+        agreement=agreements if judge else None,
     )  # fmt: skip
