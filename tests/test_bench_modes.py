@@ -54,6 +54,16 @@ class Recorder:
         return images
 
 
+def test_the_default_thread_budget_is_the_cores_this_process_may_use(monkeypatch):
+    """taskset or a container's cpuset leaves a process fewer cores than the machine has: the
+    default budget is those, not os.cpu_count(); an OS without affinity gives every core."""
+    monkeypatch.setattr(runtimes.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(runtimes.os, "sched_getaffinity", lambda pid: {2, 5}, raising=False)
+    assert runtimes.threads_or_default(None) == 2 and runtimes.threads_or_default(3) == 3
+    monkeypatch.delattr(runtimes.os, "sched_getaffinity", raising=False)
+    assert runtimes.threads_or_default(None) == 8
+
+
 def test_threaded_drive_keeps_n_requests_in_flight():
     import numpy as np
 

@@ -165,5 +165,13 @@ def session_streams(
     return streams
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity (taskset, a container's cpuset) where
+    the OS has one, else every core. More threads than that only wait for each other."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def threads_or_default(threads: int | None) -> int:
-    return threads if threads else (os.cpu_count() or 1)
+    return threads if threads else usable_cores()

@@ -19,7 +19,14 @@ from effnet_cli.cli.common import (
     refuse_model_options,
     warn_if_huge,
 )
-from effnet_cli.cli.options import ModelOptions, choice_metavar, complete, model_args, model_command
+from effnet_cli.cli.options import (
+    ModelOptions,
+    ThreadsOpt,
+    choice_metavar,
+    complete,
+    model_args,
+    model_command,
+)
 from effnet_cli.output.sink import current
 from effnet_cli.output.views import bench as bench_view
 from effnet_cli.util import files
@@ -77,7 +84,6 @@ IterationsOpt = Annotated[Optional[int], typer.Option(help="Timed calls per row 
 DurationOpt = Annotated[
     Optional[float], typer.Option(help="Time each row for this many seconds instead.")
 ]
-ThreadsOpt = Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")]
 XlaOpt = Annotated[bool, typer.Option(help="Keras: compile with XLA.")]
 ModeOpt = Annotated[
     str,

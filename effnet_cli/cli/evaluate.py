@@ -21,7 +21,7 @@ from effnet_cli.cli.common import (
     refuse_model_options,
     say_once,
 )
-from effnet_cli.cli.options import ModelOptions, model_command
+from effnet_cli.cli.options import ModelOptions, ThreadsOpt, model_command
 from effnet_cli.output.views import evaluate as view
 from effnet_cli.util import files
 from effnet_cli.util.errors import UsageError, require_choice
@@ -41,7 +41,6 @@ TruthOpt = Annotated[Optional[Path], typer.Option(
     "DIR) instead of class subfolders.")]
 ResizeOpt = Annotated[str, typer.Option(
     help="crop: the reference centre crop, size/(size+32); plain: the whole image.")]
-ThreadsOpt = Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Also write the rows as CSV.")]
 # fmt: on
 

@@ -16,7 +16,7 @@ from effnet_cli.cli.common import (
     say_once,
     warn_if_huge,
 )
-from effnet_cli.cli.options import ModelOptions, model_command
+from effnet_cli.cli.options import ModelOptions, ThreadsOpt, model_command
 from effnet_cli.model import spec as S
 from effnet_cli.output.views import predict as views
 from effnet_cli.util import files
@@ -35,7 +35,6 @@ ResizeOpt = Annotated[str, typer.Option(
     help="crop: the reference centre crop, size/(size+32); plain: the whole image.")]
 LabelsOpt = Annotated[Optional[Path], typer.Option(
     help="Class names, one per line (default: ImageNet's 1000).")]
-ThreadsOpt = Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Also write the rows as CSV.")]
 # fmt: on
 
