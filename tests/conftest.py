@@ -161,6 +161,10 @@ class SharedB0:
 
         return self.folder / backends.get(fmt).artifact_name(self.name, precision)
 
+    def export_report(self, precision: str) -> Path:
+        """`export --json`'s report of the quantized TFLite file of that precision."""
+        return self.folder / f"export-tflite-{precision}.json"
+
     @property
     def calibration(self) -> Path:
         """The 16 seeded images (.npy) the int8 file was calibrated on (beside the files)."""
@@ -175,7 +179,8 @@ def b0_r64(tmp_path_factory) -> SharedB0:
     - .keras, .onnx, .tflite, OpenVINO IR and SavedModel from one `effnet export --seed 0`, each
       verified by its own runtime (export gives BatchNorm real statistics first, so the .keras
       holds calibrated weights and every file holds the same ones);
-    - the .keras quantized to an int8 and an fp16 TFLite (same weights, unverified).
+    - the .keras quantized to an int8 and an fp16 TFLite (same weights), with export's JSON
+      report of each (`export_report`).
 
     Read-only: a test that writes beside these files, or changes one, copies it to tmp_path
     first, so that no test depends on another or on their order.
@@ -191,10 +196,10 @@ def b0_r64(tmp_path_factory) -> SharedB0:
         keras_file = shared.path("keras")
         run_ok("export", "--phi", "0", "--resolution", size, "--seed", str(shared.seed),
                "-f", "keras,onnx,tflite,openvino,savedmodel", "-o", folder)  # fmt: skip
-        run_ok("export", "--from", keras_file, "-f", "tflite", "--quantize", "int8",
-               "--calibration", shared.calibration, "--no-verify", "-o", folder)  # fmt: skip
-        run_ok("export", "--from", keras_file, "-f", "tflite", "--quantize", "fp16",
-               "--no-verify", "-o", folder)  # fmt: skip
+        for precision, args in (("int8", ["--calibration", shared.calibration]), ("fp16", [])):
+            done = run_ok("export", "--from", keras_file, "-f", "tflite", "--quantize", precision,
+                          *args, "-o", folder, "--json")  # fmt: skip
+            shared.export_report(precision).write_text(done.stdout)
         return ""
 
     folder, _ = once_per_run(tmp_path_factory, "b0-r64", make)
