@@ -14,19 +14,13 @@ from effnet_cli.backends.runtimes import DEVICES, MODES
 from effnet_cli.cli.common import (
     ForceOpt,
     JsonOpt,
+    ThreadsOpt,
     WideOpt,
     output_sink,
     refuse_model_options,
     warn_if_huge,
 )
-from effnet_cli.cli.options import (
-    ModelOptions,
-    ThreadsOpt,
-    choice_metavar,
-    complete,
-    model_args,
-    model_command,
-)
+from effnet_cli.cli.options import ModelOptions, choice_metavar, complete, model_args, model_command
 from effnet_cli.output.sink import current
 from effnet_cli.output.views import bench as bench_view
 from effnet_cli.util import files

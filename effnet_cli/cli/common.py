@@ -21,6 +21,10 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing out
 WideOpt = Annotated[
     bool, typer.Option("--wide", help="Every column, whatever the terminal's width (as a pipe).")
 ]
+# bench, predict and evaluate: the runtimes' thread budget (backends/runtimes.threads_or_default)
+ThreadsOpt = Annotated[
+    Optional[int], typer.Option(help="CPU threads (default: every core this process may use).")
+]
 
 HUGE_PARAMS = 200_000_000
 

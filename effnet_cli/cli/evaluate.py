@@ -16,12 +16,13 @@ from effnet_cli import backends
 from effnet_cli.cli.common import (
     ForceOpt,
     JsonOpt,
+    ThreadsOpt,
     artifact_list,
     output_sink,
     refuse_model_options,
     say_once,
 )
-from effnet_cli.cli.options import ModelOptions, ThreadsOpt, model_command
+from effnet_cli.cli.options import ModelOptions, model_command
 from effnet_cli.output.views import evaluate as view
 from effnet_cli.util import files
 from effnet_cli.util.errors import UsageError, require_choice

@@ -16,13 +16,7 @@ import typer
 
 from effnet_cli.model.options import PANEL, ModelOptions, flag
 
-__all__ = ["PANEL", "ModelOptions", "ThreadsOpt", "choice_metavar", "complete", "model_args",
-           "model_command"]  # fmt: skip
-
-# bench, predict and evaluate: the runtimes' thread budget (backends/runtimes.threads_or_default)
-ThreadsOpt = Annotated[
-    int | None, typer.Option(help="CPU threads (default: every core this process may use).")
-]
+__all__ = ["PANEL", "ModelOptions", "choice_metavar", "complete", "model_args", "model_command"]
 
 
 def choice_metavar(values: Sequence[str], listed: bool = False) -> str:

@@ -10,13 +10,14 @@ import typer
 from effnet_cli.cli.common import (
     ForceOpt,
     JsonOpt,
+    ThreadsOpt,
     artifact_kinds,
     artifact_list,
     output_sink,
     say_once,
     warn_if_huge,
 )
-from effnet_cli.cli.options import ModelOptions, ThreadsOpt, model_command
+from effnet_cli.cli.options import ModelOptions, model_command
 from effnet_cli.model import spec as S
 from effnet_cli.output.views import predict as views
 from effnet_cli.util import files
