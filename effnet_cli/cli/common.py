@@ -70,3 +70,50 @@ def say_once(notes: list[str]) -> None:
 def artifact_list(values: Optional[list[str]]) -> list[Path]:
     """Artifacts given as repeated and/or comma-separated options (--compare A,B --compare C)."""
     return [Path(part.strip()) for value in values or [] for part in value.split(",") if part]
+
+
+# predict and evaluate over many images (docs/scale.md): the engine and where rows go
+# fmt: off
+InputsOpt = Annotated[Optional[list[Path]], typer.Option(
+    "--inputs", help="A list of images: .txt (a path a line), .csv or .parquet (a `path` "
+    "column); relative paths are relative to the list's folder.")]
+RecursiveOpt = Annotated[bool, typer.Option(
+    "--recursive", "-r", help="Folders contribute the images in their subfolders too.")]
+OutputOpt = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", help="Stream a row per image to FILE.csv, FILE.jsonl or FOLDER.parquet "
+    "(part files) as they finish; stdout gets a summary.")]
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume", help="Continue an interrupted --output: images already written are skipped.")]
+EngineOpt = Annotated[str, typer.Option(
+    help="local: this process, decoding in parallel; ray: Ray Data, embedded or --address.")]
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    help="local: decoding threads (default: every core); ray: actors, each loading the "
+    "artifact once (default: the cluster's CPUs less one).")]
+BatchOpt = Annotated[int, typer.Option("--batch", help="Images per inference call.")]
+AddressOpt = Annotated[Optional[str], typer.Option(
+    help="--engine ray: the cluster to join, HOST:PORT (default: RAY_ADDRESS, else embedded).")]
+DecodeOpt = Annotated[str, typer.Option(
+    help="full: the reference decode; draft: JPEGs decoded at 1/2-1/8 scale, never below twice "
+    "the model's size (faster on large photos, pixels differ slightly: docs/scale.md).")]
+# fmt: on
+DECODE_MODES = ("full", "draft")
+
+
+def run_plan(
+    engine: str,
+    output: Optional[Path],
+    resume: bool,
+    force: bool,
+    batch: int,
+    workers: Optional[int],
+    address: Optional[str],
+    decode: str,
+):  # -> workflows.engine.Plan (imported lazily: the engine module is not needed for --help)
+    """The run's plan, checked before any model loads."""
+    from effnet_cli.util.errors import require_choice
+    from effnet_cli.workflows.engine import Plan
+
+    require_choice("--decode", decode, DECODE_MODES)
+    plan = Plan(engine, output, resume, force, batch, workers, address)
+    plan.check()
+    return plan

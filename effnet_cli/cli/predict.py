@@ -8,24 +8,36 @@ from typing import Annotated, Optional
 import typer
 
 from effnet_cli.cli.common import (
+    AddressOpt,
+    BatchOpt,
+    DecodeOpt,
+    EngineOpt,
     ForceOpt,
+    InputsOpt,
     JsonOpt,
+    OutputOpt,
+    RecursiveOpt,
+    ResumeOpt,
     ThreadsOpt,
+    WorkersOpt,
     artifact_kinds,
     artifact_list,
     output_sink,
+    run_plan,
     say_once,
     warn_if_huge,
 )
 from effnet_cli.cli.options import ModelOptions, model_command
 from effnet_cli.model import spec as S
+from effnet_cli.output.progress import images_progress
 from effnet_cli.output.views import predict as views
 from effnet_cli.util import files
-from effnet_cli.util.errors import UsageError, require_choice
+from effnet_cli.util.errors import EXIT_PARTIAL, UsageError, require_choice
 
 # fmt: off
-ImagesArg = Annotated[list[Path], typer.Argument(
-    help="Image files (JPEG, PNG, WebP) or folders of them.", metavar="IMAGE...")]
+ImagesArg = Annotated[Optional[list[Path]], typer.Argument(
+    help="Image files (JPEG, PNG, WebP), folders of them, or glob patterns.",
+    metavar="[IMAGE]...", show_default=False)]
 FromOpt = Annotated[Optional[Path], typer.Option(
     "--from", help=f"Run this artifact instead of building: {artifact_kinds()}.")]
 CompareOpt = Annotated[Optional[list[str]], typer.Option(
@@ -36,31 +48,39 @@ ResizeOpt = Annotated[str, typer.Option(
     help="crop: the reference centre crop, size/(size+32); plain: the whole image.")]
 LabelsOpt = Annotated[Optional[Path], typer.Option(
     help="Class names, one per line (default: ImageNet's 1000).")]
-CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Also write the rows as CSV.")]
+CsvOpt = Annotated[Optional[Path], typer.Option(
+    "--csv", help="Also write the table's rows (one per image and rank) as CSV.")]
 # fmt: on
 
 
 @model_command
 def predict(
-    model: ModelOptions, image_paths: ImagesArg, source: FromOpt = None,
+    model: ModelOptions, image_paths: ImagesArg = None, source: FromOpt = None,
     compare: CompareOpt = None, top: TopOpt = 5, resize: ResizeOpt = "crop",
     labels: LabelsOpt = None, threads: ThreadsOpt = None, csv_path: CsvOpt = None,
+    inputs: InputsOpt = None, recursive: RecursiveOpt = False, output: OutputOpt = None,
+    resume: ResumeOpt = False, engine: EngineOpt = "local", workers: WorkersOpt = None,
+    batch: BatchOpt = 16, address: AddressOpt = None, decode: DecodeOpt = "full",
     force: ForceOpt = False, json_output: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Classify images with a model or any artifact; --compare artifacts on the same images.
 
     Images are prepared as the reference evaluation does: RGB, a centre square of
-    size/(size+32) of the shorter side, bicubic to the model's resolution, pixels in [0, 255]."""
-    from effnet_cli.util import images as I
+    size/(size+32) of the shorter side, bicubic to the model's resolution, pixels in [0, 255].
+    Images are decoded in parallel while the model infers; with --output, rows stream to the
+    file as they finish and --resume continues an interrupted run. An image that cannot be
+    read is a row with an error and the run goes on (exit 4 when any failed)."""
+    from effnet_cli.util import inputs as IN
     from effnet_cli.util import labels as L
     from effnet_cli.workflows import predict as P
 
     sink = output_sink(json_output=json_output)
     P.check_top(top)
-    require_choice("--resize", resize, I.RESIZE_MODES)
+    require_choice("--resize", resize, ("crop", "plain"))
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, not {threads}")
-    paths = I.collect(image_paths)
+    plan = run_plan(engine, output, resume, force, batch, workers, address, decode)
+    paths = IN.collect(image_paths or [], recursive, inputs or [])
     if labels is not None:
         L.read_file(labels)  # a bad labels file is refused before any model loads
     if csv_path is not None:
@@ -69,15 +89,25 @@ def predict(
     spec = model.spec() if source is None and not compare else None
     P.check_request(spec, compared, bool(compare))
     if compare:
-        result = _compare(compared, paths, resize, threads)
+        if output is not None or engine != "local":
+            raise UsageError("--compare runs a few images in memory; --output and --engine "
+                             "ray classify with one artifact")  # fmt: skip
+        result = _compare(compared, [Path(p) for p in paths], resize, threads)
         sink.result("predict-compare", result, views.compare_view)
-        text = views.compare_csv
-    else:
-        result = _classify(model, spec, source, paths, top, resize, labels, threads)
-        sink.result("predict", result, views.view)
-        text = views.predict_csv
+        if csv_path is not None:
+            files.write_text(csv_path, views.compare_csv(result))
+        return
+    if engine == "ray" and source is None:
+        raise UsageError("--engine ray runs an artifact file on every worker; add --from FILE",
+                         hint="effnet export ... writes one")  # fmt: skip
+    result, outcome = _classify(model, spec, source, paths, top, resize, labels, threads,
+                                plan, decode == "draft")  # fmt: skip
+    sink.result("predict", result, views.view if output is None else views.summary_view)
     if csv_path is not None:
-        files.write_text(csv_path, text(result))
+        files.write_text(csv_path, views.predict_csv(result))
+    sink.note(outcome.line())
+    if outcome.failed:
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def _compare(compared: list[Path], paths: list[Path], resize: str, threads: Optional[int]) -> dict:
@@ -95,14 +125,15 @@ def _compare(compared: list[Path], paths: list[Path], resize: str, threads: Opti
 
 
 def _classify(
-    model: ModelOptions, spec: Optional[S.ModelSpec], source: Optional[Path], paths: list[Path],
-    top: int, resize: str, labels: Optional[Path], threads: Optional[int],
-) -> dict:  # fmt: skip
-    """Each image's top classes, from the model built from options or the --from artifact."""
-    from effnet_cli.util import images as I
+    model: ModelOptions, spec: Optional[S.ModelSpec], source: Optional[Path], paths: list[str],
+    top: int, resize: str, labels: Optional[Path], threads: Optional[int], plan, draft: bool,
+):  # fmt: skip
+    """Each image's top classes, from the model built from options or the --from artifact,
+    streamed through the run's engine."""
     from effnet_cli.util import labels as L
-    from effnet_cli.workflows import classify
+    from effnet_cli.workflows import engine as E
     from effnet_cli.workflows import predict as P
+    from effnet_cli.workflows import stream
 
     sink = output_sink()
     warn_if_huge(spec)
@@ -113,19 +144,20 @@ def _classify(
             if source is not None
             else _built(model, spec, notes.append)  # type: ignore[arg-type]
         )
-        batch = I.load_batch(paths, item.contract.resolution, resize, notes.append)
-        probs = P.probabilities(item, batch)
+        classes = P.head_classes(item)
     say_once(notes)
-    names, missing = L.for_head(probs.shape[1], labels)
+    names, missing = L.for_head(classes, labels)
     if missing:
         sink.note(missing)
+    job = P.job(item, resize, top, names, threads, draft, classes)
+    made = E.producer(job, str(labels) if labels else None)
     sink.note(P.describe_run(item, len(paths), resize))
-    return {
-        "model": classify.identity(item, spec, probs.shape[1]), "source": item.label,
-        "runtime": item.runner.runtime, "provider": item.runner.provider,
-        "precision": item.runner.precision, "resize": resize,
-        "images": P.predictions(paths, probs, top, names),
-    }  # fmt: skip
+    items = [stream.Item(path) for path in paths]
+    with images_progress(sink, "classifying") as tick:
+        outcome = E.execute([item], job, items, plan, made, tick, sink.note)
+    for line in outcome.conversions:
+        sink.note(f"note: {line}")
+    return P.document(item, spec, classes, job, outcome, plan.output), outcome
 
 
 def _built(model: ModelOptions, spec: S.ModelSpec, note):  # -> classify.Loaded (lazy import)

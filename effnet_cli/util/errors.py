@@ -5,6 +5,7 @@ from __future__ import annotations
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_REGRESSION = 3
+EXIT_PARTIAL = 4  # a run over many images finished, but some of them failed (rows with an error)
 EXIT_INTERRUPTED = 130
 
 

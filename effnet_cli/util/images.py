@@ -79,24 +79,48 @@ _GREY = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F")
 _SIXTEEN_BIT = ("I", "I;16", "I;16L", "I;16B")
 
 
-def decode(path: Path, conversions: Conversions) -> Any:
+class ImageError(UsageError):
+    """One image that cannot be used; `why` is the message without the path (a row's error)."""
+
+    def __init__(self, path: Path | str, why: str, hint: str | None = None) -> None:
+        super().__init__(f"{path} is {why}", hint)
+        self.why = why
+
+
+def decode(path: Path, conversions: Conversions, draft: int | None = None) -> Any:
     """The image at `path` as an 8-bit RGB Pillow image, fully decoded (a truncated file fails
-    here, not later). Grey, alpha, palette and 16-bit images are converted and counted."""
+    here, not later). Grey, alpha, palette and 16-bit images are converted and counted.
+
+    `draft`: a JPEG is decoded by its DCT at 1/2 to 1/8 scale, never below `draft` pixels a side
+    (Pillow's draft mode; not the reference decode, so off by default).
+    An image of more than Pillow's MAX_IMAGE_PIXELS is refused before its pixels are decoded:
+    Pillow only warns up to twice that, and one such image costs gigabytes."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as opened:
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit and opened.width * opened.height > limit:
+                raise Image.DecompressionBombError(
+                    f"{opened.width}×{opened.height} pixels, over the {limit:,} limit"
+                )
+            if draft and opened.format == "JPEG":
+                opened.draft("RGB", (draft, draft))
             opened.load()
             image = opened
     except Image.DecompressionBombError as exc:  # Pillow's guard against huge pixel counts
-        raise UsageError(f"{path} is too large to decode safely ({exc})") from None
+        raise ImageError(path, f"too large to decode safely ({exc})") from None
     except UnidentifiedImageError:
-        raise UsageError(
-            f"{path} is not an image Pillow can read; valid: {choices(IMAGE_SUFFIXES)}"
+        if Path(path).stat().st_size == 0:
+            raise ImageError(path, "empty (0 bytes)") from None
+        raise ImageError(
+            path, f"not an image Pillow can read; valid: {choices(IMAGE_SUFFIXES)}"
         ) from None
+    except FileNotFoundError:
+        raise ImageError(path, "missing (no such file)") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"{path} is not a readable image ({first})") from None
+        raise ImageError(path, f"not a readable image ({first})") from None
     mode = image.mode
     if mode == "RGB":
         return image

@@ -11,8 +11,8 @@ from typing import Any
 
 from effnet_cli.model import spec as S
 from effnet_cli.util import images
-from effnet_cli.util.drift import top_k
 from effnet_cli.util.errors import UsageError
+from effnet_cli.workflows import engine, stream
 from effnet_cli.workflows.classify import (
     Loaded,
     Note,
@@ -42,26 +42,62 @@ def check_top(top: int) -> None:
         raise UsageError(f"--top must be at least 1, not {top}")
 
 
-def predictions(
-    paths: list[Path], probs: Any, top: int, labels: list[str] | None
-) -> list[dict[str, Any]]:
-    """One document per image: its path and its top classes."""
-    best = top_k(probs, min(top, probs.shape[1]))
-    return [
-        {
-            "path": str(path),
-            "top": [
-                {
-                    "rank": rank + 1,
-                    "class": int(index),
-                    "label": labels[index] if labels else None,
-                    "probability": float(probs[row, index]),
-                }
-                for rank, index in enumerate(best[row])
-            ],
-        }
-        for row, path in enumerate(paths)
-    ]
+def head_classes(item: Loaded) -> int:
+    """The classes the head scores: as the metadata says, else from one blank image."""
+    import numpy as np
+
+    if item.contract.num_classes is not None:
+        return item.contract.num_classes
+    size = item.contract.resolution
+    return int(probabilities(item, np.zeros((1, size, size, 3), np.float32)).shape[1])
+
+
+def job(
+    item: Loaded,
+    resize: str,
+    top: int,
+    labels: list[str] | None,
+    threads: int | None,
+    draft: bool,
+    classes: int,
+) -> stream.Job:
+    """What the engines compute for each image."""
+    names = tuple(labels) if labels else None
+    size = item.contract.resolution
+    return stream.Job("predict", (item.label,), (size,), resize, min(top, classes), names,
+                      threads, draft)  # fmt: skip
+
+
+def image_document(row: dict[str, Any], top: int) -> dict[str, Any]:
+    """A row as the `images` entry of `effnet.predict/1`: its top classes, or its error."""
+    ranked = [
+        {"rank": rank, "class": row[f"class_{rank}"], "label": row[f"label_{rank}"],
+         "probability": row[f"probability_{rank}"]}
+        for rank in range(1, top + 1) if row[f"class_{rank}"] is not None
+    ]  # fmt: skip
+    document: dict[str, Any] = {"path": row["path"], "top": ranked}
+    if row["error"] is not None:
+        document["error"] = row["error"]
+    return document
+
+
+def document(
+    item: Loaded, spec: S.ModelSpec | None, classes: int, work: stream.Job,
+    outcome: engine.Outcome, output: Path | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The `effnet.predict/1` document: per image rows where they were kept (no --output), and
+    the run's counts."""
+    from effnet_cli.workflows.classify import identity
+
+    runner = item.runner
+    return {
+        "model": identity(item, spec, classes), "source": item.label, "runtime": runner.runtime,
+        "provider": runner.provider, "precision": runner.precision, "resize": work.resize,
+        "images": [image_document(row, work.top) for row in outcome.rows or []],
+        "run": outcome.document(),
+        "output": {"path": str(output), "format": output.suffix.lstrip(".").lower()}
+        if output is not None else None,
+    }  # fmt: skip
 
 
 def compare(loaded: list[Loaded], paths: list[Path], resize: str, note: Note) -> dict[str, Any]:

@@ -7,17 +7,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from effnet_cli.output.sink import Sink
-from effnet_cli.output.table import Column, columns_csv, print_columns
+from effnet_cli.output.table import Column, columns_csv, pairs, print_columns
 
 
 def prediction_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per (image, rank): the table's, the CSV's."""
-    return [
-        {"path": image["path"], "rank": entry["rank"], "class": entry["class"],
-         "label": entry["label"] or "", "probability": entry["probability"]}
-        for image in result["images"]
-        for entry in image["top"]
-    ]  # fmt: skip
+    """One row per (image, rank): the table's, the CSV's; an image that failed, one row that
+    says why."""
+    rows = []
+    for image in result["images"]:
+        if "error" in image:
+            rows.append({"path": image["path"], "rank": 1, "class": None,
+                         "label": f"error: {image['error']}", "probability": None})  # fmt: skip
+        rows += [
+            {"path": image["path"], "rank": entry["rank"], "class": entry["class"],
+             "label": entry["label"] or "", "probability": entry["probability"]}
+            for entry in image["top"]
+        ]  # fmt: skip
+    return rows
 
 
 PREDICT_TABLE = (
@@ -33,6 +39,30 @@ PREDICT_TABLE = (
 def view(sink: Sink, result: Mapping[str, Any]) -> None:
     """One table: each image's top classes."""
     print_columns(sink.out(), None, PREDICT_TABLE, prediction_rows(result))
+
+
+def summary_view(sink: Sink, result: Mapping[str, Any]) -> None:
+    """A run whose rows went to --output: what it did, in a few lines."""
+    run_summary(sink, result["run"], result["output"])
+
+
+def run_summary(sink: Sink, run: Mapping[str, Any], output: Mapping[str, Any] | None) -> None:
+    """predict's and evaluate's summary of a run over many images."""
+    skipped = f" ({run['skipped']:,} already in the output, skipped)" if run["skipped"] else ""
+    lines = [("images", f"{run['images']:,}{skipped}"), ("classified", f"{run['classified']:,}"),
+             ("failed", f"{run['failed']:,}")]  # fmt: skip
+    first = run["first_error"]
+    if first:
+        lines.append(("first failure", f"{first['path']}: {first['error']}"))
+    if output is not None:
+        lines.append(("output", f"{output['path']} ({output['format']})"))
+    lines.append(("speed", f"{run['images_per_s']:.1f} images/s ({run['wall_s']:.1f} s)"))
+    if run.get("decode_s") is not None and run["wall_s"] > 0:
+        busy = run["decode_s"] / (run["workers"] * run["wall_s"])
+        lines.append(("decoding", f"{run['decode_s']:.1f} s over {run['workers']} workers "
+                                  f"({busy:.0%} of their time)"))  # fmt: skip
+    lines.append(("engine", f"{run['engine']}, {run['where']}, {run['workers']} workers"))
+    pairs(sink.out(), lines)
 
 
 def predict_csv(result: Mapping[str, Any]) -> str:

@@ -1,0 +1,194 @@
+"""`--engine ray`: the same per-batch function on Ray Data (docs/scale.md).
+
+The paths go to Ray as a dataset; an actor pool (`--workers` actors, each loading the artifacts
+once) runs stream.prepare and stream.classify_batch on each batch; Ray's Parquet writer puts the
+rows into the output folder, and Ray's aggregation sums evaluate's counts across the workers.
+Without an address Ray starts embedded on this machine; with one (or RAY_ADDRESS) effnet joins
+that cluster, where the inputs and the output folder must be on storage every node sees. Ray is
+imported here only, inside the functions: it is an optional extra (`effnet-cli[ray]`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from effnet_cli.util.errors import UsageError, WorkError
+from effnet_cli.workflows import classify as C
+from effnet_cli.workflows import rowfiles, stream
+
+INSTALL_HINT = "pip install 'effnet-cli[ray]' (or pip install 'ray[data]')"
+
+
+class Batches:
+    """The actors' callable: loads the artifacts once, then classifies batch after batch."""
+
+    def __init__(self, job: stream.Job) -> None:
+        self.job = job
+        self.models = [C.load_artifact(Path(a), _quiet, job.threads) for a in job.artifacts]
+
+    def __call__(self, batch: dict[str, Any]) -> Any:
+        paths = [str(p) for p in batch["path"]]
+        truths = batch.get("truth")
+        items = [stream.Item(p, int(truths[i]) if truths is not None else None)
+                 for i, p in enumerate(paths)]  # fmt: skip
+        prepared = [stream.prepare(p, self.job.sizes, self.job.resize, self.job.draft)
+                    for p in paths]  # fmt: skip
+        rows = stream.classify_batch(self.models, self.job, items, prepared)
+        return rowfiles.arrow_table(rows, self.job.columns())
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise UsageError(
+            "--engine ray needs Ray, which is not installed", hint=INSTALL_HINT
+        ) from None
+    return ray
+
+
+def check_address(address: str | None) -> str | None:
+    """The cluster to join (`--address`, else RAY_ADDRESS), checked reachable in seconds:
+    Ray itself retries an unreachable one for minutes."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is None or address in ("local", "auto") or address.startswith("ray://"):
+        return address
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(
+            f"--address {address!r} is not HOST:PORT",
+            hint="the head's address, as `ray start --head` prints it (e.g. 10.0.0.5:6379)",
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UsageError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc})",
+            hint="start one with `ray start --head`, or drop --address to run embedded",
+        ) from None
+    return address
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where the job runs, in words, and how many CPUs it may use."""
+
+    where: str
+    cpus: float
+
+
+@contextmanager
+def connected(address: str | None, cpus: int) -> Iterator[Cluster]:
+    """Ray joined (or started embedded); an instance this process already holds (a test
+    session's) is used as it is and left running."""
+    ray = import_ray()
+    owned = not ray.is_initialized()
+    if owned:
+        options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR,
+                                   "log_to_driver": False}  # fmt: skip
+        if address is None:
+            options |= {"num_cpus": cpus, "object_store_memory": 512 * 1024 * 1024}
+        try:
+            ray.init(address=address, **options)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise WorkError(f"Ray did not start: {first}", hint=INSTALL_HINT) from None
+    try:
+        context = ray.get_runtime_context()
+        gcs = getattr(context, "gcs_address", None) or "this machine"
+        where = "embedded on this machine" if address is None and owned else f"the cluster at {gcs}"
+        yield Cluster(where, float(ray.cluster_resources().get("CPU", 1)))
+    finally:
+        if owned:
+            ray.shutdown()
+
+
+def actor_cpus(cluster_cpus: float, workers: int) -> float:
+    """Each actor's CPU share: one, but never the whole cluster, since Ray's read and write
+    tasks need a share too (an actor pool that takes every CPU can stall the job)."""
+    return max(0.1, min(1.0, (cluster_cpus - 0.5) / workers))
+
+
+@dataclass(frozen=True)
+class Totals:
+    """What the Ray job wrote, counted by Ray over the whole output folder."""
+
+    rows: int
+    failed: int
+    first_error: tuple[str, str] | None
+    sums: dict[str, int]  # evaluate's *_correct_* columns
+    wall_s: float
+
+
+def run(
+    job: stream.Job,
+    items: Sequence[stream.Item],
+    folder: Path,
+    batch: int,
+    workers: int,
+    cluster: Cluster,
+) -> Totals:
+    """Classify `items` on Ray; Ray's Parquet writer adds their rows to `folder`, and Ray counts
+    every row the folder holds (a resumed run's earlier rows too)."""
+    ray = import_ray()
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    began = time.perf_counter()
+    if items:
+        records = [{"path": item.path, "truth": item.truth} for item in items]
+        # a block per PART_ROWS rows (at least one per actor): a part file each, as the local
+        # engine writes them
+        blocks = max(workers, -(-len(records) // rowfiles.PART_ROWS))
+        dataset = ray.data.from_items(records, override_num_blocks=blocks)
+        if job.kind == "predict":
+            dataset = dataset.drop_columns(["truth"])
+        rows = dataset.map_batches(
+            Batches,
+            fn_constructor_args=(job,),
+            batch_size=batch,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=actor_cpus(cluster.cpus, workers),
+        )
+        try:
+            rows.write_parquet(str(folder), schema=rowfiles.arrow_schema(job.columns()))
+        except Exception as exc:  # a worker could not load the artifact, or a node was lost
+            text = str(exc).strip()
+            first = text.splitlines()[-1] if text else type(exc).__name__
+            raise WorkError(f"the Ray job failed: {first}") from None
+    wall_s = time.perf_counter() - began
+    return _totals(ray.data.read_parquet(str(folder)), job, wall_s)
+
+
+def _totals(rows: Any, job: stream.Job, wall_s: float) -> Totals:
+    """Rows, failures and evaluate's counts in one aggregation over the folder."""
+    from ray.data.aggregate import Count, Sum
+    from ray.data.expressions import col
+
+    counted = [name for name in job.columns() if "_correct_" in name]
+    totals = rows.aggregate(Count(), Count("error", ignore_nulls=True, alias_name="failed"),
+                            *[Sum(name) for name in counted])  # fmt: skip
+    failed = int(totals.get("failed") or 0)
+    first = rows.filter(expr=col("error").is_not_null()).take(1) if failed else []
+    return Totals(
+        rows=int(totals.get("count()", 0)),
+        failed=failed,
+        first_error=(first[0]["path"], first[0]["error"]) if first else None,
+        sums={name: int(totals.get(f"sum({name})") or 0) for name in counted},
+        wall_s=wall_s,
+    )
