@@ -55,6 +55,8 @@ def _predict_images(folder: Path) -> None:
     (folder / "truncated.png").write_bytes(whole[: len(whole) // 2])
     (folder / "noimages").mkdir()
     (folder / "noimages" / "readme.txt").write_text("no pictures here\n")
+    (folder / "notes.csv").write_text("name\ncat.jpg\n")  # a list without a `path` column
+    (folder / "existing.png.csv").write_text("precious\n")
 
 
 SUMMARY = [
@@ -189,8 +191,27 @@ PREDICT = [
     (["export", "-f", "onnx", "--verify-images", "somedir", "--no-verify"], "drop --no-verify"),
     (["predict", "missing.png", "--from", "b0.keras"], "does not exist"),
     (["predict", "noimages", "--from", "b0.keras"], "holds no images; valid: .jpg, .jpeg"),
-    (["predict", "notes.txt", "--from", "b0.keras"], "not an image Pillow can read"),
-    (["predict", "truncated.png", "--from", "b0.keras"], "not a readable image"),
+    (["predict", "no*.png", "--from", "b0.keras"], "the pattern 'no*.png' matches no file"),
+    (["predict", "--inputs", "missing.txt"], "does not exist"),
+    (["predict", "--inputs", "good.png"], "unknown list format; valid: .txt, .csv or .parquet"),
+    (["predict", "--inputs", "notes.csv"], "has no `path` column (its columns: name)"),
+    (["predict", "good.png", "--output", "rows.xml"], "valid suffixes: .csv, .jsonl or .parquet"),
+    (["predict", "good.png", "--output", "existing.png.csv"], "already exists"),
+    (["predict", "good.png", "--output", "somedir"], "unknown format"),
+    (["predict", "good.png", "--resume"], "--resume continues an --output"),
+    (["predict", "good.png", "-o", "r.csv", "--resume", "--force"], "--resume continues an"),
+    (["predict", "good.png", "--engine", "spark"], "unknown --engine 'spark'; valid: local or ray"),
+    (["predict", "good.png", "--engine", "ray", "-o", "r.csv"], "give --output FOLDER.parquet"),
+    (["predict", "good.png", "--engine", "ray"], "--engine ray runs an artifact file"),
+    (["predict", "good.png", "--workers", "0"], "--workers must be at least 1"),
+    (["predict", "good.png", "--batch", "0"], "--batch must be at least 1"),
+    (["predict", "good.png", "--address", "127.0.0.1:1"], "--address joins a Ray cluster"),
+    (["predict", "good.png", "--engine", "ray", "--address", "127.0.0.1:1"],
+     "no Ray cluster answers at 127.0.0.1:1"),
+    (["predict", "good.png", "--engine", "ray", "--address", "nowhere"], "is not HOST:PORT"),
+    (["predict", "good.png", "--decode", "fast"], "unknown --decode 'fast'; valid: full or draft"),
+    (["predict", "good.png", "--compare", "b0.keras,b0.keras", "-o", "r.csv"],
+     "--compare runs a few images in memory"),
     (["predict", "good.png", "--from", "missing.onnx"], "does not exist"),
     (["predict", "good.png", "--from", "notes.txt"], "valid: a .keras, .onnx or .tflite file"),
     (["predict", "good.png", "--from", "garbage.tflite"], "not a readable tflite file"),
@@ -214,6 +235,19 @@ EVALUATE = [  # more in tests/test_evaluate.py, on labelled folders of real phot
     (["evaluate", "noimages", "--resize", "stretch"], "valid: crop or plain"),
     (["evaluate", "noimages", "--threads", "0"], "--threads must be at least 1"),
     (["evaluate", "noimages", "--csv", "existing.png"], "already exists"),
+    (["evaluate"], "evaluate needs the labelled images: DIR, or --inputs LIST"),
+    (["evaluate", "--inputs", "missing.csv"], "does not exist"),
+    (["evaluate", "--inputs", "notes.txt"], "valid lists: .csv or .parquet"),
+    (["evaluate", "--inputs", "notes.csv"], "needs `path` and `class` columns; its columns: name"),
+    (["evaluate", "noimages", "--inputs", "notes.csv"], "drop DIR and --truth"),
+    (["evaluate", "noimages", "--output", "rows.txt"], "valid suffixes: .csv, .jsonl or"),
+    (["evaluate", "noimages", "--resume"], "--resume continues an --output"),
+    (["evaluate", "noimages", "--engine", "spark"], "valid: local or ray"),
+    (["evaluate", "noimages", "--engine", "ray"], "--engine ray runs artifact files"),
+    (["evaluate", "noimages", "--workers", "0"], "--workers must be at least 1"),
+    (["evaluate", "noimages", "--batch", "-1"], "--batch must be at least 1"),
+    (["evaluate", "noimages", "--address", "127.0.0.1:1"], "--address joins a Ray cluster"),
+    (["evaluate", "noimages", "--decode", "fast"], "valid: full or draft"),
 ]
 DOCTOR = [
     (["doctor", "--bogus"], "No such option"),  # doctor takes no values: only a wrong option

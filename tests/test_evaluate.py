@@ -140,7 +140,7 @@ def test_keras_and_its_onnx_file_score_as_counted_here_with_no_drop(
     assert document["truth"] == {"source": "folders", "path": str(labelled.by_synset),
                                  "naming": "synset", "images": count, "classes": count}  # fmt: skip
     assert document["reference"] == "efficientnet-lite0" and onnx_row["path"] == str(onnx_file)
-    assert f"{PROGRESS} 2 artifacts on images 1–{count} of {count} (1/1)" in result.stderr
+    assert f"{PROGRESS} 2 artifacts: {count}/{count}" in result.stderr
     with table.open() as f:
         rows = list(csv.DictReader(f))
     assert [int(r["top1_correct"]) for r in rows] == [top1, top1]
@@ -164,22 +164,19 @@ def test_every_layout_of_the_truth_scores_alike(cli, labelled, onnx_file, counte
     assert document["truth"]["source"] == ("folders" if layout == "index folders" else "csv")
 
 
-def test_images_stream_in_chunks_each_a_step_of_the_progress_bar(
-    cli, labelled, onnx_file, counted, monkeypatch
-):
-    """Chunks of 4 over 6 photos: two steps, the same counts; --compare alone (no --from, no
-    model options) evaluates the files it names, the first the reference."""
-    from effnet_cli.workflows import evaluate
-
+def test_batches_that_split_the_images_give_the_same_counts(cli, labelled, onnx_file, counted):
+    """Batches of 4 over 6 photos (a full batch and a short one): the same counts; --compare
+    alone (no --from, no model options) evaluates the files it names, the first the
+    reference."""
     top1, top5, _ = counted
-    monkeypatch.setattr(evaluate, "CHUNK_IMAGES", 4)
-    result = cli("evaluate", "--compare", f"{onnx_file},{onnx_file}", labelled.by_index, "--json")
+    result = cli("evaluate", "--compare", f"{onnx_file},{onnx_file}", labelled.by_index,
+                 "--batch", "4", "--json")  # fmt: skip
     assert result.code == 0, result.stderr
-    rows = json.loads(result.stdout)["rows"]
-    assert [_counts(row) for row in rows] == [(top1, top5)] * 2
-    assert [row["runtime"] for row in rows] == ["onnx", "onnx"]
-    assert f"{PROGRESS} 2 artifacts on images 1–4 of 6 (1/2)" in result.stderr
-    assert f"{PROGRESS} 2 artifacts on images 5–6 of 6 (2/2)" in result.stderr
+    document = json.loads(result.stdout)
+    assert [_counts(row) for row in document["rows"]] == [(top1, top5)] * 2
+    assert [row["runtime"] for row in document["rows"]] == ["onnx", "onnx"]
+    assert document["run"]["classified"] == 6 and document["run"]["failed"] == 0
+    assert f"{PROGRESS} 2 artifacts: 6/6" in result.stderr
 
 
 def test_the_synset_ids_are_imagenets_in_class_order():

@@ -14,23 +14,32 @@ import typer
 
 from effnet_cli import backends
 from effnet_cli.cli.common import (
+    AddressOpt,
+    BatchOpt,
+    DecodeOpt,
+    EngineOpt,
     ForceOpt,
     JsonOpt,
+    OutputOpt,
+    ResumeOpt,
     ThreadsOpt,
+    WorkersOpt,
     artifact_list,
     output_sink,
     refuse_model_options,
+    run_plan,
     say_once,
 )
 from effnet_cli.cli.options import ModelOptions, model_command
+from effnet_cli.output.progress import images_progress
 from effnet_cli.output.views import evaluate as view
 from effnet_cli.util import files
-from effnet_cli.util.errors import UsageError, require_choice
+from effnet_cli.util.errors import EXIT_PARTIAL, UsageError, require_choice
 
 # fmt: off
-FolderArg = Annotated[Path, typer.Argument(
+FolderArg = Annotated[Optional[Path], typer.Argument(
     help="A folder of class subfolders named by ImageNet synset id (n02123045/) or class "
-    "index (281/); with --truth, a folder of images.", metavar="DIR")]
+    "index (281/); with --truth, a folder of images.", metavar="[DIR]", show_default=False)]
 FromOpt = Annotated[Optional[Path], typer.Option(
     "--from", help="Evaluate this artifact instead of building: "
     f"{', '.join(f'{b.name} (*{b.suffix})' for b in backends.BACKENDS.values())}.")]
@@ -40,39 +49,53 @@ CompareOpt = Annotated[Optional[list[str]], typer.Option(
 TruthOpt = Annotated[Optional[Path], typer.Option(
     "--truth", help="A CSV of `file,class` rows (class: index or synset id; files relative to "
     "DIR) instead of class subfolders.")]
+ListOpt = Annotated[Optional[Path], typer.Option(
+    "--inputs", help="Instead of DIR: a list of labelled images, .csv or .parquet with `path` "
+    "and `class` columns (paths relative to the list's folder).")]
 ResizeOpt = Annotated[str, typer.Option(
     help="crop: the reference centre crop, size/(size+32); plain: the whole image.")]
-CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Also write the rows as CSV.")]
+CsvOpt = Annotated[Optional[Path], typer.Option(
+    "--csv", help="Also write the accuracy rows as CSV.")]
 # fmt: on
 
 
 @model_command
 def evaluate(
-    model: ModelOptions, folder: FolderArg, source: FromOpt = None, compare: CompareOpt = None,
-    truth: TruthOpt = None, resize: ResizeOpt = "crop", threads: ThreadsOpt = None,
-    csv_path: CsvOpt = None, force: ForceOpt = False, json_output: JsonOpt = False,
+    model: ModelOptions, folder: FolderArg = None, source: FromOpt = None,
+    compare: CompareOpt = None, truth: TruthOpt = None, inputs: ListOpt = None,
+    resize: ResizeOpt = "crop", threads: ThreadsOpt = None, csv_path: CsvOpt = None,
+    output: OutputOpt = None, resume: ResumeOpt = False, engine: EngineOpt = "local",
+    workers: WorkersOpt = None, batch: BatchOpt = 16, address: AddressOpt = None,
+    decode: DecodeOpt = "full", force: ForceOpt = False, json_output: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Top-1 and top-5 accuracy on a labelled folder; with --compare, each artifact's drop.
 
     The model built from the options, or --from an artifact, is the first (the reference);
-    --compare adds artifacts. Images are prepared as predict prepares them."""
-    from effnet_cli.util import images as I
+    --compare adds artifacts. Images are prepared as predict prepares them, decoded in parallel
+    while the models infer; --output streams a row per image (its top-5 per artifact), --resume
+    continues one. An unreadable image is a row with an error, left out of the accuracies
+    (exit 4)."""
+    from effnet_cli.workflows import engine as E
     from effnet_cli.workflows import evaluate as V
     from effnet_cli.workflows import predict as P
 
-    require_choice("--resize", resize, I.RESIZE_MODES)
+    require_choice("--resize", resize, ("crop", "plain"))
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, not {threads}")
     if csv_path is not None:
         files.check_target(csv_path, force)
+    plan = run_plan(engine, output, resume, force, batch, workers, address, decode)
     artifacts = ([source] if source is not None else []) + artifact_list(compare)
     builds = source is None and (not compare or bool(model.given()))
     if not builds:
         refuse_model_options(model, besides=())
+    elif engine == "ray":
+        raise UsageError("--engine ray runs artifact files on every worker; add --from FILE",
+                         hint="effnet export ... writes one")  # fmt: skip
     spec = model.spec() if builds else None
     V.check_model(spec, artifacts)
     notes: list[str] = []
-    labelled = V.read_truth(folder, truth, notes.append)
+    labelled = _truth(folder, truth, inputs, notes.append)
     if spec is not None:
         V.check_head(labelled, spec.num_classes, spec.name)  # before minutes of building
     sink = output_sink(json_output=json_output)
@@ -80,9 +103,33 @@ def evaluate(
     with files.stdout_to_stderr(), files.silenced_stderr():
         loaded = [V.built(spec, model.weights, model.seed, notes.append)] if spec else []
         loaded += [P.load_artifact(path, notes.append, threads) for path in artifacts]
-    result = V.evaluate(loaded, labelled, resize, spec, notes.append, sink.progress)
+        classes = V.heads(loaded, labelled)
     sink.end_progress()
     say_once(notes)
+    job = V.job(loaded, resize, threads, decode == "draft")
+    what = loaded[0].label if len(loaded) == 1 else f"{len(loaded)} artifacts"
+    with images_progress(sink, f"evaluating {what}") as tick:
+        outcome = E.execute(loaded, job, V.items(labelled), plan, E.producer(job, None), tick,
+                            sink.note)  # fmt: skip
+    for line in outcome.conversions:
+        sink.note(f"note: {line}")
+    result = V.document(loaded, labelled, job, spec, classes, outcome, output)
     sink.result("evaluate", result, lambda _, document: view.print_evaluate(document))
     if csv_path is not None:
         files.write_text(csv_path, view.evaluate_csv(result))
+    sink.note(outcome.line())
+    if outcome.failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _truth(folder: Optional[Path], table: Optional[Path], listed: Optional[Path], note):
+    """The labelled images: a folder (of class subfolders, or with --truth), or --inputs."""
+    from effnet_cli.workflows import evaluate as V
+
+    if listed is not None:
+        if folder is not None or table is not None:
+            raise UsageError("--inputs lists the labelled images itself; drop DIR and --truth")
+        return V.from_list(listed)
+    if folder is None:
+        raise UsageError("evaluate needs the labelled images: DIR, or --inputs LIST")
+    return V.read_truth(folder, table, note)

@@ -45,9 +45,9 @@ def _expand(argument: Path, recursive: bool) -> list[str]:
     if argument.is_dir():
         inside = folder_images(argument, recursive)
         if not inside:
-            deeper = "" if recursive else " (--recursive descends into its subfolders)"
             raise UsageError(
-                f"{argument} holds no images{deeper}; valid: {choices(IMAGE_SUFFIXES)} files"
+                f"{argument} holds no images; valid: {choices(IMAGE_SUFFIXES)} files",
+                hint=None if recursive else "--recursive descends into its subfolders",
             )
         return inside
     if argument.exists():

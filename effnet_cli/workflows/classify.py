@@ -249,6 +249,16 @@ def probabilities(loaded: Loaded, batch: Any) -> Any:
     return softmax(out)
 
 
+def head_classes(item: Loaded) -> int:
+    """The classes the head scores: as the metadata says, else from one blank image."""
+    import numpy as np
+
+    if item.contract.num_classes is not None:
+        return item.contract.num_classes
+    size = item.contract.resolution
+    return int(probabilities(item, np.zeros((1, size, size, 3), np.float32)).shape[1])
+
+
 def looks_like_probabilities(out: Any) -> bool:
     import numpy as np
 

@@ -77,6 +77,7 @@ class Outcome:
     rows: list[dict[str, Any]] | None = None  # kept when there is no --output
     dropped: str | None = None  # what a killed run left half-written
     conversions: list[str] = field(default_factory=list)  # what decoding converted, by kind
+    infer_s_per_model: list[float] | None = None  # local engine: each model's seconds
 
     @property
     def images_per_s(self) -> float:
@@ -172,7 +173,7 @@ def _locally(
         "local", "this process", workers, images, images - len(todo),
         stats.classified + len(existing.done) - existing.failed, stats.failed + existing.failed,
         existing.first_error or stats.first_error, stats.wall_s, stats.decode_s, stats.infer_s,
-        sums, kept, existing.dropped, stats.conversions.notes(),
+        sums, kept, existing.dropped, stats.conversions.notes(), stats.infer_s_per_model,
     )  # fmt: skip
 
 

@@ -12,22 +12,20 @@ from __future__ import annotations
 
 import csv
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from effnet_cli.model import spec as S
-from effnet_cli.util import files, images
+from effnet_cli.util import images
 from effnet_cli.util import labels as L
-from effnet_cli.util.drift import top_k
 from effnet_cli.util.errors import UsageError
 from effnet_cli.workflows import classify as C
+from effnet_cli.workflows import engine, stream
 
 Note = Callable[[str], None]
 TOP_K = 5
-CHUNK_IMAGES = 64  # images decoded at a time: one progress step, bounded memory
 SYNSET = re.compile(r"n\d{8}")  # a WordNet noun id, as ImageNet names its classes
 CSV_HEADERS = ("file", "path", "image", "filename")  # a first row starting so is a header
 VALID_NAMES = "an ImageNet synset id (n01440764 … n15075141) or a class index (0, 1, …)"
@@ -39,8 +37,8 @@ class Truth:
 
     paths: tuple[Path, ...]
     classes: tuple[int, ...]
-    source: Literal["folders", "csv"]
-    location: str  # the folder, or the CSV file
+    source: Literal["folders", "csv", "list"]
+    location: str  # the folder, or the CSV or list file
     naming: str  # "synset", "index" or "synset and index"
     named: Mapping[int, str] = field(default_factory=dict)  # class -> where it was named first
 
@@ -203,6 +201,61 @@ def from_csv(table: Path, folder: Path, note: Note) -> Truth:
     return Truth(tuple(paths), tuple(classes), "csv", str(table), _naming(kinds), named)
 
 
+def from_list(table: Path) -> Truth:
+    """Images labelled by a list, `--inputs`: .csv or .parquet with `path` and `class`
+    columns (paths relative to the list's folder). At this scale a listed file that is missing
+    is one bad row among many, not a refusal."""
+    suffix = table.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise UsageError(f"--inputs {table.name}: valid lists: .csv or .parquet with `path` and "
+                         "`class` columns")  # fmt: skip
+    if not table.is_file():
+        raise UsageError(f"--inputs {str(table)!r} does not exist")
+    cells = _list_cells(table, suffix)
+    synsets = _synsets()
+    paths: list[Path] = []
+    classes: list[int] = []
+    named: dict[int, str] = {}
+    kinds: set[str] = set()
+    for line, (path, name) in enumerate(cells, start=2):
+        where = f"{table.name} row {line}"
+        index, kind = class_of(name, where, synsets)
+        named.setdefault(index, where)
+        kinds.add(kind)
+        paths.append(Path(path) if Path(path).is_absolute() else table.parent / path)
+        classes.append(index)
+    if not paths:
+        raise UsageError(f"--inputs {table} labels no images; valid: `path,class` rows")
+    return Truth(tuple(paths), tuple(classes), "list", str(table), _naming(kinds), named)
+
+
+def _list_cells(table: Path, suffix: str) -> list[tuple[str, str]]:
+    """(path, class) pairs of a list file, as text."""
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            read = pq.read_table(table)
+            names: list[str] = read.column_names
+            columns = {n: [str(v) for v in read.column(n).to_pylist()] for n in names
+                       if n in ("path", "class")}  # fmt: skip
+        else:
+            with table.open(newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                names = list(reader.fieldnames or [])
+                rows = [(r.get("path") or "", r.get("class") or "") for r in reader]
+                columns = {"path": [a for a, _ in rows], "class": [b for _, b in rows]}
+    except UsageError:
+        raise
+    except Exception as exc:  # pyarrow's and csv's ways of saying the file is not one
+        raise UsageError(f"--inputs {table} is not a readable list ({exc})") from None
+    if "path" not in names or "class" not in names:
+        raise UsageError(f"--inputs {table.name} needs `path` and `class` columns; its columns: "
+                         f"{', '.join(names) or 'none'}")  # fmt: skip
+    return [(p.strip(), c.strip()) for p, c in zip(columns["path"], columns["class"], strict=True)
+            if p.strip()]  # fmt: skip
+
+
 def _names_a_class(name: str) -> bool:
     return bool(SYNSET.fullmatch(name)) or (name.isascii() and name.isdigit())
 
@@ -248,103 +301,78 @@ def built(spec: S.ModelSpec, weights: Path | None, seed: int | None, note: Note)
 # ------------------------------------------------------------------------------ the run
 
 
-def _decode(paths: Sequence[Path], conversions: images.Conversions) -> list[Any]:
-    return [images.decode(path, conversions) for path in paths]
+def heads(loaded: Sequence[C.Loaded], truth: Truth) -> int:
+    """Each model's head checked against the truth and the first's (before any image runs);
+    returns the first's class count."""
+    counts = [C.head_classes(item) for item in loaded]
+    for item, classes in zip(loaded, counts, strict=True):
+        check_head(truth, classes, item.label)
+        if classes != counts[0]:
+            raise UsageError(
+                f"{item.label} has {classes} classes and {loaded[0].label} {counts[0]}: "
+                "they cannot be compared"
+            )
+    return counts[0]
 
 
-def top_classes(
-    loaded: Sequence[C.Loaded], truth: Truth, resize: str, note: Note, progress: Note
-) -> tuple[list[Any], list[int], list[float]]:
-    """Every artifact's top-5 classes of every image (chunk by chunk, each image decoded once
-    and prepared at each artifact's resolution), its head size and its inference seconds."""
-    import numpy as np
-
-    count = len(truth.paths)
-    steps = -(-count // CHUNK_IMAGES)
-    what = loaded[0].label if len(loaded) == 1 else f"{len(loaded)} artifacts"
-    tops: list[list[Any]] = [[] for _ in loaded]
-    heads = [0] * len(loaded)
-    seconds = [0.0] * len(loaded)
-    conversions = images.Conversions()
-    for step, start in enumerate(range(0, count, CHUNK_IMAGES)):
-        end = min(start + CHUNK_IMAGES, count)
-        progress(f"evaluating {what} on images {start + 1}–{end} of {count} ({step + 1}/{steps})")
-        decoded = _decode(truth.paths[start:end], conversions)
-        batches: dict[int, Any] = {}
-        for n, item in enumerate(loaded):
-            size = item.contract.resolution
-            if size not in batches:
-                batches[size] = np.stack([images.prepare(im, size, resize) for im in decoded])
-            began = time.perf_counter()
-            with files.stdout_to_stderr(), files.silenced_stderr():
-                probs = C.probabilities(item, batches[size])
-            seconds[n] += time.perf_counter() - began
-            if step == 0:
-                heads[n] = probs.shape[1]
-                _check_compared(truth, item, heads[n], loaded[0], heads[0])
-            tops[n].append(top_k(probs, min(TOP_K, heads[n])))
-    for line in conversions.notes():
-        note(f"note: {line}")
-    return [np.concatenate(parts) for parts in tops], heads, seconds
+def job(loaded: Sequence[C.Loaded], resize: str, threads: int | None, draft: bool) -> stream.Job:
+    sizes = tuple(item.contract.resolution for item in loaded)
+    return stream.Job("evaluate", tuple(item.label for item in loaded), sizes, resize,
+                      threads=threads, draft=draft)  # fmt: skip
 
 
-def _check_compared(
-    truth: Truth, item: C.Loaded, classes: int, first: C.Loaded, first_classes: int
-) -> None:
-    check_head(truth, classes, item.label)
-    if classes != first_classes:
-        raise UsageError(
-            f"{item.label} has {classes} classes and {first.label} {first_classes}: "
-            "they cannot be compared"
-        )
+def items(truth: Truth) -> list[stream.Item]:
+    return [stream.Item(str(p), c) for p, c in zip(truth.paths, truth.classes, strict=True)]
 
 
-def accuracy_rows(
-    loaded: Sequence[C.Loaded], truth: Truth, tops: Sequence[Any], seconds: Sequence[float]
-) -> list[dict[str, Any]]:
-    """One row per artifact: correct counts, accuracies (fractions) and the drop against the
-    first in percentage points (positive: worse than the first)."""
-    import numpy as np
-
-    labels = np.asarray(truth.classes)[:, None]
-    count = len(truth.paths)
+def accuracy_rows(loaded: Sequence[C.Loaded], outcome: engine.Outcome) -> list[dict[str, Any]]:
+    """One row per artifact: correct counts over the images classified, accuracies (fractions)
+    and the drop against the first in percentage points (positive: worse than the first)."""
+    count = outcome.classified
     rows: list[dict[str, Any]] = []
-    for item, top, run_s in zip(loaded, tops, seconds, strict=True):
-        top1, top5 = int(np.sum(top[:, :1] == labels)), int(np.sum(top == labels))
+    for n, item in enumerate(loaded):
+        top1, top5 = (
+            outcome.sums.get(f"top1_correct_{n}", 0),
+            outcome.sums.get(f"top5_correct_{n}", 0),
+        )
         size = item.contract.resolution
+        seconds = outcome.infer_s_per_model[n] if outcome.infer_s_per_model else None
         rows.append({
             "path": item.label, "runtime": item.runner.runtime, "precision": item.runner.precision,
             "resolution": [size, size], "images": count,
             "top1_correct": top1, "top5_correct": top5,
-            "top1_accuracy": top1 / count, "top5_accuracy": top5 / count,
-            "inference_s": run_s,
+            "top1_accuracy": top1 / count if count else 0.0,
+            "top5_accuracy": top5 / count if count else 0.0,
+            "inference_s": seconds,
         })  # fmt: skip
     first = rows[0]
     for row in rows:
         for k in ("top1", "top5"):
             # from the counts: equal counts give exactly 0.0, not a float's residue
-            row[f"{k}_drop_points"] = 100 * (first[f"{k}_correct"] - row[f"{k}_correct"]) / count
+            drop = first[f"{k}_correct"] - row[f"{k}_correct"]
+            row[f"{k}_drop_points"] = 100 * drop / count if count else 0.0
     return rows
 
 
-def evaluate(
+def document(
     loaded: Sequence[C.Loaded],
     truth: Truth,
-    resize: str,
+    work: stream.Job,
     spec: S.ModelSpec | None,
-    note: Note,
-    progress: Note,
+    classes: int,
+    outcome: engine.Outcome,
+    output: Path | None,
 ) -> dict[str, Any]:
     """The `effnet.evaluate/1` document (less its schema)."""
-    for item in loaded:  # a head its metadata states is checked before any image is run
-        if item.contract.num_classes is not None:
-            check_head(truth, item.contract.num_classes, item.label)
-    tops, heads, seconds = top_classes(loaded, truth, resize, note, progress)
     return {
-        "model": C.identity(loaded[0], spec, heads[0]),
+        "model": C.identity(loaded[0], spec, classes),
         "truth": truth.document(),
-        "resize": resize,
-        "top_k": min(TOP_K, heads[0]),
+        "resize": work.resize,
+        "top_k": min(TOP_K, classes),
         "reference": loaded[0].label,
-        "rows": accuracy_rows(loaded, truth, tops, seconds),
+        "rows": accuracy_rows(loaded, outcome),
+        "run": outcome.document(),
+        "output": {"path": str(output), "format": output.suffix.lstrip(".").lower()}
+        if output is not None
+        else None,
     }

@@ -17,12 +17,19 @@ from effnet_cli.workflows.classify import (
     Loaded,
     Note,
     agreement,
+    head_classes,
     load_artifact,
     load_built,
     probabilities,
 )
 
-__all__ = ["Loaded", "load_artifact", "load_built", "probabilities"]  # what the command runs
+__all__ = [
+    "Loaded",
+    "head_classes",
+    "load_artifact",
+    "load_built",
+    "probabilities",
+]  # what the command runs
 
 
 def check_request(spec: S.ModelSpec | None, artifacts: list[Path], comparing: bool) -> None:
@@ -40,16 +47,6 @@ def check_request(spec: S.ModelSpec | None, artifacts: list[Path], comparing: bo
 def check_top(top: int) -> None:
     if top < 1:
         raise UsageError(f"--top must be at least 1, not {top}")
-
-
-def head_classes(item: Loaded) -> int:
-    """The classes the head scores: as the metadata says, else from one blank image."""
-    import numpy as np
-
-    if item.contract.num_classes is not None:
-        return item.contract.num_classes
-    size = item.contract.resolution
-    return int(probabilities(item, np.zeros((1, size, size, 3), np.float32)).shape[1])
 
 
 def job(

@@ -91,21 +91,29 @@ def prepare(path: str, sizes: Sequence[int], resize: str, draft: bool = False) -
 
 
 def classify_batch(
-    models: Sequence[C.Loaded], job: Job, items: Sequence[Item], prepared: Sequence[Prepared]
+    models: Sequence[C.Loaded],
+    job: Job,
+    items: Sequence[Item],
+    prepared: Sequence[Prepared],
+    seconds: list[float] | None = None,
 ) -> list[Row]:
     """The per-batch function every engine runs: the prepared images through each model, one
-    row per image (errors included), in the batch's order."""
+    row per image (errors included), in the batch's order; each model's inference seconds are
+    added to `seconds`."""
     import numpy as np
 
     errors = [p.error for p in prepared]
     good = [i for i, error in enumerate(errors) if error is None]
     probs: list[Any] = []
-    for model, size in zip(models, job.sizes, strict=True):
+    for n, (model, size) in enumerate(zip(models, job.sizes, strict=True)):
         if not good:
             probs.append(None)
             continue
         batch = np.stack([prepared[i].pixels[size] for i in good])
+        began = time.perf_counter()
         scored = C.probabilities(model, batch)
+        if seconds is not None:
+            seconds[n] += time.perf_counter() - began
         out = np.full((len(items), scored.shape[1]), np.nan, dtype=np.float32)
         out[good] = scored
         probs.append(out)
@@ -153,6 +161,7 @@ class Stats:
     first_error: tuple[str, str] | None = None  # (path, why)
     decode_s: float = 0.0  # summed over the workers
     infer_s: float = 0.0
+    infer_s_per_model: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     conversions: images.Conversions = field(default_factory=images.Conversions)
     sums: dict[str, int] = field(default_factory=dict)  # evaluate's *_correct_* columns
@@ -185,7 +194,7 @@ def run_local(
 ) -> Stats:
     """Classify `items` in batches of `batch`, decoding on `workers` threads while the models
     infer; each batch's rows go to `emit` as soon as they exist."""
-    stats = Stats()
+    stats = Stats(infer_s_per_model=[0.0] * len(models))
     began = time.perf_counter()
     pending: deque[tuple[Item, Future[Prepared]]] = deque()
     source = iter(items)
@@ -204,9 +213,8 @@ def run_local(
             taken = [pending.popleft() for _ in range(min(batch, len(pending)))]
             fill()  # the workers decode the next batches while this one is inferred
             prepared = [future.result() for _, future in taken]
-            inferring = time.perf_counter()
-            rows = classify_batch(models, job, [item for item, _ in taken], prepared)
-            stats.infer_s += time.perf_counter() - inferring
+            items_now = [item for item, _ in taken]
+            rows = classify_batch(models, job, items_now, prepared, stats.infer_s_per_model)
             for p in prepared:
                 stats.decode_s += p.decode_s
                 if p.conversion:
@@ -214,4 +222,5 @@ def run_local(
             stats.count(rows)
             emit(rows)
     stats.wall_s = time.perf_counter() - began
+    stats.infer_s = sum(stats.infer_s_per_model)
     return stats
