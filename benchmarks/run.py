@@ -931,7 +931,9 @@ def main() -> None:
                         "repair (the trained Lite0's int8 calibrated on noise, repaired), "
                         "v2 (off by default: builds V2-L and exports three models, ~10 "
                         "minutes), b7-memory (off by default: B7's verified ONNX export and "
-                        "its peak memory, minutes and ~10 GB)")  # fmt: skip
+                        "its peak memory, minutes and ~10 GB), scale (off by default: "
+                        "`effnet predict` on 1,000-16,000 photos beside a by-hand script, "
+                        "bench, Ray, draft decode, int8 and knobs, ~25 minutes; --quick: ~4)")  # fmt: skip
     parser.add_argument("--b7-export", action="store_true",
                         help="also export B7 (minutes, ~10 GB)")  # fmt: skip
     args = parser.parse_args()
@@ -980,6 +982,11 @@ def main() -> None:
                                  higher_is_better=True))  # fmt: skip
     if "b7-memory" in chosen:
         sections.append(b7_memory_section())
+    if "scale" in chosen:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from scale import scale_section
+
+        sections.append(scale_section(quick=args.quick, raw_out=RESULTS / "scale-raw.json"))
     report = (
         f"# effnet benchmark report\n\n{time.strftime('%Y-%m-%d %H:%M')} · "
         f"{os.cpu_count()} CPUs · median of {repeats} runs\n\n" + "\n".join(sections)

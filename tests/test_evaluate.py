@@ -66,21 +66,8 @@ def labelled(tmp_path_factory) -> Labelled:
 
 
 @pytest.fixture(scope="module")
-def onnx_file(tmp_path_factory) -> Path:
-    """The real Lite0 as fp32 ONNX, written once by `effnet export` (unverified here: the test
-    below compares it with Keras itself)."""
-    from typer.testing import CliRunner
-
-    from effnet_cli.cli.app import main
-
-    folder = tmp_path_factory.mktemp("lite0-onnx")
-    argv = ["export", "--model", "lite0", "--weights", str(PTH), "-f", "onnx", "--no-verify",
-            "-o", str(folder)]  # fmt: skip
-    with CliRunner().isolation() as (_, err, _):
-        code = main(argv)
-    assert code == 0, err.getvalue().decode()
-    (path,) = folder.glob("*.onnx")
-    return path
+def onnx_file(lite0_onnx) -> Path:
+    return lite0_onnx
 
 
 @pytest.fixture(scope="module")

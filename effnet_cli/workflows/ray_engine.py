@@ -117,9 +117,9 @@ def connected(address: str | None, cpus: int) -> Iterator[Cluster]:
 
 
 def actor_cpus(cluster_cpus: float, workers: int) -> float:
-    """Each actor's CPU share: one, but never the whole cluster, since Ray's read and write
-    tasks need a share too (an actor pool that takes every CPU can stall the job)."""
-    return max(0.1, min(1.0, (cluster_cpus - 0.5) / workers))
+    """Each actor's CPU share: one, but never so much that no whole CPU is left, since Ray's
+    read and write tasks each ask for one (an actor pool that leaves none stalls the job)."""
+    return max(0.1, min(1.0, (cluster_cpus - 1) / workers))
 
 
 @dataclass(frozen=True)
