@@ -22,6 +22,7 @@ def _modules_after(code: str) -> set[str]:
 
 
 HEAVY = {"tensorflow", "keras", "tf2onnx", "onnxruntime", "ai_edge_litert", "onnx", "matplotlib"}
+HEAVY |= {"ray", "pyarrow"}  # predict and evaluate at scale
 
 
 def test_importing_the_cli_and_api_leaves_tensorflow_out():

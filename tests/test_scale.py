@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from effnet_cli import samples
@@ -56,6 +55,8 @@ def folder(tmp_path_factory) -> Path:
 
 
 def _parquet_rows(path: Path) -> dict[str, dict]:
+    import pyarrow.parquet as pq
+
     table = pq.read_table(path)  # pyarrow reads the folder of parts as one table
     rows = table.to_pylist()
     paths = [row["path"] for row in rows]
@@ -90,6 +91,7 @@ def test_every_input_form_names_the_same_images(cli, b0_r64, folder, tmp_path):
     """A folder, a pattern, and .txt, .csv and .parquet lists (paths relative to the list):
     the same rows; --recursive finds images in subfolders."""
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     names = sorted(p.name for p in folder.glob("img000*.jpg"))
     lists = tmp_path / "lists"

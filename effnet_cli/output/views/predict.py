@@ -56,11 +56,14 @@ def run_summary(sink: Sink, run: Mapping[str, Any], output: Mapping[str, Any] | 
         lines.append(("first failure", f"{first['path']}: {first['error']}"))
     if output is not None:
         lines.append(("output", f"{output['path']} ({output['format']})"))
-    lines.append(("speed", f"{run['images_per_s']:.1f} images/s ({run['wall_s']:.1f} s)"))
-    if run.get("decode_s") is not None and run["wall_s"] > 0:
-        busy = run["decode_s"] / (run["workers"] * run["wall_s"])
-        lines.append(("decoding", f"{run['decode_s']:.1f} s over {run['workers']} workers "
-                                  f"({busy:.0%} of their time)"))  # fmt: skip
+    if run["images"] == run["skipped"]:
+        lines.append(("speed", "nothing left to classify"))
+    else:
+        lines.append(("speed", f"{run['images_per_s']:.1f} images/s ({run['wall_s']:.1f} s)"))
+        if run.get("decode_s") is not None and run["wall_s"] > 0:
+            busy = run["decode_s"] / (run["workers"] * run["wall_s"])
+            lines.append(("decoding", f"{run['decode_s']:.1f} s over {run['workers']} workers "
+                                      f"({busy:.0%} of their time)"))  # fmt: skip
     lines.append(("engine", f"{run['engine']}, {run['where']}, {run['workers']} workers"))
     pairs(sink.out(), lines)
 
