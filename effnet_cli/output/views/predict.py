@@ -47,25 +47,34 @@ def summary_view(sink: Sink, result: Mapping[str, Any]) -> None:
 
 
 def run_summary(sink: Sink, run: Mapping[str, Any], output: Mapping[str, Any] | None) -> None:
-    """predict's and evaluate's summary of a run over many images."""
-    skipped = f" ({run['skipped']:,} already in the output, skipped)" if run["skipped"] else ""
-    lines = [("images", f"{run['images']:,}{skipped}"), ("classified", f"{run['classified']:,}"),
-             ("failed", f"{run['failed']:,}")]  # fmt: skip
+    """predict's and evaluate's summary of a run over many images, in three lines."""
+    counted = f"{run['images']:,}: {run['classified']:,} classified, {run['failed']:,} failed"
     first = run["first_error"]
     if first:
-        lines.append(("first failure", f"{first['path']}: {first['error']}"))
+        counted += f" (first: {first['path']}: {first['error']})"
+    if run["skipped"]:
+        counted += f"; {run['skipped']:,} already in the output, skipped"
+    lines = [("images", counted)]
     if output is not None:
         lines.append(("output", f"{output['path']} ({output['format']})"))
-    if run["images"] == run["skipped"]:
-        lines.append(("speed", "nothing left to classify"))
-    else:
-        lines.append(("speed", f"{run['images_per_s']:.1f} images/s ({run['wall_s']:.1f} s)"))
-        if run.get("decode_s") is not None and run["wall_s"] > 0:
-            busy = run["decode_s"] / (run["workers"] * run["wall_s"])
-            lines.append(("decoding", f"{run['decode_s']:.1f} s over {run['workers']} workers "
-                                      f"({busy:.0%} of their time)"))  # fmt: skip
-    lines.append(("engine", f"{run['engine']}, {run['where']}, {run['workers']} workers"))
+    lines.append(("speed", f"{_speed(run)} · {_engine(run)}"))
     pairs(sink.out(), lines)
+
+
+def _speed(run: Mapping[str, Any]) -> str:
+    if run["images"] == run["skipped"]:
+        return "nothing left to classify"
+    return f"{run['images_per_s']:.1f} images/s ({run['wall_s']:.1f} s)"
+
+
+def _engine(run: Mapping[str, Any]) -> str:
+    workers = run["workers"]
+    if run["engine"] == "ray":
+        return f"Ray ({run['where']}), {workers} actor{'s' if workers > 1 else ''}"
+    said = f"local engine, {workers} decoding worker{'s' if workers > 1 else ''}"
+    if run.get("decode_s") is not None and run["wall_s"] > 0 and run["images"] > run["skipped"]:
+        said += f" {run['decode_s'] / (workers * run['wall_s']):.0%} busy"
+    return said
 
 
 def predict_csv(result: Mapping[str, Any]) -> str:
