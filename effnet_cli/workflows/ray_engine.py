@@ -25,22 +25,31 @@ from effnet_cli.workflows import classify as C
 from effnet_cli.workflows import rowfiles, stream
 
 INSTALL_HINT = "pip install 'effnet-cli[ray]' (or pip install 'ray[data]')"
+# Threads that decode a batch inside each actor: Pillow releases the GIL, so a batch decodes on
+# two cores while the runtime waits (Lite0 on 600 photos, 2-core EPYC: 1 thread 44 images/s,
+# 2 threads 49, the local engine 50).
+DECODERS_PER_ACTOR = 2
 
 
 class Batches:
     """The actors' callable: loads the artifacts once, then classifies batch after batch."""
 
-    def __init__(self, job: stream.Job) -> None:
+    def __init__(self, job: stream.Job, decoders: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.job = job
         self.models = [C.load_artifact(Path(a), _quiet, job.threads) for a in job.artifacts]
+        self.pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="effnet-decode")
 
     def __call__(self, batch: dict[str, Any]) -> Any:
         paths = [str(p) for p in batch["path"]]
         truths = batch.get("truth")
         items = [stream.Item(p, int(truths[i]) if truths is not None else None)
                  for i, p in enumerate(paths)]  # fmt: skip
-        prepared = [stream.prepare(p, self.job.sizes, self.job.resize, self.job.draft)
-                    for p in paths]  # fmt: skip
+        job = self.job
+        prepared = list(
+            self.pool.map(lambda p: stream.prepare(p, job.sizes, job.resize, job.draft), paths)
+        )
         rows = stream.classify_batch(self.models, self.job, items, prepared)
         return rowfiles.arrow_table(rows, self.job.columns())
 
@@ -159,7 +168,7 @@ def run(
             dataset = dataset.drop_columns(["truth"])
         rows = dataset.map_batches(
             Batches,
-            fn_constructor_args=(job,),
+            fn_constructor_args=(job, DECODERS_PER_ACTOR),
             batch_size=batch,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=workers),
