@@ -310,8 +310,14 @@ def _rename_output(proto: Any, name: str) -> str:
 # ---------------------------------------------------------------------------- load
 
 
-def onnx_runner(path: Path, device: str = "cpu", threads: int | None = None,
-                precision: str = "fp32", find_logits: bool = True, spin: bool = True) -> Runner:  # fmt: skip
+def onnx_runner(
+    path: Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    precision: str = "fp32",
+    find_logits: bool = True,
+    spin: bool = True,
+) -> Runner:
     """onnxruntime; on `gpu` the CUDA provider must really be active (a fallback is an error).
 
     `find_logits=False` skips looking for the softmax's input (no `run_logits`): it needs the
