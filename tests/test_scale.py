@@ -185,6 +185,19 @@ def test_half_written_parquet_parts_are_dropped_and_redone(
     assert len(_parquet_rows(output)) == GOOD + len(BAD)
 
 
+def test_a_jsonl_output_resumes_past_its_cut_last_line(cli, b0_r64, folder, tmp_path):
+    output = tmp_path / "rows.jsonl"
+    few = [folder / f"img000{n}.jpg" for n in range(6)]
+    assert cli("predict", "--from", b0_r64.path("onnx"), *few[:4], "-o", output).code == 0
+    with output.open("a") as f:
+        f.write('{"path": "' + str(few[4]) + '", "err')  # the write a kill cut short
+    resumed = cli("predict", "--from", b0_r64.path("onnx"), *few, "-o", output, "--resume")
+    assert resumed.code == 0, resumed.stderr
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert sorted(row["path"] for row in rows) == sorted(map(str, few))
+    assert "a half-written row" in resumed.stderr and "4 of 6 images already in" in resumed.stderr
+
+
 def test_resuming_with_another_artifact_or_preparation_is_refused(cli, b0_r64, folder, tmp_path):
     output = tmp_path / "rows.csv"
     few = [folder / f"img000{n}.jpg" for n in range(3)]

@@ -134,7 +134,7 @@ def execute(
     if skipped:
         note(f"note: {skipped} of {len(items)} images already in {plan.output}: skipped")
     if plan.engine == "ray":
-        return _on_ray(job, todo, plan, len(items), skipped)
+        return _on_ray(job, todo, plan, len(items), skipped, note)
     return _locally(models, job, todo, plan, existing, len(items), progress)
 
 
@@ -178,7 +178,12 @@ def _locally(
 
 
 def _on_ray(
-    job: stream.Job, todo: Sequence[stream.Item], plan: Plan, images: int, skipped: int
+    job: stream.Job,
+    todo: Sequence[stream.Item],
+    plan: Plan,
+    images: int,
+    skipped: int,
+    note: Callable[[str], None],
 ) -> Outcome:
     from effnet_cli.workflows import ray_engine
 
@@ -186,6 +191,7 @@ def _on_ray(
     # Ray's C++ core logs to fd 2 (actor restarts, object store notes): kept from the terminal
     with files.silenced_stderr(), ray_engine.connected(address, usable_cores()) as cluster:
         workers = plan.workers or max(1, int(cluster.cpus) - 1)
+        note(f"Ray: {len(todo)} images on {workers} actor(s), {cluster.where}")
         if plan.output is not None:
             totals = ray_engine.run(job, todo, plan.output, plan.batch, workers, cluster)
             rows = None
