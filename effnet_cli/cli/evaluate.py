@@ -109,8 +109,9 @@ def evaluate(
     job = V.job(loaded, resize, threads, decode == "draft")
     what = loaded[0].label if len(loaded) == 1 else f"{len(loaded)} artifacts"
     with images_progress(sink, f"evaluating {what}") as tick:
-        outcome = E.execute(loaded, job, V.items(labelled), plan, E.producer(job, None), tick,
-                            sink.note)  # fmt: skip
+        built = E.built_from(model.weights, model.seed) if spec is not None else None
+        made = E.producer(job, None, built)
+        outcome = E.execute(loaded, job, V.items(labelled), plan, made, tick, sink.note)
     for line in outcome.conversions:
         sink.note(f"note: {line}")
     result = V.document(loaded, labelled, job, spec, classes, outcome, output)

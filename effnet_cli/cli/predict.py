@@ -150,7 +150,8 @@ def _classify(
     if missing:
         sink.note(missing)
     job = P.job(item, resize, top, names, threads, draft, classes)
-    made = E.producer(job, str(labels) if labels else None)
+    built = E.built_from(model.weights, model.seed) if source is None else None
+    made = E.producer(job, str(labels) if labels else None, built)
     sink.note(P.describe_run(item, len(paths), resize))
     items = [stream.Item(path) for path in paths]
     with images_progress(sink, "classifying") as tick:

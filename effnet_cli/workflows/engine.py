@@ -103,15 +103,24 @@ class Outcome:
         }  # fmt: skip
 
 
-def producer(job: stream.Job, labels: str | None) -> rowfiles.Producer:
-    """What the rows will record about their making (hashing each artifact once)."""
+def producer(job: stream.Job, labels: str | None, built: str | None = None) -> rowfiles.Producer:
+    """What the rows will record about their making: each artifact file's hash, or for a model
+    built from options, `built` (its weights file's hash, or its seed)."""
     made = tuple(
-        (a, rowfiles.fingerprint(Path(a)) if Path(a).exists() else a) for a in job.artifacts
+        (a, rowfiles.fingerprint(Path(a)) if Path(a).exists() else built or a)
+        for a in job.artifacts
     )
     return rowfiles.Producer(
         job.kind, made, job.sizes, job.resize, job.top if job.kind == "predict" else None,
         job.draft, tuple(job.columns()) + ((f"labels:{labels}",) if labels else ()),
     )  # fmt: skip
+
+
+def built_from(weights: Path | None, seed: int | None) -> str:
+    """How a model built from options is recorded in place of an artifact's hash."""
+    if weights is not None:
+        return f"weights sha256 {rowfiles.fingerprint(weights)}"
+    return f"random weights, seed {seed if seed is not None else 0}"
 
 
 def execute(
@@ -149,7 +158,7 @@ def _locally(
 ) -> Outcome:
     workers = plan.workers or usable_cores()
     writer = rowfiles.Writer(plan.output, job.columns()) if plan.output is not None else None
-    kept: list[dict[str, Any]] | None = None if writer else []
+    kept: list[dict[str, Any]] = []  # the rows, when there is no file to hold them
     done = 0
 
     def emit(rows: list[dict[str, Any]]) -> None:
@@ -157,7 +166,7 @@ def _locally(
         if writer is not None:
             writer.write(rows)
         else:
-            kept.extend(rows)  # type: ignore[union-attr]
+            kept.extend(rows)
         done += len(rows)
         progress(done, len(todo))
 
@@ -173,7 +182,8 @@ def _locally(
         "local", "this process", workers, images, images - len(todo),
         stats.classified + len(existing.done) - existing.failed, stats.failed + existing.failed,
         existing.first_error or stats.first_error, stats.wall_s, stats.decode_s, stats.infer_s,
-        sums, kept, existing.dropped, stats.conversions.notes(), stats.infer_s_per_model,
+        sums, kept if writer is None else None, existing.dropped, stats.conversions.notes(),
+        stats.infer_s_per_model,
     )  # fmt: skip
 
 
@@ -188,8 +198,7 @@ def _on_ray(
     from effnet_cli.workflows import ray_engine
 
     address = ray_engine.check_address(plan.address)
-    # Ray's C++ core logs to fd 2 (actor restarts, object store notes): kept from the terminal
-    with files.silenced_stderr(), ray_engine.connected(address, usable_cores()) as cluster:
+    with ray_engine.connected(address, usable_cores()) as cluster:
         workers = plan.workers or max(1, int(cluster.cpus) - 1)
         note(f"Ray: {len(todo)} images on {workers} actor(s), {cluster.where}")
         if plan.output is not None:

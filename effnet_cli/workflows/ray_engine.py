@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from effnet_cli.util import files
 from effnet_cli.util.errors import UsageError, WorkError
 from effnet_cli.workflows import classify as C
 from effnet_cli.workflows import rowfiles, stream
@@ -111,7 +112,8 @@ def connected(address: str | None, cpus: int) -> Iterator[Cluster]:
         if address is None:
             options |= {"num_cpus": cpus, "object_store_memory": 512 * 1024 * 1024}
         try:
-            ray.init(address=address, **options)
+            with files.silenced_stderr():  # Ray's start-up logs on fd 2
+                ray.init(address=address, **options)
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise WorkError(f"Ray did not start: {first}", hint=INSTALL_HINT) from None
@@ -122,7 +124,8 @@ def connected(address: str | None, cpus: int) -> Iterator[Cluster]:
         yield Cluster(where, float(ray.cluster_resources().get("CPU", 1)))
     finally:
         if owned:
-            ray.shutdown()
+            with files.silenced_stderr():
+                ray.shutdown()
 
 
 def actor_cpus(cluster_cpus: float, workers: int) -> float:
@@ -175,7 +178,9 @@ def run(
             num_cpus=actor_cpus(cluster.cpus, workers),
         )
         try:
-            rows.write_parquet(str(folder), schema=rowfiles.arrow_schema(job.columns()))
+            # Ray's C++ core logs on fd 2 while the job runs (actor restarts, object store notes)
+            with files.silenced_stderr():
+                rows.write_parquet(str(folder), schema=rowfiles.arrow_schema(job.columns()))
         except Exception as exc:  # a worker could not load the artifact, or a node was lost
             text = str(exc).strip()
             first = text.splitlines()[-1] if text else type(exc).__name__

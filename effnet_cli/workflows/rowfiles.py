@@ -89,8 +89,8 @@ class Producer:
         then = [(a.get("path"), a.get("sha256")) for a in recorded.get("artifacts", [])]
         now = [list(pair) for pair in self.artifacts]
         if [h for _, h in then] != [h for _, h in now]:
-            was = ", ".join(f"{p} (sha256 {str(h)[:12]})" for p, h in then) or "nothing"
-            is_ = ", ".join(f"{p} (sha256 {h[:12]})" for p, h in now)
+            was = ", ".join(f"{p} ({_short(h)})" for p, h in then) or "nothing"
+            is_ = ", ".join(f"{p} ({_short(h)})" for p, h in now)
             said.append(f"the artifact: written by {was}, now {is_}")
         for key, label in (("command", "the command"), ("resize", "--resize"), ("top", "--top"),
                            ("draft", "--decode"), ("resolution", "the resolution"),
@@ -99,6 +99,12 @@ class Producer:
             if recorded.get(key) != mine:
                 said.append(f"{label}: {recorded.get(key)!r} then, {mine!r} now")
         return said
+
+
+def _short(made: object) -> str:
+    """A file's hash, shortened; a built model's description, whole."""
+    text = str(made)
+    return f"sha256 {text[:12]}" if len(text) == 64 and text.isalnum() else text
 
 
 @dataclass
