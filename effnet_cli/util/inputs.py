@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import glob
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from effnet_cli.util.errors import UsageError, choices
@@ -123,14 +123,3 @@ def collect(
             "no images given", hint="name files, folders or patterns, or --inputs FILE"
         )
     return list(dict.fromkeys(found))
-
-
-def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -25,7 +25,7 @@ from effnet_cli.workflows import classify as C
 from effnet_cli.workflows import engine, stream
 
 Note = Callable[[str], None]
-TOP_K = 5
+TOP_K = stream.EVALUATE_K  # the top-k each artifact is scored by
 SYNSET = re.compile(r"n\d{8}")  # a WordNet noun id, as ImageNet names its classes
 CSV_HEADERS = ("file", "path", "image", "filename")  # a first row starting so is a header
 VALID_NAMES = "an ImageNet synset id (n01440764 … n15075141) or a class index (0, 1, …)"

@@ -39,6 +39,7 @@ class Batches:
         from concurrent.futures import ThreadPoolExecutor
 
         self.job = job
+        self.schema = rowfiles.arrow_schema(job.columns())
         self.models = [C.load_artifact(Path(a), _quiet, job.threads) for a in job.artifacts]
         self.pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="effnet-decode")
 
@@ -52,7 +53,7 @@ class Batches:
             self.pool.map(lambda p: stream.prepare(p, job.sizes, job.resize, job.draft), paths)
         )
         rows = stream.classify_batch(self.models, self.job, items, prepared)
-        return rowfiles.arrow_table(rows, self.job.columns())
+        return rowfiles.arrow_table(rows, self.schema)
 
 
 def _quiet(_: str) -> None:

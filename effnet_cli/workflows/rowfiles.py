@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
@@ -293,10 +292,11 @@ def arrow_schema(columns: Sequence[str]) -> Any:
     return pa.schema([(name, kind(name)) for name in columns])
 
 
-def arrow_table(rows: Sequence[Row], columns: Sequence[str]) -> Any:
+def arrow_table(rows: Sequence[Row], schema: Any) -> Any:
+    """Rows as a pyarrow table of `schema` (`arrow_schema`'s)."""
     import pyarrow as pa
 
-    return pa.Table.from_pylist(list(rows), schema=arrow_schema(columns))
+    return pa.Table.from_pylist(list(rows), schema=schema)
 
 
 class Writer:
@@ -304,12 +304,16 @@ class Writer:
 
     def __init__(self, output: Path, columns: Sequence[str]) -> None:
         self.output, self.columns, self.fmt = output, list(columns), format_of(output)
-        self.written = 0
         self._buffer: list[Row] = []  # Parquet: the part being filled
         self._run = uuid.uuid4().hex[:8]  # parts of a resumed run never take an earlier name
         self._parts = 0
         self._file: Any = None
-        if self.fmt != "parquet":
+        if self.fmt == "parquet":
+            # pyarrow's Parquet libraries loaded now, not at the first part (tens of MB of
+            # code and allocator): a run's memory is the same at its start and at its end
+            self._schema = arrow_schema(self.columns)
+            import pyarrow.parquet  # noqa: F401
+        else:
             fresh = not output.exists() or output.stat().st_size == 0
             self._file = output.open("a", newline="", encoding="utf-8")
             if self.fmt == "csv" and fresh:
@@ -317,7 +321,6 @@ class Writer:
                 self._file.flush()
 
     def write(self, rows: Sequence[Row]) -> None:
-        self.written += len(rows)
         if self.fmt == "parquet":
             self._buffer += rows
             if len(self._buffer) >= PART_ROWS:
@@ -342,7 +345,7 @@ class Writer:
             return
         name = f"part-{self._run}-{self._parts:05d}.parquet"
         staged = self.output / f".{name}.tmp"
-        pq.write_table(arrow_table(self._buffer, self.columns), staged)
+        pq.write_table(arrow_table(self._buffer, self._schema), staged)
         os.replace(staged, self.output / name)
         self._parts += 1
         self._buffer = []
@@ -352,13 +355,3 @@ class Writer:
             self._flush_part()
         elif self._file is not None:
             self._file.close()
-
-
-def remove_output(output: Path) -> None:
-    """An output that holds no row yet (the run failed before its first batch)."""
-    manifest = manifest_path(output)
-    if output.is_dir():
-        shutil.rmtree(output, ignore_errors=True)
-    else:
-        output.unlink(missing_ok=True)
-        manifest.unlink(missing_ok=True)
