@@ -6,7 +6,7 @@ images already written skipped, the local engine or Ray, and what happened, coun
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +200,8 @@ def _on_ray(
     address = ray_engine.check_address(plan.address)
     with ray_engine.connected(address, usable_cores()) as cluster:
         workers = plan.workers or max(1, int(cluster.cpus) - 1)
+        # each actor's runtime gets its share of the cluster's cores, not every core of its node
+        job = replace(job, threads=job.threads or max(1, round(cluster.cpus / workers)))
         note(f"Ray: {len(todo)} images on {workers} actor(s), {cluster.where}")
         if plan.output is not None:
             totals = ray_engine.run(job, todo, plan.output, plan.batch, workers, cluster)

@@ -117,7 +117,9 @@ def connected(address: str | None, cpus: int) -> Iterator[Cluster]:
                 ray.init(address=address, **options)
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WorkError(f"Ray did not start: {first}", hint=INSTALL_HINT) from None
+            raise WorkError(
+                f"Ray did not start: {first}", hint="Ray's logs: /tmp/ray/session_latest/logs"
+            ) from None
     try:
         context = ray.get_runtime_context()
         gcs = getattr(context, "gcs_address", None) or "this machine"
