@@ -149,7 +149,10 @@ def test_a_run_killed_with_sigkill_resumes_with_every_image_exactly_once(b0_r64,
     assert 50 <= len(before) < GOOD
     with output.open("a") as f:
         f.write(str(folder / "img0999.jpg") + ",,12")  # a row cut mid-write: no newline
-    resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True)
+    # resumed at full speed: the batch, workers and threads are not part of what produced the rows
+    resumed = subprocess.run(
+        [*command, "-o", str(output), "--resume"], capture_output=True, text=True
+    )
     assert resumed.returncode == 4, resumed.stderr  # the five bad files
     assert "half-written row" in resumed.stderr
     assert f"{len(before)} of {GOOD + len(BAD)} images already in" in resumed.stderr
