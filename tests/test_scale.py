@@ -217,6 +217,11 @@ def test_resuming_with_another_artifact_or_preparation_is_refused(cli, b0_r64, f
         "predict", "--from", b0_r64.path("onnx"), *few, "-o", output, "--resume", "--top", "3"
     )
     assert top.code == 2 and "--top: 5 then, 3 now" in top.stderr
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"class {n}\n" for n in range(1000)))
+    renamed = cli("predict", "--from", b0_r64.path("onnx"), *few, "-o", output, "--resume",
+                  "--labels", names)  # fmt: skip
+    assert renamed.code == 2 and "--labels: " in renamed.stderr
     assert output.read_bytes() == written  # nothing added by a refused run
     again = cli("predict", "--from", b0_r64.path("onnx"), *few, "-o", output)
     assert again.code == 2 and "hint: --resume continues it, --force replaces it" in again.stderr

@@ -75,11 +75,12 @@ def evaluate(
     while the models infer; --output streams a row per image (its top-5 per artifact), --resume
     continues one. An unreadable image is a row with an error, left out of the accuracies
     (exit 4)."""
+    from effnet_cli.util import images as I
     from effnet_cli.workflows import engine as E
     from effnet_cli.workflows import evaluate as V
     from effnet_cli.workflows import predict as P
 
-    require_choice("--resize", resize, ("crop", "plain"))
+    require_choice("--resize", resize, I.RESIZE_MODES)
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, not {threads}")
     if csv_path is not None:
@@ -110,7 +111,7 @@ def evaluate(
     what = loaded[0].label if len(loaded) == 1 else f"{len(loaded)} artifacts"
     with images_progress(sink, f"evaluating {what}") as tick:
         built = E.built_from(model.weights, model.seed) if spec is not None else None
-        made = E.producer(job, None, built)
+        made = E.producer(job, built)
         outcome = E.execute(loaded, job, V.items(labelled), plan, made, tick, sink.note)
     for line in outcome.conversions:
         sink.note(f"note: {line}")

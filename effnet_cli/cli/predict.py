@@ -70,13 +70,14 @@ def predict(
     Images are decoded in parallel while the model infers; with --output, rows stream to the
     file as they finish and --resume continues an interrupted run. An image that cannot be
     read is a row with an error and the run goes on (exit 4 when any failed)."""
+    from effnet_cli.util import images as I
     from effnet_cli.util import inputs as IN
     from effnet_cli.util import labels as L
     from effnet_cli.workflows import predict as P
 
     sink = output_sink(json_output=json_output)
     P.check_top(top)
-    require_choice("--resize", resize, ("crop", "plain"))
+    require_choice("--resize", resize, I.RESIZE_MODES)
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be at least 1, not {threads}")
     plan = run_plan(engine, output, resume, force, batch, workers, address, decode)
@@ -151,7 +152,7 @@ def _classify(
         sink.note(missing)
     job = P.job(item, resize, top, names, threads, draft, classes)
     built = E.built_from(model.weights, model.seed) if source is None else None
-    made = E.producer(job, str(labels) if labels else None, built)
+    made = E.producer(job, built)
     sink.note(P.describe_run(item, len(paths), resize))
     items = [stream.Item(path) for path in paths]
     with images_progress(sink, "classifying") as tick:

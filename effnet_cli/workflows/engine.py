@@ -5,6 +5,7 @@ images already written skipped, the local engine or Ray, and what happened, coun
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -103,16 +104,17 @@ class Outcome:
         }  # fmt: skip
 
 
-def producer(job: stream.Job, labels: str | None, built: str | None = None) -> rowfiles.Producer:
+def producer(job: stream.Job, built: str | None = None) -> rowfiles.Producer:
     """What the rows will record about their making: each artifact file's hash, or for a model
-    built from options, `built` (its weights file's hash, or its seed)."""
+    built from options, `built` (its weights file's hash, or its seed); the class names' hash."""
     made = tuple(
         (a, rowfiles.fingerprint(Path(a)) if Path(a).exists() else built or a)
         for a in job.artifacts
     )
+    names = hashlib.sha256("\n".join(job.labels).encode()).hexdigest() if job.labels else None
     return rowfiles.Producer(
         job.kind, made, job.sizes, job.resize, job.top if job.kind == "predict" else None,
-        job.draft, tuple(job.columns()) + ((f"labels:{labels}",) if labels else ()),
+        job.draft, tuple(job.columns()), names,
     )  # fmt: skip
 
 
@@ -175,13 +177,12 @@ def _locally(
     finally:
         if writer is not None:
             writer.close()
-    sums = {
-        k: existing.sums.get(k, 0) + stats.sums.get(k, 0) for k in {*existing.sums, *stats.sums}
-    }
+    before = existing.counted
+    sums = {k: before.sums.get(k, 0) + stats.sums.get(k, 0) for k in {*before.sums, *stats.sums}}
     return Outcome(
         "local", "this process", workers, images, images - len(todo),
-        stats.classified + len(existing.done) - existing.failed, stats.failed + existing.failed,
-        existing.first_error or stats.first_error, stats.wall_s, stats.decode_s, stats.infer_s,
+        before.classified + stats.classified, before.failed + stats.failed,
+        before.first_error or stats.first_error, stats.wall_s, stats.decode_s, stats.infer_s,
         sums, kept if writer is None else None, existing.dropped, stats.conversions.notes(),
         stats.infer_s_per_model,
     )  # fmt: skip
@@ -211,7 +212,7 @@ def _on_ray(
                 folder = scratch / "rows.parquet"
                 totals = ray_engine.run(job, todo, folder, plan.batch, workers, cluster)
                 order = {item.path: n for n, item in enumerate(todo)}
-                rows = sorted(rowfiles.parquet_rows(folder, job.columns()),
+                rows = sorted(rowfiles.parquet_rows(folder),
                               key=lambda row: order.get(row["path"], len(order)))  # fmt: skip
     return Outcome(
         "ray", cluster.where, workers, images, skipped, totals.rows - totals.failed,

@@ -40,7 +40,8 @@ class Batches:
 
         self.job = job
         self.schema = rowfiles.arrow_schema(job.columns())
-        self.models = [C.load_artifact(Path(a), _quiet, job.threads) for a in job.artifacts]
+        quiet = lambda _: None  # noqa: E731 (an actor has no terminal to note on)
+        self.models = [C.load_artifact(Path(a), quiet, job.threads) for a in job.artifacts]
         self.pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="effnet-decode")
 
     def __call__(self, batch: dict[str, Any]) -> Any:
@@ -54,10 +55,6 @@ class Batches:
         )
         rows = stream.classify_batch(self.models, self.job, items, prepared)
         return rowfiles.arrow_table(rows, self.schema)
-
-
-def _quiet(_: str) -> None:
-    return None
 
 
 def import_ray() -> Any:
@@ -165,13 +162,12 @@ def run(
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     began = time.perf_counter()
     if items:
-        records = [{"path": item.path, "truth": item.truth} for item in items]
+        labelled = job.kind == "evaluate"
+        records = [{"path": i.path, **({"truth": i.truth} if labelled else {})} for i in items]
         # a block per PART_ROWS rows (at least one per actor): a part file each, as the local
         # engine writes them
         blocks = max(workers, -(-len(records) // rowfiles.PART_ROWS))
         dataset = ray.data.from_items(records, override_num_blocks=blocks)
-        if job.kind == "predict":
-            dataset = dataset.drop_columns(["truth"])
         rows = dataset.map_batches(
             Batches,
             fn_constructor_args=(job, DECODERS_PER_ACTOR),

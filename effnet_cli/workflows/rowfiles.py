@@ -6,8 +6,8 @@
   Spark read as one table). The local engine writes each part under a temporary name and renames
   it when complete; a part without a readable footer (a killed writer's) is dropped on resume.
 
-What produced the rows (the artifacts' SHA-256, resolution, resize, top-k) is recorded beside
-them, `FILE.effnet.json` (or `_effnet.json` inside the Parquet folder, a name the readers skip);
+What produced the rows (the artifacts' SHA-256, resolution, resize, top-k, class names) is
+recorded beside them, `FILE.effnet.json` (or `_effnet.json` inside the Parquet folder, a name the readers skip);
 `--resume` refuses to continue with anything else, naming the difference.
 """
 
@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 
 from effnet_cli.util import files
 from effnet_cli.util.errors import UsageError, choices
+from effnet_cli.workflows import stream
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 MANIFEST_SCHEMA = "effnet.rows/1"
@@ -73,13 +73,14 @@ class Producer:
     top: int | None
     draft: bool
     columns: tuple[str, ...]
+    labels: str | None = None  # SHA-256 of the class names the rows carry
 
     def document(self) -> dict[str, Any]:
         return {
             "schema": MANIFEST_SCHEMA, "command": self.command,
             "artifacts": [{"path": p, "sha256": h} for p, h in self.artifacts],
             "resolution": list(self.resolution), "resize": self.resize, "top": self.top,
-            "draft": self.draft, "columns": list(self.columns),
+            "draft": self.draft, "columns": list(self.columns), "labels": self.labels,
         }  # fmt: skip
 
     def differences(self, recorded: dict[str, Any]) -> list[str]:
@@ -93,7 +94,7 @@ class Producer:
             said.append(f"the artifact: written by {was}, now {is_}")
         for key, label in (("command", "the command"), ("resize", "--resize"), ("top", "--top"),
                            ("draft", "--decode"), ("resolution", "the resolution"),
-                           ("columns", "the columns")):  # fmt: skip
+                           ("columns", "the columns"), ("labels", "--labels")):  # fmt: skip
             mine = self.document()[key]
             if recorded.get(key) != mine:
                 said.append(f"{label}: {recorded.get(key)!r} then, {mine!r} now")
@@ -108,25 +109,18 @@ def _short(made: object) -> str:
 
 @dataclass
 class Existing:
-    """What an output already holds, for --resume: which paths are done and their counts."""
+    """What an output already holds, for --resume: which paths are done, and their rows
+    counted as a run counts its own."""
 
     done: set[str] = field(default_factory=set)
-    failed: int = 0
-    first_error: tuple[str, str] | None = None
-    sums: dict[str, int] = field(default_factory=dict)  # evaluate: the *_correct_* columns
+    counted: stream.Stats = field(default_factory=stream.Stats)
     dropped: str | None = None  # what a killed run left half-written, removed
 
     def add(self, row: dict[str, Any]) -> None:
         path = str(row["path"])
-        if path in self.done:
-            return
-        self.done.add(path)
-        if row.get("error") not in (None, ""):
-            self.failed += 1
-            self.first_error = self.first_error or (path, str(row["error"]))
-        for key, value in row.items():
-            if "_correct_" in key and value not in (None, ""):
-                self.sums[key] = self.sums.get(key, 0) + int(value)
+        if path not in self.done:
+            self.done.add(path)
+            self.counted.count([row])
 
 
 # ------------------------------------------------------------------------------ preparing
@@ -145,7 +139,7 @@ def check_output(output: Path, resume: bool, force: bool) -> str:
         raise UsageError(f"{output} is a directory; a {fmt} output is a file")
     if fmt == "parquet" and output.exists() and not output.is_dir():
         raise UsageError(f"{output} is a file; a Parquet output is a folder of part files")
-    files.check_writable_dir(output.parent if output.parent != Path("") else Path("."))
+    files.check_writable_dir(output.parent)
     return fmt
 
 
@@ -176,15 +170,8 @@ def start(output: Path, producer: Producer, resume: bool, force: bool) -> Existi
         manifest.unlink(missing_ok=True)
     if fmt == "parquet":
         output.mkdir()
-    _write_atomically(manifest, json.dumps(producer.document(), indent=2) + "\n")
+    files.write_text(manifest, json.dumps(producer.document(), indent=2) + "\n")
     return Existing()
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, staged = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(staged, path)
 
 
 # ------------------------------------------------------------------------------ reading back
@@ -194,9 +181,8 @@ def _read(output: Path, fmt: str) -> Existing:
     existing = Existing()
     if fmt == "parquet":
         existing.dropped = _drop_broken_parts(output)
-        for row in parquet_rows(output, ("path", "error")):
+        for row in parquet_rows(output):
             existing.add(row)
-        _add_sums(output, existing)
         return existing
     existing.dropped = _drop_partial_line(output)
     with output.open(newline="", encoding="utf-8") as f:
@@ -252,27 +238,12 @@ def _drop_broken_parts(folder: Path) -> str | None:
     return f"{len(dropped)} half-written part file(s)" if dropped else None
 
 
-def parquet_rows(folder: Path, columns: Sequence[str]) -> Iterator[dict[str, Any]]:
+def parquet_rows(folder: Path) -> Iterator[dict[str, Any]]:
     """The rows of a Parquet folder, part by part (never the whole table in memory)."""
     import pyarrow.parquet as pq
 
     for part in _parts(folder):
-        table = pq.read_table(part, columns=list(columns))
-        yield from table.to_pylist()
-
-
-def _add_sums(folder: Path, existing: Existing) -> None:
-    import pyarrow.parquet as pq
-
-    for part in _parts(folder):
-        names = [n for n in pq.read_schema(part).names if "_correct_" in n]
-        if not names:
-            return
-        table = pq.read_table(part, columns=names)
-        for name in names:
-            existing.sums[name] = existing.sums.get(name, 0) + int(
-                sum(table.column(name).to_pylist())
-            )
+        yield from pq.read_table(part).to_pylist()
 
 
 # ------------------------------------------------------------------------------ writing

@@ -154,34 +154,34 @@ def _evaluate_row(job: Job, item: Item, error: str | None, probs: list[Any]) -> 
 
 @dataclass
 class Stats:
-    """What a run did: rows by outcome, the first failure, and where the time went."""
+    """What rows say: how many were classified or failed, the first failure, evaluate's sums,
+    and, for a run of the local engine, where its time went. Rows read back from an output
+    (`--resume`) are counted the same way."""
 
     classified: int = 0
     failed: int = 0
     first_error: tuple[str, str] | None = None  # (path, why)
+    sums: dict[str, int] = field(default_factory=dict)  # evaluate's *_correct_* columns
     decode_s: float = 0.0  # summed over the workers
-    infer_s: float = 0.0
     infer_s_per_model: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     conversions: images.Conversions = field(default_factory=images.Conversions)
-    sums: dict[str, int] = field(default_factory=dict)  # evaluate's *_correct_* columns
+
+    @property
+    def infer_s(self) -> float:
+        return sum(self.infer_s_per_model)
 
     def count(self, rows: Sequence[Row]) -> None:
         for row in rows:
             for key, value in row.items():
-                if "_correct_" in key:
+                if "_correct_" in key and value not in (None, ""):
                     self.sums[key] = self.sums.get(key, 0) + int(value)
-            if row["error"] is None:
+            if row["error"] in (None, ""):  # a CSV cell holds "" for none
                 self.classified += 1
                 continue
             self.failed += 1
             if self.first_error is None:
-                self.first_error = (row["path"], row["error"])
-
-    @property
-    def images_per_s(self) -> float:
-        done = self.classified + self.failed
-        return done / self.wall_s if self.wall_s > 0 else 0.0
+                self.first_error = (str(row["path"]), str(row["error"]))
 
 
 def run_local(
@@ -222,5 +222,4 @@ def run_local(
             stats.count(rows)
             emit(rows)
     stats.wall_s = time.perf_counter() - began
-    stats.infer_s = sum(stats.infer_s_per_model)
     return stats
