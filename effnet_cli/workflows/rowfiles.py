@@ -7,8 +7,8 @@
   it when complete; a part without a readable footer (a killed writer's) is dropped on resume.
 
 What produced the rows (the artifacts' SHA-256, resolution, resize, top-k, class names) is
-recorded beside them, `FILE.effnet.json` (or `_effnet.json` inside the Parquet folder, a name the readers skip);
-`--resume` refuses to continue with anything else, naming the difference.
+recorded beside them, `FILE.effnet.json` (or `_effnet.json` inside the Parquet folder, a name
+the readers skip); `--resume` refuses to continue with anything else, naming the difference.
 """
 
 from __future__ import annotations
