@@ -280,10 +280,14 @@ class Writer:
         self._parts = 0
         self._file: Any = None
         if self.fmt == "parquet":
-            # pyarrow's Parquet libraries loaded now, not at the first part (tens of MB of
-            # code and allocator): a run's memory is the same at its start and at its end
-            self._schema = arrow_schema(self.columns)
+            # pyarrow's Parquet libraries loaded, and its first conversion made, now rather than
+            # at the first part: that conversion imports pandas where it is installed (Ray's
+            # extra brings it; +50 MB measured), and a run's memory must be the same at its
+            # start and at its end
             import pyarrow.parquet  # noqa: F401
+
+            self._schema = arrow_schema(self.columns)
+            arrow_table([], self._schema)
         else:
             fresh = not output.exists() or output.stat().st_size == 0
             self._file = output.open("a", newline="", encoding="utf-8")
