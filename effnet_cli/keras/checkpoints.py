@@ -35,6 +35,7 @@ from typing import Any
 
 from effnet_cli.util import torch_files
 from effnet_cli.util.errors import UsageError
+from effnet_cli.util.weight_values import refuse_unfit
 
 Kind = str  # "conv", "depthwise", "dense", "bn", "bias"
 BN_SUFFIXES = ("weight", "bias", "running_mean", "running_var")
@@ -64,10 +65,21 @@ class Loaded:
 
 
 def check_file(path: Path) -> None:
-    """Cheap checks before TensorFlow loads: the format, the allow-list (the pickle is read,
-    not its storages) and the naming convention with its padding rule."""
-    checkpoint = torch_files.read(path, data=False)
-    naming_of(checkpoint, path)
+    """Checks before TensorFlow loads: the format, the allow-list and the naming convention
+    with its padding rule (the pickle alone, its storages unread), then every tensor's place
+    and values (the data read once more by `load_into`: a fraction of a second against a
+    build, and a corrupt file is refused before the build, not after)."""
+    naming_of(torch_files.read(path, data=False), path)
+    check_values(torch_files.read(path), path)
+
+
+def check_values(checkpoint: torch_files.Checkpoint, path: Path) -> None:
+    """Every tensor that can become a weight holds finite floats (float16, bfloat16 and
+    float64 arrive as float32): an int64 kernel would be cast silently, a NaN would load.
+    BatchNorm's `num_batches_tracked` counters are int64 by right, and never loaded."""
+    for name, array in checkpoint.tensors.items():
+        if not name.endswith(SKIPPED_SUFFIXES):
+            refuse_unfit(path.name, name, array)
 
 
 def without_prefix(tensors: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +250,7 @@ def load_into(model: Any, path: Path) -> Loaded:
         )
     checkpoint = torch_files.read(path)
     naming = naming_of(checkpoint, path)
+    check_values(checkpoint, path)
     tensors = without_prefix(checkpoint.tensors)
     names = set(tensors)
     mapping = name_map(model, naming, names)

@@ -13,6 +13,7 @@ from typing import Any
 from effnet_cli.model import spec as S
 from effnet_cli.util import torch_files
 from effnet_cli.util.errors import UsageError
+from effnet_cli.util.weight_values import refuse_unfit
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,38 @@ def file_weight_elements(path: Path, layout: str) -> int:
     return total
 
 
+def check_weight_values(source: Any, name: str, layout: str) -> None:
+    """Every weight a Keras HDF5 file stores holds finite floats, read with h5py before Keras
+    sees the file: Keras casts an int64 dataset into its float variable without a word, and
+    loads a NaN as readily as a number. `source` is a path or an open binary file (a `.keras`
+    archive's model.weights.h5); `name` is what the errors call the file.
+
+    An integer scalar is a counter, not a weight: Normalization's `count` is int64 and nothing
+    reads it at inference. An optimizer's state (a `.keras` saved compiled) is not the model's.
+    """
+    import h5py
+
+    try:
+        with h5py.File(source, "r") as f:
+            root = f if layout == "keras3" else f.get("model_weights", f)
+            found: list[str] = []
+            root.visititems(
+                lambda key, obj: found.append(key) if isinstance(obj, h5py.Dataset) else None
+            )
+            for key in filter(lambda key: _is_model_weight(key, layout), found):
+                array = root[key][()]
+                if not (array.ndim == 0 and array.dtype.kind in "iu"):
+                    refuse_unfit(name, key, array)
+    except OSError as exc:
+        raise UsageError(f"{name} is not a readable HDF5 weights file ({exc})") from None
+
+
+def _is_model_weight(key: str, layout: str) -> bool:
+    """Whether a dataset holds one of the model's variables: a Keras 3 file keeps them under
+    `vars/`, beside an optimizer's, and a legacy file's `model_weights` group holds only them."""
+    return layout != "keras3" or ("/vars/" in f"/{key}" and not key.startswith("optimizer/"))
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -102,6 +135,7 @@ def check_weights_file(path: Path) -> None:
         checkpoints.check_file(path)  # the allow-list and the naming rules, before any build
         return
     count_file_tensors(path, layout)  # an unreadable file, before any build
+    check_weight_values(path, path.name, layout)  # and one whose values are not weights
 
 
 def load_weights(model: Any, path: str | Path) -> WeightsReport:

@@ -8,7 +8,8 @@ Three formats (docs/build.md, "Weights from PyTorch checkpoints"):
   (https://github.com/pytorch/pytorch/blob/v1.5.0/torch/serialization.py, `_legacy_save`);
 - torch's zip format (1.6 and later): `<name>/data.pkl` plus one `<name>/data/<key>` file of raw
   bytes per storage, and `<name>/byteorder` (absent: little-endian);
-- safetensors, through the `safetensors` package's numpy API.
+- safetensors: an 8-byte header length, a JSON header of dtypes, shapes and byte ranges, then
+  the data (https://github.com/huggingface/safetensors#format), read here so that BF16 reads too.
 
 Pickles are read by an allow-list Unpickler: the globals torch's own `weights_only=True` loader
 accepts for tensor data (collections.OrderedDict, torch._utils' tensor and parameter rebuilders,
@@ -16,11 +17,17 @@ the typed storage classes, dtypes). Any other global is refused before anything 
 a one-line error saying the file may run code. A storage's element size comes from its type
 (FloatStorage: 4 bytes, LongStorage: 8), never from the file's sys-info header: a Windows save
 declares 4-byte longs while its LongStorages hold 8-byte elements.
+
+Nothing the file declares is believed before it is checked: a tensor's size, offset and strides
+against what its storage really holds, a storage's length against the bytes left in the file,
+a safetensors byte range against the data, all in Python's ints (a size whose product would
+overflow int64 is simply too large); a fault is one line naming the tensor.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import struct
 import zipfile
@@ -86,10 +93,12 @@ class _Storage:
 
 @dataclass
 class _TensorRef:
+    """A tensor's place in its storage, as the pickle declares it: judged in `_materialize`,
+    where the tensor's name is known (`place` is None when the pickle's values are not a
+    place at all)."""
+
     storage: _Storage
-    offset: int
-    size: tuple[int, ...]
-    stride: tuple[int, ...]
+    place: tuple[int, tuple[int, ...], tuple[int, ...]] | None  # offset, size, stride
 
 
 class _DType:
@@ -103,18 +112,25 @@ class _StorageType:
 
 
 def _rebuild_tensor(storage: _Storage, offset: int, size: Any, stride: Any, *_: Any) -> Any:
-    """A tensor's place in its storage, checked: numpy's strided view reads wherever it is
-    told, so a crafted offset, size or stride must never reach it unchecked."""
-    try:
-        place = (int(offset), tuple(int(n) for n in size), tuple(int(s) for s in stride))
-    except (TypeError, ValueError):
-        place = None
-    if (
-        not isinstance(storage, _Storage) or place is None or len(place[1]) != len(place[2])
-        or place[0] < 0 or min((*place[1], *place[2]), default=0) < 0
-    ):  # fmt: skip
+    """A tensor's place in its storage, as plain ints; whether it lies inside the storage is
+    judged in `_materialize`, which knows the tensor's name and the storage's length."""
+    if not isinstance(storage, _Storage):
         raise UsageError("the checkpoint describes a tensor that is not a view of a storage")
-    return _TensorRef(storage, *place)
+    try:
+        place = (_index(offset), tuple(_index(n) for n in size), tuple(_index(s) for s in stride))
+    except (TypeError, ValueError):
+        return _TensorRef(storage, None)
+    if len(place[1]) != len(place[2]) or min((place[0], *place[1], *place[2])) < 0:
+        return _TensorRef(storage, None)
+    return _TensorRef(storage, place)
+
+
+def _index(value: Any) -> int:
+    """An int from the pickle, as Python's arbitrary-precision int (a size numpy would overflow
+    is caught by comparing, never by wrapping); a float or a string is not an index."""
+    if not isinstance(value, int):
+        raise TypeError(f"{value!r} is not an int")
+    return int(value)
 
 
 def _rebuild_tensor_v3(
@@ -231,7 +247,9 @@ def detect_format(path: Path) -> str:
 
 def read(path: Path, *, data: bool = True) -> Checkpoint:
     """The checkpoint's state dict. With `data=False` only the pickle (or the safetensors
-    header) is read: the allow-list check and the names, before anything heavy runs."""
+    header) is read: the allow-list check and the names, before anything heavy runs. With
+    data, every tensor's place is checked against what its storage really holds, and a fault
+    is one line naming the tensor."""
     fmt = detect_format(path)
     if fmt == "safetensors":
         return _read_safetensors(path, data)
@@ -241,11 +259,15 @@ def read(path: Path, *, data: bool = True) -> Checkpoint:
     else:
         obj = _read_legacy(path, storages, data)
     state = _state_dict(obj, path)
-    tensors = {name: (_materialize(ref) if data else ref) for name, ref in state.items()}
+    tensors = {
+        name: (_materialize(f"{path.name}: {name}", ref) if data else ref)
+        for name, ref in state.items()
+    }
     return Checkpoint(str(path), fmt, tensors, {})
 
 
 def _read_legacy(path: Path, storages: dict[str, _Storage], data: bool) -> Any:
+    size = path.stat().st_size
     with path.open("rb") as f:
         magic = _unpickle(f, path, storages)
         if magic != LEGACY_MAGIC:
@@ -259,19 +281,27 @@ def _read_legacy(path: Path, storages: dict[str, _Storage], data: bool) -> Any:
             raise UsageError(f"{path.name} was saved on a big-endian machine; not supported")
         obj = _unpickle(f, path, storages)
         keys = _unpickle(f, path, storages)
-        if not data:  # the sizes the storages declare, against the file's: a cut file fails now
-            declared = f.tell() + sum(8 + s.numel * _itemsize(s.dtype) for s in storages.values())
-            if declared > path.stat().st_size:
-                raise UsageError(f"{path.name} is truncated: its storages need {declared} bytes, "
-                                 f"the file has {path.stat().st_size}")  # fmt: skip
+        # the sizes the storages declare, against the file's: a cut file fails before its data
+        declared = f.tell() + sum(8 + max(s.numel, 0) * _itemsize(s.dtype)
+                                  for s in storages.values())  # fmt: skip
+        if declared > size:
+            raise UsageError(f"{path.name} is truncated: its storages need {declared} bytes, "
+                             f"the file has {size}")  # fmt: skip
+        if not data:
             return obj
-        for key in keys:
+        owners = _owners(obj, path)
+        for key in keys if isinstance(keys, list) else ():
             (numel,) = struct.unpack("<q", _exactly(f, 8, path))  # always int64, any platform
             storage = storages.get(str(key))
             if storage is None:
                 raise UsageError(f"{path.name} lists storage {key!r} that no tensor uses")
-            storage.array = _frombuffer(_exactly(f, numel * _itemsize(storage.dtype), path),
-                                        storage.dtype)  # fmt: skip
+            where = f"{path.name}: {owners.get(storage.key, f'storage {storage.key!r}')}"
+            # the count before the bytes is the file's word too: never read past the file on it
+            nbytes, left = numel * _itemsize(storage.dtype), size - f.tell()
+            if not 0 <= nbytes <= left:
+                raise UsageError(f"{where} is stored as {numel:,} values, which the {left:,} "
+                                 "bytes left in the file cannot hold")  # fmt: skip
+            storage.array = _frombuffer(_exactly(f, nbytes, path), storage.dtype, where)
     return obj
 
 
@@ -290,37 +320,76 @@ def _read_zip(path: Path, storages: dict[str, _Storage], data: bool) -> Any:
             if order != "little":
                 raise UsageError(f"{path.name} was saved {order}-endian; not supported")
             if data:
+                owners = _owners(obj, path)
                 for key, storage in storages.items():
+                    where = f"{path.name}: {owners.get(key, f'storage {key!r}')}"
+                    if f"{prefix}data/{key}" not in names:
+                        raise UsageError(f"{where}: its storage's data ({prefix}data/{key}) is "
+                                         "missing from the checkpoint")  # fmt: skip
                     raw = archive.read(f"{prefix}data/{key}")
-                    storage.array = _frombuffer(raw, storage.dtype)
+                    storage.array = _frombuffer(raw, storage.dtype, where)
     except (zipfile.BadZipFile, KeyError, OSError) as exc:
         raise UsageError(f"{path.name} is not a readable PyTorch zip checkpoint ({exc})") from None
     return obj
 
 
 def _read_safetensors(path: Path, data: bool) -> Checkpoint:
+    """The header read and judged here, then each tensor's bytes as numpy arrays (numpy has no
+    bfloat16, so the safetensors package's numpy API cannot give BF16 tensors)."""
     import json
 
+    size = path.stat().st_size
     with path.open("rb") as f:
         (length,) = struct.unpack("<Q", _exactly(f, 8, path))
-        if length > path.stat().st_size - 8:
+        if length > size - 8:
             raise UsageError(f"{path.name} is truncated: its header claims {length} bytes")
         try:
             header = json.loads(_exactly(f, length, path))
         except ValueError as exc:
             raise UsageError(f"{path.name} is not a readable .safetensors file ({exc})") from None
-    metadata = {str(k): str(v) for k, v in (header.pop("__metadata__", None) or {}).items()}
-    if not data:
-        return Checkpoint(str(path), "safetensors", header, metadata)
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+        if not isinstance(header, dict):
+            raise UsageError(f"{path.name} is not a readable .safetensors file (its header is "
+                             "not a JSON object)")  # fmt: skip
+        metadata = header.pop("__metadata__", None) or {}
+        if not isinstance(metadata, dict):
+            raise UsageError(f"{path.name} has a __metadata__ that is not a JSON object")
+        places = {name: _safetensors_place(f"{path.name}: {name}", entry, size - 8 - length)
+                  for name, entry in header.items()}  # fmt: skip
+        tensors: dict[str, Any] = {}
+        for name, (dtype, shape, begin, end) in places.items():
+            if not data:
+                tensors[name] = header[name]
+                continue
+            f.seek(8 + length + begin)
+            raw = _exactly(f, end - begin, path)
+            tensors[name] = _as_float32(_frombuffer(raw, dtype, f"{path.name}: {name}")
+                                        .reshape(shape))  # fmt: skip
+    return Checkpoint(str(path), "safetensors", tensors,
+                      {str(k): str(v) for k, v in metadata.items()})  # fmt: skip
 
+
+def _safetensors_place(where: str, entry: Any, data_bytes: int) -> tuple[str, tuple, int, int]:
+    """A header entry's numpy dtype, shape and byte range, checked: the range inside the file's
+    data and exactly as long as the shape needs (sizes in Python ints: none can overflow)."""
+    dtype = entry.get("dtype") if isinstance(entry, dict) else None
+    if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:
+        raise UsageError(f"{where} is of dtype {dtype!r}, not one effnet reads "
+                         f"({', '.join(SAFETENSORS_DTYPES)})")  # fmt: skip
     try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UsageError(f"{path.name} is not a readable .safetensors file ({exc})") from None
-    return Checkpoint(str(path), "safetensors",
-                      {name: _as_float32(a) for name, a in tensors.items()}, metadata)  # fmt: skip
+        shape = tuple(_index(n) for n in entry["shape"])
+        begin, end = (_index(n) for n in entry["data_offsets"])
+    except (KeyError, TypeError, ValueError):
+        raise UsageError(f"{where} has no readable shape and data_offsets") from None
+    if min((begin, *shape)) < 0 or end < begin:
+        raise UsageError(f"{where} declares a negative size, or data that ends before it begins")
+    if end > data_bytes:
+        raise UsageError(f"{where} lies at bytes {begin:,} to {end:,}, past the end of the "
+                         f"file's {data_bytes:,} bytes of data")  # fmt: skip
+    needed = math.prod(shape) * _itemsize(SAFETENSORS_DTYPES[dtype])
+    if needed != end - begin:
+        raise UsageError(f"{where} {_shape(shape)} needs {needed:,} bytes of {dtype}, but the file "
+                         f"gives it {end - begin:,}")  # fmt: skip
+    return SAFETENSORS_DTYPES[dtype], shape, begin, end
 
 
 def _state_dict(obj: Any, path: Path) -> dict[str, Any]:
@@ -342,30 +411,67 @@ def _state_dict(obj: Any, path: Path) -> dict[str, Any]:
     return state
 
 
-def _materialize(ref: _TensorRef) -> Any:
+def _owners(obj: Any, path: Path) -> dict[str, str]:
+    """Each storage's first tensor, by key: a fault in a storage is told by the tensor it holds."""
+    owners: dict[str, str] = {}
+    for name, ref in _state_dict(obj, path).items():
+        root = ref.storage.array if ref.storage.view is not None else ref.storage
+        owners.setdefault(root.key, name)
+    return owners
+
+
+def _materialize(where: str, ref: _TensorRef) -> Any:
+    """The tensor as a numpy array, its place checked first against what its storage really
+    holds: numpy's strided view reads wherever it is told, so a crafted offset, size or stride
+    must never reach it unchecked. `where` is "file: tensor", for the errors."""
     import numpy as np
 
-    storage = ref.storage
-    if storage.view is not None:  # a view of a root storage (legacy): slice the root's data
-        root = storage.array
-        base = root.array[storage.view[0] : storage.view[0] + storage.view[1]]
-    else:
-        base = storage.array
-    if base is None:
-        raise UsageError(f"the data of storage {storage.key!r} is missing from the checkpoint")
-    count = int(np.prod(ref.size)) if ref.size else 1
-    last = (
-        ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True))
-        if count
-        else 0
-    )
-    if count and last >= len(base):
-        raise UsageError(f"a tensor reaches past the end of storage {storage.key!r}")
-    flat = base[ref.offset :]
-    strided = np.lib.stride_tricks.as_strided(
-        flat, shape=ref.size, strides=[s * flat.itemsize for s in ref.stride], writeable=False
-    )
+    base = _storage_data(where, ref.storage)
+    if ref.place is None:
+        raise UsageError(f"{where} has an offset, size or stride that is not a count")
+    offset, size, stride = ref.place
+    count, length = math.prod(size), len(base)
+    # a weight is never a broadcast view (stride 0): each of its values has an element of its
+    # own; and a size whose product overflows int64 lands here too, Python's ints do not wrap
+    if count > length:
+        raise UsageError(f"{where} {_shape(size)} needs {count:,} values but its storage holds "
+                         f"{length:,}")  # fmt: skip
+    if count and offset >= length:
+        raise UsageError(f"{where} starts at element {offset:,}, past the end of its storage of "
+                         f"{length:,}")  # fmt: skip
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True)) if count else 0
+    if count and last >= length:
+        raise UsageError(f"{where} at offset {offset:,} with strides {stride} reaches element "
+                         f"{last:,}, past the end of its storage of {length:,}")  # fmt: skip
+    if not count:  # empty: nothing is read, but numpy still refuses a dimension past intp
+        try:
+            return _as_float32(np.zeros(size, base.dtype))
+        except (ValueError, OverflowError):
+            raise UsageError(f"{where} {_shape(size)} declares a size no array can have") from None
+    flat = base[offset:]
+    # bounded now: every dimension <= count <= length, every stride of a stepped dimension
+    # < length; a dimension of one is never stepped along, whatever stride the file gives it
+    strides = [s * flat.itemsize if n > 1 else 0 for n, s in zip(size, stride, strict=True)]
+    strided = np.lib.stride_tricks.as_strided(flat, shape=size, strides=strides, writeable=False)
     return _as_float32(np.array(strided))
+
+
+def _storage_data(where: str, storage: _Storage) -> Any:
+    """A storage's elements; for a legacy view, its slice of the root storage, checked."""
+    root = storage.array if storage.view is not None else storage
+    if root.array is None:
+        raise UsageError(f"{where}: its storage {root.key!r} has no data in the checkpoint")
+    if storage.view is None:
+        return root.array
+    start, count = storage.view
+    if start < 0 or count < 0 or start + count > len(root.array):
+        raise UsageError(f"{where} lies in a view of elements {start:,} to {start + count:,} of "
+                         f"a storage of {len(root.array):,}")  # fmt: skip
+    return root.array[start : start + count]
+
+
+def _shape(size: tuple[int, ...]) -> str:
+    return "(" + "×".join(str(n) for n in size) + ")"
 
 
 def _as_float32(array: Any) -> Any:
@@ -380,13 +486,15 @@ def _itemsize(dtype: str) -> int:
     return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
 
 
-def _frombuffer(raw: bytes, dtype: str) -> Any:
+def _frombuffer(raw: bytes, dtype: str, where: str) -> Any:
+    """A storage's bytes as numpy elements; `where` names the tensor stored there."""
     import numpy as np
 
+    if len(raw) % _itemsize(dtype):
+        raise UsageError(f"{where}: its storage of {len(raw):,} bytes is not a whole number of "
+                         f"{dtype} values")  # fmt: skip
     if dtype == "bfloat16":  # the top half of a float32: shift into place
         return (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
-    if len(raw) % np.dtype(dtype).itemsize:
-        raise UsageError(f"a storage of {len(raw)} bytes is not a whole number of {dtype} items")
     return np.frombuffer(raw, dtype)
 
 
