@@ -12,15 +12,31 @@ from pathlib import Path
 from typing import Any
 
 from effnet_cli.backends import artifact, registry
+from effnet_cli.backends.record import Backend
 from effnet_cli.model.identity import model_identity
 from effnet_cli.util import files
-from effnet_cli.util.errors import UsageError
+from effnet_cli.util.errors import UsageError, runtime_reason
 
 
-def unreadable(path: Path, backend: str, exc: Exception) -> UsageError:
-    """A file its own library could not read, in one line: the library's first."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return UsageError(f"{path.name} is not a readable {backend} file: {first[:200]}")
+def unreadable(path: Path, backend: Backend, exc: Exception) -> UsageError:
+    """A file its own runtime could not load, in one line that says why: what is wrong with
+    its structure (an empty file; its format's `check`: a missing .bin, a truncated protobuf, a
+    foreign flatbuffer), else the runtime's own reason without its C++ locations."""
+    return UsageError(
+        f"{path.name} is not a readable {backend.name} file: {_why(path, backend, exc)}"
+    )
+
+
+def _why(path: Path, backend: Backend, exc: Exception) -> str:
+    """A file its runtime refused: what is wrong, from its structure where it shows, else
+    what the runtime says."""
+    if path.is_file() and files.size_bytes(path) == 0:
+        return "it is empty (0 bytes)"
+    try:
+        found = backend.format.check(path)
+    except Exception:  # a check is a better explanation, never a second failure
+        found = None
+    return found or runtime_reason(exc)
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -31,7 +47,7 @@ def describe(path: Path) -> dict[str, Any]:
     except UsageError:
         raise
     except Exception as exc:  # a corrupt or foreign file: each library fails in its own way
-        raise unreadable(path, backend.name, exc) from None
+        raise unreadable(path, backend, exc) from None
     metadata = typed_metadata(document.pop("metadata"))
     return {
         "path": str(path),

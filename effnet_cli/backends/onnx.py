@@ -12,6 +12,7 @@ import functools
 import gc
 import logging
 import math
+import mmap
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -485,9 +486,56 @@ def declared(path: Path) -> Declared:
     return Declared(meta, shape, effnet=bool(meta))
 
 
+# ModelProto's top-level fields (onnx/onnx.proto): number -> (name, protobuf wire type: 0 a
+# varint, 2 a length and that many bytes). A file whose fields are not these is not ONNX.
+MODEL_FIELDS = {
+    1: ("IR version", 0), 2: ("producer name", 2), 3: ("producer version", 2), 4: ("domain", 2),
+    5: ("model version", 0), 6: ("doc string", 2), 7: ("graph", 2), 8: ("opset import", 2),
+    14: ("metadata", 2), 20: ("training info", 2), 25: ("functions", 2), 26: ("configuration", 2),
+}  # fmt: skip
+GRAPH_FIELD = 7
+
+
+def check_onnx(path: Path) -> str | None:
+    """What is wrong with a .onnx file onnxruntime refused, read from its top-level protobuf
+    fields without parsing them: onnxruntime says only "Protobuf parsing failed" of a truncated
+    file and of a foreign one alike. Walks a few dozen fields, skipping the graph's bytes."""
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        size, at, fields = len(data), 0, set()
+        while at < size:
+            start = at
+            tag, at = _varint(data, at)
+            name, wire = MODEL_FIELDS.get(tag >> 3, ("", -1))
+            if tag < 0 or wire != tag & 7:
+                return f"corrupt protobuf: byte {start:,} starts no field an ONNX model has"
+            value, at = _varint(data, at)  # a varint field's value, or the length of its bytes
+            if value < 0:
+                return f"truncated protobuf: the file ends inside its {name}"
+            at += value if wire == 2 else 0
+            if at > size:
+                return (f"truncated protobuf: its {name} runs to byte {at:,} but the file ends "
+                        f"at byte {size:,}")  # fmt: skip
+            fields.add(tag >> 3)
+    return None if GRAPH_FIELD in fields else "its protobuf holds no graph"
+
+
+def _varint(data: Any, at: int) -> tuple[int, int]:
+    """The protobuf varint at `at` and the offset after it; -1 where the data ends inside it or
+    it runs past 64 bits (garbage, not a number)."""
+    value = shift = 0
+    while at < len(data) and shift < 64:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, at
+        shift += 7
+    return -1, at
+
+
 FORMAT = Format(
     name="onnx", suffix=".onnx", read=read_onnx, write=write_onnx, layouts=("NHWC", "NCHW"),
-    dynamic_size=True, precision_of=onnx_precision, declared=declared,
+    dynamic_size=True, precision_of=onnx_precision, declared=declared, check=check_onnx,
 )  # fmt: skip
 
 BACKEND = Backend(

@@ -389,6 +389,34 @@ def declared(path: Path) -> Declared:
     return Declared(meta, shape, effnet=bool(meta))
 
 
+def check_ir(path: Path) -> str | None:
+    """What is wrong with an IR OpenVINO refused, from its two files: OpenVINO says "Empty
+    weights data in bin file or bin file cannot be found" of a missing .bin, "Incorrect weights
+    in bin file" of a short one and "Could not determine tag type at offset N" of a cut .xml,
+    naming neither file. The .xml is parsed (without OpenVINO) only for its constants' extents."""
+    import xml.etree.ElementTree as ET
+
+    xml = openvino_xml(path)
+    weights = xml.with_suffix(".bin")
+    if xml.stat().st_size == 0:
+        return f"{xml.name} is empty (0 bytes)"
+    if not weights.is_file():
+        return f"it has no weights file {weights.name} beside {xml.name}"
+    try:
+        ends = [
+            int(data.get("offset", 0)) + int(data.get("size", 0))
+            for layer in ET.parse(xml).getroot().iter("layer") if layer.get("type") == "Const"
+            for data in layer.iter("data") if "offset" in data.attrib
+        ]  # fmt: skip
+    except ET.ParseError as exc:
+        return f"{xml.name} does not parse as XML ({exc})"
+    needed, held = max(ends, default=0), weights.stat().st_size
+    if held < needed:
+        return (f"{weights.name} is truncated: it holds {held:,} bytes, the constants of "
+                f"{xml.name} need {needed:,}")  # fmt: skip
+    return None
+
+
 def _hint(precision: str) -> Precision:
     """A precision the runtime is asked for over the fp32 IR."""
     applied = f"the fp32 IR compiled with INFERENCE_PRECISION_HINT {OPENVINO_HINTS[precision]}"
@@ -397,7 +425,7 @@ def _hint(precision: str) -> Precision:
 
 FORMAT = Format(
     name="openvino", suffix="_openvino", read=read_openvino, write=write_openvino, folder=True,
-    marker="*.xml", precision_of=openvino_precision, declared=declared,
+    marker="*.xml", precision_of=openvino_precision, declared=declared, check=check_ir,
 )  # fmt: skip
 
 # NHWC only, although the IR is made from the ONNX export: OpenVINO sets a deployment's layout

@@ -117,6 +117,10 @@ def _fp32(path: Path) -> str:
     return "fp32"
 
 
+def _no_check(path: Path) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Format:
     """An artifact: how it is named and recognised, what writes it and what reads it."""
@@ -136,6 +140,11 @@ class Format:
     precision_of: Callable[[Path], str] = _fp32
     # The input contract, read faster or fuller than `read`; None: taken from `read`'s document
     declared: Callable[[Path], Declared] | None = None
+    # What is wrong with a file its runtime refused, found in its structure (a folder's missing
+    # part, a length that runs past the end, a wrong identifier) and said in a few words, or None
+    # where nothing is: runtimes name the C++ line that gave up, not the file's fault. Asked only
+    # after a load failed, so a sound file never pays for it.
+    check: Callable[[Path], str | None] = _no_check
 
     def recognises(self, path: Path) -> bool:
         if path.is_dir():

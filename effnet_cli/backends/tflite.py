@@ -366,9 +366,52 @@ def declared(path: Path) -> Declared:
     return Declared({"precision": tflite_precision(path), "model": path.stem}, shape, effnet=False)
 
 
+def check_tflite(path: Path) -> str | None:
+    """What is wrong with a .tflite file LiteRT refused, from its flatbuffer's header and the
+    extents of its buffers: LiteRT says "The model is not a valid Flatbuffer buffer" of a
+    foreign file and of a truncated one alike. Reads tables, never the weights."""
+    import struct
+
+    from ai_edge_litert import schema_py_generated as schema
+
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if len(head) < 8:
+        return f"too short for a TFLite flatbuffer ({size} bytes)"
+    if head[4:8] != IDENTIFIER:
+        return f"its flatbuffer identifier is {_shown(head[4:8])}, not TFLite's 'TFL3'"
+    root = int.from_bytes(head[:4], "little")
+    if root + 4 > size:
+        return f"corrupt flatbuffer: its root table's offset {root:,} lies past its end"
+    truncated = f"truncated flatbuffer: its tables refer to data past its {size:,} bytes"
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        try:
+            model = schema.Model.GetRootAs(m, 0)
+            ends = [_buffer_end(model.Buffers(i)) for i in range(model.BuffersLength())]
+        except (struct.error, IndexError):  # a read past the end of the map
+            return truncated
+    return truncated if ends and max(ends) > size else None
+
+
+def _buffer_end(buffer: Any) -> int:
+    """Where a Buffer table's bytes end: its `data` vector inside the flatbuffer, or, in a file
+    over 2 GB, its `offset` and `size` into the file (the schema's way past the 2 GB limit)."""
+    if buffer.Offset() > 1:
+        return int(buffer.Offset() + buffer.Size())
+    field = buffer._tab.Offset(4)  # `data`, the table's first field (LiteRT's generated code)
+    return buffer._tab.Vector(field) + buffer._tab.VectorLen(field) if field else 0
+
+
+def _shown(raw: bytes) -> str:
+    """Four bytes of a header as text where they are printable ASCII, else in hex."""
+    text = raw.decode("ascii", "replace")
+    return repr(text) if text.isprintable() and text.isascii() else raw.hex(" ")
+
+
 FORMAT = Format(
     name="tflite", suffix=".tflite", read=read_tflite, write=write_tflite,
-    precision_of=tflite_precision, declared=declared,
+    precision_of=tflite_precision, declared=declared, check=check_tflite,
 )  # fmt: skip
 
 BACKEND = Backend(

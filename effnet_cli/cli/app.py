@@ -30,7 +30,7 @@ from effnet_cli.cli import summary as summary_command
 from effnet_cli.cli.bench import bench
 from effnet_cli.output.sink import Settings, Sink, current
 from effnet_cli.util import files
-from effnet_cli.util.errors import EXIT_INTERRUPTED, EXIT_USAGE, EffnetError
+from effnet_cli.util.errors import EXIT_INTERRUPTED, EXIT_USAGE, EffnetError, runtime_reason
 
 app = typer.Typer(
     name="effnet",
@@ -155,8 +155,9 @@ def _dispatch(argv: list[str], sink: Sink) -> int:
     except Exception as exc:  # a bug or an unforeseen library failure: still one line
         if os.environ.get("EFFNET_DEBUG"):
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        sink.error(f"{type(exc).__name__}: {first}", "run with --debug for the traceback")
+        kind, reason = type(exc).__name__, runtime_reason(exc)  # its reason, not its C++ line
+        sink.error(kind if reason == kind else f"{kind}: {reason}",
+                   "run with --debug for the traceback")  # fmt: skip
         return 1
 
 

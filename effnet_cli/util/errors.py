@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_REGRESSION = 3
@@ -58,3 +60,45 @@ def split_list(option: str, text: str) -> list[str]:
     if not text.strip() or any(not part for part in parts):
         raise UsageError(f"{option} takes a comma-separated list without empty items, not {text!r}")
     return parts
+
+
+# Lines of a runtime's exception that say where in its C++ the failure was caught, not why:
+# OpenVINO stacks one "Exception from FILE:LINE:" per layer it passed and a "Check '...' failed
+# at FILE:LINE:" before the sentence that explains (an IR without its .bin:
+# "Empty weights data in bin file or bin file cannot be found!" on the third line).
+_LOCATION_LINES = (
+    re.compile(r"Exception from \S+:\d+:?"),
+    re.compile(r"Check '.*' failed at \S+:\d+:?"),
+    re.compile(r"\S+\.(?:cpp|cc|c|h|hpp):\d+:?"),
+)
+# onnxruntime's frame: "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from X failed:
+# Protobuf parsing failed." — the status code's name stands in where nothing follows it.
+_ONNXRUNTIME = re.compile(r"\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*(\w+)\s*:\s*(.*)")
+_ONNXRUNTIME_LOAD = re.compile(r"Load model from .*? failed:\s*")
+# OpenVINO's older status prefix, "[ GENERAL_ERROR ] ..."
+_STATUS_PREFIX = re.compile(r"\[\s*[A-Z_]+\s*\]\s*")
+REASON_CHARS = 200  # a reason longer than this is cut: it is one line of an error, not a log
+
+
+def runtime_reason(exc: BaseException, limit: int = REASON_CHARS) -> str:
+    """Why a runtime (onnxruntime, OpenVINO, LiteRT, protobuf) refused a file, as one line.
+
+    Their exception texts are several lines where the first is often only a location: the
+    first line that explains is kept (and the next, where it ends in ':'), location lines and
+    onnxruntime's "[ONNXRuntimeError] : N : CODE : Load model from PATH failed:" frame are
+    dropped, the closing full stop too (the reason ends someone else's sentence). An exception
+    with no text says its type."""
+    lines = []
+    for raw in str(exc).splitlines():
+        line = _STATUS_PREFIX.sub("", raw.strip(), count=1) if raw.strip() else ""
+        if not line or any(pattern.fullmatch(line) for pattern in _LOCATION_LINES):
+            continue
+        framed = _ONNXRUNTIME.fullmatch(line)
+        if framed:
+            line = _ONNXRUNTIME_LOAD.sub("", framed.group(2), count=1).strip() or framed.group(1)
+        lines.append(line)
+    if not lines:
+        return type(exc).__name__
+    reason = lines[0] if not lines[0].endswith(":") or len(lines) == 1 else " ".join(lines[:2])
+    reason = reason.rstrip(" .!:") or type(exc).__name__
+    return reason if len(reason) <= limit else reason[: limit - 1].rstrip() + "…"

@@ -164,7 +164,7 @@ def load_artifact(
     except (UsageError, WorkError):
         raise
     except Exception as exc:  # a corrupt or foreign file: each library fails in its own way
-        raise unreadable(path, backend.name, exc) from None
+        raise unreadable(path, backend, exc) from None
     return Loaded(str(path), runner, contract)
 
 

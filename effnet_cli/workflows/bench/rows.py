@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
 from effnet_cli.backends import runtimes
-from effnet_cli.util.errors import WorkError
+from effnet_cli.util.errors import WorkError, runtime_reason
 from effnet_cli.workflows.bench import timing, tuning
 from effnet_cli.workflows.bench.records import Ceiling, LatencyRow, ThroughputRow
 from effnet_cli.workflows.bench.request import BenchRequest
@@ -121,7 +121,8 @@ def time_row(
         return replace(row, **asdict(drift(runner, images, reference)))
     except Exception as exc:
         if not _is_oom(exc):
-            raise WorkError(f"{runner.runtime} failed at batch {batch}: {exc}") from None
+            reason = runtime_reason(exc)  # one line: a runtime's text names its C++ lines first
+            raise WorkError(f"{runner.runtime} failed at batch {batch}: {reason}") from None
         progress(f"{runner.runtime} at batch {batch}: out of memory (row skipped)")
         return replace(row, error="out of memory")
 
@@ -147,7 +148,7 @@ def throughput_row(
     except Exception as exc:
         if not _is_oom(exc):
             raise WorkError(f"{runner.runtime} failed in throughput mode at batch {batch}: "
-                            f"{exc}") from None  # fmt: skip
+                            f"{runtime_reason(exc)}") from None  # fmt: skip
         return replace(row, error="out of memory")
     load = {f"load_{k}": v for k, v in asdict(stats.load).items() if k.startswith("latency_ms_")}
     return replace(row, images_per_s=stats.images_per_s, wall_s=stats.wall_s,
