@@ -403,3 +403,33 @@ def test_the_count_and_kind_of_non_finite_values(values, expected):
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_finite_floats_pass(dtype):
     refuse_unfit("f.pth", "w", np.linspace(-1e4, 1e4, 11).astype(dtype))
+
+
+# ------------------------------------------------- finite weights, outputs that are not finite
+
+
+def head_to_overflow(f: h5py.File, _: str) -> str:
+    """The classifier's kernel at ±3e38: every weight finite (so the load takes it), the
+    logits beyond float32's range (a model made non-finite after loading)."""
+    found: list[str] = []
+    f.visititems(
+        lambda n, o: found.append(n) if getattr(o, "shape", None) == (1280, 1000) else None
+    )
+    (name,) = found
+    f[name][...] = np.where(f[name][()] < 0, -3e38, 3e38).astype(np.float32)
+    return name
+
+
+def test_a_model_whose_outputs_overflow_is_refused_by_export(keras_files, tmp_path, out):
+    """Exit 1, one error line saying what the model's own answers hold, no file written: drift
+    and accuracy cannot be read from NaN, and `max` would have passed it over."""
+    path = tmp_path / "overflowing.keras"
+    alter_keras(keras_files / "lite0.keras", path, head_to_overflow, zipfile.ZIP_STORED)
+    result = run_cli("export", "--from", path, "-f", "onnx", "-o", out)
+    lines = result.stderr.strip().splitlines()
+    assert result.code == 1, result.stderr
+    refusals = [line for line in lines if line.startswith("error: ")]
+    assert len(refusals) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert refusals[0].startswith("error: the model's own "), refusals
+    assert "infinite value" in refusals[0] or "NaN value" in refusals[0], refusals
+    assert list(out.iterdir()) == []

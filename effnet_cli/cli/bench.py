@@ -164,6 +164,7 @@ def bench(
     )  # fmt: skip
     result = B.run(plan, sink.note if plan.artifact else sink.progress)
     show_bench(result.to_json(), csv_path, plot)
+    B.refuse_not_finite([*result.rows, *(result.throughput_rows or ())])
     if result.gate is not None:
         B.enforce_gate(result.gate)
 

@@ -7,11 +7,42 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from effnet_cli.util.errors import WorkError
 
-def compare(outputs: Any, reference: Any) -> tuple[float, float]:
-    """(max |diff| relative to the largest |reference|, top-1 agreement)."""
+
+class NonFinite(WorkError):
+    """Outputs that hold NaN or infinities: no drift, agreement or class can be read from them
+    (NaN compares false with everything, and `max` and `argmax` pass it over in silence)."""
+
+
+def non_finite(array: Any) -> str | None:
+    """What is not finite in `array` ("864 NaN values", "3 NaN values and 1 infinite value"),
+    or None where every value is finite: one `isfinite` pass, counts only when one is not."""
     import numpy as np
 
+    if np.isfinite(array).all():
+        return None
+    counts = ((int(np.count_nonzero(np.isnan(array))), "NaN"),
+              (int(np.count_nonzero(np.isinf(array))), "infinite"))  # fmt: skip
+    return " and ".join(
+        f"{count:,} {kind} value{'' if count == 1 else 's'}" for count, kind in counts if count
+    )
+
+
+def require_finite(outputs: Any, reference: Any) -> None:
+    """Refuse to measure where either side holds a non-finite number (NonFinite names it)."""
+    for array, whose in ((reference, "the reference's outputs"), (outputs, "its outputs")):
+        found = non_finite(array)
+        if found:
+            raise NonFinite(f"{whose} hold {found} of {array.size:,}")
+
+
+def compare(outputs: Any, reference: Any) -> tuple[float, float]:
+    """(max |diff| relative to the largest |reference|, top-1 agreement); NonFinite where
+    either side is not finite."""
+    import numpy as np
+
+    require_finite(outputs, reference)
     scale = float(np.max(np.abs(reference))) or 1.0
     rel = float(np.max(np.abs(outputs - reference))) / scale
     flat_out, flat_ref = outputs.reshape(len(outputs), -1), reference.reshape(len(reference), -1)
@@ -31,9 +62,11 @@ def agreement_on(outputs: Any, reference: Any, k: int = 5) -> dict[str, float | 
     """How a file's logits (or outputs) keep the reference's ranking on the same images:
     top-1 agreement, the mean share of the reference's top-k found in the file's top-k, and
     the signal-to-quantization-noise ratio of the whole tensor in dB (None where the tensors are
-    equal: no noise to measure, and JSON has no infinity)."""
+    equal: no noise to measure, and JSON has no infinity). NonFinite where either side is not
+    finite."""
     import numpy as np
 
+    require_finite(outputs, reference)
     flat_out = outputs.reshape(len(outputs), -1).astype(np.float64)
     flat_ref = reference.reshape(len(reference), -1).astype(np.float64)
     k = min(k, flat_ref.shape[1])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from effnet_cli.util.drift import non_finite
 from effnet_cli.util.errors import UsageError
 
 # numpy's own float kinds, and ml_dtypes' bfloat16 (kind "V", a void to numpy) where h5py or
@@ -18,8 +19,7 @@ def refuse_unfit(where: str, name: str, array: Any) -> None:
     """Refuse a tensor bound to become a model weight unless it holds finite floats: one line
     naming the file (`where`), the tensor and what is wrong with it.
 
-    One pass over the array in the usual case (`isfinite`); NaNs and infinities are counted
-    only once something is wrong."""
+    One pass over the array in the usual case (`isfinite`)."""
     import numpy as np
 
     dtype = np.dtype(array.dtype)
@@ -27,16 +27,6 @@ def refuse_unfit(where: str, name: str, array: Any) -> None:
         raise UsageError(
             f"{where}: {name} is {dtype.name} where float weights are expected", hint=HINT
         )
-    if np.isfinite(array).all():
-        return
-    nan = int(np.count_nonzero(np.isnan(array)))
-    infinite = int(np.count_nonzero(np.isinf(array)))
-    found = [_count(nan, "NaN"), _count(infinite, "infinite")]
-    raise UsageError(f"{where}: {name} holds {' and '.join(f for f in found if f)}", hint=HINT)
-
-
-def _count(count: int, kind: str) -> str:
-    """'864 NaN values', '1 infinite value', or '' for none."""
-    if not count:
-        return ""
-    return f"{count:,} {kind} value{'' if count == 1 else 's'}"
+    found = non_finite(array)
+    if found:
+        raise UsageError(f"{where}: {name} holds {found}", hint=HINT)

@@ -20,7 +20,7 @@ from effnet_cli.backends.int8 import Steer
 from effnet_cli.keras.calibration import check_calibration_array, load_calibration
 from effnet_cli.model import spec as S
 from effnet_cli.util import files
-from effnet_cli.util.drift import agreement_on, compare
+from effnet_cli.util.drift import NonFinite, agreement_on, compare, non_finite
 from effnet_cli.util.errors import UsageError, WorkError, choices, split_list
 from effnet_cli.workflows.accuracy import RealImages, keras_answers, real_images
 
@@ -60,13 +60,14 @@ class Verification:
     batches: list[int]
     sizes: list[int]  # input heights (= widths) verified: the resolution, and one more if dynamic
     compared: str  # "logits" (the tensor before a softmax head) or the model's "outputs"
-    max_rel_diff: float  # drift, on seeded random images: the gate of fp32 and fp16 files
-    top1_agreement: float  # on those random images: reported (noise judges no accuracy)
+    max_rel_diff: float | None  # drift on seeded random images (the gate of fp32 and fp16
+    top1_agreement: float | None  # files) and agreement there; None where `non_finite`
     tolerance: float | None
     min_top1_agreement: float | None  # always None: kept for effnet.export/1 readers
     passed: bool
     drift_images: int = 0  # random images the drift was measured on
     accuracy: Accuracy | None = None
+    non_finite: str | None = None  # "its outputs hold 1,000 NaN values of 1,000": failed
 
 
 @dataclass
@@ -138,18 +139,22 @@ def verify(
         raise WorkError(f"cannot read the {compared} of {path.name} to verify it")
     fixed = runner.fixed_batch  # a pinned batch runs a case of several batches in chunks
     cases = [case for case in inputs if fixed is None or case[0] % fixed == 0]
-    worst, agreeing = 0.0, 0.0
-    for case in cases:
-        rel, agreement = compare(runner.comparable_all(inputs[case]), expected[case])
-        worst = max(worst, rel)
-        agreeing += agreement * case[0]
+    batches, sizes = (list(dict.fromkeys(case[i] for case in cases)) for i in (0, 1))
     images = sum(batch for batch, _ in cases)
     limits = gate(target)
-    accuracy = judge_accuracy(limits, runner, real) if real is not None else None
+    try:
+        worst, agreeing = 0.0, 0.0
+        for case in cases:
+            rel, agreement = compare(runner.comparable_all(inputs[case]), expected[case])
+            worst = max(worst, rel)
+            agreeing += agreement * case[0]
+        accuracy = judge_accuracy(limits, runner, real) if real is not None else None
+    except NonFinite as exc:  # the file answers NaN or infinities: failed, never a figure
+        return Verification(batches, sizes, compared, None, None, limits.max_rel_diff, None,
+                            False, images, non_finite=str(exc))  # fmt: skip
     passed = (limits.max_rel_diff is None or worst <= limits.max_rel_diff) and (
         accuracy is None or accuracy.passed is not False
     )
-    batches, sizes = (list(dict.fromkeys(case[i] for case in cases)) for i in (0, 1))
     return Verification(batches, sizes, compared, worst, agreeing / images, limits.max_rel_diff,
                         None, passed, images, accuracy)  # fmt: skip
 
@@ -375,6 +380,7 @@ def export_model(
             run.compared = "logits" if logits_function(model) else "outputs"
             if request.verify:
                 run.real = real_images(model, spec, request.verify_images, fresh, progress)
+            refuse_non_finite_model(run)
             artifacts = []
             for n, (target, stage, recipe) in enumerate(zip(targets, staged, recipes, strict=True)):
                 write = writes[n]
@@ -403,7 +409,8 @@ def export_model(
                 artifact.kept = True
         failed = [a for a in artifacts if not passed(a)]
         if failed:
-            names = ", ".join(a.target.path.name + tried_recipes(a) for a in failed)
+            names = ", ".join(a.target.path.name + tried_recipes(a) + non_finite_note(a)
+                              for a in failed)  # fmt: skip
             raise ExportFailed(f"verification failed for {names}", artifacts)
         return artifacts
     finally:
@@ -456,6 +463,22 @@ class Run:
                 hint="use --int8-recipe default, or a trained model (--weights)",
             )
         return Steer(real.inputs, real.expected, gate(target))
+
+
+def refuse_non_finite_model(run: Run) -> None:
+    """The model itself answers NaN or infinities (finite weights can overflow): no file of it
+    can be verified, and none is worth writing."""
+    answers = [*run.expected.values()]
+    if run.real is not None and run.real.expected is not None:
+        answers.append(run.real.expected)
+    for answer in answers:
+        found = non_finite(answer)
+        if found:
+            raise WorkError(
+                f"the model's own {run.compared} hold {found} of {answer.size:,}: nothing "
+                "written, since no file of it can be verified",
+                hint="its weights overflow or are damaged; export a sound model",
+            )
 
 
 def first_recipe(target: Target, request: ExportRequest) -> backends.Recipe | None:
@@ -522,6 +545,12 @@ def tried_recipes(artifact: Artifact) -> str:
     if len(tried) < 2:
         return ""
     return f" (int8 recipes tried: {', '.join(t['recipe'] for t in tried)})"
+
+
+def non_finite_note(artifact: Artifact) -> str:
+    """' (its outputs hold 16 NaN values of 16,000)' for a file that answered NaN, else ''."""
+    verification = artifact.verification
+    return f" ({verification.non_finite})" if verification and verification.non_finite else ""
 
 
 def passed(artifact: Artifact) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 from effnet_cli.model import spec as S
 from effnet_cli.util import images
+from effnet_cli.util.drift import NonFinite, non_finite
 from effnet_cli.util.errors import UsageError
 from effnet_cli.workflows import engine, stream
 from effnet_cli.workflows.classify import (
@@ -109,6 +110,9 @@ def compare(loaded: list[Loaded], paths: list[Path], resize: str, note: Note) ->
         if size not in batches:
             batches[size] = images.load_batch(paths, size, resize, note)
         probs = probabilities(item, batches[size])
+        found = non_finite(probs)
+        if found:  # no agreement can be read from NaN: that artifact is the error
+            raise NonFinite(f"{item.label} answered {found} of {probs.size:,} probabilities")
         if reference is None:
             reference = probs
         elif probs.shape != reference.shape:

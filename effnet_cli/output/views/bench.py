@@ -103,7 +103,7 @@ def _drift_cells(row: Mapping[str, Any]) -> list[str]:
     if row.get("error"):
         return ["–", "–"]
     if row.get("drift_max_rel") is None:
-        return ["unmeasured", "–"]
+        return [(row.get("drift") or "unmeasured").split(":")[0], "–"]
     return [f"{row['drift_max_rel']:.1e}", f"{row['top1_agreement']:.0%}"]
 
 

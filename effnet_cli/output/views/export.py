@@ -67,7 +67,8 @@ EXPORT_TABLE = (
     Column("size", "bytes", "bytes"),
     Column("time", "time_s", "f1", unit="s", priority=3),
     Column("drift", "max_rel_diff", priority=2, show=_checked(
-        lambda v: _gated(f"{v['max_rel_diff']:.1e}", v["tolerance"]))),
+        lambda v: "not finite" if v["non_finite"] else _gated(f"{v['max_rel_diff']:.1e}",
+                                                              v["tolerance"]))),
     Column("top-1", "top1_agreement", priority=2,
            show=_accuracy(_percent("top1_agreement", "min_top1_agreement"))),
     Column("top-5", "top5_overlap", priority=3,

@@ -18,7 +18,7 @@ from effnet_cli.workflows.bench.gate import (
 from effnet_cli.workflows.bench.machine import configure_threads, resolve_device
 from effnet_cli.workflows.bench.records import BenchResult
 from effnet_cli.workflows.bench.request import BenchRequest, build_request
-from effnet_cli.workflows.bench.rows import at_batch
+from effnet_cli.workflows.bench.rows import at_batch, refuse_not_finite
 from effnet_cli.workflows.bench.timing import time_runner, time_streams
 from effnet_cli.workflows.bench.workflow import BenchPlan, run
 
@@ -35,6 +35,7 @@ __all__ = [
     "expected_model_name",
     "gate_threshold",
     "load_baseline",
+    "refuse_not_finite",
     "resolve_device",
     "run",
     "time_runner",

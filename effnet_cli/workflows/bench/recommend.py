@@ -51,7 +51,7 @@ def unfit_reason(row: Row, judged: dict[tuple[str, str], Agreement]) -> str | No
     if row.precision.endswith("-emulated"):
         return f"{row.runtime} runs {row.precision}"
     if row.drift_max_rel is None:
-        return f"{row.runtime}: drift unmeasured"
+        return f"{row.runtime}: {row.drift or 'drift unmeasured'}"
     agreement = judged.get((row.runtime, row.precision))
     if agreement is not None and agreement.passed is False:
         return f"{row.runtime} {row.precision}: {agreement_text(agreement)}"
@@ -63,6 +63,8 @@ def agreement_text(agreement: Agreement | None) -> str:
     photos), at export's gate', or why accuracy was not judged."""
     if agreement is None:
         return "accuracy not measured"
+    if agreement.top1_agreement is None and agreement.passed is False:
+        return "outputs not finite on the real images"
     if agreement.not_judged:
         return f"accuracy not judged ({agreement.not_judged}): chosen on speed and drift"
     gate = backends.QUANTIZED_GATE

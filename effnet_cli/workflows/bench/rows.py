@@ -4,7 +4,7 @@ Keras on the same images."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
@@ -39,15 +39,38 @@ class Drift:
     drift: str | None = None
 
 
+NOT_FINITE = "not finite"  # how a row whose outputs hold NaN or infinities is marked
+
+
 def drift(runner: runtimes.Runner, images: Any, reference: Any | None) -> Drift:
+    """The row's drift against `reference`; with or without one, outputs that hold NaN or
+    infinities mark the row (a file that answers NaN is broken, however fast)."""
     import numpy as np
 
-    from effnet_cli.util.drift import compare
+    from effnet_cli.util.drift import NonFinite, compare, non_finite
 
+    outputs = np.asarray(runner.comparable(images), dtype="float32")
+    found = non_finite(outputs)
+    if found:
+        return Drift(None, None, f"{NOT_FINITE}: its outputs hold {found} of {outputs.size:,}")
     if reference is None:
         return Drift(None, None, "unmeasured")
-    outputs = np.asarray(runner.comparable(images), dtype="float32")
-    return Drift(*compare(outputs, reference))
+    try:
+        return Drift(*compare(outputs, reference))
+    except NonFinite as exc:  # the reference's side
+        return Drift(None, None, f"{NOT_FINITE}: {exc}")
+
+
+def refuse_not_finite(rows: Sequence[LatencyRow | ThroughputRow]) -> None:
+    """Exit 1 after the table where a row's outputs were not finite: a broken file is no
+    benchmark result, and CI must not read it as one."""
+    marked = [r for r in rows if (r.drift or "").startswith(NOT_FINITE)]
+    if marked:
+        first = marked[0]
+        raise WorkError(
+            f"{len(marked)} row{'s' * (len(marked) > 1)} answered NaN or infinities; first: "
+            f"{first.runtime} {first.precision} at batch {first.batch}: {first.drift}"
+        )
 
 
 def at_batch(runner: runtimes.Runner, batch: int) -> runtimes.Runner:

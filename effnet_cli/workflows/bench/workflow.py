@@ -174,14 +174,19 @@ def settings(request: BenchRequest, xla: bool | None = None) -> Settings:
 def agreement_of(runner: runtimes.Runner, precision: str, real: RealImages) -> Agreement:
     """The runner's agreement with fp32 Keras on the real images, against export's accuracy
     gate (the same limits for every precision: fp32 agrees exactly)."""
-    from effnet_cli.util.drift import agreement_on
+    from effnet_cli.util.drift import NonFinite, agreement_on
 
     name = runner.runtime
     if real.inputs is None:
         return Agreement(runtime=name, precision=precision, judged_on=real.judged_on, images=0,
                          top1_agreement=None, top5_overlap=None, sqnr_db=None, passed=None,
                          not_judged=real.not_judged)  # fmt: skip
-    figures = agreement_on(runner.comparable_all(real.inputs), real.expected)
+    try:
+        figures = agreement_on(runner.comparable_all(real.inputs), real.expected)
+    except NonFinite:  # failed, with no figure: the row's drift says what was not finite
+        return Agreement(runtime=name, precision=precision, judged_on=real.judged_on,
+                         images=len(real.inputs), top1_agreement=None, top5_overlap=None,
+                         sqnr_db=None, passed=False, not_judged=None)  # fmt: skip
     top1, top5, sqnr = figures["top1_agreement"], figures["top_k_overlap"], figures["sqnr_db"]
     passed = None if real.not_judged else backends.QUANTIZED_GATE.reached(top1, top5, sqnr)
     return Agreement(runtime=name, precision=precision, judged_on=real.judged_on,
