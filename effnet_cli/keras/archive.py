@@ -6,6 +6,8 @@ import contextlib
 import io
 import struct
 import warnings
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -14,11 +16,20 @@ from effnet_cli.keras.builder import build_model, import_keras
 from effnet_cli.keras.weights import check_weight_values, check_weights_file, load_weights
 from effnet_cli.model import spec as S
 from effnet_cli.util.errors import UsageError
+from effnet_cli.util.weight_values import shown
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return shown(text.splitlines()[0], 200) if text else type(exc).__name__
+
+
+# How a damaged zip fails in zipfile: a bad directory, a CRC or a deflate stream that does not
+# check (zlib.error), a compression method it lacks (NotImplementedError), an encrypted member
+# (RuntimeError), a member cut short (EOFError), a name that does not decode (ValueError).
+ZIP_ERRORS = (zipfile.BadZipFile, OSError, struct.error, zlib.error, EOFError,
+              NotImplementedError, RuntimeError, ValueError)  # fmt: skip
+CONFIG_BYTES = 64 << 20  # the most a config.json is read for (B7's: a third of a megabyte)
 
 
 SAVE_FORMATS = {".keras": "keras", ".weights.h5": "weights"}
@@ -94,8 +105,6 @@ def load_or_build(
 def check_keras_file(path: Path) -> None:
     """Checks of a `.keras` file before TensorFlow loads: a zip, whose weights hold finite
     floats (Keras' safe mode guards against code, not against NaN or an int64 kernel)."""
-    import zipfile
-
     if not path.exists():
         raise UsageError(f"model file {str(path)!r} does not exist")
     if path.suffix != ".keras":
@@ -106,7 +115,7 @@ def check_keras_file(path: Path) -> None:
         with zipfile.ZipFile(path) as archive, _member(path, archive, WEIGHTS_MEMBER) as weights:
             if weights is not None:  # none: Keras' own load says what is missing
                 check_weight_values(weights, path.name, "keras3")
-    except (zipfile.BadZipFile, OSError, struct.error) as exc:
+    except ZIP_ERRORS as exc:
         raise UsageError(
             f"{path.name} is not a readable .keras archive ({_first_line(exc)})"
         ) from None
@@ -126,7 +135,6 @@ def _member(path: Path, archive: Any, name: str) -> Iterator[IO[bytes] | None]:
     such a member is read in place; a compressed one is inflated once, into a temporary file."""
     import shutil
     import tempfile
-    import zipfile
 
     try:
         info = archive.getinfo(name)
@@ -186,7 +194,7 @@ def load_keras_file(path: Path) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except ValueError as exc:
+    except ValueError as exc:  # a damaged zip's ValueError (ZIP_ERRORS) says neither
         if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
             raise UsageError(
                 f"{path.name} contains a Python lambda, refused in safe mode (it could run "
@@ -194,7 +202,7 @@ def load_keras_file(path: Path) -> Any:
                 hint="rebuild the model without Lambda layers",
             ) from None
         raise UsageError(f"{path.name} is not a loadable Keras model: {_first_line(exc)}") from None
-    except (OSError, KeyError, TypeError) as exc:
+    except (*ZIP_ERRORS, KeyError, TypeError) as exc:  # Keras reads the zip with zipfile
         raise UsageError(f"{path.name} is not a loadable Keras model: {_first_line(exc)}") from None
 
 
@@ -202,23 +210,26 @@ def keras_file_pads_explicitly(path: Path) -> bool:
     """Whether a `.keras` file's model pads explicitly (a `ZeroPadding2D` anywhere in its
     config.json), read from the archive without Keras."""
     import json
-    import zipfile
 
     try:
         with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+            size = archive.getinfo("config.json").file_size
+            if size > CONFIG_BYTES:
+                raise UsageError(f"{path.name} holds a config.json of {size:,} bytes, past the "
+                                 f"{CONFIG_BYTES:,} any model's takes")  # fmt: skip
+            with archive.open("config.json") as member:
+                config = json.loads(member.read(CONFIG_BYTES))
+    except (*ZIP_ERRORS, KeyError) as exc:  # RecursionError (a RuntimeError): JSON nested deep
         raise UsageError(
             f"{path.name} is not a .keras model archive ({_first_line(exc)})"
         ) from None
-
-    def classes(node: Any) -> Any:
+    # every node, without recursion: a config nested as deep as JSON allows is walked too
+    nodes, found = [config], False
+    while nodes and not found:
+        node = nodes.pop()
         if isinstance(node, dict):
-            yield node.get("class_name")
-            for value in node.values():
-                yield from classes(value)
+            found = node.get("class_name") == "ZeroPadding2D"
+            nodes.extend(node.values())
         elif isinstance(node, list):
-            for value in node:
-                yield from classes(value)
-
-    return "ZeroPadding2D" in set(classes(config))
+            nodes.extend(node)
+    return found

@@ -35,7 +35,7 @@ from typing import Any
 
 from effnet_cli.util import torch_files
 from effnet_cli.util.errors import UsageError
-from effnet_cli.util.weight_values import refuse_unfit
+from effnet_cli.util.weight_values import refuse_unfit, shown
 
 Kind = str  # "conv", "depthwise", "dense", "bn", "bias"
 BN_SUFFIXES = ("weight", "bias", "running_mean", "running_var")
@@ -102,7 +102,7 @@ def naming_of(checkpoint: torch_files.Checkpoint, path: Path) -> str:
     if "conv_stem.weight" in names and any(n.startswith("blocks.") for n in names):
         _check_timm_port(checkpoint, path)
         return "timm-tf"
-    first = ", ".join(sorted(names)[:3])
+    first = ", ".join(shown(name, 60) for name in sorted(names)[:3])
     raise UsageError(
         f"{path.name} is not an EfficientNet state dict effnet can map (its names begin {first})",
         hint="effnet maps lukemelas/EfficientNet-PyTorch and timm tf_efficientnet_* weights",
@@ -120,6 +120,7 @@ def _check_timm_port(checkpoint: torch_files.Checkpoint, path: Path) -> None:
             hint="rename the file after its timm model, e.g. tf_efficientnet_b0.safetensors, "
             "or keep the hub's config.json beside it",
         )
+    said = shown(said)  # the file's own words: one line of an error, however spelled
     if V2_NAME.search(said):
         raise UsageError(f"{path.name} is {said}: tf_efficientnetv2 weights are not mapped yet")
     if not TF_PORT.search(said):
@@ -140,7 +141,7 @@ def _architecture(checkpoint: torch_files.Checkpoint, path: Path) -> str | None:
     if config.is_file():
         try:
             said = json.loads(config.read_text("utf-8")).get("architecture")
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             said = None
         if isinstance(said, str) and said:
             return said
@@ -286,7 +287,8 @@ def load_into(model: Any, path: Path) -> Loaded:
     left = sorted(n for n in names - used if n not in skipped)
     if left:
         raise UsageError(
-            f"{what} holds {len(left)} tensors {model.name} has no place for, e.g. {left[0]}",
+            f"{what} holds {len(left)} tensors {model.name} has no place for, e.g. "
+            f"{shown(left[0])}",
             hint=hint,
         )
     for layer, values in assignments:

@@ -13,7 +13,11 @@ from typing import Any
 from effnet_cli.model import spec as S
 from effnet_cli.util import torch_files
 from effnet_cli.util.errors import UsageError
-from effnet_cli.util.weight_values import refuse_unfit
+from effnet_cli.util.weight_values import refuse_unfit, shown
+
+# The most a compressed dataset may inflate to, against the bytes it stores: deflate's own limit
+# (1,032 to 1). A dataset is read whole: what it declares is never believed past what it holds.
+MAX_INFLATION = 1032
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,14 @@ def weights_layout(path: Path) -> str:
     )
 
 
+def _unreadable(name: str | Path, exc: BaseException) -> UsageError:
+    """A damaged HDF5 file: h5py turns HDF5's errors into OSError, KeyError, ValueError,
+    RuntimeError or TypeError by their kind, and a damaged file can give any of them."""
+    text = str(exc).strip()
+    first = shown(text.splitlines()[0], 200) if text else type(exc).__name__
+    return UsageError(f"{name} is not a readable HDF5 weights file ({first})")
+
+
 def count_file_tensors(path: Path, layout: str) -> int:
     """How many weight tensors a weights file holds, read without Keras."""
     import h5py
@@ -62,8 +74,10 @@ def count_file_tensors(path: Path, layout: str) -> int:
                 len(group[_text(layer)].attrs.get("weight_names", []))
                 for layer in group.attrs["layer_names"]
             )
-    except OSError as exc:
-        raise UsageError(f"{path} is not a readable HDF5 weights file ({exc})") from None
+    except UsageError:
+        raise
+    except Exception as exc:  # a damaged file: any of h5py's errors (`_unreadable`)
+        raise _unreadable(path, exc) from None
 
 
 def file_weight_elements(path: Path, layout: str) -> int:
@@ -78,8 +92,11 @@ def file_weight_elements(path: Path, layout: str) -> int:
         if isinstance(obj, h5py.Dataset) and (layout != "keras3" or "/vars/" in f"/{name}"):
             total += int(obj.size)
 
-    with h5py.File(path, "r") as f:
-        (f if layout == "keras3" else f.get("model_weights", f)).visititems(add)
+    try:
+        with h5py.File(path, "r") as f:
+            (f if layout == "keras3" else f.get("model_weights", f)).visititems(add)
+    except Exception as exc:  # a damaged file: any of h5py's errors (`_unreadable`)
+        raise _unreadable(path, exc) from None
     return total
 
 
@@ -91,6 +108,7 @@ def check_weight_values(source: Any, name: str, layout: str) -> None:
 
     An integer scalar is a counter, not a weight: Normalization's `count` is int64 and nothing
     reads it at inference. An optimizer's state (a `.keras` saved compiled) is not the model's.
+    A dataset is read only once what it declares is seen to lie in this file (`_stored`).
     """
     import h5py
 
@@ -101,12 +119,42 @@ def check_weight_values(source: Any, name: str, layout: str) -> None:
             root.visititems(
                 lambda key, obj: found.append(key) if isinstance(obj, h5py.Dataset) else None
             )
+            links: list[tuple[str, Any]] = []  # raised from h5py's callback, an error is lost
+            root.visititems_links(lambda key, link: links.append((key, link)))
+            for key, link in links:
+                _local(name, key, link)
             for key in filter(lambda key: _is_model_weight(key, layout), found):
-                array = root[key][()]
+                array = _stored(name, key, root[key])[()]
                 if not (array.ndim == 0 and array.dtype.kind in "iu"):
                     refuse_unfit(name, key, array)
-    except OSError as exc:
-        raise UsageError(f"{name} is not a readable HDF5 weights file ({exc})") from None
+    except UsageError:
+        raise
+    except Exception as exc:  # a damaged file: any of h5py's errors (`_unreadable`)
+        raise _unreadable(name, exc) from None
+
+
+def _local(name: str, key: str, link: Any) -> None:
+    """Refuse a link to another file: Keras would read weights from it that no check saw."""
+    import h5py
+
+    if isinstance(link, h5py.ExternalLink):
+        raise UsageError(f"{name}: {shown(key)} links to another file, {shown(link.filename, 60)}"
+                         "; weights are read from this file only")  # fmt: skip
+
+
+def _stored(name: str, key: str, dataset: Any) -> Any:
+    """The dataset, once its values are seen to lie in this file: not in another (external
+    storage, a virtual dataset), and not more of them than it stores (chunks never written read
+    as the fill value, 2**40 of them from a few bytes), or than those could inflate to."""
+    plist = dataset.id.get_create_plist()
+    if dataset.is_virtual or plist.get_external_count():
+        raise UsageError(f"{name}: {shown(key)} keeps its values in another file; weights are "
+                         "read from this file only")  # fmt: skip
+    declared, stored = dataset.size * dataset.dtype.itemsize, dataset.id.get_storage_size()
+    if declared > stored * (MAX_INFLATION if plist.get_nfilters() else 1):
+        raise UsageError(f"{name}: {shown(key)} {tuple(dataset.shape)} declares {declared:,} bytes "
+                         f"of values, but the file stores {stored:,}")  # fmt: skip
+    return dataset
 
 
 def _is_model_weight(key: str, layout: str) -> bool:

@@ -18,6 +18,10 @@ a one-line error saying the file may run code. A storage's element size comes fr
 (FloatStorage: 4 bytes, LongStorage: 8), never from the file's sys-info header: a Windows save
 declares 4-byte longs while its LongStorages hold 8-byte elements.
 
+The stand-ins refuse a pickle's BUILD opcode, which would set their attributes (or a shared
+function's) to whatever the file says, and no value from the pickle is formatted into an error
+(an object whose text is exponential in its size, or a name holding a line break).
+
 Nothing the file declares is believed before it is checked: a tensor's size, offset and strides
 against what its storage really holds, a storage's length against the bytes left in the file,
 a safetensors byte range against the data, all in Python's ints (a size whose product would
@@ -31,12 +35,14 @@ import math
 import pickle
 import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from effnet_cli.util.errors import UsageError
+from effnet_cli.util.weight_values import shown
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 SAFETENSORS_SUFFIXES = (".safetensors",)
@@ -80,8 +86,18 @@ def is_checkpoint_name(path: Path) -> bool:
 # ------------------------------------------------------------------------ the allow-list
 
 
+class _Sealed:
+    """The base of every stand-in a pickle can reach: BUILD calls `__setstate__`, refused."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state: Any) -> None:
+        raise TypeError(f"it sets the state of a {type(self).__name__.strip('_')}, which "
+                        "tensor data never does")  # fmt: skip
+
+
 @dataclass
-class _Storage:
+class _Storage(_Sealed):
     """A storage named by a persistent id; its bytes are read after the pickle."""
 
     key: str
@@ -92,7 +108,7 @@ class _Storage:
 
 
 @dataclass
-class _TensorRef:
+class _TensorRef(_Sealed):
     """A tensor's place in its storage, as the pickle declares it: judged in `_materialize`,
     where the tensor's name is known (`place` is None when the pickle's values are not a
     place at all)."""
@@ -101,14 +117,30 @@ class _TensorRef:
     place: tuple[int, tuple[int, ...], tuple[int, ...]] | None  # offset, size, stride
 
 
-class _DType:
+class _DType(_Sealed):
+    __slots__ = ("name",)
+
     def __init__(self, name: str) -> None:
         self.name = name
 
 
-class _StorageType:
+class _StorageType(_Sealed):
+    __slots__ = ("name",)
+
     def __init__(self, name: str) -> None:
         self.name = name
+
+
+class _Function(_Sealed):
+    """An allowed function as the pickle gets it: callable, its attributes out of reach."""
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+
+    def __call__(self, *args: Any) -> Any:
+        return self.function(*args)
 
 
 def _rebuild_tensor(storage: _Storage, offset: int, size: Any, stride: Any, *_: Any) -> Any:
@@ -129,7 +161,7 @@ def _index(value: Any) -> int:
     """An int from the pickle, as Python's arbitrary-precision int (a size numpy would overflow
     is caught by comparing, never by wrapping); a float or a string is not an index."""
     if not isinstance(value, int):
-        raise TypeError(f"{value!r} is not an int")
+        raise TypeError(f"a {type(value).__name__} is not an int")
     return int(value)
 
 
@@ -149,17 +181,21 @@ def _rebuild_from_type_v2(func: Any, _new_type: Any, args: Any, _state: Any) -> 
     return func(*args)
 
 
-class _Marker:
+class _Marker(_Sealed):
     """torch.Tensor or torch.nn.Parameter as a type argument: never instantiated."""
+
+    __slots__ = ()
 
 
 _TORCH_UTILS = {
-    "_rebuild_tensor": _rebuild_tensor,
-    "_rebuild_tensor_v2": _rebuild_tensor,
-    "_rebuild_tensor_v3": _rebuild_tensor_v3,
-    "_rebuild_parameter": _rebuild_parameter,
-    "_rebuild_parameter_with_state": _rebuild_parameter,
+    "_rebuild_tensor": _Function(_rebuild_tensor),
+    "_rebuild_tensor_v2": _Function(_rebuild_tensor),
+    "_rebuild_tensor_v3": _Function(_rebuild_tensor_v3),
+    "_rebuild_parameter": _Function(_rebuild_parameter),
+    "_rebuild_parameter_with_state": _Function(_rebuild_parameter),
 }
+_REBUILD_FROM_TYPE = _Function(_rebuild_from_type_v2)
+_MARKER = _Marker()
 
 
 def _allowed(module: str, name: str) -> Any:
@@ -169,9 +205,9 @@ def _allowed(module: str, name: str) -> Any:
     if module == "torch._utils" and name in _TORCH_UTILS:
         return _TORCH_UTILS[name]
     if (module, name) == ("torch._tensor", "_rebuild_from_type_v2"):
-        return _rebuild_from_type_v2
+        return _REBUILD_FROM_TYPE
     if (module, name) in (("torch", "Tensor"), ("torch.nn.parameter", "Parameter")):
-        return _Marker
+        return _MARKER
     if module == "torch" and name in STORAGE_DTYPES:
         return _StorageType(name)
     if module == "torch" and name in TORCH_DTYPES:
@@ -192,8 +228,8 @@ class _AllowListUnpickler(pickle.Unpickler):
         found = _allowed(module, name)
         if found is None:
             raise UsageError(
-                f"{self.path.name} is a pickle that calls {module}.{name}, which is not tensor "
-                "data: loading it may run code, so it was refused and nothing ran",
+                f"{self.path.name} is a pickle that calls {shown(f'{module}.{name}')}, which is "
+                "not tensor data: loading it may run code, so it was refused and nothing ran",
                 hint="load only checkpoints you trust, or convert them to .safetensors",
             )
         return found
@@ -201,9 +237,10 @@ class _AllowListUnpickler(pickle.Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
             raise UsageError(f"{self.path.name} holds a persistent id that is not a storage")
-        storage_type, key, numel = pid[1], str(pid[2]), int(pid[4])
+        storage_type, key, numel = pid[1], _key(pid[2]), _index(pid[4])
         if not isinstance(storage_type, _StorageType):
-            raise UsageError(f"{self.path.name} names a storage of unknown type {storage_type!r}")
+            raise UsageError(f"{self.path.name} names a storage of unknown type (a "
+                             f"{type(storage_type).__name__})")  # fmt: skip
         view = pid[5] if len(pid) > 5 else None
         if view is not None:  # legacy view: (view_key, offset, size) of storage `key`
             root = self._storage(key, storage_type, numel)
@@ -217,13 +254,23 @@ class _AllowListUnpickler(pickle.Unpickler):
         return self.storages[key]
 
 
+def _key(value: Any) -> str:
+    """A storage's key: a string (or an int) in every file torch writes; anything else is not
+    turned into text, which for a pickled object can take time exponential in its size."""
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise TypeError(f"a storage key that is a {type(value).__name__}")
+    return str(value)
+
+
 def _unpickle(data: Any, path: Path, storages: dict[str, _Storage]) -> Any:
     try:
         return _AllowListUnpickler(data, path, storages).load()
     except UsageError:
         raise
     except Exception as exc:  # a damaged pickle fails in many ways; all mean the same here
-        raise UsageError(f"{path.name} is not a readable PyTorch checkpoint ({exc})") from None
+        raise UsageError(
+            f"{path.name} is not a readable PyTorch checkpoint ({_first_line(exc)})"
+        ) from None
 
 
 # ------------------------------------------------------------------------------ formats
@@ -260,7 +307,7 @@ def read(path: Path, *, data: bool = True) -> Checkpoint:
         obj = _read_legacy(path, storages, data)
     state = _state_dict(obj, path)
     tensors = {
-        name: (_materialize(f"{path.name}: {name}", ref) if data else ref)
+        name: (_materialize(f"{path.name}: {shown(name)}", ref) if data else ref)
         for name, ref in state.items()
     }
     return Checkpoint(str(path), fmt, tensors, {})
@@ -274,7 +321,8 @@ def _read_legacy(path: Path, storages: dict[str, _Storage], data: bool) -> Any:
             raise UsageError(f"{path.name} is a pickle but not a PyTorch checkpoint")
         protocol = _unpickle(f, path, storages)
         if protocol != LEGACY_PROTOCOL:
-            raise UsageError(f"{path.name} is a PyTorch checkpoint of protocol {protocol}, not "
+            said = protocol if isinstance(protocol, int) else f"a {type(protocol).__name__}"
+            raise UsageError(f"{path.name} is a PyTorch checkpoint of protocol {said}, not "
                              f"{LEGACY_PROTOCOL}")  # fmt: skip
         sys_info = _unpickle(f, path, storages)
         if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
@@ -292,10 +340,11 @@ def _read_legacy(path: Path, storages: dict[str, _Storage], data: bool) -> Any:
         owners = _owners(obj, path)
         for key in keys if isinstance(keys, list) else ():
             (numel,) = struct.unpack("<q", _exactly(f, 8, path))  # always int64, any platform
-            storage = storages.get(str(key))
+            storage = storages.get(str(key)) if isinstance(key, (str, int)) else None
             if storage is None:
-                raise UsageError(f"{path.name} lists storage {key!r} that no tensor uses")
-            where = f"{path.name}: {owners.get(storage.key, f'storage {storage.key!r}')}"
+                raise UsageError(f"{path.name} lists a storage that no tensor uses "
+                                 f"({_shown_key(key)})")  # fmt: skip
+            where = f"{path.name}: {_owner(owners, storage.key)}"
             # the count before the bytes is the file's word too: never read past the file on it
             nbytes, left = numel * _itemsize(storage.dtype), size - f.tell()
             if not 0 <= nbytes <= left:
@@ -314,23 +363,54 @@ def _read_zip(path: Path, storages: dict[str, _Storage], data: bool) -> Any:
                 raise UsageError(f"{path.name} is a zip but not a PyTorch checkpoint (no data.pkl)")
             prefix = pickles[0][: -len("data.pkl")]
             obj = _unpickle(io.BytesIO(archive.read(pickles[0])), path, storages)
-            order = "little"
+            order = b"little"
             if f"{prefix}byteorder" in names:
-                order = archive.read(f"{prefix}byteorder").decode().strip()
-            if order != "little":
-                raise UsageError(f"{path.name} was saved {order}-endian; not supported")
+                order = archive.read(f"{prefix}byteorder").strip()
+            if order != b"little":
+                said = shown(order.decode("ascii", "backslashreplace"), 20)
+                raise UsageError(f"{path.name} was saved {said}-endian; not supported")
             if data:
                 owners = _owners(obj, path)
                 for key, storage in storages.items():
-                    where = f"{path.name}: {owners.get(key, f'storage {key!r}')}"
-                    if f"{prefix}data/{key}" not in names:
-                        raise UsageError(f"{where}: its storage's data ({prefix}data/{key}) is "
+                    where = f"{path.name}: {_owner(owners, key)}"
+                    member = f"{prefix}data/{key}"
+                    if member not in names:
+                        raise UsageError(f"{where}: its storage's data ({shown(member)}) is "
                                          "missing from the checkpoint")  # fmt: skip
-                    raw = archive.read(f"{prefix}data/{key}")
-                    storage.array = _frombuffer(raw, storage.dtype, where)
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
-        raise UsageError(f"{path.name} is not a readable PyTorch zip checkpoint ({exc})") from None
+                    storage.array = _frombuffer(_member(archive, member, storage, where),
+                                                storage.dtype, where)  # fmt: skip
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, NotImplementedError, RuntimeError,
+            ValueError, zlib.error) as exc:  # fmt: skip
+        raise UsageError(
+            f"{path.name} is not a readable PyTorch zip checkpoint ({_first_line(exc)})"
+        ) from None
     return obj
+
+
+def _member(archive: Any, member: str, storage: _Storage, where: str) -> bytes:
+    """A storage's bytes from the zip, exactly as many as its persistent id declares: a member
+    deflated from a few kilobytes to gigabytes is refused from its directory entry, unread."""
+    expected = storage.numel * _itemsize(storage.dtype)
+    size = archive.getinfo(member).file_size
+    if size != expected:
+        raise UsageError(f"{where}: its storage's data is {size:,} bytes where its "
+                         f"{storage.numel:,} {storage.dtype} values take {expected:,}")  # fmt: skip
+    with archive.open(member) as opened:
+        return opened.read(expected)
+
+
+def _owner(owners: dict[str, str], key: str) -> str:
+    """A storage told by the first tensor it holds, or by its key."""
+    return shown(owners[key]) if key in owners else f"storage {_shown_key(key)}"
+
+
+def _shown_key(key: Any) -> str:
+    return repr(shown(key, 40)) if isinstance(key, str) else f"a {type(key).__name__}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return shown(text.splitlines()[0], 200) if text else type(exc).__name__
 
 
 def _read_safetensors(path: Path, data: bool) -> Checkpoint:
@@ -345,15 +425,18 @@ def _read_safetensors(path: Path, data: bool) -> Checkpoint:
             raise UsageError(f"{path.name} is truncated: its header claims {length} bytes")
         try:
             header = json.loads(_exactly(f, length, path))
-        except ValueError as exc:
-            raise UsageError(f"{path.name} is not a readable .safetensors file ({exc})") from None
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
+            raise UsageError(
+                f"{path.name} is not a readable .safetensors file ({_first_line(exc)})"
+            ) from None
         if not isinstance(header, dict):
             raise UsageError(f"{path.name} is not a readable .safetensors file (its header is "
                              "not a JSON object)")  # fmt: skip
         metadata = header.pop("__metadata__", None) or {}
         if not isinstance(metadata, dict):
             raise UsageError(f"{path.name} has a __metadata__ that is not a JSON object")
-        places = {name: _safetensors_place(f"{path.name}: {name}", entry, size - 8 - length)
+        places = {name: _safetensors_place(f"{path.name}: {shown(name)}", entry,
+                                           size - 8 - length)
                   for name, entry in header.items()}  # fmt: skip
         tensors: dict[str, Any] = {}
         for name, (dtype, shape, begin, end) in places.items():
@@ -362,7 +445,7 @@ def _read_safetensors(path: Path, data: bool) -> Checkpoint:
                 continue
             f.seek(8 + length + begin)
             raw = _exactly(f, end - begin, path)
-            tensors[name] = _as_float32(_frombuffer(raw, dtype, f"{path.name}: {name}")
+            tensors[name] = _as_float32(_frombuffer(raw, dtype, f"{path.name}: {shown(name)}")
                                         .reshape(shape))  # fmt: skip
     return Checkpoint(str(path), "safetensors", tensors,
                       {str(k): str(v) for k, v in metadata.items()})  # fmt: skip
@@ -403,7 +486,11 @@ def _state_dict(obj: Any, path: Path) -> dict[str, Any]:
             obj = nested
     if not isinstance(obj, dict):
         raise UsageError(f"{path.name} holds a {type(obj).__name__}, not a state dict of tensors")
-    state = {str(k): v for k, v in obj.items() if isinstance(v, _TensorRef)}
+    state = {k: v for k, v in obj.items() if isinstance(v, _TensorRef)}
+    named = next((k for k in state if not isinstance(k, str)), None)
+    if named is not None:
+        raise UsageError(f"{path.name} names a tensor by a {type(named).__name__}, where a state "
+                         "dict's names are strings")  # fmt: skip
     if not state:
         raise UsageError(f"{path.name} holds no tensors")
     if all(name.startswith("module.") for name in state):

@@ -9,6 +9,18 @@ from typing import Any
 from effnet_cli.util.drift import non_finite
 from effnet_cli.util.errors import UsageError
 
+NAME_CHARS = 120  # a name a file gives, cut to this in an error line
+
+
+def shown(name: str, limit: int = NAME_CHARS) -> str:
+    """A name a file gives (a tensor's, a dataset's, a global's), as one short line of an error:
+    printable text as it is, a line break or another control character escaped as `repr` would,
+    anything past `limit` characters cut. A file's names are its author's words, and an error
+    line must stay one line however they are spelled (issue #34)."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 # numpy's own float kinds, and ml_dtypes' bfloat16 (kind "V", a void to numpy) where h5py or
 # Keras hand one over
 FLOAT_NAMES = ("bfloat16",)
@@ -22,10 +34,11 @@ def refuse_unfit(where: str, name: str, array: Any) -> None:
     One pass over the array in the usual case (`isfinite`)."""
     import numpy as np
 
-    dtype = np.dtype(array.dtype)
+    dtype, name = np.dtype(array.dtype), shown(name)
     if dtype.kind != "f" and dtype.name not in FLOAT_NAMES:
         raise UsageError(
-            f"{where}: {name} is {dtype.name} where float weights are expected", hint=HINT
+            f"{where}: {name} is {shown(dtype.name, 40)} where float weights are expected",
+            hint=HINT,
         )
     found = non_finite(array)
     if found:

@@ -87,6 +87,9 @@ def _from_metadata(
                 "effnet predicts with square NHWC or NCHW inputs"
             )
         resolution = sides[0]
+    if resolution > S.MAX_RESOLUTION:  # each image would be prepared at that size: gigabytes
+        raise UsageError(f"{what} asks for {resolution:,}×{resolution:,} images, past the "
+                         f"{S.MAX_RESOLUTION:,} pixels a side effnet feeds")  # fmt: skip
     if not (bool(meta) if effnet is None else effnet):
         note(f"note: {what} carries no effnet metadata; fed {resolution}×{resolution} "
              "pixels in [0, 255] (effnet's default contract)")  # fmt: skip

@@ -59,9 +59,17 @@ def class_of(name: str, where: str, synsets: Mapping[str, int]) -> tuple[int, st
                 hint="the valid ids are in effnet_cli/data/imagenet_synsets.txt",
             )
         return synsets[name], "synset"
-    if name.isascii() and name.isdigit():
+    if name.isascii() and name.isdigit() and len(name) <= 9:  # int() refuses 4,300 digits
         return int(name), "index"
-    raise UsageError(f"{where}: {name!r} names no class; valid: {VALID_NAMES}")
+    raise UsageError(f"{where}: {name[:40]!r} names no class; valid: {VALID_NAMES}")
+
+
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a file; a name the system cannot look up (past 255 bytes) is none."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _synsets() -> dict[str, int]:
@@ -176,7 +184,7 @@ def from_csv(table: Path, folder: Path, note: Note) -> Truth:
                              hint="one `file,class` row per image, e.g. cat.jpg,281")  # fmt: skip
         path = Path(cells[0]) if Path(cells[0]).is_absolute() else folder / cells[0]
         index, kind = class_of(cells[1], where, synsets)
-        if not path.is_file():
+        if not _is_file(path):
             missing.append(cells[0])
             continue
         if path.resolve() in seen:
