@@ -67,8 +67,10 @@ def calibration_batches(images: Any, batch: int | None) -> list[Any]:
 
     size = batch or 1
     count = max(1, math.ceil(len(images) / size))
-    return [np.take(images, range(i * size, (i + 1) * size), axis=0, mode="wrap")
-            .astype("float32") for i in range(count)]  # fmt: skip
+    return [
+        np.take(images, range(i * size, (i + 1) * size), axis=0, mode="wrap").astype("float32")
+        for i in range(count)
+    ]
 
 
 # What each format's "params" counts: not the same thing, so each says which (issue 15 item 5).

@@ -111,15 +111,27 @@ def weights_fits(params: int) -> list[dict[str, Any]]:
         for preprocessing in (True, False) if family.preprocessing != "none" else (False,):
             bare = C.count(S.get_spec(name, include_top=False, preprocessing=preprocessing)).params
             if params == bare:
-                fits.append({"model": name, "include_top": False, "classes": None,
-                             "preprocessing": preprocessing})  # fmt: skip
+                fits.append(
+                    {
+                        "model": name,
+                        "include_top": False,
+                        "classes": None,
+                        "preprocessing": preprocessing,
+                    }
+                )
                 continue
             topped = S.get_spec(name, num_classes=1000, preprocessing=preprocessing)
             per_class = (C.count(topped).params - bare) // 1000  # head width + 1 (the bias)
             classes, rest = divmod(params - bare, per_class)
             if rest == 0 and classes >= 1:
-                fits.append({"model": name, "include_top": True, "classes": classes,
-                             "preprocessing": preprocessing})  # fmt: skip
+                fits.append(
+                    {
+                        "model": name,
+                        "include_top": True,
+                        "classes": classes,
+                        "preprocessing": preprocessing,
+                    }
+                )
     return fits
 
 

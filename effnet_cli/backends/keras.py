@@ -72,15 +72,24 @@ def keras_runner(model: Any, device: str = "cpu", xla: bool = False) -> Runner:
         (its size is fixed when TensorFlow loads, so the budget cannot be split)."""
         count = n or 2
         pool = tensorflow_threads()
-        return Streams(count, f"{count} callers of one tf.function, a shared pool of {pool} "
-                       "threads", threaded_drive([run] * count), pool)  # fmt: skip
+        return Streams(
+            count,
+            f"{count} callers of one tf.function, a shared pool of {pool} threads",
+            threaded_drive([run] * count),
+            pool,
+        )
 
     return Runner(
-        "keras", device, provider, "fp32", run,
-        run_logits=compiled(logits) if logits else None, threads=tensorflow_threads(),
-        streams=streams, settings=f"tf.function{' (XLA)' if xla else ''}, "
-        f"pool of {tensorflow_threads()} threads",
-    )  # fmt: skip
+        "keras",
+        device,
+        provider,
+        "fp32",
+        run,
+        run_logits=compiled(logits) if logits else None,
+        threads=tensorflow_threads(),
+        streams=streams,
+        settings=f"tf.function{' (XLA)' if xla else ''}, pool of {tensorflow_threads()} threads",
+    )
 
 
 def keras_file_runner(
@@ -118,10 +127,14 @@ def read_keras(path: Path) -> dict[str, Any]:
 FORMAT = Format(name="keras", suffix=".keras", read=read_keras, write=write_keras)
 
 BACKEND = Backend(
-    name="keras", summary="Keras 3 .keras file (TensorFlow)", format=FORMAT,
-    load=keras_file_runner, devices=("cpu", "gpu"), runs_model=keras_runner,
+    name="keras",
+    summary="Keras 3 .keras file (TensorFlow)",
+    format=FORMAT,
+    load=keras_file_runner,
+    devices=("cpu", "gpu"),
+    runs_model=keras_runner,
     precisions={
         "fp32": FP32,
         "bf16": Precision("policy", applied="build under the Keras dtype policy mixed_bfloat16"),
     },
-)  # fmt: skip
+)

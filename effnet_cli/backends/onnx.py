@@ -51,10 +51,21 @@ def load(path: Path, external_data: bool = True) -> Any:
 # ---------------------------------------------------------------------------- write
 
 
-def write_onnx(model: Any, path: Path, *, opset: int, batch: int | None, meta: dict[str, str],
-               optimize: bool = True, precision: str = "fp32", calibration: Any = None,
-               nchw: bool = False, recipe: Recipe = DEFAULT_RECIPE, steer: Steer | None = None,
-               **_: Any) -> dict[str, Any] | None:  # fmt: skip
+def write_onnx(
+    model: Any,
+    path: Path,
+    *,
+    opset: int,
+    batch: int | None,
+    meta: dict[str, str],
+    optimize: bool = True,
+    precision: str = "fp32",
+    calibration: Any = None,
+    nchw: bool = False,
+    recipe: Recipe = DEFAULT_RECIPE,
+    steer: Steer | None = None,
+    **_: Any,
+) -> dict[str, Any] | None:
     """tf2onnx with an explicit input signature (Keras 3 needs one), then onnxslim unless
     `optimize` is off, then the precision converted in, then effnet's metadata.
 
@@ -120,9 +131,12 @@ def _tf2onnx(model: Any, opset: int, batch: int | None, nchw: bool) -> Any:
     signature = (tf.TensorSpec((batch, height, width, 3), tf.float32, name=INPUT_NAME),)
     with _frozen_heap():
         proto, _ = tf2onnx.convert.from_keras(
-            model, input_signature=signature, opset=opset, optimizers=_collecting_optimizers(),
+            model,
+            input_signature=signature,
+            opset=opset,
+            optimizers=_collecting_optimizers(),
             inputs_as_nchw=[INPUT_NAME] if nchw else None,
-        )  # fmt: skip
+        )
     proto.graph.output[0].name = _rename_output(proto, output_name(model))
     if _conversions is not None:
         _conversions[key] = proto.SerializeToString()
@@ -207,9 +221,14 @@ RANKING_IMAGES = 4
 MAX_SQNR_DB = 100.0
 
 
-def _onnx_int8(proto: Any, batches: list[Any], scratch: Path, nchw: bool = False,
-               recipe: Recipe = DEFAULT_RECIPE,
-               steer: Steer | None = None) -> tuple[Any, dict[str, Any] | None]:  # fmt: skip
+def _onnx_int8(
+    proto: Any,
+    batches: list[Any],
+    scratch: Path,
+    nchw: bool = False,
+    recipe: Recipe = DEFAULT_RECIPE,
+    steer: Steer | None = None,
+) -> tuple[Any, dict[str, Any] | None]:
     """onnxruntime's static quantization: QDQ, int8 activations and per-channel int8 weights
     (per-tensor depthwise weights are reported to collapse EfficientNet's accuracy), ranges
     calibrated on `batches` of (n, H, W, 3) images: min/max (`default`), the 99.999th
@@ -225,11 +244,17 @@ def _onnx_int8(proto: Any, batches: list[Any], scratch: Path, nchw: bool = False
     method = q.CalibrationMethod.Percentile if recipe == PERCENTILE else q.CalibrationMethod.MinMax
 
     def quantize(excluded: Sequence[str] = ()) -> None:
-        q.quantize_static(str(source), str(target), _reader(batches, nchw),
-                          quant_format=q.QuantFormat.QDQ, per_channel=True,
-                          activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
-                          calibrate_method=method,
-                          nodes_to_exclude=[*softmax, *excluded])  # fmt: skip
+        q.quantize_static(
+            str(source),
+            str(target),
+            _reader(batches, nchw),
+            quant_format=q.QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=q.QuantType.QInt8,
+            weight_type=q.QuantType.QInt8,
+            calibrate_method=method,
+            nodes_to_exclude=[*softmax, *excluded],
+        )
 
     # onnxruntime advises its pre-processing (shape inference, graph optimization) on the root
     # logger, and prints its histograms' progress: lines about its API, not effnet's.
@@ -263,8 +288,9 @@ def _worst_layers(source: Path, quantized: Path, batches: list[Any], nchw: bool)
     try:
         activations = []
         for model, copy in zip((source, quantized), augmented, strict=True):
-            debug.modify_model_output_intermediate_tensors(str(model), str(copy),
-                                                           save_as_external_data=False)  # fmt: skip
+            debug.modify_model_output_intermediate_tensors(
+                str(model), str(copy), save_as_external_data=False
+            )
             activations.append(debug.collect_activations(str(copy), _reader(batches, nchw)))
         matched = debug.create_activation_matching(activations[1], activations[0])
         for name, error in debug.compute_activation_error(matched).items():
@@ -330,14 +356,18 @@ def onnx_runner(
     options = _onnx_options(ort, threads)
     if not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "gpu" else [
-        "CPUExecutionProvider"]  # fmt: skip
+    wanted = (
+        ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if device == "gpu"
+        else ["CPUExecutionProvider"]
+    )
     if device == "gpu" and "CUDAExecutionProvider" not in ort.get_available_providers():
         raise UsageError(
             "onnxruntime here has no CUDA provider (available: "
-            + ", ".join(ort.get_available_providers()) + ")",
+            + ", ".join(ort.get_available_providers())
+            + ")",
             hint="pip install onnxruntime-gpu, or use --device cpu",
-        )  # fmt: skip
+        )
     session = ort.InferenceSession(str(path), options, providers=wanted)
     active = session.get_providers()
     if device == "gpu" and active[0] != "CUDAExecutionProvider":
@@ -374,12 +404,19 @@ def onnx_runner(
             return logits_session().run([logits_name], {input_name: feed(images)})[0]
 
     return Runner(
-        "onnx", device, active[0], precision, run, batch, run_logits=run_logits,
-        threads=options.intra_op_num_threads, metadata=metadata,
+        "onnx",
+        device,
+        active[0],
+        precision,
+        run,
+        batch,
+        run_logits=run_logits,
+        threads=options.intra_op_num_threads,
+        metadata=metadata,
         streams=session_streams(session_of, options.intra_op_num_threads, "session"),
         settings=_onnx_settings(options),
         threaded=lambda n: onnx_runner(path, device, n, precision, find_logits),
-    )  # fmt: skip
+    )
 
 
 def outputs_runner(path: Path, threads: int | None = None) -> Runner:
@@ -513,8 +550,10 @@ def check_onnx(path: Path) -> str | None:
                 return f"truncated protobuf: the file ends inside its {name}"
             at += value if wire == 2 else 0
             if at > size:
-                return (f"truncated protobuf: its {name} runs to byte {at:,} but the file ends "
-                        f"at byte {size:,}")  # fmt: skip
+                return (
+                    f"truncated protobuf: its {name} runs to byte {at:,} but the file ends "
+                    f"at byte {size:,}"
+                )
             fields.add(tag >> 3)
     return None if GRAPH_FIELD in fields else "its protobuf holds no graph"
 
@@ -534,17 +573,28 @@ def _varint(data: Any, at: int) -> tuple[int, int]:
 
 
 FORMAT = Format(
-    name="onnx", suffix=".onnx", read=read_onnx, write=write_onnx, layouts=("NHWC", "NCHW"),
-    dynamic_size=True, precision_of=onnx_precision, declared=declared, check=check_onnx,
-)  # fmt: skip
+    name="onnx",
+    suffix=".onnx",
+    read=read_onnx,
+    write=write_onnx,
+    layouts=("NHWC", "NCHW"),
+    dynamic_size=True,
+    precision_of=onnx_precision,
+    declared=declared,
+    check=check_onnx,
+)
 
 BACKEND = Backend(
-    name="onnx", summary="ONNX through tf2onnx and onnxslim, run by onnxruntime", format=FORMAT,
-    load=onnx_runner, load_outputs=outputs_runner, devices=("cpu", "gpu"),
+    name="onnx",
+    summary="ONNX through tf2onnx and onnxslim, run by onnxruntime",
+    format=FORMAT,
+    load=onnx_runner,
+    load_outputs=outputs_runner,
+    devices=("cpu", "gpu"),
     packages=("tf2onnx", "onnx", "onnxslim", "onnxruntime"),
     precisions={
         "fp32": FP32,
         "fp16": FP16,  # for GPU execution providers (docs/export.md)
         "int8": replace(INT8, recipes=(DEFAULT_RECIPE, PERCENTILE, KEEP_FLOAT)),
     },
-)  # fmt: skip
+)

@@ -90,8 +90,13 @@ def compiled_int8_layers(compiled: Any) -> int:
     return count
 
 
-def openvino_runner(path: Path, device: str = "cpu", threads: int | None = None,
-                    precision: str = "fp32", batch: int | None = None) -> Runner:  # fmt: skip
+def openvino_runner(
+    path: Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    precision: str = "fp32",
+    batch: int | None = None,
+) -> Runner:
     """OpenVINO on the CPU with the inference precision pinned: it would otherwise pick bf16
     by itself on CPUs that have it, and report nothing. A row is labelled with the precision
     that was compiled, and a precision the CPU lacks is refused rather than emulated. int8 is
@@ -132,8 +137,10 @@ def openvino_runner(path: Path, device: str = "cpu", threads: int | None = None,
         used = precision
     shape = compiled.inputs[0].get_partial_shape()
     fixed = None if shape[0].is_dynamic else shape[0].get_length()
-    settings = (f"LATENCY hint, {config['INFERENCE_NUM_THREADS']} threads, inference precision "
-                f"{config['INFERENCE_PRECISION_HINT']}")  # fmt: skip
+    settings = (
+        f"LATENCY hint, {config['INFERENCE_NUM_THREADS']} threads, inference precision "
+        f"{config['INFERENCE_PRECISION_HINT']}"
+    )
     if batch:
         settings += f", static batch {batch}"
     source = model.get_results()[0].input_value(0).get_node()
@@ -149,14 +156,21 @@ def openvino_runner(path: Path, device: str = "cpu", threads: int | None = None,
             return _openvino_caller(with_logits(), output=1)(images)
 
     return Runner(
-        "openvino", "cpu", "OpenVINO CPU", used, _openvino_caller(compiled), fixed,
-        run_logits=run_logits, threads=int(compiled.get_property("INFERENCE_NUM_THREADS")),
+        "openvino",
+        "cpu",
+        "OpenVINO CPU",
+        used,
+        _openvino_caller(compiled),
+        fixed,
+        run_logits=run_logits,
+        threads=int(compiled.get_property("INFERENCE_NUM_THREADS")),
         streams=lambda n: openvino_streams(core, read_ir(path, batch, core), config, n),
         settings=settings,
         pinned=(lambda size: openvino_runner(path, device, threads, precision, size))
-        if fixed is None else None,
+        if fixed is None
+        else None,
         threaded=lambda n: openvino_runner(path, device, n, precision, batch),
-    )  # fmt: skip
+    )
 
 
 def read_ir(path: Path, batch: int | None = None, core: Any = None) -> Any:
@@ -192,8 +206,9 @@ def openvino_streams(core: Any, model: Any, config: dict[str, Any], n: int | Non
         queue = ov.AsyncInferQueue(compiled, requests)
         intervals: list[Interval] = []
         started: dict[int, float] = {}
-        queue.set_callback(lambda request, slot: intervals.append(
-            (started[slot], time.perf_counter())))  # fmt: skip
+        queue.set_callback(
+            lambda request, slot: intervals.append((started[slot], time.perf_counter()))
+        )
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
             slot = queue.get_idle_request_id()  # waits for a request to come back
@@ -202,8 +217,10 @@ def openvino_streams(core: Any, model: Any, config: dict[str, Any], n: int | Non
         queue.wait_all()
         return intervals
 
-    settings = (f"THROUGHPUT hint, {streams} stream{'s' if streams > 1 else ''}, "
-                f"AsyncInferQueue of {requests} requests, {threads} threads")  # fmt: skip
+    settings = (
+        f"THROUGHPUT hint, {streams} stream{'s' if streams > 1 else ''}, "
+        f"AsyncInferQueue of {requests} requests, {threads} threads"
+    )
     batch = model.inputs[0].get_partial_shape()[0]
     if batch.is_static:
         settings += f", static batch {batch.get_length()}"
@@ -228,10 +245,20 @@ def _openvino_caller(compiled: Any, output: int = 0) -> Callable[[Any], Any]:
 # ---------------------------------------------------------------------------- write
 
 
-def write_openvino(model: Any, path: Path, *, opset: int, batch: int | None,
-                   meta: dict[str, str], optimize: bool = True, precision: str = "fp32",
-                   calibration: Any = None, recipe: Recipe = DEFAULT_RECIPE,
-                   steer: Steer | None = None, **_: Any) -> dict[str, Any] | None:  # fmt: skip
+def write_openvino(
+    model: Any,
+    path: Path,
+    *,
+    opset: int,
+    batch: int | None,
+    meta: dict[str, str],
+    optimize: bool = True,
+    precision: str = "fp32",
+    calibration: Any = None,
+    recipe: Recipe = DEFAULT_RECIPE,
+    steer: Steer | None = None,
+    **_: Any,
+) -> dict[str, Any] | None:
     """OpenVINO IR (model.xml + model.bin) through the (optimized) ONNX export, fp32 weights;
     int8 is quantized into the IR by NNCF.
 
@@ -258,9 +285,13 @@ def write_openvino(model: Any, path: Path, *, opset: int, batch: int | None,
     return done
 
 
-def _openvino_int8(model: Any, batches: list[Any], recipe: Recipe = DEFAULT_RECIPE,
-                   steer: Steer | None = None,
-                   batch: int | None = None) -> tuple[Any, dict[str, Any] | None]:  # fmt: skip
+def _openvino_int8(
+    model: Any,
+    batches: list[Any],
+    recipe: Recipe = DEFAULT_RECIPE,
+    steer: Steer | None = None,
+    batch: int | None = None,
+) -> tuple[Any, dict[str, Any] | None]:
     """NNCF's post-training quantization: FakeQuantize before every convolution and the dense
     layer, per-channel symmetric int8 weights, ranges calibrated on `batches` of (n, H, W, 3)
     images: min/max (`default`), a quantile of each batch (`percentile`), or min/max with the
@@ -281,14 +312,16 @@ def _openvino_int8(model: Any, batches: list[Any], recipe: Recipe = DEFAULT_RECI
 
     nncf.set_log_level(logging.ERROR)
     common = {
-        "preset": nncf.QuantizationPreset.MIXED, "subset_size": len(batches),
+        "preset": nncf.QuantizationPreset.MIXED,
+        "subset_size": len(batches),
         "ignored_scope": nncf.IgnoredScope(types=["Softmax"], validate=False),
-    }  # fmt: skip
+    }
     if recipe == PERCENTILE:
         ranges = RangeEstimatorParametersSet.MEAN_QUANTILE
         parameters = AdvancedQuantizationParameters(activations_range_estimator_params=ranges)
-        return nncf.quantize(model, nncf.Dataset(batches), advanced_parameters=parameters,
-                             **common), None  # fmt: skip
+        return nncf.quantize(
+            model, nncf.Dataset(batches), advanced_parameters=parameters, **common
+        ), None
     if recipe != KEEP_FLOAT:
         return nncf.quantize(model, nncf.Dataset(batches), **common), None
     assert steer is not None, "keep-float is steered by the real images"
@@ -304,13 +337,20 @@ def _openvino_int8(model: Any, batches: list[Any], recipe: Recipe = DEFAULT_RECI
 
     restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=int(layers * MAX_FLOAT_SHARE))
     quantized = nncf.quantize_with_accuracy_control(
-        model, nncf.Dataset(batches), nncf.Dataset(calibration_batches(steer.images, batch)),
-        agreement, max_drop=0.0, advanced_accuracy_restorer_parameters=restorer, **common,
-    )  # fmt: skip
+        model,
+        nncf.Dataset(batches),
+        nncf.Dataset(calibration_batches(steer.images, batch)),
+        agreement,
+        max_drop=0.0,
+        advanced_accuracy_restorer_parameters=restorer,
+        **common,
+    )
     if extra:
         quantized.remove_result(quantized.get_results()[-1])
-    return quantized, {"float_layers": layers - _weighted_layers(quantized, int8=True),
-                       "layers": layers}  # fmt: skip
+    return quantized, {
+        "float_layers": layers - _weighted_layers(quantized, int8=True),
+        "layers": layers,
+    }
 
 
 # The layers NNCF quantizes: convolutions and the dense layer; and the operations that may stand
@@ -405,15 +445,19 @@ def check_ir(path: Path) -> str | None:
     try:
         ends = [
             int(data.get("offset", 0)) + int(data.get("size", 0))
-            for layer in ET.parse(xml).getroot().iter("layer") if layer.get("type") == "Const"
-            for data in layer.iter("data") if "offset" in data.attrib
-        ]  # fmt: skip
+            for layer in ET.parse(xml).getroot().iter("layer")
+            if layer.get("type") == "Const"
+            for data in layer.iter("data")
+            if "offset" in data.attrib
+        ]
     except ET.ParseError as exc:
         return f"{xml.name} does not parse as XML ({exc})"
     needed, held = max(ends, default=0), weights.stat().st_size
     if held < needed:
-        return (f"{weights.name} is truncated: it holds {held:,} bytes, the constants of "
-                f"{xml.name} need {needed:,}")  # fmt: skip
+        return (
+            f"{weights.name} is truncated: it holds {held:,} bytes, the constants of "
+            f"{xml.name} need {needed:,}"
+        )
     return None
 
 
@@ -424,16 +468,26 @@ def _hint(precision: str) -> Precision:
 
 
 FORMAT = Format(
-    name="openvino", suffix="_openvino", read=read_openvino, write=write_openvino, folder=True,
-    marker="*.xml", precision_of=openvino_precision, declared=declared, check=check_ir,
-)  # fmt: skip
+    name="openvino",
+    suffix="_openvino",
+    read=read_openvino,
+    write=write_openvino,
+    folder=True,
+    marker="*.xml",
+    precision_of=openvino_precision,
+    declared=declared,
+    check=check_ir,
+)
 
 # NHWC only, although the IR is made from the ONNX export: OpenVINO sets a deployment's layout
 # at load time (its PrePostProcessor converts NHWC or NCHW tensors in the compiled model), so an
 # NCHW IR would add nothing but a second input path for its runner to feed and verify.
 BACKEND = Backend(
-    name="openvino", summary="OpenVINO IR (from the ONNX export; int8 by NNCF), run by OpenVINO",
-    format=FORMAT, load=openvino_runner, packages=("openvino", "nncf"),
+    name="openvino",
+    summary="OpenVINO IR (from the ONNX export; int8 by NNCF), run by OpenVINO",
+    format=FORMAT,
+    load=openvino_runner,
+    packages=("openvino", "nncf"),
     precisions={
         "fp32": FP32,
         # hints to the runtime over the fp32 IR: no file of their own (docs/bench.md)
@@ -442,4 +496,4 @@ BACKEND = Backend(
         # NNCF's post-training quantization written into an IR of its own
         "int8": replace(INT8, recipes=(DEFAULT_RECIPE, PERCENTILE, KEEP_FLOAT)),
     },
-)  # fmt: skip
+)

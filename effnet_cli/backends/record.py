@@ -74,10 +74,16 @@ class Recipe:
 # Cheapest first: the first keeps every layer int8 as the converter does it; the second too,
 # with ranges that outliers no longer stretch; the last gives up speed for accuracy.
 DEFAULT_RECIPE = Recipe("default", "the converter's own ranges: min/max of the calibration images")
-PERCENTILE = Recipe("percentile", "activation ranges clipped at a high percentile of the "
-                    "calibration images, so that outliers no longer stretch them")  # fmt: skip
-KEEP_FLOAT = Recipe("keep-float", "the layers that lose most accuracy kept in float, as few as "
-                    "reach the gate on the real images", steered=True)  # fmt: skip
+PERCENTILE = Recipe(
+    "percentile",
+    "activation ranges clipped at a high percentile of the "
+    "calibration images, so that outliers no longer stretch them",
+)
+KEEP_FLOAT = Recipe(
+    "keep-float",
+    "the layers that lose most accuracy kept in float, as few as reach the gate on the real images",
+    steered=True,
+)
 RECIPES = {recipe.name: recipe for recipe in (DEFAULT_RECIPE, PERCENTILE, KEEP_FLOAT)}
 
 

@@ -87,8 +87,9 @@ def of_path(path: Path) -> Backend:
     )
 
 
-def load_runner(name: str, path: Path, device: str = "cpu", threads: int | None = None,
-                precision: str = "fp32") -> Runner:  # fmt: skip
+def load_runner(
+    name: str, path: Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
+) -> Runner:
     """Load an artifact with its own runtime, at `precision` (the file's, or a hint or policy)."""
     backend = get(name)
     if device not in backend.devices:

@@ -126,8 +126,9 @@ def threaded_drive(workers: list[Callable[[Any], Any]]) -> Callable[[Any, float]
             except BaseException as exc:  # re-raised in the caller's thread
                 errors.append(exc)
 
-        threads = [threading.Thread(target=loop, args=(i,), daemon=True)
-                   for i in range(len(workers))]  # fmt: skip
+        threads = [
+            threading.Thread(target=loop, args=(i,), daemon=True) for i in range(len(workers))
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -46,9 +46,15 @@ def savedmodel_runner(
 
     # export writes a "logits" signature beside serving_default when the head is a softmax
     logits = loaded.signatures.get("logits")
-    return Runner("savedmodel", device, f"TensorFlow {device.upper()}", "fp32", caller(signature),
-                  run_logits=caller(logits) if logits is not None else None,
-                  threads=tensorflow_threads())  # fmt: skip
+    return Runner(
+        "savedmodel",
+        device,
+        f"TensorFlow {device.upper()}",
+        "fp32",
+        caller(signature),
+        run_logits=caller(logits) if logits is not None else None,
+        threads=tensorflow_threads(),
+    )
 
 
 def write_savedmodel(model: Any, path: Path, **_: Any) -> None:
@@ -104,11 +110,20 @@ def declared(path: Path) -> Declared:
 
 
 FORMAT = Format(
-    name="savedmodel", suffix="_savedmodel", read=read_savedmodel, write=write_savedmodel,
-    folder=True, marker="saved_model.pb", declared=declared,
-)  # fmt: skip
+    name="savedmodel",
+    suffix="_savedmodel",
+    read=read_savedmodel,
+    write=write_savedmodel,
+    folder=True,
+    marker="saved_model.pb",
+    declared=declared,
+)
 
 BACKEND = Backend(
-    name="savedmodel", summary="TensorFlow SavedModel folder", format=FORMAT,
-    load=savedmodel_runner, devices=("cpu", "gpu"), benched=False,
-)  # fmt: skip
+    name="savedmodel",
+    summary="TensorFlow SavedModel folder",
+    format=FORMAT,
+    load=savedmodel_runner,
+    devices=("cpu", "gpu"),
+    benched=False,
+)

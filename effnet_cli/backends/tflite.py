@@ -127,9 +127,17 @@ def make_interpreter(source: Path | bytes, threads: int | None = None) -> Any:
 # ---------------------------------------------------------------------------- write
 
 
-def write_tflite(model: Any, path: Path, *, precision: str = "fp32", calibration: Any = None,
-                 meta: dict[str, str] | None = None, recipe: Recipe = DEFAULT_RECIPE,
-                 steer: Steer | None = None, **_: Any) -> dict[str, Any] | None:  # fmt: skip
+def write_tflite(
+    model: Any,
+    path: Path,
+    *,
+    precision: str = "fp32",
+    calibration: Any = None,
+    meta: dict[str, str] | None = None,
+    recipe: Recipe = DEFAULT_RECIPE,
+    steer: Steer | None = None,
+    **_: Any,
+) -> dict[str, Any] | None:
     """The TFLite converter; fp16, dynamic-range and int8 are converted into the file. Then the
     input and output are given the names of effnet's other artifacts, and effnet's metadata
     goes into the file's metadata table (`add_metadata`): the converter does neither.
@@ -181,8 +189,10 @@ def _keep_float(
     import tensorflow as tf
 
     # The denylisted layers run float kernels: the converter must be allowed them.
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                           tf.lite.OpsSet.TFLITE_BUILTINS]  # fmt: skip
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+    ]
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=_images(calibration[:RANKING_IMAGES])
     )
@@ -191,9 +201,10 @@ def _keep_float(
     for count in float_counts(len(ranked)):
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=ranked[:count])
         content = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=_images(calibration[:RANKING_IMAGES]),
+            converter=converter,
+            debug_dataset=_images(calibration[:RANKING_IMAGES]),
             debug_options=options,
-        ).get_nondebug_quantized_model()  # fmt: skip
+        ).get_nondebug_quantized_model()
         scratch.write_bytes(content)
         if steer.reached(tflite_runner(scratch).comparable_all(steer.images)):
             break
@@ -250,13 +261,20 @@ def tflite_runner(
         def run_logits(images: Any) -> Any:
             return logits()(images)
 
-    return Runner("tflite", "cpu", "LiteRT XNNPACK", precision, run, fixed, run_logits=run_logits,
-                  threads=threads_or_default(threads),
-                  streams=session_streams(interpreter_of, threads_or_default(threads),
-                                          "interpreter"),
-                  settings=f"1 interpreter × {threads_or_default(threads)} threads, XNNPACK",
-                  metadata=read_metadata(path),
-                  threaded=lambda n: tflite_runner(path, device, n, precision))  # fmt: skip
+    return Runner(
+        "tflite",
+        "cpu",
+        "LiteRT XNNPACK",
+        precision,
+        run,
+        fixed,
+        run_logits=run_logits,
+        threads=threads_or_default(threads),
+        streams=session_streams(interpreter_of, threads_or_default(threads), "interpreter"),
+        settings=f"1 interpreter × {threads_or_default(threads)} threads, XNNPACK",
+        metadata=read_metadata(path),
+        threaded=lambda n: tflite_runner(path, device, n, precision),
+    )
 
 
 def _tflite_with_logits(path: Path) -> tuple[bytes, int] | None:
@@ -315,9 +333,10 @@ def read_tflite(path: Path) -> dict[str, Any]:
     inputs = interpreter.get_input_details()
     fed = {detail["index"] for detail in inputs}
     params = sum(
-        math.prod(t["shape"]) for t in interpreter.get_tensor_details()
+        math.prod(t["shape"])
+        for t in interpreter.get_tensor_details()
         if t["index"] not in produced and t["index"] not in fed and len(t["shape"])
-    )  # fmt: skip
+    )
 
     def detail(d: dict[str, Any]) -> dict[str, Any]:
         shape = list(d.get("shape_signature", d["shape"]))
@@ -410,17 +429,25 @@ def _shown(raw: bytes) -> str:
 
 
 FORMAT = Format(
-    name="tflite", suffix=".tflite", read=read_tflite, write=write_tflite,
-    precision_of=tflite_precision, declared=declared, check=check_tflite,
-)  # fmt: skip
+    name="tflite",
+    suffix=".tflite",
+    read=read_tflite,
+    write=write_tflite,
+    precision_of=tflite_precision,
+    declared=declared,
+    check=check_tflite,
+)
 
 BACKEND = Backend(
-    name="tflite", summary="TFLite through the TFLite converter, run by LiteRT (XNNPACK)",
-    format=FORMAT, load=tflite_runner, packages=("ai-edge-litert",),
+    name="tflite",
+    summary="TFLite through the TFLite converter, run by LiteRT (XNNPACK)",
+    format=FORMAT,
+    load=tflite_runner,
+    packages=("ai-edge-litert",),
     precisions={
         "fp32": FP32,
         "fp16": FP16,
         "dynamic": DYNAMIC,
         "int8": replace(INT8, recipes=(DEFAULT_RECIPE, KEEP_FLOAT)),
     },
-)  # fmt: skip
+)

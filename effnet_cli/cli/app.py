@@ -156,8 +156,9 @@ def _dispatch(argv: list[str], sink: Sink) -> int:
         if os.environ.get("EFFNET_DEBUG"):
             raise
         kind, reason = type(exc).__name__, runtime_reason(exc)  # its reason, not its C++ line
-        sink.error(kind if reason == kind else f"{kind}: {reason}",
-                   "run with --debug for the traceback")  # fmt: skip
+        sink.error(
+            kind if reason == kind else f"{kind}: {reason}", "run with --debug for the traceback"
+        )
         return 1
 
 

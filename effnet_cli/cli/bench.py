@@ -119,8 +119,9 @@ MaxRegressionOpt = Annotated[
     typer.Option(help="With --baseline: allowed p50 slowdown in percent (default 10)."),
 ]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Also write rows as CSV.")]
-PlotOpt = Annotated[Optional[Path], typer.Option(
-    help="Also draw latency and throughput against batch.")]  # fmt: skip
+PlotOpt = Annotated[
+    Optional[Path], typer.Option(help="Also draw latency and throughput against batch.")
+]
 
 
 @model_command
@@ -156,12 +157,30 @@ def bench(
 
     sink = output_sink(wide=wide, json_output=json_output)
     plan = plan_bench(
-        model, source=source, reference=reference, runtime=runtime, precision=precision,
-        calibration=calibration, device=device, batch=batch, warmup=warmup,
-        iterations=iterations, duration=duration, threads=threads, xla=xla, mode=mode,
-        streams=streams, tune=tune, recommend=recommend, ceiling=ceiling, baseline=baseline,
-        max_regression=max_regression, csv_path=csv_path, plot=plot, force=force,
-    )  # fmt: skip
+        model,
+        source=source,
+        reference=reference,
+        runtime=runtime,
+        precision=precision,
+        calibration=calibration,
+        device=device,
+        batch=batch,
+        warmup=warmup,
+        iterations=iterations,
+        duration=duration,
+        threads=threads,
+        xla=xla,
+        mode=mode,
+        streams=streams,
+        tune=tune,
+        recommend=recommend,
+        ceiling=ceiling,
+        baseline=baseline,
+        max_regression=max_regression,
+        csv_path=csv_path,
+        plot=plot,
+        force=force,
+    )
     result = B.run(plan, sink.note if plan.artifact else sink.progress)
     show_bench(result.to_json(), csv_path, plot)
     B.refuse_not_finite([*result.rows, *(result.throughput_rows or ())])
@@ -202,11 +221,22 @@ def plan_bench(
     from effnet_cli.workflows import bench as B
 
     request = B.build_request(
-        runtime=runtime, precision=precision, device=device, batch=batch, warmup=warmup,
-        iterations=iterations, duration_s=duration, threads=threads, seed=model.seed or 0,
-        xla=xla, measure_ceiling=ceiling, calibration=calibration, mode=mode, streams=streams,
+        runtime=runtime,
+        precision=precision,
+        device=device,
+        batch=batch,
+        warmup=warmup,
+        iterations=iterations,
+        duration_s=duration,
+        threads=threads,
+        seed=model.seed or 0,
+        xla=xla,
+        measure_ceiling=ceiling,
+        calibration=calibration,
+        mode=mode,
+        streams=streams,
         tune=tune,
-    )  # fmt: skip
+    )
     allowed_pct = B.gate_threshold(baseline, max_regression)
     if baseline is not None and "latency" not in request.modes:
         raise UsageError("--baseline compares latency rows: use --mode latency or both")
@@ -220,11 +250,15 @@ def plan_bench(
             raise UsageError("--baseline, --csv and --plot apply to models, not --from an artifact")
         # --resolution sizes a file that takes any input size
         refuse_model_options(model, besides=("seed", "resolution"))
-        for option, value, default in (("--runtime", runtime, "all"),
-                                       ("--precision", precision, "fp32")):  # fmt: skip
+        for option, value, default in (
+            ("--runtime", runtime, "all"),
+            ("--precision", precision, "fp32"),
+        ):
             if value != default:
-                raise UsageError(f"{option} does not apply with --from an artifact: its own "
-                                 "runtime runs it, at the precision it holds")  # fmt: skip
+                raise UsageError(
+                    f"{option} does not apply with --from an artifact: its own "
+                    "runtime runs it, at the precision it holds"
+                )
     elif source is not None:
         refuse_model_options(model)
         archive.check_keras_file(source)
@@ -239,18 +273,27 @@ def plan_bench(
     B.configure_threads(threads)
     spec = None if source is not None else model.spec()
     # before minutes of building
-    request = replace(request, device=B.resolve_device(
-        request.device, current().note if artifact else current().progress))  # fmt: skip
+    request = replace(
+        request,
+        device=B.resolve_device(request.device, current().note if artifact else current().progress),
+    )
     if before is not None:  # a baseline it cannot use is refused before anything is timed
         B.check_baseline(before, B.expected_model_name(spec, source), request)
     warn_if_huge(spec)
     rebuild = ("--from", str(source)) if source is not None else tuple(model_args(model))
     return B.BenchPlan(
-        request=request, spec=spec, source=source, weights=model.weights, seed=model.seed,
-        resolution=model.resolution, reference=reference, baseline=before,
-        max_regression_pct=allowed_pct, recommend=recommend,
+        request=request,
+        spec=spec,
+        source=source,
+        weights=model.weights,
+        seed=model.seed,
+        resolution=model.resolution,
+        reference=reference,
+        baseline=before,
+        max_regression_pct=allowed_pct,
+        recommend=recommend,
         model_args=None if artifact else rebuild,
-    )  # fmt: skip
+    )
 
 
 def show_bench(document: dict[str, Any], csv_path: Optional[Path], plot: Optional[Path]) -> None:

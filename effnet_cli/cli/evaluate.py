@@ -61,13 +61,25 @@ CsvOpt = Annotated[Optional[Path], typer.Option(
 
 @model_command
 def evaluate(
-    model: ModelOptions, folder: FolderArg = None, source: FromOpt = None,
-    compare: CompareOpt = None, truth: TruthOpt = None, inputs: ListOpt = None,
-    resize: ResizeOpt = "crop", threads: ThreadsOpt = None, csv_path: CsvOpt = None,
-    output: OutputOpt = None, resume: ResumeOpt = False, engine: EngineOpt = "local",
-    workers: WorkersOpt = None, batch: BatchOpt = 16, address: AddressOpt = None,
-    decode: DecodeOpt = "full", force: ForceOpt = False, json_output: JsonOpt = False,
-) -> None:  # fmt: skip
+    model: ModelOptions,
+    folder: FolderArg = None,
+    source: FromOpt = None,
+    compare: CompareOpt = None,
+    truth: TruthOpt = None,
+    inputs: ListOpt = None,
+    resize: ResizeOpt = "crop",
+    threads: ThreadsOpt = None,
+    csv_path: CsvOpt = None,
+    output: OutputOpt = None,
+    resume: ResumeOpt = False,
+    engine: EngineOpt = "local",
+    workers: WorkersOpt = None,
+    batch: BatchOpt = 16,
+    address: AddressOpt = None,
+    decode: DecodeOpt = "full",
+    force: ForceOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
     """Top-1 and top-5 accuracy on a labelled folder; with --compare, each artifact's drop.
 
     The model built from the options, or --from an artifact, is the first (the reference);
@@ -91,8 +103,10 @@ def evaluate(
     if not builds:
         refuse_model_options(model, besides=())
     elif engine == "ray":
-        raise UsageError("--engine ray runs artifact files on every worker; add --from FILE",
-                         hint="effnet export ... writes one")  # fmt: skip
+        raise UsageError(
+            "--engine ray runs artifact files on every worker; add --from FILE",
+            hint="effnet export ... writes one",
+        )
     spec = model.spec() if builds else None
     V.check_model(spec, artifacts)
     notes: list[str] = []

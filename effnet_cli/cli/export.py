@@ -67,35 +67,63 @@ VerifyImagesOpt = Annotated[Optional[Path], typer.Option("--verify-images", help
 
 @model_command
 def export(
-    model: ModelOptions, fmt: FormatOpt = None, output: OutputOpt = Path("."),
-    source: FromOpt = None, opset: OpsetOpt = DEFAULT_OPSET, batch: BatchOpt = None,
-    quantize: QuantizeOpt = "none", calibration: CalibrationOpt = None,
+    model: ModelOptions,
+    fmt: FormatOpt = None,
+    output: OutputOpt = Path("."),
+    source: FromOpt = None,
+    opset: OpsetOpt = DEFAULT_OPSET,
+    batch: BatchOpt = None,
+    quantize: QuantizeOpt = "none",
+    calibration: CalibrationOpt = None,
     int8_recipe: Int8RecipeOpt = None,
-    optimize: OptimizeOpt = True, verify: VerifyOpt = True, keep_failed: KeepFailedOpt = False,
-    nchw: NchwOpt = False, dynamic_size: DynamicSizeOpt = False,
-    allow_odd_padding: OddPaddingOpt = False, verify_images: VerifyImagesOpt = None,
-    force: ForceOpt = False, wide: WideOpt = False, json_output: JsonOpt = False,
-) -> None:  # fmt: skip
+    optimize: OptimizeOpt = True,
+    verify: VerifyOpt = True,
+    keep_failed: KeepFailedOpt = False,
+    nchw: NchwOpt = False,
+    dynamic_size: DynamicSizeOpt = False,
+    allow_odd_padding: OddPaddingOpt = False,
+    verify_images: VerifyImagesOpt = None,
+    force: ForceOpt = False,
+    wide: WideOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
     """Write SavedModel, ONNX, TFLite, .keras and OpenVINO files from one model, each verified."""
     sink = output_sink(wide, json_output)
     formats = E.parse_formats(fmt or [])
     spec = _model(model, source)
     name = source.stem if spec is None else spec.name  # type: ignore[union-attr]
     request = E.ExportRequest(
-        formats=tuple(formats), directory=output, opset=opset, batch=batch, quantize=quantize,
-        calibration=calibration, optimize=optimize, verify=verify, keep_failed=keep_failed,
-        force=force, seed=model.seed if model.seed is not None else 0, nchw=nchw,
-        dynamic_size=dynamic_size, allow_odd_padding=allow_odd_padding, int8_recipe=int8_recipe,
-    )  # fmt: skip
-    targets = E.check_request(request, name, spec.resolution if spec is not None else None,
-                              dynamic_size and E.pads_explicitly(spec, source))  # fmt: skip
+        formats=tuple(formats),
+        directory=output,
+        opset=opset,
+        batch=batch,
+        quantize=quantize,
+        calibration=calibration,
+        optimize=optimize,
+        verify=verify,
+        keep_failed=keep_failed,
+        force=force,
+        seed=model.seed if model.seed is not None else 0,
+        nchw=nchw,
+        dynamic_size=dynamic_size,
+        allow_odd_padding=allow_odd_padding,
+        int8_recipe=int8_recipe,
+    )
+    targets = E.check_request(
+        request,
+        name,
+        spec.resolution if spec is not None else None,
+        dynamic_size and E.pads_explicitly(spec, source),
+    )
     if verify_images is not None:
         request = replace(request, verify_images=_verify_images(verify_images, verify, spec))
-    identity = model_document(spec) if spec is not None else (
-        model_identity(name, None, None, None, None))  # fmt: skip
+    identity = (
+        model_document(spec) if spec is not None else (model_identity(name, None, None, None, None))
+    )
     try:
-        artifacts = E.run_export(spec, source, model.weights, model.seed, request, targets,
-                                 sink.progress)  # fmt: skip
+        artifacts = E.run_export(
+            spec, source, model.weights, model.seed, request, targets, sink.progress
+        )
     except E.ExportFailed as failure:  # the table still says what was written, and what failed
         sink.result("export", _document(identity, failure.artifacts), views.view)
         raise

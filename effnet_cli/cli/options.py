@@ -55,10 +55,14 @@ _TYPES = get_type_hints(ModelOptions)
 def model_command(func: Callable[..., Any]) -> Callable[..., Any]:
     """Give a command the shared model options; it receives them as `model: ModelOptions`."""
     extra = [
-        inspect.Parameter(item.name, inspect.Parameter.KEYWORD_ONLY, default=item.default,
-                          annotation=typer_option(item))
+        inspect.Parameter(
+            item.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=item.default,
+            annotation=typer_option(item),
+        )
         for item in fields(ModelOptions)
-    ]  # fmt: skip
+    ]
     names = [item.name for item in fields(ModelOptions)]
     own = [p for p in inspect.signature(func).parameters.values() if p.name != "model"]
 

@@ -55,14 +55,27 @@ CsvOpt = Annotated[Optional[Path], typer.Option(
 
 @model_command
 def predict(
-    model: ModelOptions, image_paths: ImagesArg = None, source: FromOpt = None,
-    compare: CompareOpt = None, top: TopOpt = 5, resize: ResizeOpt = "crop",
-    labels: LabelsOpt = None, threads: ThreadsOpt = None, csv_path: CsvOpt = None,
-    inputs: InputsOpt = None, recursive: RecursiveOpt = False, output: OutputOpt = None,
-    resume: ResumeOpt = False, engine: EngineOpt = "local", workers: WorkersOpt = None,
-    batch: BatchOpt = 16, address: AddressOpt = None, decode: DecodeOpt = "full",
-    force: ForceOpt = False, json_output: JsonOpt = False,
-) -> None:  # fmt: skip
+    model: ModelOptions,
+    image_paths: ImagesArg = None,
+    source: FromOpt = None,
+    compare: CompareOpt = None,
+    top: TopOpt = 5,
+    resize: ResizeOpt = "crop",
+    labels: LabelsOpt = None,
+    threads: ThreadsOpt = None,
+    csv_path: CsvOpt = None,
+    inputs: InputsOpt = None,
+    recursive: RecursiveOpt = False,
+    output: OutputOpt = None,
+    resume: ResumeOpt = False,
+    engine: EngineOpt = "local",
+    workers: WorkersOpt = None,
+    batch: BatchOpt = 16,
+    address: AddressOpt = None,
+    decode: DecodeOpt = "full",
+    force: ForceOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
     """Classify images with a model or any artifact; --compare artifacts on the same images.
 
     Images are prepared as the reference evaluation does: RGB, a centre square of
@@ -91,18 +104,23 @@ def predict(
     P.check_request(spec, compared, bool(compare))
     if compare:
         if output is not None or engine != "local":
-            raise UsageError("--compare runs a few images in memory; --output and --engine "
-                             "ray classify with one artifact")  # fmt: skip
+            raise UsageError(
+                "--compare runs a few images in memory; --output and --engine "
+                "ray classify with one artifact"
+            )
         result = _compare(compared, [Path(p) for p in paths], resize, threads)
         sink.result("predict-compare", result, views.compare_view)
         if csv_path is not None:
             files.write_text(csv_path, views.compare_csv(result))
         return
     if engine == "ray" and source is None:
-        raise UsageError("--engine ray runs an artifact file on every worker; add --from FILE",
-                         hint="effnet export ... writes one")  # fmt: skip
-    result, outcome = _classify(model, spec, source, paths, top, resize, labels, threads,
-                                plan, decode == "draft")  # fmt: skip
+        raise UsageError(
+            "--engine ray runs an artifact file on every worker; add --from FILE",
+            hint="effnet export ... writes one",
+        )
+    result, outcome = _classify(
+        model, spec, source, paths, top, resize, labels, threads, plan, decode == "draft"
+    )
     sink.result("predict", result, views.view if output is None else views.summary_view)
     if csv_path is not None:
         files.write_text(csv_path, views.predict_csv(result))
@@ -126,9 +144,17 @@ def _compare(compared: list[Path], paths: list[Path], resize: str, threads: Opti
 
 
 def _classify(
-    model: ModelOptions, spec: Optional[S.ModelSpec], source: Optional[Path], paths: list[str],
-    top: int, resize: str, labels: Optional[Path], threads: Optional[int], plan, draft: bool,
-):  # fmt: skip
+    model: ModelOptions,
+    spec: Optional[S.ModelSpec],
+    source: Optional[Path],
+    paths: list[str],
+    top: int,
+    resize: str,
+    labels: Optional[Path],
+    threads: Optional[int],
+    plan,
+    draft: bool,
+):
     """Each image's top classes, from the model built from options or the --from artifact,
     streamed through the run's engine."""
     from effnet_cli.util import labels as L

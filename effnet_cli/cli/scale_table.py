@@ -38,11 +38,18 @@ PlotOpt = Annotated[Optional[Path], typer.Option(
 
 
 def scale_table(
-    family: FamilyOpt = "b", phi: PhiOpt = None, phi_max: PhiMaxOpt = None,
-    alpha: AlphaOpt = S.ALPHA, beta: BetaOpt = S.BETA, gamma: GammaOpt = S.GAMMA,
-    fmt: FormatOpt = "table", plot: PlotOpt = None, force: ForceOpt = False,
-    wide: WideOpt = False, json_output: JsonOpt = False,
-) -> None:  # fmt: skip
+    family: FamilyOpt = "b",
+    phi: PhiOpt = None,
+    phi_max: PhiMaxOpt = None,
+    alpha: AlphaOpt = S.ALPHA,
+    beta: BetaOpt = S.BETA,
+    gamma: GammaOpt = S.GAMMA,
+    fmt: FormatOpt = "table",
+    plot: PlotOpt = None,
+    force: ForceOpt = False,
+    wide: WideOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
     """Released coefficients beside the compound rule, with the paper's figures. No TensorFlow."""
     require_choice("--family", family, FAMILY_CHOICES)
     require_choice("--format", fmt, FORMAT_CHOICES)

@@ -24,8 +24,10 @@ def summary(
 ) -> None:
     """Per-stage table and totals: params, MACs, activation memory. Never loads TensorFlow."""
     sink = output_sink(wide, json_output)
-    model.refuse(("weights", "seed"), "changes nothing in summary: its counts come from the "
-                 "architecture alone, not from weights")  # fmt: skip
+    model.refuse(
+        ("weights", "seed"),
+        "changes nothing in summary: its counts come from the architecture alone, not from weights",
+    )
     costs = C.count(model.spec())
     document = summary_document(costs, layers)
     sink.result("summary", document, lambda sink, doc: views.view(sink, costs, doc))

@@ -27,8 +27,16 @@ def _first_line(exc: BaseException) -> str:
 # How a damaged zip fails in zipfile: a bad directory, a CRC or a deflate stream that does not
 # check (zlib.error), a compression method it lacks (NotImplementedError), an encrypted member
 # (RuntimeError), a member cut short (EOFError), a name that does not decode (ValueError).
-ZIP_ERRORS = (zipfile.BadZipFile, OSError, struct.error, zlib.error, EOFError,
-              NotImplementedError, RuntimeError, ValueError)  # fmt: skip
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    OSError,
+    struct.error,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+)
 CONFIG_BYTES = 64 << 20  # the most a config.json is read for (B7's: a third of a megabyte)
 
 
@@ -82,8 +90,10 @@ def build_and_save(
             with files.atomic_target(output) as tmp:
                 model.save(tmp) if fmt == "keras" else model.save_weights(tmp)
             report["output"] = {
-                "path": str(output), "format": fmt, "bytes": files.size_bytes(output),
-            }  # fmt: skip
+                "path": str(output),
+                "format": fmt,
+                "bytes": files.size_bytes(output),
+            }
     return report
 
 
@@ -215,8 +225,10 @@ def keras_file_pads_explicitly(path: Path) -> bool:
         with zipfile.ZipFile(path) as archive:
             size = archive.getinfo("config.json").file_size
             if size > CONFIG_BYTES:
-                raise UsageError(f"{path.name} holds a config.json of {size:,} bytes, past the "
-                                 f"{CONFIG_BYTES:,} any model's takes")  # fmt: skip
+                raise UsageError(
+                    f"{path.name} holds a config.json of {size:,} bytes, past the "
+                    f"{CONFIG_BYTES:,} any model's takes"
+                )
             with archive.open("config.json") as member:
                 config = json.loads(member.read(CONFIG_BYTES))
     except (*ZIP_ERRORS, KeyError) as exc:  # RecursionError (a RuntimeError): JSON nested deep

@@ -133,14 +133,24 @@ def make_layer(keras: Any, node: G.Node) -> Any:
             return layers.ZeroPadding2D(padding=padding, name=name)
         case G.Conv(filters=f, kernel_size=k, strides=s, padding=p, use_bias=b, activation=a):
             return layers.Conv2D(
-                f, k, strides=s, padding=p, use_bias=b, activation=a,
-                kernel_initializer=CONV_KERNEL_INITIALIZER, name=name,
-            )  # fmt: skip
+                f,
+                k,
+                strides=s,
+                padding=p,
+                use_bias=b,
+                activation=a,
+                kernel_initializer=CONV_KERNEL_INITIALIZER,
+                name=name,
+            )
         case G.DepthwiseConv(kernel_size=k, strides=s, padding=p, use_bias=b):
             return layers.DepthwiseConv2D(
-                k, strides=s, padding=p, use_bias=b,
-                depthwise_initializer=CONV_KERNEL_INITIALIZER, name=name,
-            )  # fmt: skip
+                k,
+                strides=s,
+                padding=p,
+                use_bias=b,
+                depthwise_initializer=CONV_KERNEL_INITIALIZER,
+                name=name,
+            )
         case G.BatchNorm(momentum=momentum):
             return layers.BatchNormalization(
                 axis=-1, epsilon=BN_EPSILON, momentum=momentum, name=name
@@ -165,9 +175,11 @@ def make_layer(keras: Any, node: G.Node) -> Any:
             return layers.Dropout(rate, noise_shape=noise_shape, name=name)
         case G.Dense(units=units, activation=activation):
             return layers.Dense(
-                units, activation=activation,
-                kernel_initializer=DENSE_KERNEL_INITIALIZER, name=name,
-            )  # fmt: skip
+                units,
+                activation=activation,
+                kernel_initializer=DENSE_KERNEL_INITIALIZER,
+                name=name,
+            )
     raise TypeError(f"no Keras layer for {node.op!r}")
 
 

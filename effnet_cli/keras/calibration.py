@@ -37,9 +37,13 @@ def load_calibration(source: Path | None, resolution: int, limit: int = 200) -> 
     from effnet_cli.util import images
 
     if source is None:
-        views = [view for path in samples.paths()
-                 for view in images.calibration_views(images.decode(path, images.Conversions()),
-                                                      resolution)]  # fmt: skip
+        views = [
+            view
+            for path in samples.paths()
+            for view in images.calibration_views(
+                images.decode(path, images.Conversions()), resolution
+            )
+        ]
         return CalibrationImages(np.stack(views)[:limit], samples.CALIBRATION_VIEWS)
     if source.suffix == ".npy":
         check_calibration_array(source, resolution)

@@ -204,15 +204,23 @@ def _timm_names(prefix: str, stage: int, index: int, names: set[str]) -> dict:
 def name_map(model: Any, naming: str, names: set[str]) -> dict[str, tuple[str, Kind]]:
     """Keras layer name → (checkpoint module name, kind), for every block, stem and head."""
     if naming == "lukemelas":
-        mapping = {"stem_conv": ("_conv_stem", "conv"), "stem_bn": ("_bn0", "bn"),
-                   "top_conv": ("_conv_head", "conv"), "top_bn": ("_bn1", "bn"),
-                   "predictions": ("_fc", "dense")}  # fmt: skip
+        mapping = {
+            "stem_conv": ("_conv_stem", "conv"),
+            "stem_bn": ("_bn0", "bn"),
+            "top_conv": ("_conv_head", "conv"),
+            "top_bn": ("_bn1", "bn"),
+            "predictions": ("_fc", "dense"),
+        }
         for index, (prefix, _) in enumerate(_blocks(model)):
             mapping |= _lukemelas_names(prefix, index)
         return mapping
-    mapping = {"stem_conv": ("conv_stem", "conv"), "stem_bn": ("bn1", "bn"),
-               "top_conv": ("conv_head", "conv"), "top_bn": ("bn2", "bn"),
-               "predictions": ("classifier", "dense")}  # fmt: skip
+    mapping = {
+        "stem_conv": ("conv_stem", "conv"),
+        "stem_bn": ("bn1", "bn"),
+        "top_conv": ("conv_head", "conv"),
+        "top_bn": ("bn2", "bn"),
+        "predictions": ("classifier", "dense"),
+    }
     counters: dict[int, int] = {}
     for prefix, stage in _blocks(model):
         index = counters.get(stage, 0)
@@ -299,8 +307,9 @@ def load_into(model: Any, path: Path) -> Loaded:
         notes.append(f"{len(counters)} BatchNorm counters")
     if len(skipped) > len(counters):
         notes.append("the classifier (the model has no top)")
-    return Loaded(checkpoint.format, naming, sum(len(v) for _, v in assignments),
-                  len(tensors), tuple(notes))  # fmt: skip
+    return Loaded(
+        checkpoint.format, naming, sum(len(v) for _, v in assignments), len(tensors), tuple(notes)
+    )
 
 
 def _skipped(unused: set[str], model: Any, naming: str) -> set[str]:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-MAC_LAYERS = frozenset({"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
-                        "Dense"})  # fmt: skip
+MAC_LAYERS = frozenset(
+    {"Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "Dense"}
+)
 
 
 def keras_macs(model: Any) -> int | None:

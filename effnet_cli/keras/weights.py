@@ -138,8 +138,10 @@ def _local(name: str, key: str, link: Any) -> None:
     import h5py
 
     if isinstance(link, h5py.ExternalLink):
-        raise UsageError(f"{name}: {shown(key)} links to another file, {shown(link.filename, 60)}"
-                         "; weights are read from this file only")  # fmt: skip
+        raise UsageError(
+            f"{name}: {shown(key)} links to another file, {shown(link.filename, 60)}"
+            "; weights are read from this file only"
+        )
 
 
 def _stored(name: str, key: str, dataset: Any) -> Any:
@@ -148,12 +150,16 @@ def _stored(name: str, key: str, dataset: Any) -> Any:
     as the fill value, 2**40 of them from a few bytes), or than those could inflate to."""
     plist = dataset.id.get_create_plist()
     if dataset.is_virtual or plist.get_external_count():
-        raise UsageError(f"{name}: {shown(key)} keeps its values in another file; weights are "
-                         "read from this file only")  # fmt: skip
+        raise UsageError(
+            f"{name}: {shown(key)} keeps its values in another file; weights are "
+            "read from this file only"
+        )
     declared, stored = dataset.size * dataset.dtype.itemsize, dataset.id.get_storage_size()
     if declared > stored * (MAX_INFLATION if plist.get_nfilters() else 1):
-        raise UsageError(f"{name}: {shown(key)} {tuple(dataset.shape)} declares {declared:,} bytes "
-                         f"of values, but the file stores {stored:,}")  # fmt: skip
+        raise UsageError(
+            f"{name}: {shown(key)} {tuple(dataset.shape)} declares {declared:,} bytes "
+            f"of values, but the file stores {stored:,}"
+        )
     return dataset
 
 

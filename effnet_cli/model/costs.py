@@ -252,10 +252,14 @@ def scale_rows(
     for phi in phis:
         member = next((v for v in on_axis if v.phi == phi), None)
         released = S.get_spec(member.name) if member else None
-        rule = S.get_spec(on_axis[0].name, phi=phi, alpha=alpha, beta=beta, gamma=gamma,
-                          rule=True) if has_rule else None  # fmt: skip
-        rows.append(ScaleRow(phi, released, released and count(released), rule,
-                             rule and count(rule)))  # fmt: skip
+        rule = (
+            S.get_spec(on_axis[0].name, phi=phi, alpha=alpha, beta=beta, gamma=gamma, rule=True)
+            if has_rule
+            else None
+        )
+        rows.append(
+            ScaleRow(phi, released, released and count(released), rule, rule and count(rule))
+        )
     if whole_family:
         for member in (v for v in members if v.phi is None):
             spec = S.get_spec(member.name)

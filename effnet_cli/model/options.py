@@ -91,8 +91,9 @@ class ModelOptions:
 
     def given(self, *, besides: tuple[str, ...] = ()) -> list[str]:
         """The options set away from their defaults, as typed (`--phi`, `--no-top`…)."""
-        return [flag(f).spelled(getattr(self, f.name)) for f in self._changed()
-                if f.name not in besides]  # fmt: skip
+        return [
+            flag(f).spelled(getattr(self, f.name)) for f in self._changed() if f.name not in besides
+        ]
 
     def refuse(self, names: tuple[str, ...], reason: str) -> None:
         """Options that would change nothing here are refused, not silently ignored."""

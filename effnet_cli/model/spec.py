@@ -126,9 +126,15 @@ class StageSpec:
             )
         r, k, s, e, i, o, c = (int(g) for g in match.group(1, 2, 3, 4, 5, 6, 7))
         return cls(
-            kind=_CONV_TYPES[c], expand_ratio=e, kernel_size=k, strides=s, filters_in=i,
-            filters_out=o, repeats=r, se_ratio=float(match.group(8)),
-        )  # fmt: skip
+            kind=_CONV_TYPES[c],
+            expand_ratio=e,
+            kernel_size=k,
+            strides=s,
+            filters_in=i,
+            filters_out=o,
+            repeats=r,
+            se_ratio=float(match.group(8)),
+        )
 
 
 def _stages(*codes: str) -> tuple[StageSpec, ...]:
@@ -607,10 +613,14 @@ def _rule_variant(
     below = max(p for p in released if p <= phi)  # dropout: the nearest released member below
     prefix = "" if family == "b" else f"{family}-"
     return Variant(
-        f"{prefix}phi{_number(phi)}", origin.family, phi, origin.width * width,
-        origin.depth * depth, round(origin.resolution * resolution / 224),
+        f"{prefix}phi{_number(phi)}",
+        origin.family,
+        phi,
+        origin.width * width,
+        origin.depth * depth,
+        round(origin.resolution * resolution / 224),
         released[below].dropout,
-    )  # fmt: skip
+    )
 
 
 def variant_key(name: str) -> str:
@@ -801,8 +811,10 @@ def input_contract(spec: ModelSpec) -> dict[str, object]:
     """What the model expects as input: shown by `summary`, written into export metadata."""
     normalization = PREPROCESSING[spec.family.preprocessing]
     if normalization is None:
-        inside, value_range = "none: feed inputs already normalized as the weights expect", (
-            "caller-normalized")  # fmt: skip
+        inside, value_range = (
+            "none: feed inputs already normalized as the weights expect",
+            ("caller-normalized"),
+        )
     elif not spec.preprocessing:
         inside = f"none: feed {normalization.expects_without}"
         value_range = "caller-normalized"

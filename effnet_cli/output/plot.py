@@ -18,15 +18,28 @@ def plot_scale(families: Mapping[str, list[dict[str, Any]]], path: Any) -> None:
     for axis, key, label in ((axes[0], "params", "parameters"), (axes[1], "macs", "MACs")):
         for family, documents in families.items():
             released = [d for d in documents if d[key] is not None and d["phi"] is not None]
-            axis.plot([d["phi"] for d in released], [d[key] for d in released], "o-",
-                      label=f"{family}: released coefficients")  # fmt: skip
+            axis.plot(
+                [d["phi"] for d in released],
+                [d[key] for d in released],
+                "o-",
+                label=f"{family}: released coefficients",
+            )
             ruled = [d for d in documents if d[f"rule_{key}"] is not None]
-            axis.plot([d["phi"] for d in ruled], [d[f"rule_{key}"] for d in ruled], "s--",
-                      label=f"{family}: compound rule")  # fmt: skip
+            axis.plot(
+                [d["phi"] for d in ruled],
+                [d[f"rule_{key}"] for d in ruled],
+                "s--",
+                label=f"{family}: compound rule",
+            )
             for d in released:
                 if d["published_top1"] is not None:
-                    axis.annotate(f"{d['published_top1']}%", (d["phi"], d[key]), fontsize=8,
-                                  textcoords="offset points", xytext=(4, -12))  # fmt: skip
+                    axis.annotate(
+                        f"{d['published_top1']}%",
+                        (d["phi"], d[key]),
+                        fontsize=8,
+                        textcoords="offset points",
+                        xytext=(4, -12),
+                    )
         axis.set_yscale("log")
         axis.set_xlabel("φ (compound coefficient)")
         axis.set_ylabel(label)

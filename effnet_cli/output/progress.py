@@ -36,8 +36,14 @@ def images_progress(sink: Sink, what: str) -> Iterator[Callable[[int, int], None
             TimeRemainingColumn,
         )
 
-        columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn())  # fmt: skip
+        columns = (
+            TextColumn(what),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=sink.err(), transient=True) as bar:
             task = bar.add_task(what, total=None, rate="")
             began = time.monotonic()

@@ -149,8 +149,9 @@ def print_columns(
     cells = [[c.text(row) for c in columns] for row in rows]
     # every column, however wide the table is: --wide, a pipe (the sink's console says which)
     if getattr(console, "every_column", False) or not console.is_terminal:
-        whole = sum(_needed(c, [row[i] for row in cells], folded=False) + GAP
-                    for i, c in enumerate(columns))  # fmt: skip
+        whole = sum(
+            _needed(c, [row[i] for row in cells], folded=False) + GAP for i, c in enumerate(columns)
+        )
         console.width = max(console.width, whole - GAP)
     width = console.width
     shown = fit_columns(columns, cells, width)
@@ -159,8 +160,9 @@ def print_columns(
         return
     cells = _elide_paths(columns, cells, shown, width)
     # Text, not str: a path or label holding [brackets] is not rich markup
-    table = Table(title=Text(title) if title else None, title_justify="left", show_edge=False,
-                  pad_edge=False)  # fmt: skip
+    table = Table(
+        title=Text(title) if title else None, title_justify="left", show_edge=False, pad_edge=False
+    )
     for i in shown:
         column = columns[i]
         need = _needed(column, [row[i] for row in cells])
@@ -176,8 +178,10 @@ def print_columns(
     console.print(table)
     left_out = [columns[i].title for i in range(len(columns)) if i not in shown]
     if left_out:
-        console.print(f"(not shown at {width} columns: {', '.join(left_out)}; --wide shows "
-                      "every column)", markup=False)  # fmt: skip
+        console.print(
+            f"(not shown at {width} columns: {', '.join(left_out)}; --wide shows every column)",
+            markup=False,
+        )
 
 
 def elide_path(text: str, room: int) -> str:
@@ -259,8 +263,9 @@ def columns_markdown(columns: Sequence[Column], rows: Sequence[Mapping[str, Any]
 
 def pairs(console: Console, pairs: Sequence[tuple[str, str]], title: str | None = None) -> None:
     """A two-column 'what: value' view; the value folds rather than being cut."""
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False,
-                  show_header=False)  # fmt: skip
+    table = Table(
+        title=title, title_justify="left", show_edge=False, pad_edge=False, show_header=False
+    )
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
     for what, value in pairs:

@@ -22,8 +22,10 @@ def non_finite(array: Any) -> str | None:
 
     if np.isfinite(array).all():
         return None
-    counts = ((int(np.count_nonzero(np.isnan(array))), "NaN"),
-              (int(np.count_nonzero(np.isinf(array))), "infinite"))  # fmt: skip
+    counts = (
+        (int(np.count_nonzero(np.isnan(array))), "NaN"),
+        (int(np.count_nonzero(np.isinf(array))), "infinite"),
+    )
     return " and ".join(
         f"{count:,} {kind} value{'' if count == 1 else 's'}" for count, kind in counts if count
     )

@@ -92,8 +92,9 @@ class _Sealed:
     __slots__ = ()
 
     def __setstate__(self, state: Any) -> None:
-        raise TypeError(f"it sets the state of a {type(self).__name__.strip('_')}, which "
-                        "tensor data never does")  # fmt: skip
+        raise TypeError(
+            f"it sets the state of a {type(self).__name__.strip('_')}, which tensor data never does"
+        )
 
 
 @dataclass
@@ -166,9 +167,15 @@ def _index(value: Any) -> int:
 
 
 def _rebuild_tensor_v3(
-    storage: _Storage, offset: int, size: Any, stride: Any, _grad: Any, _hooks: Any,
-    dtype: _DType, *_: Any,
-) -> Any:  # fmt: skip
+    storage: _Storage,
+    offset: int,
+    size: Any,
+    stride: Any,
+    _grad: Any,
+    _hooks: Any,
+    dtype: _DType,
+    *_: Any,
+) -> Any:
     storage.dtype = TORCH_DTYPES[dtype.name]
     return _rebuild_tensor(storage, offset, size, stride)
 
@@ -239,13 +246,16 @@ class _AllowListUnpickler(pickle.Unpickler):
             raise UsageError(f"{self.path.name} holds a persistent id that is not a storage")
         storage_type, key, numel = pid[1], _key(pid[2]), _index(pid[4])
         if not isinstance(storage_type, _StorageType):
-            raise UsageError(f"{self.path.name} names a storage of unknown type (a "
-                             f"{type(storage_type).__name__})")  # fmt: skip
+            raise UsageError(
+                f"{self.path.name} names a storage of unknown type (a "
+                f"{type(storage_type).__name__})"
+            )
         view = pid[5] if len(pid) > 5 else None
         if view is not None:  # legacy view: (view_key, offset, size) of storage `key`
             root = self._storage(key, storage_type, numel)
-            return _Storage(str(view[0]), root.dtype, int(view[2]), (int(view[1]), int(view[2])),
-                            root)  # fmt: skip
+            return _Storage(
+                str(view[0]), root.dtype, int(view[2]), (int(view[1]), int(view[2])), root
+            )
         return self._storage(key, storage_type, numel)
 
     def _storage(self, key: str, storage_type: _StorageType, numel: int) -> _Storage:
@@ -322,19 +332,22 @@ def _read_legacy(path: Path, storages: dict[str, _Storage], data: bool) -> Any:
         protocol = _unpickle(f, path, storages)
         if protocol != LEGACY_PROTOCOL:
             said = protocol if isinstance(protocol, int) else f"a {type(protocol).__name__}"
-            raise UsageError(f"{path.name} is a PyTorch checkpoint of protocol {said}, not "
-                             f"{LEGACY_PROTOCOL}")  # fmt: skip
+            raise UsageError(
+                f"{path.name} is a PyTorch checkpoint of protocol {said}, not {LEGACY_PROTOCOL}"
+            )
         sys_info = _unpickle(f, path, storages)
         if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
             raise UsageError(f"{path.name} was saved on a big-endian machine; not supported")
         obj = _unpickle(f, path, storages)
         keys = _unpickle(f, path, storages)
         # the sizes the storages declare, against the file's: a cut file fails before its data
-        declared = f.tell() + sum(8 + max(s.numel, 0) * _itemsize(s.dtype)
-                                  for s in storages.values())  # fmt: skip
+        declared = f.tell() + sum(
+            8 + max(s.numel, 0) * _itemsize(s.dtype) for s in storages.values()
+        )
         if declared > size:
-            raise UsageError(f"{path.name} is truncated: its storages need {declared} bytes, "
-                             f"the file has {size}")  # fmt: skip
+            raise UsageError(
+                f"{path.name} is truncated: its storages need {declared} bytes, the file has {size}"
+            )
         if not data:
             return obj
         owners = _owners(obj, path)
@@ -342,14 +355,17 @@ def _read_legacy(path: Path, storages: dict[str, _Storage], data: bool) -> Any:
             (numel,) = struct.unpack("<q", _exactly(f, 8, path))  # always int64, any platform
             storage = storages.get(str(key)) if isinstance(key, (str, int)) else None
             if storage is None:
-                raise UsageError(f"{path.name} lists a storage that no tensor uses "
-                                 f"({_shown_key(key)})")  # fmt: skip
+                raise UsageError(
+                    f"{path.name} lists a storage that no tensor uses ({_shown_key(key)})"
+                )
             where = f"{path.name}: {_owner(owners, storage.key)}"
             # the count before the bytes is the file's word too: never read past the file on it
             nbytes, left = numel * _itemsize(storage.dtype), size - f.tell()
             if not 0 <= nbytes <= left:
-                raise UsageError(f"{where} is stored as {numel:,} values, which the {left:,} "
-                                 "bytes left in the file cannot hold")  # fmt: skip
+                raise UsageError(
+                    f"{where} is stored as {numel:,} values, which the {left:,} "
+                    "bytes left in the file cannot hold"
+                )
             storage.array = _frombuffer(_exactly(f, nbytes, path), storage.dtype, where)
     return obj
 
@@ -375,12 +391,23 @@ def _read_zip(path: Path, storages: dict[str, _Storage], data: bool) -> Any:
                     where = f"{path.name}: {_owner(owners, key)}"
                     member = f"{prefix}data/{key}"
                     if member not in names:
-                        raise UsageError(f"{where}: its storage's data ({shown(member)}) is "
-                                         "missing from the checkpoint")  # fmt: skip
-                    storage.array = _frombuffer(_member(archive, member, storage, where),
-                                                storage.dtype, where)  # fmt: skip
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError, NotImplementedError, RuntimeError,
-            ValueError, zlib.error) as exc:  # fmt: skip
+                        raise UsageError(
+                            f"{where}: its storage's data ({shown(member)}) is "
+                            "missing from the checkpoint"
+                        )
+                    storage.array = _frombuffer(
+                        _member(archive, member, storage, where), storage.dtype, where
+                    )
+    except (
+        zipfile.BadZipFile,
+        KeyError,
+        OSError,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+        ValueError,
+        zlib.error,
+    ) as exc:
         raise UsageError(
             f"{path.name} is not a readable PyTorch zip checkpoint ({_first_line(exc)})"
         ) from None
@@ -393,8 +420,10 @@ def _member(archive: Any, member: str, storage: _Storage, where: str) -> bytes:
     expected = storage.numel * _itemsize(storage.dtype)
     size = archive.getinfo(member).file_size
     if size != expected:
-        raise UsageError(f"{where}: its storage's data is {size:,} bytes where its "
-                         f"{storage.numel:,} {storage.dtype} values take {expected:,}")  # fmt: skip
+        raise UsageError(
+            f"{where}: its storage's data is {size:,} bytes where its "
+            f"{storage.numel:,} {storage.dtype} values take {expected:,}"
+        )
     with archive.open(member) as opened:
         return opened.read(expected)
 
@@ -430,14 +459,16 @@ def _read_safetensors(path: Path, data: bool) -> Checkpoint:
                 f"{path.name} is not a readable .safetensors file ({_first_line(exc)})"
             ) from None
         if not isinstance(header, dict):
-            raise UsageError(f"{path.name} is not a readable .safetensors file (its header is "
-                             "not a JSON object)")  # fmt: skip
+            raise UsageError(
+                f"{path.name} is not a readable .safetensors file (its header is not a JSON object)"
+            )
         metadata = header.pop("__metadata__", None) or {}
         if not isinstance(metadata, dict):
             raise UsageError(f"{path.name} has a __metadata__ that is not a JSON object")
-        places = {name: _safetensors_place(f"{path.name}: {shown(name)}", entry,
-                                           size - 8 - length)
-                  for name, entry in header.items()}  # fmt: skip
+        places = {
+            name: _safetensors_place(f"{path.name}: {shown(name)}", entry, size - 8 - length)
+            for name, entry in header.items()
+        }
         tensors: dict[str, Any] = {}
         for name, (dtype, shape, begin, end) in places.items():
             if not data:
@@ -445,10 +476,12 @@ def _read_safetensors(path: Path, data: bool) -> Checkpoint:
                 continue
             f.seek(8 + length + begin)
             raw = _exactly(f, end - begin, path)
-            tensors[name] = _as_float32(_frombuffer(raw, dtype, f"{path.name}: {shown(name)}")
-                                        .reshape(shape))  # fmt: skip
-    return Checkpoint(str(path), "safetensors", tensors,
-                      {str(k): str(v) for k, v in metadata.items()})  # fmt: skip
+            tensors[name] = _as_float32(
+                _frombuffer(raw, dtype, f"{path.name}: {shown(name)}").reshape(shape)
+            )
+    return Checkpoint(
+        str(path), "safetensors", tensors, {str(k): str(v) for k, v in metadata.items()}
+    )
 
 
 def _safetensors_place(where: str, entry: Any, data_bytes: int) -> tuple[str, tuple, int, int]:
@@ -456,8 +489,9 @@ def _safetensors_place(where: str, entry: Any, data_bytes: int) -> tuple[str, tu
     data and exactly as long as the shape needs (sizes in Python ints: none can overflow)."""
     dtype = entry.get("dtype") if isinstance(entry, dict) else None
     if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:
-        raise UsageError(f"{where} is of dtype {dtype!r}, not one effnet reads "
-                         f"({', '.join(SAFETENSORS_DTYPES)})")  # fmt: skip
+        raise UsageError(
+            f"{where} is of dtype {dtype!r}, not one effnet reads ({', '.join(SAFETENSORS_DTYPES)})"
+        )
     try:
         shape = tuple(_index(n) for n in entry["shape"])
         begin, end = (_index(n) for n in entry["data_offsets"])
@@ -466,12 +500,16 @@ def _safetensors_place(where: str, entry: Any, data_bytes: int) -> tuple[str, tu
     if min((begin, *shape)) < 0 or end < begin:
         raise UsageError(f"{where} declares a negative size, or data that ends before it begins")
     if end > data_bytes:
-        raise UsageError(f"{where} lies at bytes {begin:,} to {end:,}, past the end of the "
-                         f"file's {data_bytes:,} bytes of data")  # fmt: skip
+        raise UsageError(
+            f"{where} lies at bytes {begin:,} to {end:,}, past the end of the "
+            f"file's {data_bytes:,} bytes of data"
+        )
     needed = math.prod(shape) * _itemsize(SAFETENSORS_DTYPES[dtype])
     if needed != end - begin:
-        raise UsageError(f"{where} {_shape(shape)} needs {needed:,} bytes of {dtype}, but the file "
-                         f"gives it {end - begin:,}")  # fmt: skip
+        raise UsageError(
+            f"{where} {_shape(shape)} needs {needed:,} bytes of {dtype}, but the file "
+            f"gives it {end - begin:,}"
+        )
     return SAFETENSORS_DTYPES[dtype], shape, begin, end
 
 
@@ -489,8 +527,10 @@ def _state_dict(obj: Any, path: Path) -> dict[str, Any]:
     state = {k: v for k, v in obj.items() if isinstance(v, _TensorRef)}
     named = next((k for k in state if not isinstance(k, str)), None)
     if named is not None:
-        raise UsageError(f"{path.name} names a tensor by a {type(named).__name__}, where a state "
-                         "dict's names are strings")  # fmt: skip
+        raise UsageError(
+            f"{path.name} names a tensor by a {type(named).__name__}, where a state "
+            "dict's names are strings"
+        )
     if not state:
         raise UsageError(f"{path.name} holds no tensors")
     if all(name.startswith("module.") for name in state):
@@ -521,15 +561,19 @@ def _materialize(where: str, ref: _TensorRef) -> Any:
     # a weight is never a broadcast view (stride 0): each of its values has an element of its
     # own; and a size whose product overflows int64 lands here too, Python's ints do not wrap
     if count > length:
-        raise UsageError(f"{where} {_shape(size)} needs {count:,} values but its storage holds "
-                         f"{length:,}")  # fmt: skip
+        raise UsageError(
+            f"{where} {_shape(size)} needs {count:,} values but its storage holds {length:,}"
+        )
     if count and offset >= length:
-        raise UsageError(f"{where} starts at element {offset:,}, past the end of its storage of "
-                         f"{length:,}")  # fmt: skip
+        raise UsageError(
+            f"{where} starts at element {offset:,}, past the end of its storage of {length:,}"
+        )
     last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True)) if count else 0
     if count and last >= length:
-        raise UsageError(f"{where} at offset {offset:,} with strides {stride} reaches element "
-                         f"{last:,}, past the end of its storage of {length:,}")  # fmt: skip
+        raise UsageError(
+            f"{where} at offset {offset:,} with strides {stride} reaches element "
+            f"{last:,}, past the end of its storage of {length:,}"
+        )
     if not count:  # empty: nothing is read, but numpy still refuses a dimension past intp
         try:
             return _as_float32(np.zeros(size, base.dtype))
@@ -552,8 +596,10 @@ def _storage_data(where: str, storage: _Storage) -> Any:
         return root.array
     start, count = storage.view
     if start < 0 or count < 0 or start + count > len(root.array):
-        raise UsageError(f"{where} lies in a view of elements {start:,} to {start + count:,} of "
-                         f"a storage of {len(root.array):,}")  # fmt: skip
+        raise UsageError(
+            f"{where} lies in a view of elements {start:,} to {start + count:,} of "
+            f"a storage of {len(root.array):,}"
+        )
     return root.array[start : start + count]
 
 
@@ -578,8 +624,9 @@ def _frombuffer(raw: bytes, dtype: str, where: str) -> Any:
     import numpy as np
 
     if len(raw) % _itemsize(dtype):
-        raise UsageError(f"{where}: its storage of {len(raw):,} bytes is not a whole number of "
-                         f"{dtype} values")  # fmt: skip
+        raise UsageError(
+            f"{where}: its storage of {len(raw):,} bytes is not a whole number of {dtype} values"
+        )
     if dtype == "bfloat16":  # the top half of a float32: shift into place
         return (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
     return np.frombuffer(raw, dtype)

@@ -63,8 +63,11 @@ def real_images(
         why = None if verify_images else "not ImageNet's classes (use --verify-images)"
         return RealImages(judged_on, fed, expected, why)
     shipped = samples.paths(classified=True)
-    known = expected[[paths.index(p) for p in shipped]] if not verify_images else (
-        keras_answers(model, _fed(shipped, contract, progress)))  # fmt: skip
+    known = (
+        expected[[paths.index(p) for p in shipped]]
+        if not verify_images
+        else (keras_answers(model, _fed(shipped, contract, progress)))
+    )
     return RealImages(judged_on, fed, expected, _untrained(known, shipped))
 
 

@@ -88,14 +88,23 @@ def _from_metadata(
             )
         resolution = sides[0]
     if resolution > S.MAX_RESOLUTION:  # each image would be prepared at that size: gigabytes
-        raise UsageError(f"{what} asks for {resolution:,}×{resolution:,} images, past the "
-                         f"{S.MAX_RESOLUTION:,} pixels a side effnet feeds")  # fmt: skip
+        raise UsageError(
+            f"{what} asks for {resolution:,}×{resolution:,} images, past the "
+            f"{S.MAX_RESOLUTION:,} pixels a side effnet feeds"
+        )
     if not (bool(meta) if effnet is None else effnet):
-        note(f"note: {what} carries no effnet metadata; fed {resolution}×{resolution} "
-             "pixels in [0, 255] (effnet's default contract)")  # fmt: skip
+        note(
+            f"note: {what} carries no effnet metadata; fed {resolution}×{resolution} "
+            "pixels in [0, 255] (effnet's default contract)"
+        )
     classes = meta.get("num_classes", "")
-    return Contract(resolution, _outside_normalization(meta, note), meta.get("precision", "fp32"),
-                    meta.get("model", ""), int(classes) if classes.isdigit() else None)  # fmt: skip
+    return Contract(
+        resolution,
+        _outside_normalization(meta, note),
+        meta.get("precision", "fp32"),
+        meta.get("model", ""),
+        int(classes) if classes.isdigit() else None,
+    )
 
 
 def load_outputs(
@@ -122,8 +131,10 @@ def keras_contract(model: Any, note: Note) -> Contract:
             f"{model.name} takes {height}×{width} inputs; predict needs a fixed square"
         )
     if model.layers[-1].name != "predictions":  # keras.applications' and effnet's classifier
-        raise UsageError(f"{model.name} ends in {model.layers[-1].name!r}, not a classifier; "
-                         "predict needs a model with its top")  # fmt: skip
+        raise UsageError(
+            f"{model.name} ends in {model.layers[-1].name!r}, not a classifier; "
+            "predict needs a model with its top"
+        )
     inside = any(type(layer).__name__ in ("Rescaling", "Normalization") for layer in model.layers)
     if not inside:
         note(f"note: {model.name} has no preprocessing layer; fed pixels in [0, 255]")
@@ -134,8 +145,7 @@ def declared_contract(backend: backends.Backend, path: Path, note: Note) -> Cont
     """The contract an artifact declares, read by its format (`Format.declares`: its metadata
     and first input's shape, with its own library)."""
     declared = backend.format.declares(path)
-    return _from_metadata(dict(declared.metadata), declared.shape, note, path.name,
-                          declared.effnet)  # fmt: skip
+    return _from_metadata(dict(declared.metadata), declared.shape, note, path.name, declared.effnet)
 
 
 # ------------------------------------------------------------------------------ loading
@@ -306,8 +316,13 @@ def identity(item: Loaded, spec: S.ModelSpec | None, classes: int) -> dict[str, 
 
     size = item.contract.resolution
     if spec is not None:
-        return model_identity(spec.name, spec.family.name, [size, size], classes,
-                              spec.preprocessing)  # fmt: skip
+        return model_identity(
+            spec.name, spec.family.name, [size, size], classes, spec.preprocessing
+        )
     said = describe.model_from_metadata(describe.typed_metadata(item.runner.metadata))
-    return {**said, "name": said["name"] or item.contract.name or item.label,
-            "resolution": [size, size], "classes": classes}  # fmt: skip
+    return {
+        **said,
+        "name": said["name"] or item.contract.name or item.label,
+        "resolution": [size, size],
+        "classes": classes,
+    }

@@ -100,9 +100,13 @@ def diagnose(probe_devices: bool = True) -> dict[str, Any]:
 
         doc["onnxruntime_providers"] = onnxruntime.get_available_providers()
     doc["backends"] = [
-        {"name": b.name, "summary": b.summary, "devices": list(b.devices),
-         "precisions": {p: way.how for p, way in b.precisions.items()}}
+        {
+            "name": b.name,
+            "summary": b.summary,
+            "devices": list(b.devices),
+            "precisions": {p: way.how for p, way in b.precisions.items()},
+        }
         for b in backends.BACKENDS.values()
-    ]  # fmt: skip
+    ]
     doc["ok"] = not missing and not doc["incompatible"]
     return doc

@@ -95,13 +95,19 @@ class Outcome:
         """The `run` object of predict's and evaluate's --json documents."""
         first = self.first_error
         return {
-            "engine": self.engine, "where": self.where, "workers": self.workers,
-            "images": self.images, "skipped": self.skipped, "classified": self.classified,
+            "engine": self.engine,
+            "where": self.where,
+            "workers": self.workers,
+            "images": self.images,
+            "skipped": self.skipped,
+            "classified": self.classified,
             "failed": self.failed,
             "first_error": {"path": first[0], "error": first[1]} if first else None,
-            "wall_s": self.wall_s, "images_per_s": self.images_per_s,
-            "decode_s": self.decode_s, "inference_s": self.infer_s,
-        }  # fmt: skip
+            "wall_s": self.wall_s,
+            "images_per_s": self.images_per_s,
+            "decode_s": self.decode_s,
+            "inference_s": self.infer_s,
+        }
 
 
 def producer(job: stream.Job, built: str | None = None) -> rowfiles.Producer:
@@ -113,9 +119,15 @@ def producer(job: stream.Job, built: str | None = None) -> rowfiles.Producer:
     )
     names = hashlib.sha256("\n".join(job.labels).encode()).hexdigest() if job.labels else None
     return rowfiles.Producer(
-        job.kind, made, job.sizes, job.resize, job.top if job.kind == "predict" else None,
-        job.draft, tuple(job.columns()), names,
-    )  # fmt: skip
+        job.kind,
+        made,
+        job.sizes,
+        job.resize,
+        job.top if job.kind == "predict" else None,
+        job.draft,
+        tuple(job.columns()),
+        names,
+    )
 
 
 def built_from(weights: Path | None, seed: int | None) -> str:
@@ -180,12 +192,23 @@ def _locally(
     before = existing.counted
     sums = {k: before.sums.get(k, 0) + stats.sums.get(k, 0) for k in {*before.sums, *stats.sums}}
     return Outcome(
-        "local", "this process", workers, images, images - len(todo),
-        before.classified + stats.classified, before.failed + stats.failed,
-        before.first_error or stats.first_error, stats.wall_s, stats.decode_s, stats.infer_s,
-        sums, kept if writer is None else None, existing.dropped, stats.conversions.notes(),
+        "local",
+        "this process",
+        workers,
+        images,
+        images - len(todo),
+        before.classified + stats.classified,
+        before.failed + stats.failed,
+        before.first_error or stats.first_error,
+        stats.wall_s,
+        stats.decode_s,
+        stats.infer_s,
+        sums,
+        kept if writer is None else None,
+        existing.dropped,
+        stats.conversions.notes(),
         stats.infer_s_per_model,
-    )  # fmt: skip
+    )
 
 
 def _on_ray(
@@ -212,9 +235,22 @@ def _on_ray(
                 folder = scratch / "rows.parquet"
                 totals = ray_engine.run(job, todo, folder, plan.batch, workers, cluster)
                 order = {item.path: n for n, item in enumerate(todo)}
-                rows = sorted(rowfiles.parquet_rows(folder),
-                              key=lambda row: order.get(row["path"], len(order)))  # fmt: skip
+                rows = sorted(
+                    rowfiles.parquet_rows(folder),
+                    key=lambda row: order.get(row["path"], len(order)),
+                )
     return Outcome(
-        "ray", cluster.where, workers, images, skipped, totals.rows - totals.failed,
-        totals.failed, totals.first_error, totals.wall_s, None, None, totals.sums, rows,
-    )  # fmt: skip
+        "ray",
+        cluster.where,
+        workers,
+        images,
+        skipped,
+        totals.rows - totals.failed,
+        totals.failed,
+        totals.first_error,
+        totals.wall_s,
+        None,
+        None,
+        totals.sums,
+        rows,
+    )

@@ -43,8 +43,13 @@ class Truth:
     named: Mapping[int, str] = field(default_factory=dict)  # class -> where it was named first
 
     def document(self) -> dict[str, Any]:
-        return {"source": self.source, "path": self.location, "naming": self.naming,
-                "images": len(self.paths), "classes": len(set(self.classes))}  # fmt: skip
+        return {
+            "source": self.source,
+            "path": self.location,
+            "naming": self.naming,
+            "images": len(self.paths),
+            "classes": len(set(self.classes)),
+        }
 
 
 # ------------------------------------------------------------------------------ the truth
@@ -129,8 +134,10 @@ def from_folders(folder: Path, note: Note) -> Truth:
     for sub in subfolders:
         index, kind = class_of(sub.name, f"folder {sub.name}/", synsets)
         if index in named:
-            raise UsageError(f"folders {named[index]} and {sub.name}/ both name class {index}",
-                             hint="merge them into one folder")  # fmt: skip
+            raise UsageError(
+                f"folders {named[index]} and {sub.name}/ both name class {index}",
+                hint="merge them into one folder",
+            )
         named[index] = f"{sub.name}/"
         kinds.add(kind)
         inside = _images_in(sub)
@@ -139,11 +146,15 @@ def from_folders(folder: Path, note: Note) -> Truth:
         paths += inside
         classes += [index] * len(inside)
     if not paths:
-        raise UsageError(f"{folder}'s class subfolders hold no images; valid: "
-                         f"{', '.join(images.IMAGE_SUFFIXES)} files")  # fmt: skip
+        raise UsageError(
+            f"{folder}'s class subfolders hold no images; valid: "
+            f"{', '.join(images.IMAGE_SUFFIXES)} files"
+        )
     if empty:
-        note(f"note: {len(empty)} class folder{'s' if len(empty) > 1 else ''} hold no images "
-             f"({empty[0]}/{', …' if len(empty) > 1 else ''})")  # fmt: skip
+        note(
+            f"note: {len(empty)} class folder{'s' if len(empty) > 1 else ''} hold no images "
+            f"({empty[0]}/{', …' if len(empty) > 1 else ''})"
+        )
     return Truth(tuple(paths), tuple(classes), "folders", str(folder), _naming(kinds), named)
 
 
@@ -151,8 +162,11 @@ def from_csv(table: Path, folder: Path, note: Note) -> Truth:
     """Images labelled by a CSV of `file,class` rows; a file is relative to `folder`."""
     _check_folder(folder)
     if not table.is_file():
-        raise UsageError(f"--truth {str(table)!r} does not exist" if not table.exists()
-                         else f"--truth {table} is a folder, not a CSV file")  # fmt: skip
+        raise UsageError(
+            f"--truth {str(table)!r} does not exist"
+            if not table.exists()
+            else f"--truth {table} is a folder, not a CSV file"
+        )
     classed = [sub.name for sub in _subfolders(folder) if _names_a_class(sub.name)]
     if classed:
         raise UsageError(
@@ -180,8 +194,10 @@ def from_csv(table: Path, folder: Path, note: Note) -> Truth:
             continue
         where = f"{table.name} line {line}"
         if len(cells) != 2:
-            raise UsageError(f"{where}: {len(cells)} columns; valid: 2 (file, class)",
-                             hint="one `file,class` row per image, e.g. cat.jpg,281")  # fmt: skip
+            raise UsageError(
+                f"{where}: {len(cells)} columns; valid: 2 (file, class)",
+                hint="one `file,class` row per image, e.g. cat.jpg,281",
+            )
         path = Path(cells[0]) if Path(cells[0]).is_absolute() else folder / cells[0]
         index, kind = class_of(cells[1], where, synsets)
         if not _is_file(path):
@@ -204,8 +220,10 @@ def from_csv(table: Path, folder: Path, note: Note) -> Truth:
         raise UsageError(f"--truth {table} labels no images; valid: `file,class` rows")
     unlisted = [p for p in _images_in(folder) if p.resolve() not in seen]
     if unlisted:
-        note(f"note: {len(unlisted)} image{'s' if len(unlisted) > 1 else ''} in {folder} "
-             f"not in {table.name}: not evaluated")  # fmt: skip
+        note(
+            f"note: {len(unlisted)} image{'s' if len(unlisted) > 1 else ''} in {folder} "
+            f"not in {table.name}: not evaluated"
+        )
     return Truth(tuple(paths), tuple(classes), "csv", str(table), _naming(kinds), named)
 
 
@@ -215,8 +233,9 @@ def from_list(table: Path) -> Truth:
     is one bad row among many, not a refusal."""
     suffix = table.suffix.lower()
     if suffix not in (".csv", ".parquet"):
-        raise UsageError(f"--inputs {table.name}: valid lists: .csv or .parquet with `path` and "
-                         "`class` columns")  # fmt: skip
+        raise UsageError(
+            f"--inputs {table.name}: valid lists: .csv or .parquet with `path` and `class` columns"
+        )
     if not table.is_file():
         raise UsageError(f"--inputs {str(table)!r} does not exist")
     cells = _list_cells(table, suffix)
@@ -245,8 +264,11 @@ def _list_cells(table: Path, suffix: str) -> list[tuple[str, str]]:
 
             read = pq.read_table(table)
             names: list[str] = read.column_names
-            columns = {n: [str(v) for v in read.column(n).to_pylist()] for n in names
-                       if n in ("path", "class")}  # fmt: skip
+            columns = {
+                n: [str(v) for v in read.column(n).to_pylist()]
+                for n in names
+                if n in ("path", "class")
+            }
         else:
             with table.open(newline="", encoding="utf-8") as f:
                 reader = csv.DictReader(f)
@@ -258,10 +280,15 @@ def _list_cells(table: Path, suffix: str) -> list[tuple[str, str]]:
     except Exception as exc:  # pyarrow's and csv's ways of saying the file is not one
         raise UsageError(f"--inputs {table} is not a readable list ({exc})") from None
     if "path" not in names or "class" not in names:
-        raise UsageError(f"--inputs {table.name} needs `path` and `class` columns; its columns: "
-                         f"{', '.join(names) or 'none'}")  # fmt: skip
-    return [(p.strip(), c.strip()) for p, c in zip(columns["path"], columns["class"], strict=True)
-            if p.strip()]  # fmt: skip
+        raise UsageError(
+            f"--inputs {table.name} needs `path` and `class` columns; its columns: "
+            f"{', '.join(names) or 'none'}"
+        )
+    return [
+        (p.strip(), c.strip())
+        for p, c in zip(columns["path"], columns["class"], strict=True)
+        if p.strip()
+    ]
 
 
 def _names_a_class(name: str) -> bool:
@@ -325,8 +352,14 @@ def heads(loaded: Sequence[C.Loaded], truth: Truth) -> int:
 
 def job(loaded: Sequence[C.Loaded], resize: str, threads: int | None, draft: bool) -> stream.Job:
     sizes = tuple(item.contract.resolution for item in loaded)
-    return stream.Job("evaluate", tuple(item.label for item in loaded), sizes, resize,
-                      threads=threads, draft=draft)  # fmt: skip
+    return stream.Job(
+        "evaluate",
+        tuple(item.label for item in loaded),
+        sizes,
+        resize,
+        threads=threads,
+        draft=draft,
+    )
 
 
 def items(truth: Truth) -> list[stream.Item]:
@@ -345,14 +378,20 @@ def accuracy_rows(loaded: Sequence[C.Loaded], outcome: engine.Outcome) -> list[d
         )
         size = item.contract.resolution
         seconds = outcome.infer_s_per_model[n] if outcome.infer_s_per_model else None
-        rows.append({
-            "path": item.label, "runtime": item.runner.runtime, "precision": item.runner.precision,
-            "resolution": [size, size], "images": count,
-            "top1_correct": top1, "top5_correct": top5,
-            "top1_accuracy": top1 / count if count else 0.0,
-            "top5_accuracy": top5 / count if count else 0.0,
-            "inference_s": seconds,
-        })  # fmt: skip
+        rows.append(
+            {
+                "path": item.label,
+                "runtime": item.runner.runtime,
+                "precision": item.runner.precision,
+                "resolution": [size, size],
+                "images": count,
+                "top1_correct": top1,
+                "top5_correct": top5,
+                "top1_accuracy": top1 / count if count else 0.0,
+                "top5_accuracy": top5 / count if count else 0.0,
+                "inference_s": seconds,
+            }
+        )
     first = rows[0]
     for row in rows:
         for k in ("top1", "top5"):

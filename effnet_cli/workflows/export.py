@@ -150,13 +150,33 @@ def verify(
             agreeing += agreement * case[0]
         accuracy = judge_accuracy(limits, runner, real) if real is not None else None
     except NonFinite as exc:  # the file answers NaN or infinities: failed, never a figure
-        return Verification(batches, sizes, compared, None, None, limits.max_rel_diff, None,
-                            False, images, non_finite=str(exc))  # fmt: skip
+        return Verification(
+            batches,
+            sizes,
+            compared,
+            None,
+            None,
+            limits.max_rel_diff,
+            None,
+            False,
+            images,
+            non_finite=str(exc),
+        )
     passed = (limits.max_rel_diff is None or worst <= limits.max_rel_diff) and (
         accuracy is None or accuracy.passed is not False
     )
-    return Verification(batches, sizes, compared, worst, agreeing / images, limits.max_rel_diff,
-                        None, passed, images, accuracy)  # fmt: skip
+    return Verification(
+        batches,
+        sizes,
+        compared,
+        worst,
+        agreeing / images,
+        limits.max_rel_diff,
+        None,
+        passed,
+        images,
+        accuracy,
+    )
 
 
 def judge_accuracy(
@@ -168,8 +188,14 @@ def judge_accuracy(
     if real.inputs is None:
         return Accuracy(real.judged_on, not_judged=why) if why else None
     figures = agreement_on(runner.comparable_all(real.inputs), real.expected)
-    accuracy = Accuracy(real.judged_on, len(real.inputs), figures["top1_agreement"],
-                        figures["top_k_overlap"], figures["sqnr_db"], not_judged=why)  # fmt: skip
+    accuracy = Accuracy(
+        real.judged_on,
+        len(real.inputs),
+        figures["top1_agreement"],
+        figures["top_k_overlap"],
+        figures["sqnr_db"],
+        not_judged=why,
+    )
     if not limits.judges_accuracy or why:
         return accuracy
     top1, top5, sqnr = accuracy.top1_agreement, accuracy.top5_overlap, accuracy.sqnr_db
@@ -283,8 +309,11 @@ def same_padding_models() -> str:
     """The models whose networks pad 'same' (any size is right): 'seed-b0..seed-b7, v2-b0..v2-l'."""
     spans = []
     for family in S.FAMILIES:
-        names = [v.name for v in S.VARIANTS.values()
-                 if v.family.name == family and v.family.padding == "same"]  # fmt: skip
+        names = [
+            v.name
+            for v in S.VARIANTS.values()
+            if v.family.name == family and v.family.padding == "same"
+        ]
         if names:
             spans.append(f"{names[0]}..{names[-1]}" if len(names) > 1 else names[0])
     return choices(spans)
@@ -322,11 +351,13 @@ def check_recipe(request: ExportRequest) -> None:
     for fmt in request.formats:
         offered = [r.name for r in backends.get(fmt).precisions["int8"].recipes]
         if recipe not in offered:
-            raise UsageError(f"--int8-recipe {recipe} is not a recipe of {fmt}; "
-                             f"{fmt} offers {choices(offered)}")  # fmt: skip
+            raise UsageError(
+                f"--int8-recipe {recipe} is not a recipe of {fmt}; {fmt} offers {choices(offered)}"
+            )
     if backends.RECIPES[recipe].steered and not request.verify:
-        raise UsageError(f"--int8-recipe {recipe} searches with verification's real images; "
-                         "drop --no-verify")  # fmt: skip
+        raise UsageError(
+            f"--int8-recipe {recipe} searches with verification's real images; drop --no-verify"
+        )
 
 
 def export_model(
@@ -357,9 +388,14 @@ def export_model(
         # a model built at its resolution refuses any other size.
         with_input_size(model, None) if request.dynamic_size else model,
         metadata(spec, model, layout, request.dynamic_size),
-        {"opset": request.opset, "batch": request.batch, "optimize": request.optimize,
-         "calibration": calibration.images if calibration else None, "nchw": request.nchw},
-    )  # fmt: skip
+        {
+            "opset": request.opset,
+            "batch": request.batch,
+            "optimize": request.optimize,
+            "calibration": calibration.images if calibration else None,
+            "nchw": request.nchw,
+        },
+    )
     staged = [files.Staged(target.path) for target in targets]
     recipes = [first_recipe(target, request) for target in targets]
     count = len(targets)
@@ -374,9 +410,11 @@ def export_model(
                     progress(f"writing {target.path.name} ({n + 1}/{count})")
                     writes[n] = run.write(target, stage.path, recipe)
             run.inputs, run.expected = reference_outputs(
-                model, request.seed, verification_batches(request),
+                model,
+                request.seed,
+                verification_batches(request),
                 verification_sizes(request, model.input.shape[1]),
-            )  # fmt: skip
+            )
             run.compared = "logits" if logits_function(model) else "outputs"
             if request.verify:
                 run.real = real_images(model, spec, request.verify_images, fresh, progress)
@@ -389,8 +427,10 @@ def export_model(
                     write = run.write(target, stage.path, recipe)
                 verification = None
                 if request.verify:
-                    progress(f"verifying {target.path.name} with its own runtime "
-                             f"({run.compared}) ({n + 1}/{count})")  # fmt: skip
+                    progress(
+                        f"verifying {target.path.name} with its own runtime "
+                        f"({run.compared}) ({n + 1}/{count})"
+                    )
                     verification = run.verify(target, stage.path)
                 took, recipe_used = write[0], recipe_document(recipe, write[1], verification)
                 if repairable(target, request, verification):
@@ -398,10 +438,22 @@ def export_model(
                         run, target, stage.path, recipe_used, took, progress
                     )  # type: ignore[arg-type]
                 calibrated = backends.get(target.backend).precisions[target.precision].calibration
-                used = {"source": calibration.source, "images": calibration.count} if (
-                    calibration and calibrated) else None  # fmt: skip
-                artifacts.append(Artifact(target, files.size_bytes(stage.path), took,
-                                          verification, False, used, recipe_used))  # fmt: skip
+                used = (
+                    {"source": calibration.source, "images": calibration.count}
+                    if (calibration and calibrated)
+                    else None
+                )
+                artifacts.append(
+                    Artifact(
+                        target,
+                        files.size_bytes(stage.path),
+                        took,
+                        verification,
+                        False,
+                        used,
+                        recipe_used,
+                    )
+                )
         # One failure never costs the files that passed; a failed one stays with --keep-failed.
         for artifact, stage in zip(artifacts, staged, strict=True):
             if passed(artifact) or request.keep_failed:
@@ -409,8 +461,9 @@ def export_model(
                 artifact.kept = True
         failed = [a for a in artifacts if not passed(a)]
         if failed:
-            names = ", ".join(a.target.path.name + tried_recipes(a) + non_finite_note(a)
-                              for a in failed)  # fmt: skip
+            names = ", ".join(
+                a.target.path.name + tried_recipes(a) + non_finite_note(a) for a in failed
+            )
             raise ExportFailed(f"verification failed for {names}", artifacts)
         return artifacts
     finally:
@@ -494,8 +547,12 @@ def repairable(target: Target, request: ExportRequest, verification: Verificatio
     """An int8 file missed the accuracy gate, no recipe was fixed, and more recipes are left."""
     recipes = backends.get(target.backend).precisions[target.precision].recipes
     accuracy = verification.accuracy if verification else None
-    return (len(recipes) > 1 and request.int8_recipe is None and accuracy is not None
-            and accuracy.passed is False)  # fmt: skip
+    return (
+        len(recipes) > 1
+        and request.int8_recipe is None
+        and accuracy is not None
+        and accuracy.passed is False
+    )
 
 
 def recipe_document(
@@ -508,9 +565,12 @@ def recipe_document(
     attempt = {"recipe": recipe.name, **(done or {})}
     accuracy = verification.accuracy if verification else None
     if accuracy is not None and accuracy.images:
-        attempt |= {"top1_agreement": accuracy.top1_agreement,
-                    "top5_overlap": accuracy.top5_overlap, "sqnr_db": accuracy.sqnr_db,
-                    "passed": accuracy.passed}  # fmt: skip
+        attempt |= {
+            "top1_agreement": accuracy.top1_agreement,
+            "top5_overlap": accuracy.top5_overlap,
+            "sqnr_db": accuracy.sqnr_db,
+            "passed": accuracy.passed,
+        }
     return {**attempt, "tried": [attempt]}
 
 
@@ -527,8 +587,10 @@ def repair(
     recipes = backends.get(target.backend).precisions[target.precision].recipes
     tried = list(document["tried"])
     for n, recipe in enumerate(recipes[1:], 2):
-        progress(f"{target.path.name} misses the accuracy gate with {tried[-1]['recipe']}; "
-                 f"trying {recipe.name} ({n}/{len(recipes)}): {recipe.summary}")  # fmt: skip
+        progress(
+            f"{target.path.name} misses the accuracy gate with {tried[-1]['recipe']}; "
+            f"trying {recipe.name} ({n}/{len(recipes)}): {recipe.summary}"
+        )
         seconds, done = run.write(target, path, recipe)
         took += seconds
         verification = run.verify(target, path)

@@ -62,17 +62,23 @@ def job(
     """What the engines compute for each image."""
     names = tuple(labels) if labels else None
     size = item.contract.resolution
-    return stream.Job("predict", (item.label,), (size,), resize, min(top, classes), names,
-                      threads, draft)  # fmt: skip
+    return stream.Job(
+        "predict", (item.label,), (size,), resize, min(top, classes), names, threads, draft
+    )
 
 
 def image_document(row: dict[str, Any], top: int) -> dict[str, Any]:
     """A row as the `images` entry of `effnet.predict/1`: its top classes, or its error."""
     ranked = [
-        {"rank": rank, "class": row[f"class_{rank}"], "label": row[f"label_{rank}"],
-         "probability": row[f"probability_{rank}"]}
-        for rank in range(1, top + 1) if row[f"class_{rank}"] is not None
-    ]  # fmt: skip
+        {
+            "rank": rank,
+            "class": row[f"class_{rank}"],
+            "label": row[f"label_{rank}"],
+            "probability": row[f"probability_{rank}"],
+        }
+        for rank in range(1, top + 1)
+        if row[f"class_{rank}"] is not None
+    ]
     document: dict[str, Any] = {"path": row["path"], "top": ranked}
     if row["error"] is not None:
         document["error"] = row["error"]
@@ -80,22 +86,31 @@ def image_document(row: dict[str, Any], top: int) -> dict[str, Any]:
 
 
 def document(
-    item: Loaded, spec: S.ModelSpec | None, classes: int, work: stream.Job,
-    outcome: engine.Outcome, output: Path | None,
-) -> dict[str, Any]:  # fmt: skip
+    item: Loaded,
+    spec: S.ModelSpec | None,
+    classes: int,
+    work: stream.Job,
+    outcome: engine.Outcome,
+    output: Path | None,
+) -> dict[str, Any]:
     """The `effnet.predict/1` document: per image rows where they were kept (no --output), and
     the run's counts."""
     from effnet_cli.workflows.classify import identity
 
     runner = item.runner
     return {
-        "model": identity(item, spec, classes), "source": item.label, "runtime": runner.runtime,
-        "provider": runner.provider, "precision": runner.precision, "resize": work.resize,
+        "model": identity(item, spec, classes),
+        "source": item.label,
+        "runtime": runner.runtime,
+        "provider": runner.provider,
+        "precision": runner.precision,
+        "resize": work.resize,
         "images": [image_document(row, work.top) for row in outcome.rows or []],
         "run": outcome.document(),
         "output": {"path": str(output), "format": output.suffix.lstrip(".").lower()}
-        if output is not None else None,
-    }  # fmt: skip
+        if output is not None
+        else None,
+    }
 
 
 def compare(loaded: list[Loaded], paths: list[Path], resize: str, note: Note) -> dict[str, Any]:
@@ -120,11 +135,15 @@ def compare(loaded: list[Loaded], paths: list[Path], resize: str, note: Note) ->
                 f"{item.label} has {probs.shape[1]} classes and {loaded[0].label} "
                 f"{reference.shape[1]}: they cannot be compared"
             )
-        results.append({
-            "path": item.label, "runtime": item.runner.runtime,
-            "precision": item.runner.precision, "resolution": [size, size],
-            **agreement(reference, probs),
-        })  # fmt: skip
+        results.append(
+            {
+                "path": item.label,
+                "runtime": item.runner.runtime,
+                "precision": item.runner.precision,
+                "resolution": [size, size],
+                **agreement(reference, probs),
+            }
+        )
     return {"images": len(paths), "reference": loaded[0].label, "rows": results}
 
 

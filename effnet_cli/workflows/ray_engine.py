@@ -47,8 +47,10 @@ class Batches:
     def __call__(self, batch: dict[str, Any]) -> Any:
         paths = [str(p) for p in batch["path"]]
         truths = batch.get("truth")
-        items = [stream.Item(p, int(truths[i]) if truths is not None else None)
-                 for i, p in enumerate(paths)]  # fmt: skip
+        items = [
+            stream.Item(p, int(truths[i]) if truths is not None else None)
+            for i, p in enumerate(paths)
+        ]
         job = self.job
         prepared = list(
             self.pool.map(lambda p: stream.prepare(p, job.sizes, job.resize, job.draft), paths)
@@ -105,8 +107,11 @@ def connected(address: str | None, cpus: int) -> Iterator[Cluster]:
     ray = import_ray()
     owned = not ray.is_initialized()
     if owned:
-        options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR,
-                                   "log_to_driver": False}  # fmt: skip
+        options: dict[str, Any] = {
+            "include_dashboard": False,
+            "logging_level": logging.ERROR,
+            "log_to_driver": False,
+        }
         if address is None:
             options |= {"num_cpus": cpus, "object_store_memory": 512 * 1024 * 1024}
         try:
@@ -194,8 +199,11 @@ def _totals(rows: Any, job: stream.Job, wall_s: float) -> Totals:
     from ray.data.expressions import col
 
     counted = [name for name in job.columns() if "_correct_" in name]
-    totals = rows.aggregate(Count(), Count("error", ignore_nulls=True, alias_name="failed"),
-                            *[Sum(name) for name in counted])  # fmt: skip
+    totals = rows.aggregate(
+        Count(),
+        Count("error", ignore_nulls=True, alias_name="failed"),
+        *[Sum(name) for name in counted],
+    )
     failed = int(totals.get("failed") or 0)
     first = rows.filter(expr=col("error").is_not_null()).take(1) if failed else []
     return Totals(

@@ -77,11 +77,16 @@ class Producer:
 
     def document(self) -> dict[str, Any]:
         return {
-            "schema": MANIFEST_SCHEMA, "command": self.command,
+            "schema": MANIFEST_SCHEMA,
+            "command": self.command,
             "artifacts": [{"path": p, "sha256": h} for p, h in self.artifacts],
-            "resolution": list(self.resolution), "resize": self.resize, "top": self.top,
-            "draft": self.draft, "columns": list(self.columns), "labels": self.labels,
-        }  # fmt: skip
+            "resolution": list(self.resolution),
+            "resize": self.resize,
+            "top": self.top,
+            "draft": self.draft,
+            "columns": list(self.columns),
+            "labels": self.labels,
+        }
 
     def differences(self, recorded: dict[str, Any]) -> list[str]:
         """How `recorded` (a manifest) differs from this run, in words."""
@@ -92,9 +97,15 @@ class Producer:
             was = ", ".join(f"{p} ({_short(h)})" for p, h in then) or "nothing"
             is_ = ", ".join(f"{p} ({_short(h)})" for p, h in now)
             said.append(f"the artifact: written by {was}, now {is_}")
-        for key, label in (("command", "the command"), ("resize", "--resize"), ("top", "--top"),
-                           ("draft", "--decode"), ("resolution", "the resolution"),
-                           ("columns", "the columns"), ("labels", "--labels")):  # fmt: skip
+        for key, label in (
+            ("command", "the command"),
+            ("resize", "--resize"),
+            ("top", "--top"),
+            ("draft", "--decode"),
+            ("resolution", "the resolution"),
+            ("columns", "the columns"),
+            ("labels", "--labels"),
+        ):
             mine = self.document()[key]
             if recorded.get(key) != mine:
                 said.append(f"{label}: {recorded.get(key)!r} then, {mine!r} now")
@@ -219,8 +230,11 @@ def _drop_partial_line(output: Path) -> str | None:
 
 
 def _parts(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix == ".parquet" and p.is_file()
-                  and not p.name.startswith((".", "_")))  # fmt: skip
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix == ".parquet" and p.is_file() and not p.name.startswith((".", "_"))
+    )
 
 
 def _drop_broken_parts(folder: Path) -> str | None:

@@ -46,11 +46,17 @@ class Job:
     def columns(self) -> list[str]:
         """The rows' columns, in order (every format writes them all)."""
         if self.kind == "predict":
-            ranked = [f"{name}_{r}" for r in range(1, self.top + 1)
-                      for name in ("class", "probability", "label")]  # fmt: skip
+            ranked = [
+                f"{name}_{r}"
+                for r in range(1, self.top + 1)
+                for name in ("class", "probability", "label")
+            ]
             return ["path", "error", *ranked]
-        per_model = [f"{name}_{n}" for n in range(len(self.artifacts))
-                     for name in ("top5", "top1_correct", "top5_correct")]  # fmt: skip
+        per_model = [
+            f"{name}_{n}"
+            for n in range(len(self.artifacts))
+            for name in ("top5", "top1_correct", "top5_correct")
+        ]
         return ["path", "class", "error", *per_model]
 
 
@@ -121,8 +127,10 @@ def classify_batch(
             if errors[i] is None and not np.all(np.isfinite(out[i])):
                 errors[i] = f"{model.label} gave non-finite scores"
     make = _predict_row if job.kind == "predict" else _evaluate_row
-    return [make(job, item, errors[i], [p[i] if p is not None else None for p in probs])
-            for i, item in enumerate(items)]  # fmt: skip
+    return [
+        make(job, item, errors[i], [p[i] if p is not None else None for p in probs])
+        for i, item in enumerate(items)
+    ]
 
 
 def _predict_row(job: Job, item: Item, error: str | None, probs: list[Any]) -> Row:

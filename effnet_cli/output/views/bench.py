@@ -19,8 +19,9 @@ def _timed(key: str, kind: str) -> Callable[[Mapping[str, Any]], str]:
     return lambda row: "–" if row.get("error") else cell(row.get(key), kind)
 
 
-def _bench_column(header: str, key: str, kind: str, unit: str = "", priority: int = 1,
-                  in_table: bool = True) -> Column:  # fmt: skip
+def _bench_column(
+    header: str, key: str, kind: str, unit: str = "", priority: int = 1, in_table: bool = True
+) -> Column:
     return Column(header, key, kind, unit, priority, show=_timed(key, kind), in_table=in_table)
 
 
@@ -76,8 +77,10 @@ def fastest_rows(rows: Sequence[Mapping[str, Any]]) -> set[int]:
 
 def print_bench(result: Mapping[str, Any]) -> None:
     model, env = result["model"], result["environment"]
-    title = (f"{model['name']} {model['resolution'][0]}×{model['resolution'][1]} · {env['cpu']} · "
-             f"{env['threads']} threads · ★ fastest per precision and batch")  # fmt: skip
+    title = (
+        f"{model['name']} {model['resolution'][0]}×{model['resolution'][1]} · {env['cpu']} · "
+        f"{env['threads']} threads · ★ fastest per precision and batch"
+    )
     best = fastest_rows(result["rows"])
     star = Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
     rows = [{**row, "fastest": i in best} for i, row in enumerate(result["rows"])]
@@ -144,8 +147,11 @@ def recommend_line(rec: Mapping[str, Any]) -> str:
     """One `--recommend` answer: what to deploy for a precision and mode, and how to make it."""
     if rec.get("none"):
         return f"recommend {rec['precision']} {rec['mode']}: none ({rec['none']})"
-    drift = ("drift unmeasured" if rec.get("drift_max_rel") is None else
-             f"drift {rec['drift_max_rel']:.1e}")  # fmt: skip
+    drift = (
+        "drift unmeasured"
+        if rec.get("drift_max_rel") is None
+        else f"drift {rec['drift_max_rel']:.1e}"
+    )
     return (
         f"recommend {rec['precision']} {rec['mode']}: {rec['runtime']} batch {rec['batch']}, "
         f"{rec['images_per_s']:.1f} img/s, {drift}; {rec['settings']}; "
@@ -158,8 +164,11 @@ def ceiling_line(ceiling: Mapping[str, Any]) -> str:
     """Where the ceiling column's rate comes from: measured now, cached, or not measured."""
     if not ceiling.get("gemm_flops"):
         return f"ceiling: not measured ({ceiling.get('reason', 'no probe')}), so no column."
-    when = "measured now" if ceiling["source"] == "measured" else (
-        f"cached, measured {ceiling['measured_at']}; --ceiling re-measures")  # fmt: skip
+    when = (
+        "measured now"
+        if ceiling["source"] == "measured"
+        else (f"cached, measured {ceiling['measured_at']}; --ceiling re-measures")
+    )
     return (
         f"ceiling: {ceiling['gemm_flops'] / 1e9:.0f} GFLOP/s dense fp32 GEMM on this CPU, "
         f"{ceiling['threads']} threads ({when}); a row's share = 2 × MACs/s ÷ that rate "
@@ -194,8 +203,11 @@ def plot_bench(result: Mapping[str, Any], path: Any) -> None:
     # One line per runtime and precision: an fp32 and a bf16 row at one batch are two points.
     series = dict.fromkeys((row["runtime"], row["precision"]) for row in result["rows"])
     for runtime, precision in series:
-        rows = [r for r in result["rows"] if (r["runtime"], r["precision"]) == (runtime, precision)
-                and not r.get("error")]  # fmt: skip
+        rows = [
+            r
+            for r in result["rows"]
+            if (r["runtime"], r["precision"]) == (runtime, precision) and not r.get("error")
+        ]
         label = f"{runtime} {precision}"
         batches = [r["batch"] for r in rows]
         latency.plot(batches, [r["latency_ms_p50"] for r in rows], "o-", label=label)

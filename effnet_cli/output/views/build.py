@@ -12,10 +12,13 @@ from effnet_cli.output.table import pairs, size
 def view(sink: Sink, report: Mapping[str, Any]) -> None:
     model = report["model"]
     rows = [
-        ("model", f"{model['name']} ({report['input']['shape'][1]}×"
-                  f"{report['input']['shape'][2]}, {model['classes'] or 'no'} classes)"),
+        (
+            "model",
+            f"{model['name']} ({report['input']['shape'][1]}×"
+            f"{report['input']['shape'][2]}, {model['classes'] or 'no'} classes)",
+        ),
         ("params", f"{report['params']:,} ({report['params_trainable']:,} trainable)"),
-    ]  # fmt: skip
+    ]
     weights = report.get("weights")
     if weights:
         fix = "; ImageNet std-in-variance slot corrected" if weights["stddev_fix"] else ""

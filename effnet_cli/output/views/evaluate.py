@@ -11,8 +11,9 @@ from effnet_cli.output.table import Column, columns_csv, print_columns
 
 
 def _percent(key: str) -> Column:
-    return Column(key[:4].replace("top", "top-"), key, unit="%",
-                  show=lambda row: f"{100 * row[key]:.2f}")  # fmt: skip
+    return Column(
+        key[:4].replace("top", "top-"), key, unit="%", show=lambda row: f"{100 * row[key]:.2f}"
+    )
 
 
 def _points(key: str, priority: int = 1) -> Column:
@@ -38,8 +39,11 @@ EVALUATE_TABLE = (
 
 def title(result: Mapping[str, Any]) -> str:
     truth = result["truth"]
-    labelled = (f"{truth['naming']} folders in {truth['path']}" if truth["source"] == "folders"
-                else f"labels from {truth['path']}")  # fmt: skip
+    labelled = (
+        f"{truth['naming']} folders in {truth['path']}"
+        if truth["source"] == "folders"
+        else f"labels from {truth['path']}"
+    )
     line = f"{truth['images']} images of {truth['classes']} classes ({labelled})"
     if len(result["rows"]) > 1:
         line += f" · drop against {result['reference']}"

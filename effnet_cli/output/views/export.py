@@ -88,15 +88,22 @@ def view(sink: Sink, document: Mapping[str, Any]) -> None:
         first = verified[0]
         sizes = sorted({n for v in verified for n in v["sizes"]})
         at = f" at {' and '.join(f'{n}×{n}' for n in sizes)}" if len(sizes) > 1 else ""
-        sink.note(f"drift: max |Δ| / max |Keras| of the {first['compared']}, on "
-                  f"{first['drift_images']} seeded random images{at}")  # fmt: skip
+        sink.note(
+            f"drift: max |Δ| / max |Keras| of the {first['compared']}, on "
+            f"{first['drift_images']} seeded random images{at}"
+        )
     for line in accuracy_notes(verified):
         sink.note(line)
     calibrated = next((d["calibration"] for d in documents if d["calibration"]), None)
     if calibrated:
-        sink.note(f"int8 calibrated on {calibrated['images']} images: {calibrated['source']}"
-                  + (" (your own images calibrate better: --calibration DIR)"
-                     if calibrated["source"] == samples.CALIBRATION_VIEWS else ""))  # fmt: skip
+        sink.note(
+            f"int8 calibrated on {calibrated['images']} images: {calibrated['source']}"
+            + (
+                " (your own images calibrate better: --calibration DIR)"
+                if calibrated["source"] == samples.CALIBRATION_VIEWS
+                else ""
+            )
+        )
     for line in recipe_notes(documents):
         sink.note(line)
 
@@ -111,8 +118,10 @@ def recipe_notes(documents: Sequence[Mapping[str, Any]]) -> list[str]:
             continue
         earlier = [_attempt(t) for t in int8["tried"][:-1]]
         taken = "took" if int8.get("passed") is not False else "ended with"
-        lines.append(f"{Path(doc['path']).name}: {taken} int8 recipe {_attempt(int8)}"
-                     + (f", after {'; '.join(earlier)}" if earlier else ""))  # fmt: skip
+        lines.append(
+            f"{Path(doc['path']).name}: {taken} int8 recipe {_attempt(int8)}"
+            + (f", after {'; '.join(earlier)}" if earlier else "")
+        )
     return lines
 
 
@@ -123,8 +132,9 @@ def _attempt(attempt: Mapping[str, Any]) -> str:
         figures.append(f"{attempt['float_layers']} of {attempt['layers']} layers in float")
     if "top1_agreement" in attempt:
         sqnr = "equal" if attempt["sqnr_db"] is None else f"{attempt['sqnr_db']:.1f} dB"
-        figures.append(f"top-1 {attempt['top1_agreement']:.0%}, "
-                       f"top-5 {attempt['top5_overlap']:.0%}, {sqnr}")  # fmt: skip
+        figures.append(
+            f"top-1 {attempt['top1_agreement']:.0%}, top-5 {attempt['top5_overlap']:.0%}, {sqnr}"
+        )
     return attempt["recipe"] + (f" ({': '.join(figures)})" if figures else "")
 
 
@@ -136,13 +146,20 @@ def accuracy_notes(verified: Sequence[Mapping[str, Any]]) -> list[str]:
     if measured:
         gated = any(a["passed"] is not None for a in accuracies)
         verdict = "gated where a limit is shown" if gated else "reported"
-        lines.append(f"top-1, top-5, SQNR: agreement with Keras fp32 on {measured['images']} "
-                     f"real images ({measured['judged_on']}); {verdict}")  # fmt: skip
+        lines.append(
+            f"top-1, top-5, SQNR: agreement with Keras fp32 on {measured['images']} "
+            f"real images ({measured['judged_on']}); {verdict}"
+        )
     reasons = sorted({a["not_judged"] for a in accuracies if a["not_judged"]})
     for reason in reasons:
-        lines.append(f"accuracy not judged: {reason}" + (
-            " (no accuracy to keep; the files ran with the right shapes)"
-            if reason == "random weights" else ""))  # fmt: skip
+        lines.append(
+            f"accuracy not judged: {reason}"
+            + (
+                " (no accuracy to keep; the files ran with the right shapes)"
+                if reason == "random weights"
+                else ""
+            )
+        )
     return lines
 
 

@@ -40,8 +40,10 @@ def view(sink: Sink, doc: Mapping[str, Any]) -> None:
     console = sink.out()
     keras = doc.get("metadata", {}).get("keras_params")
     beside = f"; Keras count_params: {keras:,}" if isinstance(keras, int) else ""
-    shown = [("file", f"{doc['path']} ({doc['format']}, {size(doc['bytes'])})"),
-             ("params", f"{doc['params']:,} ({doc['params_counted']}{beside})")]  # fmt: skip
+    shown = [
+        ("file", f"{doc['path']} ({doc['format']}, {size(doc['bytes'])})"),
+        ("params", f"{doc['params']:,} ({doc['params_counted']}{beside})"),
+    ]
     shown += [(key, _meta(value)) for key, value in doc.get("metadata", {}).items()]
     pairs(console, shown)
     if "fits" in doc:  # a weights file: what it fits instead of tensors and ops

@@ -16,13 +16,25 @@ def prediction_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for image in result["images"]:
         if "error" in image:
-            rows.append({"path": image["path"], "rank": 1, "class": None,
-                         "label": f"error: {image['error']}", "probability": None})  # fmt: skip
+            rows.append(
+                {
+                    "path": image["path"],
+                    "rank": 1,
+                    "class": None,
+                    "label": f"error: {image['error']}",
+                    "probability": None,
+                }
+            )
         rows += [
-            {"path": image["path"], "rank": entry["rank"], "class": entry["class"],
-             "label": entry["label"] or "", "probability": entry["probability"]}
+            {
+                "path": image["path"],
+                "rank": entry["rank"],
+                "class": entry["class"],
+                "label": entry["label"] or "",
+                "probability": entry["probability"],
+            }
             for entry in image["top"]
-        ]  # fmt: skip
+        ]
     return rows
 
 

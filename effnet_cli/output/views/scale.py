@@ -21,11 +21,15 @@ def scale_documents(rows: list[C.ScaleRow], origin: C.Costs) -> list[dict[str, A
         doc.update(name=spec.name if spec else None, phi=row.phi)
         if spec is not None and costs is not None:
             doc.update(
-                width=spec.width, depth=spec.depth, resolution=spec.resolution,
-                dropout=spec.dropout, params=costs.params,
-                params_trainable=costs.params_trainable, macs=costs.macs,
+                width=spec.width,
+                depth=spec.depth,
+                resolution=spec.resolution,
+                dropout=spec.dropout,
+                params=costs.params,
+                params_trainable=costs.params_trainable,
+                macs=costs.macs,
                 peak_activation_bytes=costs.peak_activation_bytes,
-            )  # fmt: skip
+            )
             doc.update(
                 params_ratio=costs.params / origin.params, macs_ratio=costs.macs / origin.macs
             )
@@ -39,10 +43,12 @@ def scale_documents(rows: list[C.ScaleRow], origin: C.Costs) -> list[dict[str, A
             )
         if row.rule is not None and row.rule_costs is not None:
             doc.update(
-                rule_width=row.rule.width, rule_depth=row.rule.depth,
-                rule_resolution=row.rule.resolution, rule_params=row.rule_costs.params,
+                rule_width=row.rule.width,
+                rule_depth=row.rule.depth,
+                rule_resolution=row.rule.resolution,
+                rule_params=row.rule_costs.params,
                 rule_macs=row.rule_costs.macs,
-            )  # fmt: skip
+            )
         documents.append(doc)
     return documents
 

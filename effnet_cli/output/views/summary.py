@@ -17,8 +17,11 @@ from effnet_cli.output.table import Column, cell, count, pairs, print_columns, s
 def _contract_line(spec: S.ModelSpec) -> str:
     contract = S.input_contract(spec)
     h, w, c = spec.input_shape()
-    pixels = "caller-normalized RGB" if contract["range"] == "caller-normalized" else (
-        f"RGB in {contract['range']}")  # fmt: skip
+    pixels = (
+        "caller-normalized RGB"
+        if contract["range"] == "caller-normalized"
+        else (f"RGB in {contract['range']}")
+    )
     return (
         f"input: float32 NHWC (batch, {h}, {w}, {c}), {pixels}; "
         f"inside the model: {contract['preprocessing']}"
@@ -83,15 +86,19 @@ def _totals_table(console: Console, costs: C.Costs) -> None:
 
     rows = [
         ("params (Keras count_params)", f"{costs.params:,}"),
-        ("  trainable (the paper's count)", beside(f"{costs.params_trainable:,}",
-                                                    paper.get("params"))),
+        (
+            "  trainable (the paper's count)",
+            beside(f"{costs.params_trainable:,}", paper.get("params")),
+        ),
         ("  BatchNorm moving statistics", f"{costs.params_bn_moving:,}"),
         ("  preprocessing (Normalization)", f"{costs.params_preprocessing:,}"),
-        ("MACs (multiply-adds)", beside(f"{costs.macs:,} ({count(costs.macs)})",
-                                        paper.get("macs"))),
+        (
+            "MACs (multiply-adds)",
+            beside(f"{costs.macs:,} ({count(costs.macs)})", paper.get("macs")),
+        ),
         ("parameter bytes (float32)", size(costs.param_bytes)),
         ("peak activation memory (batch 1)", size(costs.peak_activation_bytes)),
-    ]  # fmt: skip
+    ]
     if paper.get("top1") is not None:
         rows.append(("ImageNet top-1 %", f"{paper['top1']} ({paper['source']})"))
     pairs(console, rows, title="totals")

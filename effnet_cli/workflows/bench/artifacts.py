@@ -59,8 +59,15 @@ def convert_all(
             path = scratch / backend.artifact_name("model", precision)
             started = time.perf_counter()
             with files.stdout_to_stderr(), files.silenced_stderr():
-                backend.write(model, path, opset=backends.DEFAULT_OPSET, batch=None, meta={},  # type: ignore[misc]
-                              precision=precision, calibration=calibration)  # fmt: skip
+                backend.write(
+                    model,
+                    path,
+                    opset=backends.DEFAULT_OPSET,
+                    batch=None,
+                    meta={},  # type: ignore[misc]
+                    precision=precision,
+                    calibration=calibration,
+                )
             artifacts[(runtime, precision)] = (path, time.perf_counter() - started)
     return artifacts
 

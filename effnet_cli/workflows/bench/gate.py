@@ -31,18 +31,29 @@ class Baseline:
     @classmethod
     def from_json(cls, document: Mapping[str, Any], path: Path) -> Baseline:
         threads = int(document["settings"]["threads"])
-        rows = {gate_key(row, threads): row["latency_ms_p50"]
-                for row in document["rows"]
-                if not row.get("error") and row.get("latency_ms_p50")}  # fmt: skip
-        return cls(path=path, model_name=str(document["model"]["name"]),
-                   device=str(document["settings"]["device"]), p50_ms=rows)  # fmt: skip
+        rows = {
+            gate_key(row, threads): row["latency_ms_p50"]
+            for row in document["rows"]
+            if not row.get("error") and row.get("latency_ms_p50")
+        }
+        return cls(
+            path=path,
+            model_name=str(document["model"]["name"]),
+            device=str(document["settings"]["device"]),
+            p50_ms=rows,
+        )
 
 
 def gate_key(row: Mapping[str, Any], threads: int) -> GateKey:
     """What a row is compared on; rows of results older than `mode`/`threads` in rows get the
     defaults of their time (latency; the run's threads)."""
-    return (str(row["runtime"]), str(row["precision"]), str(row.get("mode", "latency")),
-            int(row["batch"]), int(row.get("threads", threads)))  # fmt: skip
+    return (
+        str(row["runtime"]),
+        str(row["precision"]),
+        str(row.get("mode", "latency")),
+        int(row["batch"]),
+        int(row.get("threads", threads)),
+    )
 
 
 def row_key(row: LatencyRow) -> GateKey:
@@ -132,10 +143,12 @@ def check_baseline(baseline: Baseline, name: str, request: BenchRequest) -> None
     only after the run)."""
     _check_same_model_and_device(baseline, name, request.device)
     ours: dict[str, set[Any]] = {
-        "runtime": set(request.runtimes), "precision": set(request.precisions),
-        "mode": {"latency"}, "batch": set(request.batches),
+        "runtime": set(request.runtimes),
+        "precision": set(request.precisions),
+        "mode": {"latency"},
+        "batch": set(request.batches),
         "threads": {request.threads_or_default},
-    }  # fmt: skip
+    }
 
     def comparable(key: GateKey) -> tuple[Any, ...]:
         return (key[0], key[1].split("-")[0], *key[2:])
@@ -152,11 +165,13 @@ def check_baseline(baseline: Baseline, name: str, request: BenchRequest) -> None
     ]
     raise UsageError(
         "the baseline has no row this run could match: it has "
-        + ("; ".join(differing) or "no row with this run's runtime, precision, batch and "
-           "threads together"),
+        + (
+            "; ".join(differing)
+            or "no row with this run's runtime, precision, batch and threads together"
+        ),
         hint="run with the baseline's runtimes, precisions, batches and --threads, "
         "or record a new baseline",
-    )  # fmt: skip
+    )
 
 
 def compare_baseline(
@@ -174,14 +189,23 @@ def compare_baseline(
             continue
         change = (row.latency_ms_p50 / old - 1) * 100
         rows.append(replace(row, regression_pct=change))
-        compared.append(Comparison(
-            runtime=row.runtime, precision=row.precision, mode=row.mode, batch=row.batch,
-            threads=row.threads, latency_ms_p50=row.latency_ms_p50,
-            baseline_latency_ms_p50=old, change_pct=change, allowed_pct=max_regression_pct,
-            passed=change <= max_regression_pct,
-        ))  # fmt: skip
-    gate = Gate(baseline=str(baseline.path), max_regression_pct=max_regression_pct,
-                compared=tuple(compared))  # fmt: skip
+        compared.append(
+            Comparison(
+                runtime=row.runtime,
+                precision=row.precision,
+                mode=row.mode,
+                batch=row.batch,
+                threads=row.threads,
+                latency_ms_p50=row.latency_ms_p50,
+                baseline_latency_ms_p50=old,
+                change_pct=change,
+                allowed_pct=max_regression_pct,
+                passed=change <= max_regression_pct,
+            )
+        )
+    gate = Gate(
+        baseline=str(baseline.path), max_regression_pct=max_regression_pct, compared=tuple(compared)
+    )
     return replace(result, rows=tuple(rows), gate=gate)
 
 

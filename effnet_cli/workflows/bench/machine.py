@@ -121,8 +121,14 @@ def gemm_ceiling(
     from datetime import datetime, timezone
 
     cpu, count = cpu_name(), runtimes.threads_or_default(threads)
-    unavailable = Ceiling(gemm_flops=None, source="unavailable", measured_at=None, threads=count,
-                          cpu=cpu, method=PROBE_METHOD)  # fmt: skip
+    unavailable = Ceiling(
+        gemm_flops=None,
+        source="unavailable",
+        measured_at=None,
+        threads=count,
+        cpu=cpu,
+        method=PROBE_METHOD,
+    )
     if device != "cpu":
         return replace(
             unavailable, reason="the ceiling is the CPU's GEMM rate; not for --device gpu"
@@ -139,8 +145,13 @@ def gemm_ceiling(
     except Exception as exc:  # the probe is a side measurement: never fail the benchmark on it
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return replace(unavailable, reason=f"the GEMM probe failed: {first}")
-    entry = {"gemm_flops": flops, "measured_at": datetime.now(timezone.utc).isoformat(
-        timespec="seconds"), "threads": count, "cpu": cpu, "method": PROBE_METHOD}  # fmt: skip
+    entry = {
+        "gemm_flops": flops,
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "threads": count,
+        "cpu": cpu,
+        "method": PROBE_METHOD,
+    }
     try:
         write_cache_entry(path, entry)
     except OSError as exc:
@@ -150,5 +161,6 @@ def gemm_ceiling(
 
 def _entry_fields(entry: dict[str, Any]) -> dict[str, Any]:
     """The fields of a cached entry that a ceiling has (a cache file holds no others)."""
-    return {k: entry[k] for k in ("gemm_flops", "measured_at", "threads", "cpu", "method")
-            if k in entry}  # fmt: skip
+    return {
+        k: entry[k] for k in ("gemm_flops", "measured_at", "threads", "cpu", "method") if k in entry
+    }

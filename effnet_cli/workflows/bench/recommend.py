@@ -70,10 +70,12 @@ def agreement_text(agreement: Agreement | None) -> str:
     gate = backends.QUANTIZED_GATE
     sqnr = "equal logits" if agreement.sqnr_db is None else f"{agreement.sqnr_db:.1f} dB"
     verdict = "at" if agreement.passed else "under"
-    return (f"top-1 {agreement.top1_agreement:.0%}, top-5 {agreement.top5_overlap:.0%}, {sqnr} "
-            f"against fp32 Keras on {agreement.images} real images ({agreement.judged_on}), "
-            f"{verdict} export's gate ({gate.min_top1_agreement:.0%}, "
-            f"{gate.min_top5_overlap:.0%}, {gate.min_sqnr_db:g} dB)")  # fmt: skip
+    return (
+        f"top-1 {agreement.top1_agreement:.0%}, top-5 {agreement.top5_overlap:.0%}, {sqnr} "
+        f"against fp32 Keras on {agreement.images} real images ({agreement.judged_on}), "
+        f"{verdict} export's gate ({gate.min_top1_agreement:.0%}, "
+        f"{gate.min_top5_overlap:.0%}, {gate.min_sqnr_db:g} dB)"
+    )
 
 
 def deploy_answer(
@@ -105,11 +107,19 @@ def deploy_answer(
         settings = f"{settings}; {way.applied}"
     assert row.images_per_s is not None  # a fit row was timed
     return Recommendation(
-        precision=row.precision, mode=mode, runtime=row.runtime, batch=row.batch,
-        images_per_s=row.images_per_s, drift_max_rel=row.drift_max_rel,
-        top1_agreement=row.top1_agreement, settings=settings, how=way.how,
+        precision=row.precision,
+        mode=mode,
+        runtime=row.runtime,
+        batch=row.batch,
+        images_per_s=row.images_per_s,
+        drift_max_rel=row.drift_max_rel,
+        top1_agreement=row.top1_agreement,
+        settings=settings,
+        how=way.how,
         file_precision=file_precision,
         artifact=f"deploy/{backend.artifact_name(name, file_precision)}"
-        if model_args is not None else benched,
-        command=shlex.join(command) if model_args is not None else None, why=why,
-    )  # fmt: skip
+        if model_args is not None
+        else benched,
+        command=shlex.join(command) if model_args is not None else None,
+        why=why,
+    )

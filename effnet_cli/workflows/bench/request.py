@@ -65,12 +65,22 @@ def build_request(
 ) -> BenchRequest:
     """The request from the command line's strings, each parsed and checked (in this order)."""
     return BenchRequest(
-        runtimes=parse_runtimes(runtime), precisions=parse_precisions(precision), device=device,
-        batches=parse_batches(batch), warmup=warmup,
-        iterations=timed_calls(iterations, duration_s), duration_s=duration_s, threads=threads,
-        seed=seed, xla=xla, measure_ceiling=measure_ceiling, calibration=calibration,
-        modes=parse_modes(mode), streams=streams, tune=tune,
-    )  # fmt: skip
+        runtimes=parse_runtimes(runtime),
+        precisions=parse_precisions(precision),
+        device=device,
+        batches=parse_batches(batch),
+        warmup=warmup,
+        iterations=timed_calls(iterations, duration_s),
+        duration_s=duration_s,
+        threads=threads,
+        seed=seed,
+        xla=xla,
+        measure_ceiling=measure_ceiling,
+        calibration=calibration,
+        modes=parse_modes(mode),
+        streams=streams,
+        tune=tune,
+    )
 
 
 def timed_calls(iterations: int | None, duration_s: float | None) -> int | None:

@@ -100,16 +100,24 @@ def time_modes(
         runner = at_batch(general, batch)
         loaded_s = setup_s + time.perf_counter() - started  # a pinned runner's compile counts
         pinned = runner is not general  # --recommend exports that batch
-        key = tuning.TuneKey(model=model_name, resolution=tuple(images.shape[1:3]),
-                             runtime=runner.runtime, precision=runner.precision, batch=batch,
-                             threads=request.threads_or_default)  # fmt: skip
+        key = tuning.TuneKey(
+            model=model_name,
+            resolution=tuple(images.shape[1:3]),
+            runtime=runner.runtime,
+            precision=runner.precision,
+            batch=batch,
+            threads=request.threads_or_default,
+        )
         if "latency" in request.modes:
             progress(f"timing {runner.runtime} {runner.precision} at batch {batch}{count.next()}")
-            latency.append(time_row(runner, images, expected, loaded_s, pinned, key, request,
-                                    progress))  # fmt: skip
+            latency.append(
+                time_row(runner, images, expected, loaded_s, pinned, key, request, progress)
+            )
         if "throughput" in request.modes:
-            progress(f"timing {runner.runtime} {runner.precision} at batch {batch}, throughput"
-                     f"{count.next()}")  # fmt: skip
+            progress(
+                f"timing {runner.runtime} {runner.precision} at batch {batch}, throughput"
+                f"{count.next()}"
+            )
             row = throughput_row(runner, images, key, request, progress)
             if row.error is None:
                 row = replace(row, **asdict(drift(runner, images, expected)))
@@ -119,9 +127,14 @@ def time_modes(
 
 def row_head(runner: runtimes.Runner, batch: int, request: BenchRequest) -> dict[str, Any]:
     """What every row, latency or throughput, says first: what ran, how, and no error yet."""
-    return {"runtime": runner.runtime, "device": runner.device, "provider": runner.provider,
-            "precision": runner.precision, "batch": batch,
-            "threads": runner.threads or request.threads_or_default}  # fmt: skip
+    return {
+        "runtime": runner.runtime,
+        "device": runner.device,
+        "provider": runner.provider,
+        "precision": runner.precision,
+        "batch": batch,
+        "threads": runner.threads or request.threads_or_default,
+    }
 
 
 def time_row(
@@ -136,8 +149,13 @@ def time_row(
 ) -> LatencyRow:
     batch = len(images)
     runner, source = tuning.chosen_threads(given, images, key, request, progress)
-    row = LatencyRow(**row_head(runner, batch, request), settings=runner.settings,
-                     settings_source=source, setup_s=setup_s, batch_pinned=pinned)  # fmt: skip
+    row = LatencyRow(
+        **row_head(runner, batch, request),
+        settings=runner.settings,
+        settings_source=source,
+        setup_s=setup_s,
+        batch_pinned=pinned,
+    )
     try:
         timed = timing.time_runner(runner, images, request)
         row = replace(row, first_inference_ms=timed.first_inference_ms, **asdict(timed.stats))
@@ -164,19 +182,30 @@ def throughput_row(
     wanted, source = tuning.chosen_streams(runner, images, key, request, progress)
     try:
         streams = runner.streams(wanted)
-        row = replace(row, in_flight=streams.in_flight, settings=streams.settings,
-                      settings_source=source,
-                      threads_per_request=streams.threads_per_request)  # fmt: skip
+        row = replace(
+            row,
+            in_flight=streams.in_flight,
+            settings=streams.settings,
+            settings_source=source,
+            threads_per_request=streams.threads_per_request,
+        )
         stats = timing.time_streams(streams, images, request.duration_s or THROUGHPUT_DEFAULT_S)
     except Exception as exc:
         if not _is_oom(exc):
-            raise WorkError(f"{runner.runtime} failed in throughput mode at batch {batch}: "
-                            f"{runtime_reason(exc)}") from None  # fmt: skip
+            raise WorkError(
+                f"{runner.runtime} failed in throughput mode at batch {batch}: "
+                f"{runtime_reason(exc)}"
+            ) from None
         return replace(row, error="out of memory")
     load = {f"load_{k}": v for k, v in asdict(stats.load).items() if k.startswith("latency_ms_")}
-    return replace(row, images_per_s=stats.images_per_s, wall_s=stats.wall_s,
-                   requests=stats.requests, in_flight_observed=stats.in_flight_observed,
-                   **load)  # fmt: skip
+    return replace(
+        row,
+        images_per_s=stats.images_per_s,
+        wall_s=stats.wall_s,
+        requests=stats.requests,
+        in_flight_observed=stats.in_flight_observed,
+        **load,
+    )
 
 
 def with_macs(rows: list[AnyRow], macs: int | None, ceiling: Ceiling) -> tuple[AnyRow, ...]:

@@ -97,8 +97,10 @@ def time_runner(runner: runtimes.Runner, images: Any, request: BenchRequest) -> 
 def max_overlap(intervals: list[runtimes.Interval]) -> int:
     """The most requests that were running at one instant (a start and an end at the same
     instant do not overlap)."""
-    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
-                    key=lambda event: (event[0], event[1]))  # fmt: skip
+    events = sorted(
+        [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+        key=lambda event: (event[0], event[1]),
+    )
     running = most = 0
     for _, step in events:
         running += step

@@ -86,9 +86,12 @@ def search(
         tried["auto" if candidate is None else str(candidate)] = speed
         if speed > best[0]:
             best = (speed, candidate)
-    return Searched(best=best[1], tried_images_per_s=tried,
-                    searched_s=time.perf_counter() - started,
-                    tuned_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
+    return Searched(
+        best=best[1],
+        tried_images_per_s=tried,
+        searched_s=time.perf_counter() - started,
+        tuned_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
 def search_streams(
@@ -97,8 +100,10 @@ def search_streams(
     """Requests in flight: each candidate kept in flight for TUNE_TRIAL_S."""
     assert runner.streams is not None
     streams = runner.streams
-    trials = [(n, lambda n=n: timing.time_streams(streams(n), images, TUNE_TRIAL_S).images_per_s)
-              for n in stream_candidates(threads)]  # fmt: skip
+    trials = [
+        (n, lambda n=n: timing.time_streams(streams(n), images, TUNE_TRIAL_S).images_per_s)
+        for n in stream_candidates(threads)
+    ]
     return search(trials, f"{runner.runtime}'s requests in flight", progress)
 
 
@@ -109,8 +114,9 @@ def search_threads(
     for TUNE_TRIAL_S."""
     assert runner.threaded is not None
     threaded = runner.threaded
-    trials = [(n, lambda n=n: calls_per_second(threaded(n), images))
-              for n in thread_candidates(threads)]  # fmt: skip
+    trials = [
+        (n, lambda n=n: calls_per_second(threaded(n), images)) for n in thread_candidates(threads)
+    ]
     return search(trials, f"{runner.runtime}'s threads", progress)
 
 
@@ -135,16 +141,19 @@ def tuned(
 ) -> tuple[int | None, str]:
     """A tuned setting and where it comes from: `search_now` within the --threads budget
     (--tune, then cached), the cached search of an earlier --tune, or none (the default)."""
-    path = machine_cache_path(f"tuned-{setting}-{key.runtime}-{key.precision}",
-                              {**key.to_json(), "setting": setting,
-                               "version": TUNE_VERSION})  # fmt: skip
+    path = machine_cache_path(
+        f"tuned-{setting}-{key.runtime}-{key.precision}",
+        {**key.to_json(), "setting": setting, "version": TUNE_VERSION},
+    )
     if not request.tune:
         cached = read_cache_entry(path)
         if cached is None or "best" not in cached or "tuned_at" not in cached:
             return None, "default (--tune searches)"
         return cached["best"], f"tuned {cached['tuned_at']} (cached; --tune searches again)"
-    progress(f"tuning {key.runtime} {key.precision} {setting} at batch {key.batch} "
-             f"(at most {TUNE_BUDGET_S:g} s)")  # fmt: skip
+    progress(
+        f"tuning {key.runtime} {key.precision} {setting} at batch {key.batch} "
+        f"(at most {TUNE_BUDGET_S:g} s)"
+    )
     found = search_now(runner, images, request.threads_or_default, progress)
     try:
         write_cache_entry(path, {**key.to_json(), **asdict(found)})

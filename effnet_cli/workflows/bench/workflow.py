@@ -65,8 +65,9 @@ def run(plan: BenchPlan, progress: Progress) -> BenchResult:
     if plan.artifact:
         assert plan.source is not None
         keras = archive.load_keras_file(plan.reference) if plan.reference is not None else None
-        result = run_artifact_bench(plan.source, keras, plan.resolution, plan.request, progress,
-                                    judge=plan.recommend)  # fmt: skip
+        result = run_artifact_bench(
+            plan.source, keras, plan.resolution, plan.request, progress, judge=plan.recommend
+        )
         args = None
     else:
         from effnet_cli.keras.macs import keras_macs
@@ -130,16 +131,18 @@ def run_bench(
                     with files.stdout_to_stderr(), files.silenced_stderr():
                         runner = A.make_runner(runtime, precision, model, spec, artifacts, request)
                 except runtimes.PrecisionUnavailable as exc:
-                    skipped.append(Skipped(runtime=runtime, precision=precision,
-                                           reason=exc.message))  # fmt: skip
+                    skipped.append(
+                        Skipped(runtime=runtime, precision=precision, reason=exc.message)
+                    )
                     count.done += per_pair  # its rows will not come: the bar moves past them
                     continue
                 if real is not None:
                     agreements.append(agreement_of(runner, precision, real))
                 converted = artifacts.get(A.artifact_key(runtime, precision), (None, 0.0))[1]
                 setup_s = time.perf_counter() - started + converted
-                latency, throughput = time_modes(runner, inputs, reference, setup_s, request,
-                                                 model.name, progress, count)  # fmt: skip
+                latency, throughput = time_modes(
+                    runner, inputs, reference, setup_s, request, model.name, progress, count
+                )
                 rows += latency
                 loaded += throughput
     ceiling = gemm_ceiling(request.threads, request.device, request.measure_ceiling, progress)
@@ -154,21 +157,29 @@ def run_bench(
         "preprocessing": spec.preprocessing if spec else None,
     }
     return BenchResult(
-        model=identity, settings=settings(request), ceiling=ceiling,
-        environment=environment(request.threads), rows=with_macs(rows, macs, ceiling),
+        model=identity,
+        settings=settings(request),
+        ceiling=ceiling,
+        environment=environment(request.threads),
+        rows=with_macs(rows, macs, ceiling),
         skipped=tuple(skipped),
-        throughput_rows=with_macs(loaded, macs, ceiling) if "throughput" in request.modes
-        else None, agreement=tuple(agreements) if judge else None,
-    )  # fmt: skip
+        throughput_rows=with_macs(loaded, macs, ceiling) if "throughput" in request.modes else None,
+        agreement=tuple(agreements) if judge else None,
+    )
 
 
 def settings(request: BenchRequest, xla: bool | None = None) -> Settings:
     return Settings(
-        device=request.device, batches=request.batches, warmup=request.warmup,
-        iterations=request.iterations, duration_s=request.duration_s,
-        threads=request.threads_or_default, seed=request.seed,
-        xla=request.xla if xla is None else xla, modes=request.modes,
-    )  # fmt: skip
+        device=request.device,
+        batches=request.batches,
+        warmup=request.warmup,
+        iterations=request.iterations,
+        duration_s=request.duration_s,
+        threads=request.threads_or_default,
+        seed=request.seed,
+        xla=request.xla if xla is None else xla,
+        modes=request.modes,
+    )
 
 
 def agreement_of(runner: runtimes.Runner, precision: str, real: RealImages) -> Agreement:
@@ -178,20 +189,44 @@ def agreement_of(runner: runtimes.Runner, precision: str, real: RealImages) -> A
 
     name = runner.runtime
     if real.inputs is None:
-        return Agreement(runtime=name, precision=precision, judged_on=real.judged_on, images=0,
-                         top1_agreement=None, top5_overlap=None, sqnr_db=None, passed=None,
-                         not_judged=real.not_judged)  # fmt: skip
+        return Agreement(
+            runtime=name,
+            precision=precision,
+            judged_on=real.judged_on,
+            images=0,
+            top1_agreement=None,
+            top5_overlap=None,
+            sqnr_db=None,
+            passed=None,
+            not_judged=real.not_judged,
+        )
     try:
         figures = agreement_on(runner.comparable_all(real.inputs), real.expected)
     except NonFinite:  # failed, with no figure: the row's drift says what was not finite
-        return Agreement(runtime=name, precision=precision, judged_on=real.judged_on,
-                         images=len(real.inputs), top1_agreement=None, top5_overlap=None,
-                         sqnr_db=None, passed=False, not_judged=None)  # fmt: skip
+        return Agreement(
+            runtime=name,
+            precision=precision,
+            judged_on=real.judged_on,
+            images=len(real.inputs),
+            top1_agreement=None,
+            top5_overlap=None,
+            sqnr_db=None,
+            passed=False,
+            not_judged=None,
+        )
     top1, top5, sqnr = figures["top1_agreement"], figures["top_k_overlap"], figures["sqnr_db"]
     passed = None if real.not_judged else backends.QUANTIZED_GATE.reached(top1, top5, sqnr)
-    return Agreement(runtime=name, precision=precision, judged_on=real.judged_on,
-                     images=len(real.inputs), top1_agreement=top1, top5_overlap=top5,
-                     sqnr_db=sqnr, passed=passed, not_judged=real.not_judged)  # fmt: skip
+    return Agreement(
+        runtime=name,
+        precision=precision,
+        judged_on=real.judged_on,
+        images=len(real.inputs),
+        top1_agreement=top1,
+        top5_overlap=top5,
+        sqnr_db=sqnr,
+        passed=passed,
+        not_judged=real.not_judged,
+    )
 
 
 def run_artifact_bench(
@@ -233,8 +268,10 @@ def run_artifact_bench(
         from effnet_cli.keras.calibration import fresh_batchnorm
 
         if fresh_batchnorm(reference):  # export gave its model statistics before writing
-            progress("the reference's BatchNorm statistics are fresh (random weights): give the "
-                     ".keras that `export -f keras` wrote with the artifact")  # fmt: skip
+            progress(
+                "the reference's BatchNorm statistics are fresh (random weights): give the "
+                ".keras that `export -f keras` wrote with the artifact"
+            )
         keras = keras_runner(reference, request.device)
         expected = {b: np.asarray(keras.comparable(x)) for b, x in inputs.items()}
         if judge:
@@ -245,10 +282,19 @@ def run_artifact_bench(
     ceiling = gemm_ceiling(request.threads, request.device, request.measure_ceiling, progress)
     return BenchResult(
         # the one model object (docs/output.md), from what the file says
-        model={**document["model"], "name": name, "resolution": list(size), "macs": None,
-               "artifact": str(path), "precision": precision},
-        settings=settings(request, xla=False), ceiling=ceiling,
-        environment=environment(request.threads), rows=tuple(latency), skipped=(),
+        model={
+            **document["model"],
+            "name": name,
+            "resolution": list(size),
+            "macs": None,
+            "artifact": str(path),
+            "precision": precision,
+        },
+        settings=settings(request, xla=False),
+        ceiling=ceiling,
+        environment=environment(request.threads),
+        rows=tuple(latency),
+        skipped=(),
         throughput_rows=tuple(throughput) if "throughput" in request.modes else None,
         agreement=agreements if judge else None,
-    )  # fmt: skip
+    )
