@@ -83,9 +83,10 @@ def test_an_artifact_is_keyed_by_backend_and_precision():
 
 
 def test_every_file_precision_has_a_gate_and_nothing_else_does():
-    for backend in backends.BACKENDS.values():
-        for precision, way in backend.precisions.items():
-            assert (way.gate is not None) == (way.how == "file"), (backend.name, precision)
+    ways = [(b.name, p, w) for b in backends.BACKENDS.values() for p, w in b.precisions.items()]
+    assert {way.how for _, _, way in ways} >= {"file", "hint", "policy"}  # each kind is checked
+    for name, precision, way in ways:
+        assert (way.gate is not None) == (way.how == "file"), (name, precision)
 
 
 def test_a_runtime_over_another_backends_format_needs_no_special_case(monkeypatch, tmp_path):
@@ -104,16 +105,24 @@ def test_a_runtime_over_another_backends_format_needs_no_special_case(monkeypatc
     assert backends.of_path(tmp_path / "m.keras") is keras
 
 
-def test_a_runner_is_relabelled_by_copying_never_in_place():
-    from dataclasses import FrozenInstanceError, replace
+def test_a_file_loaded_for_its_outputs_is_labelled_by_its_metadata_on_a_copy():
+    """predict's outputs-only loader labels the runner with the precision the file's metadata
+    names, whatever its loader assumed, and reads its contract from the same metadata; the
+    loader's own runner, which a caller may hold, keeps its label."""
+    from types import SimpleNamespace
 
     from effnet_cli.backends.runtimes import Runner
+    from effnet_cli.workflows import classify
 
-    runner = Runner("onnx", "cpu", "CPUExecutionProvider", "fp32", lambda images: images)
-    with pytest.raises(FrozenInstanceError):
-        runner.precision = "int8"  # type: ignore[misc]
-    relabelled = replace(runner, precision="int8")
-    assert (runner.precision, relabelled.precision, relabelled.run) == ("fp32", "int8", runner.run)
+    metadata = {"resolution": "64x64", "precision": "int8", "model": "efficientnet-b0-r64"}
+    loaded = Runner("onnx", "cpu", "CPU", "fp32", lambda images: images, metadata=metadata)
+    backend = SimpleNamespace(load_outputs=lambda path, threads: loaded)
+    notes: list[str] = []
+    runner, contract = classify.load_outputs(backend, Path("m.onnx"), notes.append, None)
+    assert (contract.precision, contract.resolution) == ("int8", 64)
+    assert contract.name == "efficientnet-b0-r64"
+    assert (runner.precision, runner.run, runner.metadata) == ("int8", loaded.run, metadata)
+    assert loaded.precision == "fp32" and notes == []
 
 
 def test_onnx_export_is_optimized_by_default(cli, tmp_path, b0_r64):

@@ -374,13 +374,16 @@ def _interrupt_when(
     command = [sys.executable, "-m", "effnet_cli", *argv]
     pipe = subprocess.PIPE
     process = subprocess.Popen(command, cwd=folder, stdout=pipe, stderr=pipe, text=True)
-    deadline = time.monotonic() + 240
+    deadline, staged = time.monotonic() + 240, False
     while time.monotonic() < deadline and process.poll() is None:
         if any(p.name.startswith(staged_prefix) for p in folder.rglob(".*")):
+            staged = True
             break
         time.sleep(0.02)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
+    # interrupted while writing, or the test proved nothing about partial files
+    assert staged, f"no {staged_prefix}* file appeared before Ctrl-C:\n{stderr[-2000:]}"
     return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
@@ -406,12 +409,28 @@ def test_interrupt_exits_130_and_leaves_no_partial_file(tmp_path, argv, staged):
 def test_command_help_loads_no_framework(command):
     from .test_cli import HEAVY, _modules_after
 
-    code = f"from effnet_cli.cli.app import main\nmain([{command!r}, '--help'])"
+    # the help was printed (exit 0): a command that failed early would load nothing either
+    code = f"from effnet_cli.cli.app import main\nassert main([{command!r}, '--help']) == 0"
     assert not HEAVY & _modules_after(code)
 
 
-def test_shell_completion_is_offered(cli):
-    assert "--install-completion" in cli("--help").stdout
+def test_the_installed_completion_answers_from_effnets_own_tables():
+    """What `effnet --install-completion` installs (docs/conventions.md) runs `effnet` with
+    _EFFNET_COMPLETE set: through main, the console script's path, the values summary accepts."""
+    from typer.testing import CliRunner
+
+    from effnet_cli.cli.app import main
+    from effnet_cli.model import spec as S
+
+    words = "effnet summary --model lite"
+    asked = {"_EFFNET_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": "3"}
+    with CliRunner().isolation(env=asked) as (out, _, _):
+        with pytest.raises(SystemExit) as ended:
+            main(["summary", "--model", "lite"])
+        offered = out.getvalue().decode().split()
+    assert ended.value.code == 0
+    assert offered == [name for name in S.model_names() if name.startswith("lite")]
+    assert len(offered) == 5  # lite0..lite4
 
 
 def test_a_variant_and_its_own_phi_agree(cli):

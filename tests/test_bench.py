@@ -123,6 +123,7 @@ def test_the_ceiling_is_measured_on_this_machine(short_run):
     assert 1e10 < ceiling["gemm_flops"] < 1e13
     (cached,) = (folder / "cache").glob("gemm-ceiling-2t-*.json")
     assert json.loads(cached.read_text())["gemm_flops"] == ceiling["gemm_flops"]
+    assert len(result["rows"]) == 8  # four runtimes at batch 1 and 4
     for row in result["rows"]:
         assert row["ceiling_fraction"] == pytest.approx(
             2 * row["macs_per_s"] / ceiling["gemm_flops"]
@@ -298,6 +299,7 @@ def test_a_run_whose_label_differs_from_the_baseline_exits_2_after_timing(
 
     def emulated(document):
         document["rows"] = [r for r in document["rows"] if r["runtime"] == "keras"]
+        assert document["rows"], "the session's run has no keras row to relabel"
         for row in document["rows"]:
             row["precision"] = "bf16-emulated"
 

@@ -102,6 +102,7 @@ def both_modes(bench_every_runtime):
 def test_every_runtime_keeps_requests_in_flight_and_reports_them_apart(both_modes):
     latency, loaded = both_modes["rows"], both_modes["throughput_rows"]
     assert {r["runtime"] for r in loaded} == {"keras", "onnx", "tflite", "openvino"}
+    assert {r["runtime"] for r in latency} == {"keras", "onnx", "tflite", "openvino"}
     assert all(r["mode"] == "latency" and "in_flight" not in r for r in latency)
     for row in loaded:
         assert row["mode"] == "throughput" and not row["error"], row

@@ -8,7 +8,8 @@ The conventions (docs/development.md, "Examples are tests"):
   stands for any number of lines. Flags after `console`: `varies` (measured output: times,
   this machine; regenerated, never compared), `exit=N` (the documented exit code; 0
   otherwise) and `columns=N` (run in a pseudo-terminal N columns wide).
-- ```python blocks run, in-process.
+- ```python blocks run, in-process; what each prints, and what it leaves bound, is held
+  to what its page says by its entry in PYTHON_CHECKS (a block without one fails).
 - ```sh blocks do not run: each line is `make TARGET…` (the targets must exist in the
   Makefile), a comment, or a command ending in `# not run: REASON`.
 - Any other block (text, json, yaml…) holds no command unless the line says `# not run:`.
@@ -36,6 +37,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -356,11 +358,44 @@ def test_command_runs_as_written(workspace, index):
         )
 
 
+def python_key(block: Block) -> str:
+    """A python block's name in PYTHON_CHECKS: its page and its place among the page's python
+    blocks (`docs/python-api.md#1`), which edits elsewhere on the page leave alone."""
+    same_page = [b for b in PYTHON if b.page == block.page]
+    return f"{_name(block.page)}#{same_page.index(block) + 1}"
+
+
+def _python_api_example(namespace: dict, printed: str) -> None:
+    """docs/python-api.md: the count printed (analytic, no model built) is the one Keras counts
+    on the model the block builds, and that model is the spec's: 10 classes at 64 px."""
+    model = namespace["model"]
+    assert printed.split() == [str(model.count_params())], printed
+    assert tuple(model.input.shape) == (None, 64, 64, 3)
+    assert tuple(model.output.shape) == (None, 10)
+
+
+# What each ```python block must print and leave bound, against what its page says: a block's
+# output is checked like a console block's, not discarded.
+PYTHON_CHECKS: dict[str, Callable[[dict, str], None]] = {
+    "docs/python-api.md#1": _python_api_example,
+}
+
+
+def test_every_python_block_has_a_check():
+    """No block runs unchecked, and no check outlives its block."""
+    assert sorted(python_key(b) for b in PYTHON) == sorted(PYTHON_CHECKS)
+
+
 @pytest.mark.parametrize("block", PYTHON, ids=[b.where for b in PYTHON])
-def test_python_runs(workspace, block, monkeypatch):
+def test_python_runs_and_gives_what_the_page_says(workspace, block, monkeypatch):
+    check = PYTHON_CHECKS.get(python_key(block))
+    assert check is not None, f"{block.where}: nothing checks this block (PYTHON_CHECKS)"
     monkeypatch.chdir(workspace.folder)
-    with contextlib.redirect_stdout(io.StringIO()):
-        exec(compile("\n".join(block.lines), block.where, "exec"), {"__name__": "__docs__"})
+    namespace = {"__name__": "__docs__"}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile("\n".join(block.lines), block.where, "exec"), namespace)
+    check(namespace, printed.getvalue())
 
 
 def _slug(heading: str) -> str:

@@ -191,8 +191,10 @@ def test_quantized_tflite_of_random_weights_is_kept_with_its_accuracy_not_judged
     assert (
         check["accuracy"]["not_judged"] == "random weights" and check["accuracy"]["passed"] is None
     )
-    if gate.max_rel_diff is not None:
-        assert check["max_rel_diff"] <= gate.max_rel_diff
+    if quantize == "fp16":  # held to its drift gate even on noise
+        assert gate.max_rel_diff is not None and check["max_rel_diff"] <= gate.max_rel_diff
+    else:  # no drift gate: integer weights drift by design, real photos judge them
+        assert gate.max_rel_diff is None
     if quantize == "int8":
         assert artifact["calibration"] == {"source": str(b0_r64.calibration), "images": 16}
     from ai_edge_litert.interpreter import Interpreter  # its names and metadata, as every file

@@ -152,6 +152,7 @@ def _check_drop_connect(drops: list[tuple[str, float]], model, final: float) -> 
     names = {layer.name for layer in model.layers}
     expected = [(f"{block}_drop", final * i / len(blocks)) for i, block in enumerate(blocks)
                 if f"{block}_drop" in names]  # fmt: skip
+    assert expected, "no block of the model has a drop-connect layer to check"
     assert [name for name, _ in drops] == [name for name, _ in expected]
     assert [rate for _, rate in drops] == pytest.approx([rate for _, rate in expected])
 
@@ -277,7 +278,9 @@ def test_free_scaling_names_the_model(cli):
 def test_seed_summary_lists_its_deviations(cli):
     result = cli("summary", "--model", "seed-b0")
     assert result.code == 0
-    assert result.stdout.count("deviation from the paper:") == len(S.FAMILIES["seed"].deviations)
+    deviations = S.FAMILIES["seed"].deviations
+    assert len(deviations) >= 1  # the notebook's own choices: none listed would print none
+    assert result.stdout.count("deviation from the paper:") == len(deviations)
     assert "softmax" in result.stdout and "5,352,756" in result.stdout
 
 
@@ -308,5 +311,7 @@ def test_every_family_exports_to_onnx_and_tflite(cli, tmp_path, name):
     result = cli("export", "--model", name, "--resolution", "64", "-f", "onnx,tflite",
                  "-o", tmp_path, "--json")  # fmt: skip
     assert result.code == 0, result.stderr
-    for artifact in json.loads(result.stdout)["artifacts"]:
-        assert artifact["verification"]["passed"]
+    artifacts = json.loads(result.stdout)["artifacts"]
+    assert [a["format"] for a in artifacts] == ["onnx", "tflite"]
+    for artifact in artifacts:
+        assert artifact["verification"]["passed"] is True, artifact

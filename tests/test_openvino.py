@@ -55,11 +55,12 @@ def test_compiled_precision_is_named_by_type_not_text():
     import openvino as ov
 
     from effnet_cli.backends.openvino import openvino_label
+    from effnet_cli.util.errors import WorkError
 
     assert "float16" in str(ov.Type.bf16)  # the trap: bf16's text contains "float16"
     assert [openvino_label(t) for t in (ov.Type.f32, ov.Type.bf16, ov.Type.f16)] == [
         "fp32", "bf16", "fp16"]  # fmt: skip
-    with pytest.raises(Exception, match="does not name"):
+    with pytest.raises(WorkError, match="does not name"):
         openvino_label(ov.Type.i8)
 
 

@@ -49,6 +49,7 @@ def test_compound_rule_columns_follow_the_formula(cli):
     assert document["alpha"] == 1.2 and document["beta"] == 1.1 and document["gamma"] == 1.15
     assert document["alpha_beta2_gamma2"] == pytest.approx(1.2 * 1.1**2 * 1.15**2)
     rows = {row["phi"]: row for row in document["rows"]}
+    assert set(rows) == {0, 1, 2.5, 7}
     for phi, row in rows.items():
         assert row["rule_depth"] == pytest.approx(1.2**phi)
         assert row["rule_width"] == pytest.approx(1.1**phi)
@@ -64,6 +65,7 @@ def test_compound_rule_columns_follow_the_formula(cli):
 def test_each_rule_step_roughly_doubles_the_macs(cli):
     rows = _json(cli, "--phi", "0,1,2,3,4,5,6,7")["rows"]
     steps = [b["rule_macs"] / a["rule_macs"] for a, b in itertools.pairwise(rows)]
+    assert len(steps) == 7
     assert all(1.6 < step < 2.7 for step in steps)  # α·β²·γ² ≈ 1.92, plus rounding
 
 

@@ -63,12 +63,14 @@ def _check(text: str, columns, documents, width: int, title_line: str | None = N
     shown = [by_title[h] for h in headers]
     kept = columns_with_values(columns, documents)
     assert {c.title for c in kept if c.priority == 1} <= set(headers)  # the main ones, always
-    assert len(rows) == len(documents)
+    assert documents and len(rows) == len(documents)
     for cells, document in zip(rows, documents, strict=True):
         assert cells == [c.text(document) for c in shown]
     left_out = [c.title for c in kept if c.title not in headers]
     if left_out:  # said, not silently dropped
         assert f"not shown at {width} columns: {left_out[0]}" in " ".join(text.split())
+    else:
+        assert "not shown at" not in text
 
 
 @pytest.mark.parametrize("width", WIDTHS)
