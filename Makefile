@@ -31,6 +31,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check effnet_cli tests benchmarks
 	$(BIN)/ruff format --check effnet_cli tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format effnet_cli tests benchmarks
@@ -46,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache .mypy_cache

@@ -6,10 +6,14 @@ document that describe its tensors.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from effnet_cli import __version__
 from effnet_cli.model import spec as S
+from effnet_cli.util.errors import UsageError
+
+if TYPE_CHECKING:
+    from effnet_cli.util.arrays import Images
 
 # The input's name in every artifact (ONNX, SavedModel's signature, OpenVINO, TFLite); the output
 # is named by `output_name`.
@@ -60,7 +64,14 @@ def output_name(model: Any) -> str:
     return "features"
 
 
-def calibration_batches(images: Any, batch: int | None) -> list[Any]:
+def int8_calibration(images: Images | None) -> Images:
+    """The calibration images an int8 writer needs (export loads them for every int8 file)."""
+    if images is None:
+        raise UsageError("int8 conversion needs calibration images")
+    return images
+
+
+def calibration_batches(images: Images, batch: int | None) -> list[Images]:
     """Calibration images as the model takes them: one a call, or `batch` a call where the
     export pins the batch size (`--batch 8`), the last batch filled from the first images."""
     import numpy as np

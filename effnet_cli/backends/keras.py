@@ -10,7 +10,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from effnet_cli.backends import artifact
 from effnet_cli.backends.record import FP32, Backend, Format, Precision
@@ -21,6 +21,10 @@ from effnet_cli.backends.runtimes import (
     threaded_drive,
     threads_or_default,
 )
+
+if TYPE_CHECKING:
+    from effnet_cli.backends.runtimes import Run
+    from effnet_cli.util.arrays import Floats, Images
 
 
 def gpus_visible() -> list[str]:
@@ -54,12 +58,13 @@ def keras_runner(model: Any, device: str = "cpu", xla: bool = False) -> Runner:
 
     # One trace per batch size, with its static shape: a relaxed (None, ...) signature costs
     # about 7 % on CPU (measured in benchmarks/run.py).
-    def compiled(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def compiled(function: Callable[[Any], Any]) -> Run:  # a model call on tf tensors
         infer = tf.function(function, jit_compile=xla)
 
-        def run(images: Any) -> Any:
+        def run(images: Images) -> Floats:
             with tf.device(target):
-                return infer(tf.constant(images)).numpy()
+                answers: Floats = infer(tf.constant(images)).numpy()
+            return answers
 
         return run
 

@@ -14,14 +14,14 @@ import logging
 import math
 import mmap
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from effnet_cli.backends import artifact
 from effnet_cli.backends.artifact import INPUT_NAME, calibration_batches, output_name
-from effnet_cli.backends.int8 import Steer, float_counts
+from effnet_cli.backends.int8 import float_counts
 from effnet_cli.backends.record import (
     DEFAULT_RECIPE,
     FP16,
@@ -33,9 +33,14 @@ from effnet_cli.backends.record import (
     Declared,
     Format,
     Recipe,
+    Steer,
 )
 from effnet_cli.backends.runtimes import Runner, session_streams, threads_or_default
 from effnet_cli.util.errors import UsageError, WorkError
+
+if TYPE_CHECKING:
+    from effnet_cli.backends.runtimes import Run
+    from effnet_cli.util.arrays import Floats, Images
 
 DEFAULT_OPSET = 17
 
@@ -60,7 +65,7 @@ def write_onnx(
     meta: dict[str, str],
     optimize: bool = True,
     precision: str = "fp32",
-    calibration: Any = None,
+    calibration: Images | None = None,
     nchw: bool = False,
     recipe: Recipe = DEFAULT_RECIPE,
     steer: Steer | None = None,
@@ -88,7 +93,7 @@ def write_onnx(
     if precision == "fp16":
         proto = _onnx_fp16(proto)
     elif precision == "int8":
-        batches = calibration_batches(calibration, batch)
+        batches = calibration_batches(artifact.int8_calibration(calibration), batch)
         proto, done = _onnx_int8(proto, batches, path.parent, nchw, recipe, steer)
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
@@ -196,12 +201,12 @@ def _onnx_fp16(proto: Any) -> Any:
     return converted.model
 
 
-def _reader(batches: list[Any], nchw: bool) -> Any:
+def _reader(batches: list[Images], nchw: bool) -> Any:
     """Calibration batches of (n, H, W, 3) images as onnxruntime's quantizer reads them (fed
     transposed to an `nchw` input)."""
     from onnxruntime import quantization as q
 
-    class Images(q.CalibrationDataReader):
+    class Images(q.CalibrationDataReader):  # type: ignore[misc]  # onnxruntime ships no types
         def __init__(self) -> None:
             self.batches = iter(batches)
 
@@ -223,7 +228,7 @@ MAX_SQNR_DB = 100.0
 
 def _onnx_int8(
     proto: Any,
-    batches: list[Any],
+    batches: list[Images],
     scratch: Path,
     nchw: bool = False,
     recipe: Recipe = DEFAULT_RECIPE,
@@ -277,7 +282,9 @@ def _onnx_int8(
         target.unlink(missing_ok=True)
 
 
-def _worst_layers(source: Path, quantized: Path, batches: list[Any], nchw: bool) -> list[list[str]]:
+def _worst_layers(
+    source: Path, quantized: Path, batches: list[Images], nchw: bool
+) -> list[list[str]]:
     """The float graph's layers, worst first, by the accuracy each loses: the SQNR against the
     float model (onnxruntime's qdq_loss_debug) lost between the layer's quantized inputs and its
     quantized output. A layer is the nodes between them (a Conv and its Clip)."""
@@ -377,12 +384,13 @@ def onnx_runner(
     input_name, output_name = meta.name, session.get_outputs()[0].name
     feed = _nchw if onnx_layout(session) == "NCHW" else _unchanged
 
-    def run(images: Any) -> Any:
-        return session.run([output_name], {input_name: feed(images)})[0]
+    def run(images: Images) -> Floats:
+        answers: Floats = session.run([output_name], {input_name: feed(images)})[0]
+        return answers
 
     metadata = dict(session.get_modelmeta().custom_metadata_map)
 
-    def session_of(threads_each: int) -> Callable[[Any], Any]:
+    def session_of(threads_each: int) -> Run:
         own = ort.InferenceSession(str(path), _onnx_options(ort, threads_each), providers=wanted)
         return lambda images: own.run([output_name], {input_name: feed(images)})[0]
 
@@ -400,8 +408,9 @@ def onnx_runner(
             proto.graph.output.append(onnx.ValueInfoProto(name=logits_name))
             return ort.InferenceSession(proto.SerializeToString(), options, providers=wanted)
 
-        def run_logits(images: Any) -> Any:
-            return logits_session().run([logits_name], {input_name: feed(images)})[0]
+        def run_logits(images: Images) -> Floats:
+            logits: Floats = logits_session().run([logits_name], {input_name: feed(images)})[0]
+            return logits
 
     return Runner(
         "onnx",
@@ -437,18 +446,18 @@ def onnx_layout(session: Any) -> str:
     file effnet did not write, read from the input's shape ([N, 3, H, W]: channels second)."""
     recorded = session.get_modelmeta().custom_metadata_map.get("input_layout")
     if recorded in ("NCHW", "NHWC"):
-        return recorded
+        return str(recorded)
     shape = session.get_inputs()[0].shape
     return "NCHW" if len(shape) == 4 and shape[1] == 3 and shape[3] != 3 else "NHWC"
 
 
-def _nchw(images: Any) -> Any:
+def _nchw(images: Images) -> Images:
     import numpy as np
 
     return np.ascontiguousarray(np.transpose(images, (0, 3, 1, 2)))
 
 
-def _unchanged(images: Any) -> Any:
+def _unchanged(images: Images) -> Images:
     return images
 
 

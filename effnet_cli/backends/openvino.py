@@ -9,14 +9,13 @@ import functools
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from effnet_cli.backends import artifact
 from effnet_cli.backends.artifact import calibration_batches
-from effnet_cli.backends.int8 import MAX_FLOAT_SHARE, Steer
+from effnet_cli.backends.int8 import MAX_FLOAT_SHARE
 from effnet_cli.backends.onnx import write_onnx
 from effnet_cli.backends.record import (
     DEFAULT_RECIPE,
@@ -29,6 +28,7 @@ from effnet_cli.backends.record import (
     Format,
     Precision,
     Recipe,
+    Steer,
 )
 from effnet_cli.backends.runtimes import (
     Interval,
@@ -40,6 +40,10 @@ from effnet_cli.backends.runtimes import (
 )
 from effnet_cli.util import capabilities
 from effnet_cli.util.errors import WorkError
+
+if TYPE_CHECKING:
+    from effnet_cli.backends.runtimes import Run
+    from effnet_cli.util.arrays import Floats, Images
 
 OPENVINO_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 # Precisions of the IR itself, and the hint their float parts run with. NNCF's int8 IR leaves
@@ -152,7 +156,7 @@ def openvino_runner(
             model.add_outputs([source.input_value(0)])
             return compile_cpu(core, model, config)
 
-        def run_logits(images: Any) -> Any:
+        def run_logits(images: Images) -> Floats:
             return _openvino_caller(with_logits(), output=1)(images)
 
     return Runner(
@@ -202,7 +206,7 @@ def openvino_streams(core: Any, model: Any, config: dict[str, Any], n: int | Non
     streams = int(compiled.get_property("NUM_STREAMS"))
     threads = int(compiled.get_property("INFERENCE_NUM_THREADS"))
 
-    def drive(images: Any, seconds: float) -> list[Interval]:
+    def drive(images: Images, seconds: float) -> list[Interval]:
         queue = ov.AsyncInferQueue(compiled, requests)
         intervals: list[Interval] = []
         started: dict[int, float] = {}
@@ -232,12 +236,13 @@ def compile_cpu(core: Any, model: Any, config: dict[str, Any]) -> Any:
     return core.compile_model(model, "CPU", config)
 
 
-def _openvino_caller(compiled: Any, output: int = 0) -> Callable[[Any], Any]:
+def _openvino_caller(compiled: Any, output: int = 0) -> Run:
     request = compiled.create_infer_request()
     port = compiled.outputs[output]
 
-    def run(images: Any) -> Any:
-        return request.infer({0: images})[port].copy()
+    def run(images: Images) -> Floats:
+        answers: Floats = request.infer({0: images})[port].copy()
+        return answers
 
     return run
 
@@ -254,7 +259,7 @@ def write_openvino(
     meta: dict[str, str],
     optimize: bool = True,
     precision: str = "fp32",
-    calibration: Any = None,
+    calibration: Images | None = None,
     recipe: Recipe = DEFAULT_RECIPE,
     steer: Steer | None = None,
     **_: Any,
@@ -276,7 +281,11 @@ def write_openvino(
     done = None
     if precision == "int8":
         converted, done = _openvino_int8(
-            converted, calibration_batches(calibration, batch), recipe, steer, batch
+            converted,
+            calibration_batches(artifact.int8_calibration(calibration), batch),
+            recipe,
+            steer,
+            batch,
         )
     for key, value in meta.items():
         converted.set_rt_info(value, ["effnet", key])
@@ -287,7 +296,7 @@ def write_openvino(
 
 def _openvino_int8(
     model: Any,
-    batches: list[Any],
+    batches: list[Images],
     recipe: Recipe = DEFAULT_RECIPE,
     steer: Steer | None = None,
     batch: int | None = None,
@@ -331,7 +340,7 @@ def _openvino_int8(
     extra = _add_logits_output(model)
     count = len(steer.images)
 
-    def agreement(compiled: Any, images: Any) -> float:
+    def agreement(compiled: Any, images: list[Images]) -> float:
         answers = np.concatenate([compiled(batch)[compiled.outputs[-1]] for batch in images])
         return steer.score(answers[:count])  # a pinned batch's fill dropped
 
@@ -366,7 +375,8 @@ def _weighted_layers(model: Any, int8: bool = False) -> int:
         source = op.input_value(0).get_node()
         while source.get_type_name() in LAYOUT_OPS:
             source = source.input_value(0).get_node()
-        return source.get_type_name() == "FakeQuantize"
+        kind: str = source.get_type_name()
+        return kind == "FakeQuantize"
 
     return sum(
         op.get_type_name() in WEIGHTED_LAYERS and (not int8 or reads_int8(op))

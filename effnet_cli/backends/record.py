@@ -12,9 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
 from effnet_cli.backends.runtimes import Runner
+from effnet_cli.util.drift import Ranking, agreement_on
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from effnet_cli.util.arrays import Floats, Images
 
 How = Literal["file", "hint", "policy"]
 
@@ -88,6 +94,39 @@ RECIPES = {recipe.name: recipe for recipe in (DEFAULT_RECIPE, PERCENTILE, KEEP_F
 
 
 @dataclass(frozen=True)
+class Steer:
+    """The real images the gate judges on (NHWC, prepared as the model is fed) and the float
+    model's logits on them: what a steered recipe searches with (backends/int8.py)."""
+
+    images: Images
+    expected: Floats
+    gate: Gate
+
+    def figures(self, answers: Floats) -> Ranking:
+        return agreement_on(answers, self.expected)
+
+    def reached(self, answers: Floats) -> bool:
+        figures = self.figures(answers)
+        return self.gate.reached(
+            figures["top1_agreement"], figures["top_k_overlap"], figures["sqnr_db"]
+        )
+
+    def score(self, answers: Floats) -> float:
+        """1.0 where the answers reach the gate, else the share of the worst limit reached: a
+        label-free metric whose drop from the float model's 1.0 says how far the file is off
+        (NNCF's accuracy control reverts layers until it is 0)."""
+        figures = self.figures(answers)
+        sqnr = figures["sqnr_db"]
+        gate = self.gate
+        shares = [
+            figures["top1_agreement"] / gate.min_top1_agreement if gate.min_top1_agreement else 1,
+            figures["top_k_overlap"] / gate.min_top5_overlap if gate.min_top5_overlap else 1,
+            1 if sqnr is None or not gate.min_sqnr_db else max(sqnr, 0) / gate.min_sqnr_db,
+        ]
+        return min(1.0, *shares)
+
+
+@dataclass(frozen=True)
 class Precision:
     how: How  # converted into the "file", a runtime "hint" over the fp32 file, a dtype "policy"
     gate: Gate | None = None  # verification of a file precision; hints and policies are benched
@@ -104,6 +143,52 @@ FP32 = Precision("file", FP32_GATE)
 FP16 = Precision("file", FP16_GATE)
 DYNAMIC = Precision("file", QUANTIZED_GATE)  # int8 weights, float activations
 INT8 = Precision("file", QUANTIZED_GATE, calibration=True, recipes=(DEFAULT_RECIPE,))
+
+
+class WriterOptions(TypedDict):
+    """What export's request says to every writer; each uses those its format has."""
+
+    opset: int  # ONNX opset (ONNX, and OpenVINO through ONNX)
+    batch: int | None  # a batch size pinned in the file; None: dynamic
+    optimize: bool  # onnxslim after conversion
+    calibration: Images | None  # int8's calibration images; None where none is converted
+    nchw: bool  # the file takes NCHW input
+
+
+class Writer(Protocol):
+    """A format's writer: `model` (a keras.Model) to the artifact at `path` at `precision`,
+    with effnet's metadata `meta`, export's `options` (a writer takes those it uses and lets
+    its own `**_` take the rest) and, for int8, the `recipe` and the real images a steered
+    recipe searches with. Returns what the recipe did, for the export document, or None.
+    """
+
+    def __call__(
+        self,
+        model: Any,  # a keras.Model (Keras ships no types)
+        path: Path,
+        /,
+        *,
+        precision: str,
+        meta: dict[str, str],
+        recipe: Recipe = ...,
+        steer: Steer | None = ...,
+        **options: Unpack[WriterOptions],
+    ) -> dict[str, Any] | None: ...
+
+
+class Loader(Protocol):
+    """A backend's loader: the artifact at `path` on `device`, with `threads` intra-op threads
+    (None: the runtime's default), at `precision` (PrecisionUnavailable where it cannot)."""
+
+    def __call__(
+        self, path: Path, device: str, threads: int | None, precision: str, /
+    ) -> Runner: ...
+
+
+class ModelRunner(Protocol):
+    """Runs a Keras model in memory on `device` (`xla`: compiled by XLA), with no artifact."""
+
+    def __call__(self, model: Any, device: str = ..., xla: bool = ..., /) -> Runner: ...
 
 
 @dataclass(frozen=True)
@@ -134,7 +219,7 @@ class Format:
     name: str
     suffix: str  # the artifact's ending: ".onnx", or "_openvino" for a folder
     read: Callable[[Path], dict[str, Any]]  # `inspect`'s document
-    write: Callable[..., None] | None = None  # (model, path, **options); None: not exported
+    write: Writer | None = None  # None: not exported
     folder: bool = False  # the artifact is a folder
     marker: str = ""  # a file whose presence makes a folder this format's ("saved_model.pb")
     # Input layouts its writer makes (`export --nchw`) and its runners feed from NHWC batches.
@@ -178,14 +263,14 @@ class Backend:
     name: str
     summary: str  # what it is, for help and doctor
     format: Format
-    load: Callable[..., Runner]  # (path, device, threads, precision) -> Runner
+    load: Loader
     precisions: Mapping[str, Precision] = field(default_factory=lambda: {"fp32": FP32})
     devices: tuple[str, ...] = ("cpu",)
     packages: tuple[str, ...] = ()  # distributions it needs beyond TensorFlow and Keras
     benched: bool = True  # a `bench --runtime`
-    # Runs a Keras model in memory (model, device, xla) -> Runner: bench and predict run a
-    # model they built with it, with no artifact; None: it runs files only.
-    runs_model: Callable[..., Runner] | None = None
+    # Runs a Keras model in memory: bench and predict run a model they built with it, with no
+    # artifact; None: it runs files only.
+    runs_model: ModelRunner | None = None
     # A cheaper loader (path, threads) -> Runner on the CPU for callers that read only the
     # outputs and the metadata it read (predict); None: `load` serves them too.
     load_outputs: Callable[[Path, int | None], Runner] | None = None
@@ -200,7 +285,7 @@ class Backend:
         return self.format.read
 
     @property
-    def write(self) -> Callable[..., None] | None:
+    def write(self) -> Writer | None:
         """The writer, for the format's own runtime only: `export -f` names formats."""
         return self.format.write if self.name == self.format.name else None
 

@@ -14,9 +14,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from effnet_cli.util.errors import UsageError
+
+if TYPE_CHECKING:
+    from effnet_cli.util.arrays import Floats, Images
+
+    # One call: a float32 NHWC batch in, the model's float32 answers (one row per image) out.
+    Run = Callable[[Images], Floats]
 
 
 class PrecisionUnavailable(UsageError):
@@ -41,10 +47,10 @@ class Runner:
     device: str  # what actually runs it: "cpu" or "gpu"
     provider: str  # the execution provider / delegate / backend, as reported by the runtime
     precision: str
-    run: Callable[[Any], Any]
+    run: Run
     fixed_batch: int | None = None  # a batch size the artifact is pinned to, else None
     # The pre-softmax tensor, where the output is a softmax; None: the output itself is compared.
-    run_logits: Callable[[Any], Any] | None = None
+    run_logits: Run | None = None
     threads: int | None = None  # the intra-op threads it was given (recorded in every row)
     # effnet's metadata read with the file (ONNX metadata_props, TFLite's metadata table), for
     # callers that would otherwise parse the file again (predict)
@@ -66,10 +72,10 @@ class Runner:
         """What verification and drift compare: "logits", or the model's own "outputs"."""
         return "logits" if self.run_logits else "outputs"
 
-    def comparable(self, images: Any) -> Any:
+    def comparable(self, images: Images) -> Floats:
         return (self.run_logits or self.run)(images)
 
-    def comparable_all(self, images: Any) -> Any:
+    def comparable_all(self, images: Images) -> Floats:
         """`comparable` for any number of images: a file pinned to a batch size answers them
         that many at a time (the last chunk filled with copies of the last image, their answers
         dropped)."""
@@ -96,18 +102,18 @@ class Streams:
 
     in_flight: int
     settings: str  # how, in words: "2 sessions × 1 thread", "AsyncInferQueue, 4 requests, …"
-    drive: Callable[[Any, float], list[Interval]]
+    drive: Callable[[Images, float], list[Interval]]
     threads_per_request: int | None = None
 
 
-def threaded_drive(workers: list[Callable[[Any], Any]]) -> Callable[[Any, float], list[Interval]]:
+def threaded_drive(workers: list[Run]) -> Callable[[Images, float], list[Interval]]:
     """One Python thread per worker, each calling its own worker back to back until the time is
     up. The runtimes release the GIL while they compute, so the calls really overlap (bench
     records the intervals and reports the overlap it observed)."""
     import threading
     import time
 
-    def drive(images: Any, seconds: float) -> list[Interval]:
+    def drive(images: Images, seconds: float) -> list[Interval]:
         intervals: list[list[Interval]] = [[] for _ in workers]
         errors: list[BaseException] = []
         barrier = threading.Barrier(len(workers))
@@ -150,7 +156,7 @@ def split_threads(total: int, streams: int) -> int:
 
 
 def session_streams(
-    make: Callable[[int], Callable[[Any], Any]], total_threads: int, what: str
+    make: Callable[[int], Run], total_threads: int, what: str
 ) -> Callable[[int | None], Streams]:
     """Throughput for runtimes whose sessions are independent (onnxruntime, LiteRT): n sessions,
     each on its share of the thread budget, each driven by its own thread. By default one stream

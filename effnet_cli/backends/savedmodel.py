@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from effnet_cli.backends import artifact
 from effnet_cli.backends.keras import tensorflow_threads, tf_device
 from effnet_cli.backends.record import Backend, Declared, Format
 from effnet_cli.backends.runtimes import Runner
+
+if TYPE_CHECKING:
+    from effnet_cli.backends.runtimes import Run
+    from effnet_cli.util.arrays import Floats, Images
 
 
 def load(path: Path) -> Any:
@@ -35,12 +38,13 @@ def savedmodel_runner(
     (input_name,) = signature.structured_input_signature[1].keys()
     target = tf_device(device)
 
-    def caller(function: Any) -> Callable[[Any], Any]:
+    def caller(function: Any) -> Run:
         (name,) = function.structured_outputs.keys()
 
-        def run(images: Any) -> Any:
+        def run(images: Images) -> Floats:
             with tf.device(target):
-                return function(**{input_name: tf.constant(images)})[name].numpy()
+                answers: Floats = function(**{input_name: tf.constant(images)})[name].numpy()
+            return answers
 
         return run
 

@@ -17,13 +17,13 @@ import json
 import math
 import mmap
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from effnet_cli.backends import artifact
-from effnet_cli.backends.int8 import Steer, float_counts
+from effnet_cli.backends.int8 import float_counts
 from effnet_cli.backends.record import (
     DEFAULT_RECIPE,
     DYNAMIC,
@@ -35,8 +35,13 @@ from effnet_cli.backends.record import (
     Declared,
     Format,
     Recipe,
+    Steer,
 )
 from effnet_cli.backends.runtimes import Runner, session_streams, threads_or_default
+
+if TYPE_CHECKING:
+    from effnet_cli.backends.runtimes import Run
+    from effnet_cli.util.arrays import Array, Floats, Images
 
 METADATA_NAME = "effnet"  # the entry of the file's metadata table holding effnet's JSON
 IDENTIFIER = b"TFL3"  # TFLite's flatbuffer file identifier
@@ -132,7 +137,7 @@ def write_tflite(
     path: Path,
     *,
     precision: str = "fp32",
-    calibration: Any = None,
+    calibration: Images | None = None,
     meta: dict[str, str] | None = None,
     recipe: Recipe = DEFAULT_RECIPE,
     steer: Steer | None = None,
@@ -150,12 +155,12 @@ def write_tflite(
     if precision == "fp16":
         converter.target_spec.supported_types = [tf.float16]
     elif precision == "int8":
-        converter.representative_dataset = _images(calibration)
+        converter.representative_dataset = _images(artifact.int8_calibration(calibration))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     done = None
     if precision == "int8" and recipe == KEEP_FLOAT:
         assert steer is not None, "keep-float is steered by the real images"
-        content, done = _keep_float(converter, calibration, steer, path)
+        content, done = _keep_float(converter, artifact.int8_calibration(calibration), steer, path)
     else:
         content = converter.convert()
     flatbuffer = unpack(content)
@@ -166,10 +171,10 @@ def write_tflite(
     return done
 
 
-def _images(calibration: Any) -> Callable[[], Any]:
+def _images(calibration: Images) -> Callable[[], Iterator[list[Images]]]:
     """The converter's representative dataset: one image at a time."""
 
-    def representative() -> Any:
+    def representative() -> Iterator[list[Images]]:
         for image in calibration:
             yield [image[None].astype("float32")]
 
@@ -181,7 +186,7 @@ RANKING_IMAGES = 4
 
 
 def _keep_float(
-    converter: Any, calibration: Any, steer: Steer, scratch: Path
+    converter: Any, calibration: Images, steer: Steer, scratch: Path
 ) -> tuple[bytes, dict[str, Any]]:
     """int8 with the worst layers left in float (LiteRT's quantization debugger's denylist), as
     few as reach the gate on `steer`'s images. Layers are ranked by the debugger's
@@ -241,7 +246,7 @@ def tflite_runner(
     fixed = None if signature[0] == -1 else int(signature[0])
     run = _tflite_caller(interpreter, interpreter.get_output_details()[0]["index"])
 
-    def interpreter_of(threads_each: int) -> Callable[[Any], Any]:
+    def interpreter_of(threads_each: int) -> Run:
         own = make_interpreter(path, threads_each)
         return _tflite_caller(own, own.get_output_details()[0]["index"])
 
@@ -258,7 +263,7 @@ def tflite_runner(
             )
         )
 
-        def run_logits(images: Any) -> Any:
+        def run_logits(images: Images) -> Floats:
             return logits()(images)
 
     return Runner(
@@ -296,7 +301,7 @@ def _tflite_with_logits(path: Path) -> tuple[bytes, int] | None:
     return pack(model), logits_index
 
 
-def _tflite_caller(interpreter: Any, tensor_index: int) -> Callable[[Any], Any]:
+def _tflite_caller(interpreter: Any, tensor_index: int) -> Run:
     """Run `interpreter` on a batch (resizing its input when the batch changes) and read one
     tensor, dequantized when the file stores it as integers."""
     import numpy as np
@@ -308,16 +313,17 @@ def _tflite_caller(interpreter: Any, tensor_index: int) -> Callable[[Any], Any]:
         t["quantization"] for t in interpreter.get_tensor_details() if t["index"] == tensor_index
     )
 
-    def run(images: Any) -> Any:
+    def run(images: Images) -> Floats:
         if images.shape[0] != state["batch"]:
             interpreter.resize_tensor_input(detail["index"], list(images.shape))
             interpreter.allocate_tensors()
             state["batch"] = images.shape[0]
         interpreter.set_tensor(detail["index"], images)
         interpreter.invoke()
-        value = interpreter.get_tensor(tensor_index)
+        value: Array = interpreter.get_tensor(tensor_index)
         if np.issubdtype(value.dtype, np.integer) and scale:
-            return (value.astype("float32") - zero_point) * scale
+            dequantized: Floats = (value.astype("float32") - zero_point) * scale
+            return dequantized
         return value.copy()
 
     return run

@@ -87,7 +87,10 @@ app.command()(evaluate_command.evaluate)
 
 
 def _command_name(argv: list[str]) -> str:
-    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+    names = {
+        c.name or (c.callback.__name__.replace("_", "-") if c.callback else "")
+        for c in app.registered_commands
+    }
     return next((a for a in argv if a in names), "")
 
 

@@ -4,7 +4,7 @@ model options, and the warning before a huge build."""
 # No `from __future__ import annotations`: Typer reads the Annotated options at run time.
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -15,6 +15,9 @@ from effnet_cli.model.options import ModelOptions
 from effnet_cli.output.sink import Sink, current
 from effnet_cli.output.table import count, size
 from effnet_cli.util.errors import UsageError
+
+if TYPE_CHECKING:
+    from effnet_cli.workflows.engine import Plan
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
@@ -108,7 +111,7 @@ def run_plan(
     workers: Optional[int],
     address: Optional[str],
     decode: str,
-):  # -> workflows.engine.Plan (imported lazily: the engine module is not needed for --help)
+) -> "Plan":  # (imported lazily: the engine module is not needed for --help)
     """The run's plan, checked before any model loads."""
     from effnet_cli.util.errors import require_choice
     from effnet_cli.workflows.engine import Plan

@@ -7,8 +7,9 @@ them there.
 
 # No `from __future__ import annotations`: Typer reads the Annotated options at run time.
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -35,6 +36,9 @@ from effnet_cli.output.progress import images_progress
 from effnet_cli.output.views import evaluate as view
 from effnet_cli.util import files
 from effnet_cli.util.errors import EXIT_PARTIAL, UsageError, require_choice
+
+if TYPE_CHECKING:
+    from effnet_cli.workflows.evaluate import Truth
 
 # fmt: off
 FolderArg = Annotated[Optional[Path], typer.Argument(
@@ -138,7 +142,12 @@ def evaluate(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _truth(folder: Optional[Path], table: Optional[Path], listed: Optional[Path], note):
+def _truth(
+    folder: Optional[Path],
+    table: Optional[Path],
+    listed: Optional[Path],
+    note: Callable[[str], None],
+) -> "Truth":
     """The labelled images: a folder (of class subfolders, or with --truth), or --inputs."""
     from effnet_cli.workflows import evaluate as V
 

@@ -4,7 +4,7 @@
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -91,7 +91,12 @@ def export(
     sink = output_sink(wide, json_output)
     formats = E.parse_formats(fmt or [])
     spec = _model(model, source)
-    name = source.stem if spec is None else spec.name  # type: ignore[union-attr]
+    if spec is not None:
+        name = spec.name
+    elif source is not None:
+        name = source.stem
+    else:  # _model gives a spec wherever there is no --from: a bug if reached
+        raise ValueError("export needs a spec or a source")
     request = E.ExportRequest(
         formats=tuple(formats),
         directory=output,
@@ -130,7 +135,7 @@ def export(
     sink.result("export", _document(identity, artifacts), views.view)
 
 
-def _document(identity: dict, artifacts: list) -> dict:
+def _document(identity: dict[str, Any], artifacts: list[E.Artifact]) -> dict[str, Any]:
     return {"model": identity, "artifacts": views.export_documents(artifacts)}
 
 

@@ -24,7 +24,9 @@ def choice_metavar(values: Sequence[str], listed: bool = False) -> str:
     return "[" + "|".join(values) + "]" + (",..." if listed else "")
 
 
-def complete(values: Callable[[], Sequence[str]], listed: bool = False) -> Callable[[str], list]:
+def complete(
+    values: Callable[[], Sequence[str]], listed: bool = False
+) -> Callable[[str], list[str]]:
     """Shell completion of an option's values, from the same table that validates them; for a
     comma-separated option (`listed`), the item after the last comma."""
 
@@ -36,7 +38,7 @@ def complete(values: Callable[[], Sequence[str]], listed: bool = False) -> Calla
     return candidates
 
 
-def typer_option(item: Field) -> Any:
+def typer_option(item: Field[Any]) -> Any:  # an Annotated[type, typer.Option] form
     """The Typer option of a `ModelOptions` field, from its declaration there."""
     declared = flag(item)
     how: dict[str, Any] = {"help": declared.help, "rich_help_panel": PANEL}
@@ -71,6 +73,7 @@ def model_command(func: Callable[..., Any]) -> Callable[..., Any]:
         model = ModelOptions(**{name: kwargs.pop(name) for name in names})
         return func(model=model, **kwargs)
 
+    # Typer reads the signature inspect finds; typeshed declares no __signature__ on functions
     wrapper.__signature__ = inspect.Signature(own + extra)  # type: ignore[attr-defined]
     return wrapper
 

@@ -2,8 +2,9 @@
 
 # No `from __future__ import annotations`: Typer reads the Annotated options at run time.
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -33,6 +34,10 @@ from effnet_cli.output.progress import images_progress
 from effnet_cli.output.views import predict as views
 from effnet_cli.util import files
 from effnet_cli.util.errors import EXIT_PARTIAL, UsageError, require_choice
+
+if TYPE_CHECKING:
+    from effnet_cli.workflows.classify import Loaded
+    from effnet_cli.workflows.engine import Outcome, Plan
 
 # fmt: off
 ImagesArg = Annotated[Optional[list[Path]], typer.Argument(
@@ -129,7 +134,9 @@ def predict(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _compare(compared: list[Path], paths: list[Path], resize: str, threads: Optional[int]) -> dict:
+def _compare(
+    compared: list[Path], paths: list[Path], resize: str, threads: Optional[int]
+) -> dict[str, Any]:
     """Every artifact on the same images, against the first."""
     from effnet_cli.workflows import predict as P
 
@@ -152,9 +159,9 @@ def _classify(
     resize: str,
     labels: Optional[Path],
     threads: Optional[int],
-    plan,
+    plan: "Plan",
     draft: bool,
-):
+) -> "tuple[dict[str, Any], Outcome]":
     """Each image's top classes, from the model built from options or the --from artifact,
     streamed through the run's engine."""
     from effnet_cli.util import labels as L
@@ -166,11 +173,12 @@ def _classify(
     warn_if_huge(spec)
     notes: list[str] = []
     with files.stdout_to_stderr(), files.silenced_stderr():
-        item = (
-            P.load_artifact(source, notes.append, threads)
-            if source is not None
-            else _built(model, spec, notes.append)  # type: ignore[arg-type]
-        )
+        if source is not None:
+            item = P.load_artifact(source, notes.append, threads)
+        elif spec is not None:
+            item = _built(model, spec, notes.append)
+        else:  # predict derives a spec wherever there is no --from: a bug if reached
+            raise ValueError("predict needs a spec or a source")
         classes = P.head_classes(item)
     say_once(notes)
     names, missing = L.for_head(classes, labels)
@@ -188,7 +196,7 @@ def _classify(
     return P.document(item, spec, classes, job, outcome, plan.output), outcome
 
 
-def _built(model: ModelOptions, spec: S.ModelSpec, note):  # -> classify.Loaded (lazy import)
+def _built(model: ModelOptions, spec: S.ModelSpec, note: Callable[[str], None]) -> "Loaded":
     """The model built from options, calibrated as export calibrates random weights."""
     from effnet_cli.workflows import classify
 

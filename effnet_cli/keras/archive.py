@@ -10,7 +10,10 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 from effnet_cli.keras.builder import build_model, import_keras
 from effnet_cli.keras.weights import check_weight_values, check_weights_file, load_weights
@@ -106,7 +109,9 @@ def load_or_build(
     with stdout_to_stderr():
         if source is not None:
             return load_keras_file(source)
-        model = build_model(spec, seed=seed)  # type: ignore[arg-type]
+        if spec is None:  # the commands give a spec or a source: a bug if reached
+            raise ValueError("load_or_build needs a spec or a source")
+        model = build_model(spec, seed=seed)
         if weights is not None:
             load_weights(model, weights)
         return model
@@ -171,7 +176,7 @@ def _member(path: Path, archive: Any, name: str) -> Iterator[IO[bytes] | None]:
 class _Window(io.RawIOBase):
     """`size` bytes of an open file from `start`, as a file of their own."""
 
-    def __init__(self, raw: BinaryIO, start: int, size: int) -> None:
+    def __init__(self, raw: io.BufferedReader, start: int, size: int) -> None:
         self._raw, self._start, self._size, self._at = raw, start, size, 0
 
     def readable(self) -> bool:
@@ -188,10 +193,11 @@ class _Window(io.RawIOBase):
         self._at = max(0, base + offset)
         return self._at
 
-    def readinto(self, buffer: Any) -> int:
-        count = max(0, min(len(buffer), self._size - self._at))
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)
+        count = max(0, min(len(view), self._size - self._at))
         self._raw.seek(self._start + self._at)
-        got = self._raw.readinto(memoryview(buffer)[:count]) or 0
+        got = self._raw.readinto(view[:count]) or 0
         self._at += got
         return got
 

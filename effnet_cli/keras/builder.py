@@ -45,6 +45,8 @@ def import_keras() -> Any:
     # effnet never uses them: hidden for this import only (NNCF imports sklearn later).
     hidden = "sklearn" not in sys.modules
     if hidden:
+        # None makes the import fail (importlib's documented way); typeshed types sys.modules
+        # as holding modules only
         sys.modules["sklearn"] = None  # type: ignore[assignment]
     try:
         with warnings.catch_warnings(), silenced_stderr():
@@ -225,7 +227,7 @@ EAGER_ACTIVATION_BYTES = 1_500_000_000
 
 def activation_bytes(model: Any, batch: int) -> int:
     """Every layer's float32 output for `batch` images: what an eager call keeps alive."""
-    per_image = sum(
+    per_image: int = sum(
         math.prod(d for d in layer.output.shape[1:] if d is not None)
         for layer in model.layers
         if not isinstance(layer.output, list)

@@ -7,10 +7,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from effnet_cli.keras.builder import import_keras, run_cheaply
 from effnet_cli.util.errors import UsageError
+
+if TYPE_CHECKING:
+    from effnet_cli.util.arrays import Images
 
 
 @dataclass(frozen=True)
@@ -18,7 +21,7 @@ class CalibrationImages:
     """The images int8 ranges are fitted on: (N, H, W, 3) pixels in [0, 255], and what they
     are, in words, for the table and the JSON."""
 
-    images: Any
+    images: Images  # float32 NHWC, at the model's resolution
     source: str
 
     @property

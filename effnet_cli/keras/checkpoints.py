@@ -179,7 +179,7 @@ def _lukemelas_names(prefix: str, index: int) -> dict[str, tuple[str, Kind]]:
     }
 
 
-def _timm_names(prefix: str, stage: int, index: int, names: set[str]) -> dict:
+def _timm_names(prefix: str, stage: int, index: int, names: set[str]) -> dict[str, tuple[str, str]]:
     t = f"blocks.{stage}.{index}."
     common = {
         f"{prefix}dwconv": (f"{t}conv_dw", "depthwise"),

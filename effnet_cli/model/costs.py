@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypedDict
 
 from effnet_cli.model import graph as G
 from effnet_cli.model import spec as S
@@ -52,6 +53,17 @@ class StageCost:
     strides: int
     expand_ratio: int
     se: bool
+    params: int
+    macs: int
+    peak_activation_bytes: int
+
+
+class _StageFigures(TypedDict):
+    """What every stage's `StageCost` counts the same way, block stage or not."""
+
+    stage: str
+    input_resolution: int
+    output_resolution: int
     params: int
     macs: int
     peak_activation_bytes: int
@@ -170,14 +182,14 @@ def _stage_costs(
         in_shape = spec.input_shape() if stage == "stem" else nodes[index[0] - 1].shape
         spatial = [n.shape for n in (nodes[i] for i in index) if len(n.shape) == 3]
         members = [b for b in blocks if str(b.stage) == stage]
-        common = {
-            "stage": stage,
-            "input_resolution": in_shape[0],
-            "output_resolution": spatial[-1][0],
-            "params": sum(layers[i].params for i in index),
-            "macs": sum(layers[i].macs for i in index),
-            "peak_activation_bytes": max(live[i] for i in index),
-        }
+        common = _StageFigures(
+            stage=stage,
+            input_resolution=in_shape[0],
+            output_resolution=spatial[-1][0],
+            params=sum(layers[i].params for i in index),
+            macs=sum(layers[i].macs for i in index),
+            peak_activation_bytes=max(live[i] for i in index),
+        )
         if members:
             head = members[0]
             kernel = f"k{head.kernel_size}x{head.kernel_size}"
@@ -244,7 +256,9 @@ def scale_rows(
     limit = phi_max if phi_max is not None else DEFAULT_PHI_MAX.get(family)
     whole_family = phis is None and limit is None
     if phis is None:
-        phis = sorted({v.phi for v in on_axis if limit is None or v.phi <= limit})
+        phis = sorted(
+            {v.phi for v in on_axis if v.phi is not None and (limit is None or v.phi <= limit)}
+        )
         if phi_max is not None:
             phis = sorted(set(phis) | {float(p) for p in range(int(phi_max) + 1)})
     has_rule = any(v.phi == 0 for v in on_axis)
@@ -258,7 +272,13 @@ def scale_rows(
             else None
         )
         rows.append(
-            ScaleRow(phi, released, released and count(released), rule, rule and count(rule))
+            ScaleRow(
+                phi,
+                released,
+                count(released) if released else None,
+                rule,
+                count(rule) if rule else None,
+            )
         )
     if whole_family:
         for member in (v for v in members if v.phi is None):

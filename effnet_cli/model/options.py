@@ -9,7 +9,7 @@ the messages that name an option (`given`, `refuse`) and the arguments that rebu
 # No `from __future__ import annotations`: cli/options.py reads these types at run time.
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -42,9 +42,10 @@ def _flag(help: str, *decls: str, **how: Any) -> dict[str, Flag]:
     return {"flag": Flag(help, decls, **how)}
 
 
-def flag(item: Any) -> Flag:
+def flag(item: "Field[Any]") -> Flag:
     """The `Flag` of a `ModelOptions` field."""
-    return item.metadata["flag"]
+    found: Flag = item.metadata["flag"]
+    return found
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, fields, replace
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, TypedDict, get_args
 
 from effnet_cli.util.errors import UsageError, choices
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 Activation = Literal["swish", "relu6"]
 Preprocessing = Literal["imagenet", "imagenet-constants", "lite", "v2", "none"]
@@ -628,6 +631,15 @@ def variant_key(name: str) -> str:
     return re.sub(r"^efficientnet(v2)?-", lambda m: "v2-" if m[1] else "", name.lower())
 
 
+class SpecOptions(TypedDict, total=False):
+    """The `ModelSpec` fields that `get_spec` passes through as they are given."""
+
+    num_classes: int
+    include_top: bool
+    pooling: Pooling | None
+    classifier_activation: ClassifierActivation
+
+
 def get_spec(
     name: str = "b0",
     *,
@@ -642,7 +654,7 @@ def get_spec(
     beta: float = BETA,
     gamma: float = GAMMA,
     rule: bool = False,
-    **options: object,
+    **options: Unpack[SpecOptions],
 ) -> ModelSpec:
     """The spec of a released variant (`name`) or of a compound-rule model (`phi`), with overrides.
 
@@ -697,7 +709,7 @@ def get_spec(
         preprocessing=preprocessing,
         phi=base.phi,
         base=base.name,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
 
 

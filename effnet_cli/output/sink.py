@@ -229,4 +229,5 @@ def json_schema() -> dict[str, Any]:
     from importlib.resources import files as package_files
 
     text = package_files("effnet_cli").joinpath(f"schemas/effnet-{SCHEMA_VERSION}.schema.json")
-    return json.loads(text.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
+    return schema

@@ -30,7 +30,10 @@ def folder() -> Path:
 @cache
 def manifest() -> dict[str, Any]:
     """The manifest: {"about": ..., "photos": [{"file", "source", "licence", "classes", ...}]}."""
-    return json.loads(resources.files(__name__).joinpath(MANIFEST).read_text("utf-8"))
+    document: dict[str, Any] = json.loads(
+        resources.files(__name__).joinpath(MANIFEST).read_text("utf-8")
+    )
+    return document
 
 
 def paths(*, classified: bool = False) -> list[Path]:

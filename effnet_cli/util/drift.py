@@ -5,9 +5,12 @@ and the share of images whose top-1 class agrees."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from effnet_cli.util.errors import WorkError
+
+if TYPE_CHECKING:
+    from effnet_cli.util.arrays import Array, Floats, Indices
 
 
 class NonFinite(WorkError):
@@ -15,7 +18,7 @@ class NonFinite(WorkError):
     (NaN compares false with everything, and `max` and `argmax` pass it over in silence)."""
 
 
-def non_finite(array: Any) -> str | None:
+def non_finite(array: Array) -> str | None:
     """What is not finite in `array` ("864 NaN values", "3 NaN values and 1 infinite value"),
     or None where every value is finite: one `isfinite` pass, counts only when one is not."""
     import numpy as np
@@ -31,7 +34,7 @@ def non_finite(array: Any) -> str | None:
     )
 
 
-def require_finite(outputs: Any, reference: Any) -> None:
+def require_finite(outputs: Array, reference: Array) -> None:
     """Refuse to measure where either side holds a non-finite number (NonFinite names it)."""
     for array, whose in ((reference, "the reference's outputs"), (outputs, "its outputs")):
         found = non_finite(array)
@@ -39,7 +42,7 @@ def require_finite(outputs: Any, reference: Any) -> None:
             raise NonFinite(f"{whose} hold {found} of {array.size:,}")
 
 
-def compare(outputs: Any, reference: Any) -> tuple[float, float]:
+def compare(outputs: Floats, reference: Floats) -> tuple[float, float]:
     """(max |diff| relative to the largest |reference|, top-1 agreement); NonFinite where
     either side is not finite."""
     import numpy as np
@@ -52,7 +55,7 @@ def compare(outputs: Any, reference: Any) -> tuple[float, float]:
     return rel, agreement
 
 
-def top_k(scores: Any, k: int) -> Any:
+def top_k(scores: Array, k: int) -> Indices:
     """Indices of the k largest scores per row, largest first; ties go to the lower index, as
     numpy's argmax has it (int8 logits tie often: they take a few dozen levels)."""
     import numpy as np
@@ -60,7 +63,15 @@ def top_k(scores: Any, k: int) -> Any:
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
-def agreement_on(outputs: Any, reference: Any, k: int = 5) -> dict[str, float | None]:
+class Ranking(TypedDict):
+    """`agreement_on`'s figures (a dict: they go into documents as they are)."""
+
+    top1_agreement: float
+    top_k_overlap: float  # k: at most the number of classes
+    sqnr_db: float | None  # None: equal tensors, no noise to measure
+
+
+def agreement_on(outputs: Floats, reference: Floats, k: int = 5) -> Ranking:
     """How a file's logits (or outputs) keep the reference's ranking on the same images:
     top-1 agreement, the mean share of the reference's top-k found in the file's top-k, and
     the signal-to-quantization-noise ratio of the whole tensor in dB (None where the tensors are

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -45,9 +46,9 @@ def require_choice(option: str, value: str, valid: tuple[str, ...]) -> None:
         raise UsageError(f"unknown {option} {value!r}; valid: {choices(valid)}")
 
 
-def choices(values: object) -> str:
+def choices(values: Iterable[object]) -> str:
     """'a, b or c' — the valid choices, for messages."""
-    items = [str(v) for v in values]  # type: ignore[attr-defined]
+    items = [str(v) for v in values]
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " or " + items[-1]

@@ -13,9 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from effnet_cli.util.errors import UsageError, choices
+
+if TYPE_CHECKING:
+    import PIL.Image
+
+    from effnet_cli.util.arrays import Images
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 CROP_PADDING_PX = 32  # tensorflow/tpu models/official/efficientnet/preprocessing.py
@@ -87,7 +92,7 @@ class ImageError(UsageError):
         self.why = why
 
 
-def decode(path: Path, conversions: Conversions, draft: int | None = None) -> Any:
+def decode(path: Path, conversions: Conversions, draft: int | None = None) -> PIL.Image.Image:
     """The image at `path` as an 8-bit RGB Pillow image, fully decoded (a truncated file fails
     here, not later). Grey, alpha, palette and 16-bit images are converted and counted.
 
@@ -136,7 +141,7 @@ def decode(path: Path, conversions: Conversions, draft: int | None = None) -> An
     return image.convert("RGB")
 
 
-def _eight_bit(image: Any) -> Any:
+def _eight_bit(image: PIL.Image.Image) -> PIL.Image.Image:
     """A 16-bit (or 32-bit integer) grey image as 8-bit "L": Pillow's own convert clips every
     level above 255 to white instead of scaling."""
     import numpy as np
@@ -148,7 +153,7 @@ def _eight_bit(image: Any) -> Any:
     return Image.fromarray(scaled, mode="L")
 
 
-def prepare(image: Any, size: int, resize: str = "crop") -> Any:
+def prepare(image: PIL.Image.Image, size: int, resize: str = "crop") -> Images:
     """An RGB Pillow image as float32 (size, size, 3) pixels in [0, 255]: the centre crop of
     `center_crop` (or the whole image with "plain"), resized bicubically."""
     import numpy as np
@@ -165,7 +170,7 @@ def prepare(image: Any, size: int, resize: str = "crop") -> Any:
     return np.asarray(resized, dtype=np.float32)
 
 
-def calibration_views(image: Any, size: int) -> list[Any]:
+def calibration_views(image: PIL.Image.Image, size: int) -> list[Images]:
     """Four views of one photo for int8 calibration: the reference centre crop, its mirror
     image, the whole photo squeezed to a square, and a closer crop (the centre 60 %): the
     shifts of position, scale and aspect a deployed model meets, so that ranges are not fitted
@@ -181,7 +186,7 @@ def calibration_views(image: Any, size: int) -> list[Any]:
     return [crop, crop[:, ::-1], prepare(image, size, "plain"), np.asarray(closer, np.float32)]
 
 
-def load_batch(paths: list[Path], size: int, resize: str, note: Callable[[str], None]) -> Any:
+def load_batch(paths: list[Path], size: int, resize: str, note: Callable[[str], None]) -> Images:
     """Every image prepared, stacked (N, size, size, 3); conversions said once per kind."""
     import numpy as np
 

@@ -39,7 +39,7 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from effnet_cli.util.errors import UsageError
 from effnet_cli.util.weight_values import shown
@@ -414,7 +414,7 @@ def _read_zip(path: Path, storages: dict[str, _Storage], data: bool) -> Any:
     return obj
 
 
-def _member(archive: Any, member: str, storage: _Storage, where: str) -> bytes:
+def _member(archive: zipfile.ZipFile, member: str, storage: _Storage, where: str) -> bytes:
     """A storage's bytes from the zip, exactly as many as its persistent id declares: a member
     deflated from a few kilobytes to gigabytes is refused from its directory entry, unread."""
     expected = storage.numel * _itemsize(storage.dtype)
@@ -484,7 +484,11 @@ def _read_safetensors(path: Path, data: bool) -> Checkpoint:
     )
 
 
-def _safetensors_place(where: str, entry: Any, data_bytes: int) -> tuple[str, tuple, int, int]:
+def _safetensors_place(
+    where: str,
+    entry: Any,
+    data_bytes: int,  # entry: the header's JSON, unchecked
+) -> tuple[str, tuple[int, ...], int, int]:
     """A header entry's numpy dtype, shape and byte range, checked: the range inside the file's
     data and exactly as long as the shape needs (sizes in Python ints: none can overflow)."""
     dtype = entry.get("dtype") if isinstance(entry, dict) else None
@@ -632,7 +636,7 @@ def _frombuffer(raw: bytes, dtype: str, where: str) -> Any:
     return np.frombuffer(raw, dtype)
 
 
-def _exactly(f: Any, count: int, path: Path) -> bytes:
+def _exactly(f: IO[bytes], count: int, path: Path) -> bytes:
     raw = f.read(count)
     if len(raw) != count:
         raise UsageError(f"{path.name} is truncated")

@@ -7,12 +7,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from effnet_cli.model import spec as S
 from effnet_cli.util import labels
 from effnet_cli.util.drift import top_k
 from effnet_cli.workflows import classify
+
+if TYPE_CHECKING:
+    from effnet_cli.util.arrays import Floats, Images
 
 # A model has accuracy to keep when it knows the shipped photos: their manifest's classes in its
 # top 5 on at least half of them. The real Lite0 names all 7 classified photos; random weights,
@@ -91,9 +94,10 @@ def _untrained(answers: Any, shipped: list[Path]) -> str | None:
     return None if np.mean(named) >= RECOGNISED_MIN_SHARE else "random weights"
 
 
-def keras_answers(model: Any, images: Any) -> Any:
+def keras_answers(model: Any, images: Images) -> Floats:
     """The Keras model's logits where it ends in a softmax (else its outputs) on `images`."""
     from effnet_cli.keras.builder import logits_function, run_cheaply
 
     function = logits_function(model) or (lambda batch: model(batch, training=False))
-    return run_cheaply(model, function, len(images))(images)
+    answers: Floats = run_cheaply(model, function, len(images))(images)
+    return answers

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from effnet_cli import backends
 from effnet_cli.backends import runtimes
@@ -22,6 +22,9 @@ from effnet_cli.model import spec as S
 from effnet_cli.model.identity import model_identity
 from effnet_cli.util.drift import agreement_on
 from effnet_cli.util.errors import UsageError, WorkError
+
+if TYPE_CHECKING:
+    from effnet_cli.util.arrays import Floats, Images
 
 Note = Callable[[str], None]
 CHUNK_IMAGES = 16  # images per call: bounded memory at any resolution, batched speed
@@ -198,7 +201,7 @@ def model_contract(model: Any, spec: S.ModelSpec | None, note: Note) -> Contract
 # ------------------------------------------------------------------------------ running
 
 
-def normalize(batch: Any, normalization: S.InputNormalization | None) -> Any:
+def normalize(batch: Images, normalization: S.InputNormalization | None) -> Images:
     """[0, 255] pixels as the model's own preprocessing would have made them."""
     import numpy as np
 
@@ -212,15 +215,16 @@ def normalize(batch: Any, normalization: S.InputNormalization | None) -> Any:
     return out.astype(np.float32)
 
 
-def softmax(logits: Any) -> Any:
+def softmax(logits: Floats) -> Floats:
     import numpy as np
 
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted.astype(np.float64))
-    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+    probs: Floats = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+    return probs
 
 
-def probabilities(loaded: Loaded, batch: Any) -> Any:
+def probabilities(loaded: Loaded, batch: Images) -> Floats:
     """Class probabilities (N, classes): the softmax output, or a softmax of a logits head.
 
     Runs in chunks of CHUNK_IMAGES, or of the artifact's fixed batch (the last chunk padded).
@@ -232,15 +236,16 @@ def probabilities(loaded: Loaded, batch: Any) -> Any:
     # A quantized file's softmax output is itself quantized (TFLite int8: steps of 1/256, so a
     # flat random-weight output reads all zeros and its ranking is noise): its probabilities
     # are the float softmax of its dequantized logits, the tensor export's verification reads.
-    from_logits = runner.run_logits is not None and runner.precision in QUANTIZED
-    call = runner.run_logits if from_logits else runner.run
+    call, from_logits = runner.run, False
+    if runner.run_logits is not None and runner.precision in QUANTIZED:
+        call, from_logits = runner.run_logits, True
     outputs = []
     for start in range(0, len(fed), chunk):
         part = fed[start : start + chunk]
         real = len(part)
         if runner.fixed_batch and real < chunk:
             part = np.concatenate([part, np.repeat(part[-1:], chunk - real, axis=0)])
-        outputs.append(np.asarray(call(part))[:real])  # type: ignore[misc]
+        outputs.append(np.asarray(call(part))[:real])
     out = np.concatenate(outputs).astype(np.float32)
     if out.ndim != 2:
         raise UsageError(
@@ -272,7 +277,7 @@ def head_classes(item: Loaded) -> int:
     return int(probabilities(item, np.zeros((1, size, size, 3), np.float32)).shape[1])
 
 
-def looks_like_probabilities(out: Any) -> bool:
+def looks_like_probabilities(out: Floats) -> bool:
     import numpy as np
 
     return bool(np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
@@ -282,7 +287,7 @@ def _quiet(_: str) -> None:
     return None
 
 
-def agreement(reference: Any, other: Any, k: int = 5) -> dict[str, float]:
+def agreement(reference: Floats, other: Floats, k: int = 5) -> dict[str, float]:
     """How `other`'s probabilities agree with `reference`'s on the same images: top-1
     agreement and the mean share of the reference's top-k in the other's top-k (as export
     judges files: drift.agreement_on), and the largest |Δ probability| over every image and
@@ -291,8 +296,8 @@ def agreement(reference: Any, other: Any, k: int = 5) -> dict[str, float]:
 
     ranking = agreement_on(other, reference, k)
     return {
-        "top1_agreement": ranking["top1_agreement"],  # type: ignore[dict-item]
-        f"top{min(k, reference.shape[1])}_overlap": ranking["top_k_overlap"],  # type: ignore[dict-item]
+        "top1_agreement": ranking["top1_agreement"],
+        f"top{min(k, reference.shape[1])}_overlap": ranking["top_k_overlap"],
         "max_abs_diff_prob": float(np.max(np.abs(reference - other))),
     }
 

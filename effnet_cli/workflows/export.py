@@ -16,7 +16,7 @@ from typing import Any
 from effnet_cli import backends
 from effnet_cli.backends import runtimes
 from effnet_cli.backends.artifact import metadata
-from effnet_cli.backends.int8 import Steer
+from effnet_cli.backends.record import Steer
 from effnet_cli.keras.calibration import check_calibration_array, load_calibration
 from effnet_cli.model import spec as S
 from effnet_cli.util import files
@@ -198,15 +198,14 @@ def judge_accuracy(
     )
     if not limits.judges_accuracy or why:
         return accuracy
-    top1, top5, sqnr = accuracy.top1_agreement, accuracy.top5_overlap, accuracy.sqnr_db
     return replace(
         accuracy,
         min_top1_agreement=limits.min_top1_agreement,
         min_top5_overlap=limits.min_top5_overlap,
         min_sqnr_db=limits.min_sqnr_db,
-        passed=top1 >= limits.min_top1_agreement  # type: ignore[operator]
-        and top5 >= limits.min_top5_overlap  # type: ignore[operator]
-        and (limits.min_sqnr_db is None or sqnr is None or sqnr >= limits.min_sqnr_db),
+        passed=limits.reached(
+            figures["top1_agreement"], figures["top_k_overlap"], figures["sqnr_db"]
+        ),
     )
 
 
@@ -388,13 +387,13 @@ def export_model(
         # a model built at its resolution refuses any other size.
         with_input_size(model, None) if request.dynamic_size else model,
         metadata(spec, model, layout, request.dynamic_size),
-        {
-            "opset": request.opset,
-            "batch": request.batch,
-            "optimize": request.optimize,
-            "calibration": calibration.images if calibration else None,
-            "nchw": request.nchw,
-        },
+        backends.WriterOptions(
+            opset=request.opset,
+            batch=request.batch,
+            optimize=request.optimize,
+            calibration=calibration.images if calibration else None,
+            nchw=request.nchw,
+        ),
     )
     staged = [files.Staged(target.path) for target in targets]
     recipes = [first_recipe(target, request) for target in targets]
@@ -423,7 +422,8 @@ def export_model(
             for n, (target, stage, recipe) in enumerate(zip(targets, staged, recipes, strict=True)):
                 write = writes[n]
                 if write is None:  # a steered --int8-recipe
-                    progress(f"writing {target.path.name} ({n + 1}/{count}), {recipe.name}")  # type: ignore[union-attr]
+                    assert recipe is not None  # only a recipe is left unwritten above
+                    progress(f"writing {target.path.name} ({n + 1}/{count}), {recipe.name}")
                     write = run.write(target, stage.path, recipe)
                 verification = None
                 if request.verify:
@@ -432,11 +432,13 @@ def export_model(
                         f"({run.compared}) ({n + 1}/{count})"
                     )
                     verification = run.verify(target, stage.path)
-                took, recipe_used = write[0], recipe_document(recipe, write[1], verification)
-                if repairable(target, request, verification):
+                took = write[0]
+                recipe_used = recipe_document(recipe, write[1], verification) if recipe else None
+                # (a repairable file has recipes, so it has a recipe document)
+                if recipe_used is not None and repairable(target, request, verification):
                     took, verification, recipe_used = repair(
                         run, target, stage.path, recipe_used, took, progress
-                    )  # type: ignore[arg-type]
+                    )
                 calibrated = backends.get(target.backend).precisions[target.precision].calibration
                 used = (
                     {"source": calibration.source, "images": calibration.count}
@@ -481,7 +483,7 @@ class Run:
 
     model: Any  # what the writers convert (the --dynamic-size clone, if asked)
     meta: dict[str, str]
-    options: dict[str, Any]  # the writers' options from the request
+    options: backends.WriterOptions  # the writers' options from the request
     inputs: dict[Case, Any] = field(default_factory=dict)
     expected: dict[Case, Any] = field(default_factory=dict)
     compared: str = "outputs"
@@ -491,12 +493,26 @@ class Run:
         """Write `target` to `path`, replacing an earlier attempt, with `recipe` (int8)."""
         files.remove(path)
         write = backends.get(target.backend).write
-        options = dict(self.options, meta={**self.meta, "precision": target.precision})
-        if recipe is not None:
-            options |= {"recipe": recipe, "steer": self.steer(target, recipe)}
+        if write is None:  # the plan offers only formats that write: a bug if reached
+            raise ValueError(f"{target.backend} writes no files")
+        meta = {**self.meta, "precision": target.precision}
+        steer = None if recipe is None else self.steer(target, recipe)
         started = time.perf_counter()
         with files.stdout_to_stderr(), files.silenced_stderr():
-            done = write(self.model, path, precision=target.precision, **options)  # type: ignore[misc]
+            if recipe is None:  # the writer's own default recipe
+                done = write(
+                    self.model, path, precision=target.precision, meta=meta, **self.options
+                )
+            else:
+                done = write(
+                    self.model,
+                    path,
+                    precision=target.precision,
+                    meta=meta,
+                    recipe=recipe,
+                    steer=steer,
+                    **self.options,
+                )
         return time.perf_counter() - started, done
 
     def verify(self, target: Target, path: Path) -> Verification:
@@ -556,12 +572,10 @@ def repairable(target: Target, request: ExportRequest, verification: Verificatio
 
 
 def recipe_document(
-    recipe: backends.Recipe | None, done: dict[str, Any] | None, verification: Verification | None
-) -> dict[str, Any] | None:
+    recipe: backends.Recipe, done: dict[str, Any] | None, verification: Verification | None
+) -> dict[str, Any]:
     """The recipe an int8 file was written with and what it did ("float_layers"), with its
     agreement on the real images, as the one entry of "tried"."""
-    if recipe is None:
-        return None
     attempt = {"recipe": recipe.name, **(done or {})}
     accuracy = verification.accuracy if verification else None
     if accuracy is not None and accuracy.images:
@@ -594,7 +608,7 @@ def repair(
         seconds, done = run.write(target, path, recipe)
         took += seconds
         verification = run.verify(target, path)
-        document = recipe_document(recipe, done, verification)  # type: ignore[assignment]
+        document = recipe_document(recipe, done, verification)
         tried.append(document["tried"][0])
         if verification.passed:
             break
@@ -679,6 +693,9 @@ def run_export(
             "warning: post-training int8 costs EfficientNet-B much of its accuracy (SE and swish "
             "quantize badly); the Lite family (--model lite0..lite4) is built for int8"
         )
-    progress(f"loading {source}" if source else f"building {spec.name}")  # type: ignore[union-attr]
+    if source is not None:
+        progress(f"loading {source}")
+    elif spec is not None:  # (the command gives one or the other)
+        progress(f"building {spec.name}")
     model = archive.load_or_build(spec, source, weights, seed)
     return export_model(model, spec, request, targets, progress)

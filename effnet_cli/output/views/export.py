@@ -135,7 +135,8 @@ def _attempt(attempt: Mapping[str, Any]) -> str:
         figures.append(
             f"top-1 {attempt['top1_agreement']:.0%}, top-5 {attempt['top5_overlap']:.0%}, {sqnr}"
         )
-    return attempt["recipe"] + (f" ({': '.join(figures)})" if figures else "")
+    name: str = attempt["recipe"]
+    return name + (f" ({': '.join(figures)})" if figures else "")
 
 
 def accuracy_notes(verified: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -57,16 +57,21 @@ def convert_all(
                 calibration = load_calibration(request.calibration, model.input.shape[1]).images
             progress(f"converting to {runtime} {precision}")
             path = scratch / backend.artifact_name("model", precision)
+            write = backend.write
+            if write is None:  # files_needed names only formats that write: a bug if reached
+                raise ValueError(f"{runtime} writes no files")
             started = time.perf_counter()
             with files.stdout_to_stderr(), files.silenced_stderr():
-                backend.write(
+                write(
                     model,
                     path,
                     opset=backends.DEFAULT_OPSET,
                     batch=None,
-                    meta={},  # type: ignore[misc]
+                    meta={},
                     precision=precision,
                     calibration=calibration,
+                    optimize=True,  # the writers' defaults, as export has them
+                    nchw=False,
                 )
             artifacts[(runtime, precision)] = (path, time.perf_counter() - started)
     return artifacts

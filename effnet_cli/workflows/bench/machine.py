@@ -89,7 +89,7 @@ def measure_gemm_flops(seconds: float = 1.0, windows: int = 10) -> float:
         a = tf.random.stateless_uniform((n, n), seed=(1, 2))
         b = tf.random.stateless_uniform((n, n), seed=(3, 4))
 
-    @tf.function
+    @tf.function  # type: ignore[untyped-decorator]  # TensorFlow ships no types
     def matmul() -> Any:
         with tf.device("/CPU:0"):
             return tf.reduce_sum(tf.linalg.matmul(a, b))  # one number back, not 4 MB
@@ -145,9 +145,16 @@ def gemm_ceiling(
     except Exception as exc:  # the probe is a side measurement: never fail the benchmark on it
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return replace(unavailable, reason=f"the GEMM probe failed: {first}")
+    measured = replace(
+        unavailable,
+        gemm_flops=flops,
+        measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        source="measured",
+        cache=str(path),
+    )
     entry = {
         "gemm_flops": flops,
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": measured.measured_at,
         "threads": count,
         "cpu": cpu,
         "method": PROBE_METHOD,
@@ -156,7 +163,7 @@ def gemm_ceiling(
         write_cache_entry(path, entry)
     except OSError as exc:
         progress(f"could not cache the ceiling in {path.parent}: {exc.strerror or exc}")
-    return replace(unavailable, **entry, source="measured", cache=str(path))
+    return measured
 
 
 def _entry_fields(entry: dict[str, Any]) -> dict[str, Any]:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from effnet_cli.backends import runtimes
 from effnet_cli.util.errors import WorkError, runtime_reason
 from effnet_cli.workflows.bench import timing, tuning
 from effnet_cli.workflows.bench.records import Ceiling, LatencyRow, ThroughputRow
 from effnet_cli.workflows.bench.request import BenchRequest
+
+if TYPE_CHECKING:
+    from effnet_cli.util.arrays import Floats, Images
 
 THROUGHPUT_DEFAULT_S = 2.0  # a throughput row's run, when --duration does not say
 AnyRow = TypeVar("AnyRow", LatencyRow, ThroughputRow)
@@ -42,7 +45,7 @@ class Drift:
 NOT_FINITE = "not finite"  # how a row whose outputs hold NaN or infinities is marked
 
 
-def drift(runner: runtimes.Runner, images: Any, reference: Any | None) -> Drift:
+def drift(runner: runtimes.Runner, images: Images, reference: Floats | None) -> Drift:
     """The row's drift against `reference`; with or without one, outputs that hold NaN or
     infinities mark the row (a file that answers NaN is broken, however fast)."""
     import numpy as np
@@ -139,7 +142,7 @@ def row_head(runner: runtimes.Runner, batch: int, request: BenchRequest) -> dict
 
 def time_row(
     given: runtimes.Runner,
-    images: Any,
+    images: Images,
     reference: Any | None,
     setup_s: float,
     pinned: bool,
@@ -170,7 +173,7 @@ def time_row(
 
 def throughput_row(
     runner: runtimes.Runner,
-    images: Any,
+    images: Images,
     key: tuning.TuneKey,
     request: BenchRequest,
     progress: Callable[[str], None],

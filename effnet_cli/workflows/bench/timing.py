@@ -13,11 +13,14 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from effnet_cli.backends import runtimes
 from effnet_cli.util.errors import WorkError
 from effnet_cli.workflows.bench.request import BenchRequest
+
+if TYPE_CHECKING:
+    from effnet_cli.util.arrays import Images
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,7 +77,7 @@ def latency_stats(latencies_ms: list[float], batch: int) -> LatencyStats:
     )
 
 
-def time_runner(runner: runtimes.Runner, images: Any, request: BenchRequest) -> Timing:
+def time_runner(runner: runtimes.Runner, images: Images, request: BenchRequest) -> Timing:
     started = time.perf_counter()
     runner.run(images)
     first_ms = (time.perf_counter() - started) * 1000
@@ -120,7 +123,7 @@ def throughput_stats(intervals: list[runtimes.Interval], batch: int) -> Throughp
     )
 
 
-def time_streams(streams: runtimes.Streams, images: Any, seconds: float) -> ThroughputStats:
+def time_streams(streams: runtimes.Streams, images: Images, seconds: float) -> ThroughputStats:
     streams.drive(images, 0.0)  # warm-up: one request on each stream
     intervals = streams.drive(images, seconds)
     if not intervals:

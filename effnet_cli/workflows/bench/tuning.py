@@ -4,9 +4,9 @@ rows) within the --threads budget, and keep the answer per machine for later run
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from effnet_cli.backends import runtimes
 from effnet_cli.workflows.bench import timing
@@ -16,6 +16,9 @@ from effnet_cli.workflows.bench.cache import (
     write_cache_entry,
 )
 from effnet_cli.workflows.bench.request import BenchRequest
+
+if TYPE_CHECKING:
+    from effnet_cli.util.arrays import Images
 
 # Each candidate runs this long, a row's search at most TUNE_BUDGET_S (the rest of the
 # candidates are skipped and the search says so).
@@ -68,7 +71,7 @@ def thread_candidates(threads: int) -> list[int]:
 
 
 def search(
-    trials: list[tuple[int | None, Callable[[], float]]],
+    trials: Sequence[tuple[int | None, Callable[[], float]]],
     what: str,
     progress: Callable[[str], None],
 ) -> Searched:
@@ -95,32 +98,35 @@ def search(
 
 
 def search_streams(
-    runner: runtimes.Runner, images: Any, threads: int, progress: Callable[[str], None]
+    runner: runtimes.Runner, images: Images, threads: int, progress: Callable[[str], None]
 ) -> Searched:
     """Requests in flight: each candidate kept in flight for TUNE_TRIAL_S."""
     assert runner.streams is not None
     streams = runner.streams
-    trials = [
-        (n, lambda n=n: timing.time_streams(streams(n), images, TUNE_TRIAL_S).images_per_s)
-        for n in stream_candidates(threads)
-    ]
+
+    def trial(n: int | None) -> Callable[[], float]:
+        return lambda: timing.time_streams(streams(n), images, TUNE_TRIAL_S).images_per_s
+
+    trials = [(n, trial(n)) for n in stream_candidates(threads)]
     return search(trials, f"{runner.runtime}'s requests in flight", progress)
 
 
 def search_threads(
-    runner: runtimes.Runner, images: Any, threads: int, progress: Callable[[str], None]
+    runner: runtimes.Runner, images: Images, threads: int, progress: Callable[[str], None]
 ) -> Searched:
     """Intra-op threads for one call at a time: each candidate loaded and called back to back
     for TUNE_TRIAL_S."""
     assert runner.threaded is not None
     threaded = runner.threaded
-    trials = [
-        (n, lambda n=n: calls_per_second(threaded(n), images)) for n in thread_candidates(threads)
-    ]
+
+    def trial(n: int) -> Callable[[], float]:
+        return lambda: calls_per_second(threaded(n), images)
+
+    trials = [(n, trial(n)) for n in thread_candidates(threads)]
     return search(trials, f"{runner.runtime}'s threads", progress)
 
 
-def calls_per_second(runner: runtimes.Runner, images: Any) -> float:
+def calls_per_second(runner: runtimes.Runner, images: Images) -> float:
     """Images/s of synchronous calls for TUNE_TRIAL_S, after one warm-up call."""
     runner.run(images)
     calls, started = 0, time.perf_counter()
@@ -134,7 +140,7 @@ def tuned(
     setting: str,
     search_now: Search,
     runner: runtimes.Runner,
-    images: Any,
+    images: Images,
     key: TuneKey,
     request: BenchRequest,
     progress: Callable[[str], None],
@@ -164,7 +170,7 @@ def tuned(
 
 def chosen_streams(
     runner: runtimes.Runner,
-    images: Any,
+    images: Images,
     key: TuneKey,
     request: BenchRequest,
     progress: Callable[[str], None],
@@ -178,7 +184,7 @@ def chosen_streams(
 
 def chosen_threads(
     runner: runtimes.Runner,
-    images: Any,
+    images: Images,
     key: TuneKey,
     request: BenchRequest,
     progress: Callable[[str], None],

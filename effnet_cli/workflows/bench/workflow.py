@@ -263,7 +263,8 @@ def run_artifact_bench(
     runner = replace(runner, runtime=backend.name)
     setup_s = time.perf_counter() - started
     inputs = A.seeded_inputs(request, size)
-    expected, agreements = None, ()
+    expected = None
+    agreements: tuple[Agreement, ...] = ()
     if reference is not None:
         from effnet_cli.keras.calibration import fresh_batchnorm
 
