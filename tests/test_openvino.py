@@ -81,9 +81,8 @@ def ir_of_b0_r64(prewritten, b0_r64):
 def _fake_cpu(monkeypatch, openvino_capabilities, compiled=None):
     """OpenVINO's reading of the CPU, and optionally the type it reports having compiled."""
     from effnet_cli.backends import openvino
-    from effnet_cli.util import capabilities
 
-    monkeypatch.setattr(capabilities, "openvino_capabilities", lambda: openvino_capabilities)
+    monkeypatch.setattr(openvino, "openvino_capabilities", lambda: openvino_capabilities)
     if compiled is not None:
         monkeypatch.setattr(openvino, "compiled_precision", lambda _: compiled)
 
@@ -136,12 +135,11 @@ def test_each_native_precision_runs_as_labelled_on_this_cpu(b0_openvino):
 
     from effnet_cli import backends
     from effnet_cli.backends import openvino, runtimes
-    from effnet_cli.util import capabilities
 
     folder, _ = b0_openvino
     ir = folder / "efficientnet-b0_openvino"
     for precision, hint in openvino.OPENVINO_HINTS.items():
-        if not capabilities.native_in_openvino(precision):
+        if not openvino.native_in_openvino(precision):
             with pytest.raises(runtimes.PrecisionUnavailable, match="not native on this CPU"):
                 backends.load_runner("openvino", ir, precision=precision)
             continue

@@ -98,13 +98,12 @@ def test_an_ir_is_never_labelled_with_a_precision_it_does_not_hold(int8_export):
 def test_int8_that_the_cpu_would_not_run_in_int8_is_refused(int8_export, monkeypatch):
     from effnet_cli import backends
     from effnet_cli.backends import openvino, runtimes
-    from effnet_cli.util import capabilities
 
     _, artifact, _ = int8_export
     monkeypatch.setattr(openvino, "compiled_int8_layers", lambda _: 0)
     with pytest.raises(runtimes.PrecisionUnavailable, match="refused rather than emulated"):
         backends.load_runner("openvino", Path(artifact["path"]), precision="int8")
-    monkeypatch.setattr(capabilities, "openvino_capabilities", lambda: ("FP32", "BIN"))
+    monkeypatch.setattr(openvino, "openvino_capabilities", lambda: ("FP32", "BIN"))
     with pytest.raises(runtimes.PrecisionUnavailable, match="int8 is not native on this CPU"):
         backends.load_runner("openvino", Path(artifact["path"]), precision="int8")
 

@@ -38,7 +38,6 @@ from effnet_cli.backends.runtimes import (
     split_threads,
     threads_or_default,
 )
-from effnet_cli.util import capabilities
 from effnet_cli.util.errors import WorkError
 
 if TYPE_CHECKING:
@@ -94,6 +93,23 @@ def compiled_int8_layers(compiled: Any) -> int:
     return count
 
 
+# OpenVINO's OPTIMIZATION_CAPABILITIES entry that means it runs a precision natively.
+OPENVINO_NATIVE = {"fp32": "FP32", "bf16": "BF16", "fp16": "FP16", "int8": "INT8"}
+
+
+@functools.cache
+def openvino_capabilities() -> tuple[str, ...]:
+    """OpenVINO's own reading of the CPU (`OPTIMIZATION_CAPABILITIES`); a test replaces it
+    (monkeypatch) so that both branches of each precision decision run on every machine."""
+    import openvino as ov
+
+    return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def native_in_openvino(precision: str) -> bool:
+    return OPENVINO_NATIVE[precision] in openvino_capabilities()
+
+
 def openvino_runner(
     path: Path,
     device: str = "cpu",
@@ -111,10 +127,10 @@ def openvino_runner(
     runs static-shape kernels (the runner's `pinned` gives that runner for each batch)."""
     import openvino as ov
 
-    if not capabilities.native_in_openvino(precision):
+    if not native_in_openvino(precision):
         raise PrecisionUnavailable(
             f"{precision} is not native on this CPU (OpenVINO capabilities: "
-            f"{', '.join(capabilities.openvino_capabilities())}); refused rather than emulated"
+            f"{', '.join(openvino_capabilities())}); refused rather than emulated"
         )
     hinted = OPENVINO_FILE_PRECISIONS.get(precision, precision)
     config = {

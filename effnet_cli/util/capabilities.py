@@ -1,9 +1,9 @@
 """What this CPU runs natively, read in one place so that tests can fake it.
 
 Machines of one kind differ in CPU (AVX2 only; AVX-512 with bf16; some with fp16 and AMX too),
-and every precision decision (refuse, run, label "emulated") follows from these two readings.
-A test replaces `cpu_flags` or `openvino_capabilities` (monkeypatch) so that both branches of
-each decision run on every machine.
+and every precision decision (refuse, run, label "emulated") follows from this reading and from
+OpenVINO's own (`openvino_capabilities`, in its backend). A test replaces `cpu_flags`
+(monkeypatch) so that both branches of each decision run on every machine.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ NATIVE_FLAGS = {
     "bf16": frozenset({"avx512_bf16", "amx_bf16"}),
     "fp16": frozenset({"avx512_fp16", "amx_fp16"}),
 }
-# OpenVINO's OPTIMIZATION_CAPABILITIES entry that means it runs a precision natively.
-OPENVINO_NATIVE = {"fp32": "FP32", "bf16": "BF16", "fp16": "FP16", "int8": "INT8"}
 
 
 @functools.cache
@@ -50,15 +48,3 @@ def native_on_cpu(precision: str) -> bool:
     """Does this CPU compute `precision` natively (not by converting to fp32 and back)?"""
     needed = NATIVE_FLAGS[precision]
     return not needed or bool(needed & cpu_flags())
-
-
-@functools.cache
-def openvino_capabilities() -> tuple[str, ...]:
-    """OpenVINO's own reading of the CPU (`OPTIMIZATION_CAPABILITIES`)."""
-    import openvino as ov
-
-    return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-
-
-def native_in_openvino(precision: str) -> bool:
-    return OPENVINO_NATIVE[precision] in openvino_capabilities()
