@@ -683,7 +683,7 @@ def hand_section(threads: int = 2, rounds: int = HAND_ROUNDS) -> str:
 
     from effnet_cli import backends
     from effnet_cli.backends.onnx import DEFAULT_OPSET, write_onnx
-    from effnet_cli.backends.openvino import OPENVINO_HINTS
+    from effnet_cli.backends.openvino import OPENVINO_HINTS, native_in_openvino
     from effnet_cli.keras.builder import import_keras
     from effnet_cli.keras.calibration import calibrate_batchnorm
     from effnet_cli.util import capabilities, files
@@ -798,7 +798,7 @@ def hand_section(threads: int = 2, rounds: int = HAND_ROUNDS) -> str:
 
         return go
 
-    precisions = ["fp32"] + (["bf16"] if capabilities.native_in_openvino("bf16") else [])
+    precisions = ["fp32"] + (["bf16"] if native_in_openvino("bf16") else [])
     candidates: dict[tuple[str, str, str, str], Callable[[object], float]] = {}
     for precision in precisions:
         hint = OPENVINO_HINTS[precision]
