@@ -25,13 +25,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import EFFNET, ENV, ROOT
+
 SAMPLES = ROOT / "effnet_cli" / "samples"
-BIN = Path(sys.executable).parent
-EFFNET = (
-    [str(BIN / "effnet")] if (BIN / "effnet").exists() else [sys.executable, "-m", "effnet_cli"]
-)
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 GNU_TIME = "/usr/bin/time" if Path("/usr/bin/time").exists() else None
 POLL_S = 0.05
 
