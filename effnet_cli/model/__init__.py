@@ -1,3 +1,3 @@
-"""The model as pure data and arithmetic: spec, families, graph, costs.
+"""The model as pure data and arithmetic: spec, families, graph, costs, roofline.
 
 Pure Python: never TensorFlow."""

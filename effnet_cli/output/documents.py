@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from effnet_cli.model import costs as C
+from effnet_cli.model import roofline as R
 from effnet_cli.model import spec as S
 from effnet_cli.model.identity import model_identity
 
@@ -66,6 +67,8 @@ def summary_document(costs: C.Costs, with_layers: bool) -> dict[str, Any]:
         "stages": [vars(stage) for stage in costs.stages],
     }
     if with_layers:
+        # bytes moved and arithmetic intensity at float32, batch 1 (model/roofline.py)
+        traffic = R.traffic(costs, "fp32", batch=1)
         doc["layers"] = [
             {
                 "name": layer.name,
@@ -76,7 +79,9 @@ def summary_document(costs: C.Costs, with_layers: bool) -> dict[str, Any]:
                 "params_trainable": layer.params_trainable,
                 "macs": layer.macs,
                 "activation_bytes": layer.activation_bytes,
+                "bytes": moved.bytes,
+                "macs_per_byte": moved.macs_per_byte,
             }
-            for layer in costs.layers
+            for layer, moved in zip(costs.layers, traffic.layers, strict=True)
         ]
     return doc

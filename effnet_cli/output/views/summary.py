@@ -51,13 +51,17 @@ STAGE_TABLE = (
     Column("peak act.", "peak_activation_bytes", "bytes", priority=3),
 )  # fmt: skip
 
+# Bytes moved and MACs per byte (float32, batch 1; model/roofline.py) come before the class and
+# shape at 80 columns: the class reads from the name, the intensity does not.
 LAYER_TABLE = (
     Column("name", "name", left=True),
-    Column("class", "class", left=True, priority=2),
-    Column("output shape", "shape", priority=3,
+    Column("class", "class", left=True, priority=3),
+    Column("output shape", "shape", priority=4,
            show=lambda layer: "×".join(map(str, layer["shape"]))),
     Column("params", "params", "int"),
     Column("MACs", "macs", "int"),
+    Column("bytes moved", "bytes", "bytes", priority=2),
+    Column("MACs/byte", "macs_per_byte", "f2", priority=2),
 )  # fmt: skip
 
 
