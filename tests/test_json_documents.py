@@ -125,7 +125,8 @@ def test_masking_keeps_what_repeats() -> None:
     """The mask hides timings, the machine, temporary paths and floats, and nothing else."""
     document = {
         "latency_ms_p50": 1.5, "setup_s": 2, "cpu": "AMD", "macs": 390, "top1": 0.75,
-        "path": "/tmp/x/y.onnx", "image": str(SAMPLES / "cat.jpg"), "rows": [{"precision": "fp32", "ok": True, "error": None}],
+        "path": "/tmp/x/y.onnx", "image": str(SAMPLES / "cat.jpg"),
+        "rows": [{"precision": "fp32", "ok": True, "error": None}],
     }  # fmt: skip
     assert masked(document, "/tmp/x") == {
         "latency_ms_p50": "<timing>", "setup_s": "<timing>", "cpu": "<machine>", "macs": 390,
