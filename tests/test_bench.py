@@ -11,11 +11,7 @@ import pytest
 
 from effnet_cli.output import sink
 from effnet_cli.output.views import bench as bench_view
-from effnet_cli.util import capabilities
-from effnet_cli.util.errors import UsageError
-from effnet_cli.workflows.bench import cache as bench_cache
-from effnet_cli.workflows.bench import gate, machine, timing
-from effnet_cli.workflows.bench.records import (
+from effnet_cli.records.bench import (
     BenchResult,
     Ceiling,
     Comparison,
@@ -28,6 +24,10 @@ from effnet_cli.workflows.bench.records import (
     Skipped,
     ThroughputRow,
 )
+from effnet_cli.util import capabilities
+from effnet_cli.util.errors import UsageError
+from effnet_cli.workflows.bench import cache as bench_cache
+from effnet_cli.workflows.bench import gate, machine, timing
 
 STATS = ("latency_ms_mean", "latency_ms_std", "latency_ms_min", "latency_ms_p50",
          "latency_ms_p90", "latency_ms_p99", "images_per_s", "macs_per_s", "ceiling_fraction",

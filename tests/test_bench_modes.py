@@ -11,12 +11,12 @@ from dataclasses import replace
 import pytest
 
 from effnet_cli.backends import runtimes
-from effnet_cli.workflows.bench import timing, tuning
-from effnet_cli.workflows.bench.recommend import recommend
-from effnet_cli.workflows.bench.records import (
+from effnet_cli.records.bench import (
     Agreement,
     LatencyRow,
 )
+from effnet_cli.workflows.bench import timing, tuning
+from effnet_cli.workflows.bench.recommend import recommend
 
 from .test_bench import bench_result
 from .test_schemas import validate

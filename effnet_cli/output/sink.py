@@ -21,14 +21,20 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from rich.console import Console
+
+from effnet_cli.records.base import Document
 
 SCHEMA_VERSION = 1
 WIDE = 240  # columns for a non-terminal (CI logs) and for --wide, or a table's whole width
 BAR = 12  # characters of the bar where a step says which of how many it is
 Format = Literal["table", "json", "csv", "markdown"]
+
+# A command's result: a record (its `to_json()` is the document); a mapping while a command's
+# result is still a plain document.
+R = TypeVar("R", bound=Document | Mapping[str, Any])
 
 
 def is_terminal(stream: Any) -> bool:
@@ -132,14 +138,12 @@ class Sink:
 
     # ------------------------------------------------------------------------ results
 
-    def result(
-        self, kind: str, document: Mapping[str, Any], view: Callable[[Sink, Any], None]
-    ) -> None:
-        """A command's result: one JSON document, or the view a person reads."""
+    def result(self, kind: str, record: R, view: Callable[[Sink, R], None]) -> None:
+        """A command's result: its record's JSON document, or the view a person reads."""
         if self.as_json:
-            self.emit_json(kind, document)
+            self.emit_json(kind, record.to_json() if isinstance(record, Document) else record)
         else:
-            view(self, document)
+            view(self, record)
 
     def emit_json(self, kind: str, document: Mapping[str, Any]) -> None:
         """One JSON document on stdout, tagged with its schema."""

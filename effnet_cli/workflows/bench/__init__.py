@@ -7,6 +7,7 @@ GEMM ceiling; `cache` keeps per-machine measurements), `artifacts` (what each ro
 and `records` (the frozen results, turned into JSON only by `to_json`).
 """
 
+from effnet_cli.records.bench import BenchResult
 from effnet_cli.workflows.bench.gate import (
     Baseline,
     check_baseline,
@@ -16,7 +17,6 @@ from effnet_cli.workflows.bench.gate import (
     load_baseline,
 )
 from effnet_cli.workflows.bench.machine import configure_threads, resolve_device
-from effnet_cli.workflows.bench.records import BenchResult
 from effnet_cli.workflows.bench.request import BenchRequest, build_request
 from effnet_cli.workflows.bench.rows import at_batch, refuse_not_finite
 from effnet_cli.workflows.bench.timing import time_runner, time_streams

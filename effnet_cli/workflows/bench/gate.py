@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from effnet_cli.model import spec as S
+from effnet_cli.records.bench import BenchResult, Comparison, Gate, LatencyRow
 from effnet_cli.util.errors import RegressionError, UsageError
-from effnet_cli.workflows.bench.records import BenchResult, Comparison, Gate, LatencyRow
 from effnet_cli.workflows.bench.request import BenchRequest
 
 DEFAULT_MAX_REGRESSION_PCT = 10.0

@@ -12,6 +12,7 @@ from typing import Any
 from effnet_cli import __version__, backends
 from effnet_cli.backends import runtimes
 from effnet_cli.backends.keras import gpus_visible
+from effnet_cli.records.bench import Ceiling, Environment
 from effnet_cli.util.capabilities import cpu_name
 from effnet_cli.util.errors import UsageError
 from effnet_cli.workflows.bench.cache import (
@@ -19,7 +20,6 @@ from effnet_cli.workflows.bench.cache import (
     read_cache_entry,
     write_cache_entry,
 )
-from effnet_cli.workflows.bench.records import Ceiling, Environment
 
 # The ceiling probe: its version is part of the cache key, so changing the method re-measures.
 PROBE_VERSION = 1

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from effnet_cli import backends
-from effnet_cli.workflows.bench.records import (
+from effnet_cli.records.bench import (
     Agreement,
     BenchResult,
     NoRecommendation,

@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from effnet_cli.backends import runtimes
+from effnet_cli.records.bench import Ceiling, LatencyRow, ThroughputRow
 from effnet_cli.util.errors import WorkError, runtime_reason
 from effnet_cli.workflows.bench import timing, tuning
-from effnet_cli.workflows.bench.records import Ceiling, LatencyRow, ThroughputRow
 from effnet_cli.workflows.bench.request import BenchRequest
 
 if TYPE_CHECKING:

@@ -13,6 +13,14 @@ from effnet_cli import backends
 from effnet_cli.backends import runtimes
 from effnet_cli.backends.keras import keras_runner
 from effnet_cli.model import spec as S
+from effnet_cli.records.bench import (
+    Agreement,
+    BenchResult,
+    LatencyRow,
+    Settings,
+    Skipped,
+    ThroughputRow,
+)
 from effnet_cli.workflows.accuracy import RealImages, real_images
 from effnet_cli.workflows.bench import artifacts as A
 from effnet_cli.workflows.bench.gate import (
@@ -22,14 +30,6 @@ from effnet_cli.workflows.bench.gate import (
 )
 from effnet_cli.workflows.bench.machine import environment, gemm_ceiling
 from effnet_cli.workflows.bench.recommend import recommend
-from effnet_cli.workflows.bench.records import (
-    Agreement,
-    BenchResult,
-    LatencyRow,
-    Settings,
-    Skipped,
-    ThroughputRow,
-)
 from effnet_cli.workflows.bench.request import BenchRequest
 from effnet_cli.workflows.bench.rows import RowCount, time_modes, with_macs
 

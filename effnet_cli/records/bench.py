@@ -1,59 +1,13 @@
-"""What `effnet bench` reports, as frozen records; JSON only at the edge (`to_json`).
-
-Each record's fields are its JSON document's keys, in order (the schema's `bench` definition,
-effnet_cli/schemas/effnet-1.schema.json, names the same fields: tests/test_schemas.py holds
-them together). A field may be left out of the JSON, as bench always has left it out:
-`omit="none"` where it is None (a figure not measured, a setting not made), `omit="error"` on a
-row that failed (a failed row has no drift), `omit="streams"` on a throughput row that never
-started its requests.
-"""
+"""What `effnet bench` reports, as frozen records (the schema's `bench` definition names the
+same fields: tests/test_schemas.py holds them together)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Omit = Literal["none", "error", "streams"]
-
-
-OMIT_NONE = {"omit": "none"}
-OMIT_ON_ERROR = {"omit": "error"}
-OMIT_WITHOUT_STREAMS = {"omit": "streams"}
-
-
-def _left_out(record: Any, value: Any, omit: Omit | None) -> bool:
-    if omit == "none":
-        return value is None
-    if omit == "error":
-        return record.error is not None
-    if omit == "streams":
-        return record.in_flight is None
-    return False
-
-
-def to_json(value: Any) -> Any:
-    """A record as JSON values: fields in order, tuples as lists, left-out fields absent."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: to_json(getattr(value, f.name))
-            for f in fields(value)
-            if not _left_out(value, getattr(value, f.name), f.metadata.get("omit"))
-        }
-    if isinstance(value, tuple | list):
-        return [to_json(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: to_json(v) for k, v in value.items()}
-    return value
-
-
-class Record:
-    """`to_json()` for every record below."""
-
-    def to_json(self) -> dict[str, Any]:
-        document = to_json(self)
-        assert isinstance(document, dict)
-        return document
+from effnet_cli.records.base import OMIT_NONE, OMIT_ON_ERROR, OMIT_WITHOUT_STREAMS, Record
 
 
 @dataclass(frozen=True, kw_only=True)
