@@ -412,19 +412,22 @@ def _printed_bench(result, capsys) -> str:
     return capsys.readouterr().out
 
 
-def _result(record):
-    ceiling = record.to_json()
-    row = {"runtime": "onnx", "provider": "CPUExecutionProvider", "precision": "fp32",
-           "batch": 1, "latency_ms_mean": 10.0, "latency_ms_std": 0.5, "latency_ms_min": 9.0,
-           "latency_ms_p50": 10.0, "latency_ms_p90": 11.0, "latency_ms_p99": 12.0,
-           "images_per_s": 100.0, "macs_per_s": 38.6e9, "drift_max_rel": 3e-6,
-           "top1_agreement": 1.0, "first_inference_ms": 15.0, "setup_s": 8.0,
-           "error": None}  # fmt: skip
-    if ceiling.get("gemm_flops"):
-        row["ceiling_fraction"] = 2 * row["macs_per_s"] / ceiling["gemm_flops"]
-    return {"model": {"name": "efficientnet-b0", "resolution": [224, 224]},
-            "environment": {"cpu": "Some CPU", "threads": 2}, "ceiling": ceiling,
-            "rows": [row], "skipped": []}  # fmt: skip
+def _result(ceiling: Ceiling) -> BenchResult:
+    row = LatencyRow(runtime="onnx", device="cpu", provider="CPUExecutionProvider",
+                     precision="fp32", batch=1, threads=2, settings=None, settings_source=None,
+                     latency_ms_mean=10.0, latency_ms_std=0.5, latency_ms_min=9.0,
+                     latency_ms_p50=10.0, latency_ms_p90=11.0, latency_ms_p99=12.0,
+                     images_per_s=100.0, macs_per_s=38.6e9, drift_max_rel=3e-6,
+                     top1_agreement=1.0, first_inference_ms=15.0, setup_s=8.0,
+                     ceiling_fraction=2 * 38.6e9 / ceiling.gemm_flops if ceiling.gemm_flops
+                     else None)  # fmt: skip
+    environment = Environment(effnet="0", python="3", platform="linux", cpu="Some CPU",
+                              cpu_count=2, gpus=(), threads=2, versions={})  # fmt: skip
+    settings = Settings(device="cpu", batches=(1,), warmup=1, iterations=20, duration_s=None,
+                        threads=2, seed=0, xla=False, modes=("latency",))  # fmt: skip
+    return BenchResult(model={"name": "efficientnet-b0", "resolution": [224, 224]},
+                       settings=settings, ceiling=ceiling, environment=environment,
+                       rows=(row,))  # fmt: skip
 
 
 def test_the_table_shows_the_ceiling_only_where_it_was_measured(capsys, probe, monkeypatch):

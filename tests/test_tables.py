@@ -9,6 +9,7 @@ columns, and the printed table is parsed back cell by cell.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -20,6 +21,7 @@ from effnet_cli.output.views import export as export_views
 from effnet_cli.output.views import predict as predict_views
 from effnet_cli.output.views import scale as scale_views
 from effnet_cli.output.views import summary as summary_views
+from effnet_cli.records import bench as R
 
 WIDTHS = (80, 100, 120)
 
@@ -103,21 +105,29 @@ def test_wide_and_a_pipe_show_every_column(cli, terminal):
     assert "--wide shows every column" in " ".join(narrow.split())
 
 
-def _bench_result() -> dict:
-    row = {"runtime": "openvino", "device": "cpu", "provider": "CPUExecutionProvider",
-           "precision": "fp32", "mode": "latency", "batch": 8, "threads": 2,
-           "latency_ms_mean": 1234.5678, "latency_ms_std": 12.3456, "latency_ms_min": 1200.01,
-           "latency_ms_p50": 1230.25, "latency_ms_p90": 1250.75, "latency_ms_p99": 1299.99,
-           "images_per_s": 6.48, "macs_per_s": 2.5e9, "ceiling_fraction": 0.42,
-           "drift_max_rel": 3.2e-6, "top1_agreement": 1.0, "first_inference_ms": 2345.6,
-           "setup_s": 12.3, "iterations": 20, "error": None}  # fmt: skip
-    failed = {**dict.fromkeys(row), "runtime": "tflite", "provider": "XNNPACK",
-              "precision": "fp32", "batch": 8, "error": "out of memory"}  # fmt: skip
-    return {"model": {"name": "efficientnet-b0", "resolution": [224, 224]},
-            "environment": {"cpu": "Some CPU", "threads": 2},
-            "ceiling": {"gemm_flops": 1.2e10, "source": "measured", "threads": 2},
-            "rows": [row, {**row, "runtime": "onnx", "batch": 1}, failed],
-            "skipped": []}  # fmt: skip
+def _environment() -> R.Environment:
+    return R.Environment(effnet="0", python="3", platform="linux", cpu="Some CPU", cpu_count=2,
+                       gpus=(), threads=2, versions={})  # fmt: skip
+
+
+def _bench_result(**changes) -> R.BenchResult:
+    row = R.LatencyRow(runtime="openvino", device="cpu", provider="CPUExecutionProvider",
+                     precision="fp32", batch=8, threads=2, settings=None, settings_source=None,
+                     latency_ms_mean=1234.5678, latency_ms_std=12.3456, latency_ms_min=1200.01,
+                     latency_ms_p50=1230.25, latency_ms_p90=1250.75, latency_ms_p99=1299.99,
+                     images_per_s=6.48, macs_per_s=2.5e9, ceiling_fraction=0.42,
+                     drift_max_rel=3.2e-6, top1_agreement=1.0, first_inference_ms=2345.6,
+                     setup_s=12.3, iterations=20, **changes)  # fmt: skip
+    failed = R.LatencyRow(runtime="tflite", device="cpu", provider="XNNPACK", precision="fp32",
+                        batch=8, threads=2, settings=None, settings_source=None, setup_s=0.0,
+                        error="out of memory")  # fmt: skip
+    settings = R.Settings(device="cpu", batches=(8,), warmup=1, iterations=20, duration_s=None,
+                        threads=2, seed=0, xla=False, modes=("latency",))  # fmt: skip
+    ceiling = R.Ceiling(gemm_flops=1.2e10, source="measured", measured_at=None, threads=2,
+                      cpu="Some CPU", method="probe")  # fmt: skip
+    return R.BenchResult(model={"name": "efficientnet-b0", "resolution": [224, 224]},
+                       settings=settings, ceiling=ceiling, environment=_environment(),
+                       rows=(row, replace(row, runtime="onnx", batch=1), failed))  # fmt: skip
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -126,8 +136,9 @@ def test_bench_table_fits(capsys, terminal, width):
     terminal(width)
     bench_view.print_bench(result)
     text = capsys.readouterr().out
-    best = bench_view.fastest_rows(result["rows"])
-    rows = [{**r, "fastest": i in best} for i, r in enumerate(result["rows"])]
+    rows = [row.to_json() for row in result.rows]
+    best = bench_view.fastest_rows(rows)
+    rows = [{**r, "fastest": i in best} for i, r in enumerate(rows)]
     star = Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
     _check(text, (*bench_view.BENCH_TABLE, star), rows, width, title_line="efficientnet-b0")
     assert "out of memory" in text  # a failed row says why, whole
@@ -141,8 +152,9 @@ def test_a_pipe_and_wide_show_every_column_of_a_table_wider_than_the_default(
     and --wide still show every one, at whatever width that takes."""
     settings = "LATENCY hint, 2 threads, inference precision f32, static batch 8"
     result = _bench_result()
-    result["rows"] = [{**r, "settings": settings, "settings_source": "default (--tune searches)"}
-                      for r in result["rows"]]  # fmt: skip
+    result = replace(result, rows=tuple(
+        replace(r, settings=settings, settings_source="default (--tune searches)")
+        for r in result.rows))  # fmt: skip
     if wide:
         terminal(80)
     with Sink(Settings(wide=wide)).active():
@@ -159,7 +171,7 @@ def test_bench_csv_comes_from_the_same_columns():
     import csv
     import io
 
-    rows = list(csv.DictReader(io.StringIO(bench_view.bench_csv(_bench_result()["rows"]))))
+    rows = list(csv.DictReader(io.StringIO(bench_view.bench_csv(_bench_result().rows))))
     assert list(rows[0]) == list(bench_view.BENCH_COLUMNS)
     assert float(rows[0]["latency_ms_p50"]) == 1230.25 and rows[2]["error"] == "out of memory"
 
@@ -231,19 +243,27 @@ def test_completion_offers_values_from_the_tables_that_validate_them():
 def test_export_table_keeps_the_written_path_whole(capsys, terminal, width):
     from pathlib import Path
 
-    from effnet_cli.workflows import export as E
+    from effnet_cli.records import export as X
+    from effnet_cli.records.model import ModelIdentity
 
-    def artifact(backend: str, path: str, drift: float) -> E.Artifact:
-        accuracy = E.Accuracy("the shipped photos", 8, 0.875, 0.95, 16.1, 0.6, 0.75, 6.0, True)
-        check = E.Verification([1, 3], [224], "logits", drift, 1.0, None, None, True, 4, accuracy)
-        target = E.Target(backend, "int8", Path(path))
-        return E.Artifact(target, 21181235, 8.25, check, True, {"source": "x", "images": 32})
+    def artifact(backend: str, path: str, drift: float) -> X.Artifact:
+        accuracy = X.Accuracy(judged_on="the shipped photos", images=8, top1_agreement=0.875,
+                              top5_overlap=0.95, sqnr_db=16.1, min_top1_agreement=0.6,
+                              min_top5_overlap=0.75, min_sqnr_db=6.0, passed=True)  # fmt: skip
+        check = X.Verification(batches=(1, 3), sizes=(224,), compared="logits", max_rel_diff=drift,
+                               top1_agreement=1.0, tolerance=None, passed=True, drift_images=4,
+                               accuracy=accuracy)  # fmt: skip
+        return X.Artifact(format=backend, path=Path(path), precision="int8", bytes=21181235,
+                          time_s=8.25, kept=True, verification=check,
+                          calibration=X.Calibration(source="x", images=32))  # fmt: skip
 
-    artifacts = [artifact("onnx", "some/deeper/folder/out/efficientnet-b0.onnx", 5.1e-6),
-                 artifact("tflite", "out/efficientnet-b0.tflite", 3.7e-6)]  # fmt: skip
+    artifacts = (artifact("onnx", "some/deeper/folder/out/efficientnet-b0.onnx", 5.1e-6),
+                 artifact("tflite", "out/efficientnet-b0.tflite", 3.7e-6))  # fmt: skip
     terminal(width)
-    documents = export_views.export_documents(artifacts)
-    export_views.view(Sink(), {"model": {"name": "efficientnet-b0"}, "artifacts": documents})
+    documents = [a.to_json() for a in artifacts]
+    model = ModelIdentity(name="efficientnet-b0", family=None, resolution=None, classes=None,
+                          preprocessing=None)  # fmt: skip
+    export_views.view(Sink(), X.ExportResult(model=model, artifacts=artifacts))
     text, notes = capsys.readouterr()
     _check(text, export_views.EXPORT_TABLE, documents, width, title_line="efficientnet-b0")
     assert "some/deeper/folder/out/efficientnet-b0.onnx" in text
@@ -252,24 +272,25 @@ def test_export_table_keeps_the_written_path_whole(capsys, terminal, width):
     assert "on 8 real images (the shipped photos); gated" in " ".join(notes.split())
 
 
-def _throughput_rows() -> list[dict]:
-    row = {"runtime": "openvino", "precision": "bf16", "batch": 8, "error": None, "in_flight": 4,
-           "in_flight_observed": 4, "images_per_s": 235.42, "load_latency_ms_p50": 130.52,
-           "load_latency_ms_p90": 141.07, "load_latency_ms_p99": 152.93,
-           "drift_max_rel": 3.2e-2, "top1_agreement": 1.0,
-           "settings": "THROUGHPUT hint, 4 requests in flight, 2 threads",
-           "settings_source": "tuned 2026-11-25"}  # fmt: skip
-    return [row, {**row, "runtime": "onnx", "precision": "fp32", "drift_max_rel": None},
-            {**row, "runtime": "tflite", "error": "out of memory"}]  # fmt: skip
+def _throughput_rows() -> list[R.ThroughputRow]:
+    row = R.ThroughputRow(runtime="openvino", device="cpu", provider=None, precision="bf16",
+                        batch=8, threads=2, in_flight=4, in_flight_observed=4, images_per_s=235.42,
+                        load_latency_ms_p50=130.52, load_latency_ms_p90=141.07,
+                        load_latency_ms_p99=152.93, drift_max_rel=3.2e-2, top1_agreement=1.0,
+                        settings="THROUGHPUT hint, 4 requests in flight, 2 threads",
+                        settings_source="tuned 2026-11-25", setup_s=1.0)  # fmt: skip
+    return [row, replace(row, runtime="onnx", precision="fp32", drift_max_rel=None),
+            replace(row, runtime="tflite", error="out of memory")]  # fmt: skip
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_throughput_table_fits(capsys, terminal, width):
     """Throughput rows: their own table, cut nowhere; unmeasured drift said as such."""
-    rows = _throughput_rows()
+    records = _throughput_rows()
     terminal(width)
-    bench_view.print_throughput({"throughput_rows": rows}, output_sink.current().out())
+    bench_view.print_throughput(records, output_sink.current().out())
     text = capsys.readouterr().out
+    rows = [row.to_json() for row in records]
     best = bench_view.fastest_rows(rows)
     marked = [{**r, "fastest": i in best} for i, r in enumerate(rows)]
     star = Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
@@ -280,22 +301,35 @@ def test_throughput_table_fits(capsys, terminal, width):
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_predict_and_compare_tables_fit(capsys, terminal, width):
-    top = [{"rank": 1, "class": 921, "probability": 0.01853,
-            "label": "book jacket, dust cover, dust jacket, dust wrapper"},
-           {"rank": 2, "class": 7, "probability": 0.00131, "label": "cock"}]  # fmt: skip
-    result = {"images": [{"path": "photos/image0.jpg", "top": top},
-                         {"path": "photos/image1.png", "top": top}]}  # fmt: skip
+    from effnet_cli.records import predict as P
+    from effnet_cli.records.model import ModelIdentity
+
+    top = (P.Ranked(rank=1, class_=921, probability=0.01853,
+                    label="book jacket, dust cover, dust jacket, dust wrapper"),
+           P.Ranked(rank=2, class_=7, probability=0.00131, label="cock"))  # fmt: skip
+    run = P.RunSummary(engine="local", where="this process", workers=2, images=2, skipped=0,
+                       classified=2, failed=0, first_error=None, wall_s=0.5, images_per_s=4.0,
+                       decode_s=0.1, inference_s=0.3)  # fmt: skip
+    result = P.PredictResult(
+        model=ModelIdentity(name="efficientnet-b0", family="v1", resolution=(224, 224),
+                            classes=1000, preprocessing=True),
+        source="efficientnet-b0", runtime="keras", provider="cpu", precision="fp32",
+        resize="crop", run=run, output=None,
+        images=(P.Prediction(path="photos/image0.jpg", top=top),
+                P.Prediction(path="photos/image1.png", top=top)),
+    )  # fmt: skip
     terminal(width)
     predict_views.view(Sink(), result)
     rows = predict_views.prediction_rows(result)
     _check(capsys.readouterr().out, predict_views.PREDICT_TABLE, rows, width)
-    row = {"path": "demo/efficientnet-b0.keras", "runtime": "keras", "precision": "fp32",
-           "resolution": [224, 224], "top1_agreement": 1.0, "top5_overlap": 1.0,
-           "max_abs_diff_prob": 0.0}  # fmt: skip
-    rows = [row, {**row, "path": "demo/efficientnet-b0-int8.tflite", "runtime": "tflite",
-                  "precision": "int8", "top1_agreement": 1 / 3, "top5_overlap": 0.47,
-                  "max_abs_diff_prob": 1.7e-2}]  # fmt: skip
-    predict_views.compare_view(Sink(), {"images": 6, "reference": row["path"], "rows": rows})
+    row = P.CompareRow(path="demo/efficientnet-b0.keras", runtime="keras", precision="fp32",
+                       resolution=(224, 224), top1_agreement=1.0, top_k_overlap=1.0,
+                       max_abs_diff_prob=0.0, k=5)  # fmt: skip
+    int8 = replace(row, path="demo/efficientnet-b0-int8.tflite", runtime="tflite",
+                   precision="int8", top1_agreement=1 / 3, top_k_overlap=0.47,
+                   max_abs_diff_prob=1.7e-2)  # fmt: skip
+    predict_views.compare_view(Sink(), P.CompareResult(images=6, reference=row.path,
+                                                       rows=(row, int8)))  # fmt: skip
     text = capsys.readouterr().out
     assert "33%" in text and "47%" in text and "…" not in text  # agreement: the main columns
     assert max(len(line) for line in text.splitlines()) <= width

@@ -5,7 +5,7 @@ workflow, show the result."""
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -23,6 +23,7 @@ from effnet_cli.cli.common import (
 from effnet_cli.cli.options import ModelOptions, choice_metavar, complete, model_args, model_command
 from effnet_cli.output.sink import current
 from effnet_cli.output.views import bench as bench_view
+from effnet_cli.records.bench import BenchResult
 from effnet_cli.util import files
 from effnet_cli.util.errors import UsageError
 
@@ -182,7 +183,7 @@ def bench(
         force=force,
     )
     result = B.run(plan, sink.note if plan.artifact else sink.progress)
-    show_bench(result.to_json(), csv_path, plot)
+    show_bench(result, csv_path, plot)
     B.refuse_not_finite([*result.rows, *(result.throughput_rows or ())])
     if result.gate is not None:
         B.enforce_gate(result.gate)
@@ -296,13 +297,13 @@ def plan_bench(
     )
 
 
-def show_bench(document: dict[str, Any], csv_path: Optional[Path], plot: Optional[Path]) -> None:
+def show_bench(result: BenchResult, csv_path: Optional[Path], plot: Optional[Path]) -> None:
     """The result as JSON or tables; its CSV and plot; the gate's comparisons on stderr."""
     sink = current()
-    sink.result("bench", document, lambda _, result: bench_view.print_bench(result))
+    sink.result("bench", result, lambda _, result: bench_view.print_bench(result))
     if csv_path is not None:
-        files.write_text(csv_path, bench_view.bench_csv(document["rows"]))
+        files.write_text(csv_path, bench_view.bench_csv(result.rows))
     if plot is not None:
-        files.write_plot(plot, lambda target: bench_view.plot_bench(document, target))
-    for comparison in document.get("gate", {}).get("compared", []):
+        files.write_plot(plot, lambda target: bench_view.plot_bench(result, target))
+    for comparison in result.gate.compared if result.gate else ():
         sink.note(bench_view.gate_line(comparison))

@@ -1,17 +1,29 @@
 """`effnet bench`'s views: the latency and throughput tables, the lines under them (ceiling,
 skipped rows, recommendations, the gate's comparisons), the CSV and the plot.
 
-They read the JSON document (`BenchResult.to_json()`), the one shape a script also reads: the
-table's columns are its keys.
+They take the run's record (`BenchResult`); the tables' rows are its rows' JSON documents, the
+one shape a script also reads, so the columns, the CSV's fields and the JSON keys are one name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+from rich.console import Console
 
 from effnet_cli.output.sink import current
 from effnet_cli.output.table import Column, cell, columns_csv, print_columns
+from effnet_cli.records.bench import (
+    BenchResult,
+    Ceiling,
+    Comparison,
+    LatencyRow,
+    NoRecommendation,
+    Recommendation,
+    ThroughputRow,
+)
 
 
 def _timed(key: str, kind: str) -> Callable[[Mapping[str, Any]], str]:
@@ -75,30 +87,35 @@ def fastest_rows(rows: Sequence[Mapping[str, Any]]) -> set[int]:
     return set(best.values())
 
 
-def print_bench(result: Mapping[str, Any]) -> None:
-    model, env = result["model"], result["environment"]
+def print_bench(result: BenchResult) -> None:
+    model, env = result.model, result.environment
     title = (
-        f"{model['name']} {model['resolution'][0]}×{model['resolution'][1]} · {env['cpu']} · "
-        f"{env['threads']} threads · ★ fastest per precision and batch"
+        f"{model['name']} {model['resolution'][0]}×{model['resolution'][1]} · {env.cpu} · "
+        f"{env.threads} threads · ★ fastest per precision and batch"
     )
-    best = fastest_rows(result["rows"])
-    star = Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
-    rows = [{**row, "fastest": i in best} for i, row in enumerate(result["rows"])]
     console = current().out()
-    print_columns(console, title, (*BENCH_TABLE, star), rows)
+    print_columns(console, title, (*BENCH_TABLE, STAR), starred(result.rows))
     console.print(
-        ceiling_line(result["ceiling"]) + " drift: max |Δ logits| ÷ max |fp32 Keras logit| on "
+        ceiling_line(result.ceiling) + " drift: max |Δ logits| ÷ max |fp32 Keras logit| on "
         "the same images; top-1: agreement with fp32 Keras.",
         markup=False,
     )
-    if result.get("throughput_rows"):
-        print_throughput(result, console)
-    for skip in result.get("skipped", []):
-        console.print(
-            f"skipped {skip['runtime']} {skip['precision']}: {skip['reason']}", markup=False
-        )
-    for line in result.get("recommendations", []):
+    if result.throughput_rows:
+        print_throughput(result.throughput_rows, console)
+    for skip in result.skipped:
+        console.print(f"skipped {skip.runtime} {skip.precision}: {skip.reason}", markup=False)
+    for line in result.recommendations or ():
         console.print(recommend_line(line), markup=False)
+
+
+STAR = Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
+
+
+def starred(rows: Sequence[LatencyRow | ThroughputRow]) -> list[dict[str, Any]]:
+    """The rows' documents, each marked whether it is the fastest of its precision and batch."""
+    documents = [row.to_json() for row in rows]
+    best = fastest_rows(documents)
+    return [{**document, "fastest": i in best} for i, document in enumerate(documents)]
 
 
 def _drift_cells(row: Mapping[str, Any]) -> list[str]:
@@ -127,15 +144,11 @@ THROUGHPUT_TABLE = (
 )  # fmt: skip
 
 
-def print_throughput(result: Mapping[str, Any], console: Any) -> None:
+def print_throughput(rows: Sequence[ThroughputRow], console: Console) -> None:
     """Throughput rows apart from the latency table: wall images/s with N requests in flight,
     and each request's latency under that load (never single-stream latency)."""
-    rows = result["throughput_rows"]
-    best = fastest_rows(rows)
-    star = Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
-    marked = [{**row, "fastest": i in best} for i, row in enumerate(rows)]
     title = "throughput: requests in flight for a fixed time · ★ fastest per precision and batch"
-    print_columns(console, title, (*THROUGHPUT_TABLE, star), marked)
+    print_columns(console, title, (*THROUGHPUT_TABLE, STAR), starred(rows))
     console.print(
         "in flight: requests kept running at once (seen: the most that overlapped); load "
         "latency: each request's own time while the others ran, not single-stream latency.",
@@ -143,57 +156,52 @@ def print_throughput(result: Mapping[str, Any], console: Any) -> None:
     )
 
 
-def recommend_line(rec: Mapping[str, Any]) -> str:
+def recommend_line(rec: Recommendation | NoRecommendation) -> str:
     """One `--recommend` answer: what to deploy for a precision and mode, and how to make it."""
-    if rec.get("none"):
-        return f"recommend {rec['precision']} {rec['mode']}: none ({rec['none']})"
-    drift = (
-        "drift unmeasured"
-        if rec.get("drift_max_rel") is None
-        else f"drift {rec['drift_max_rel']:.1e}"
-    )
+    if isinstance(rec, NoRecommendation):
+        return f"recommend {rec.precision} {rec.mode}: none ({rec.none})"
+    drift = "drift unmeasured" if rec.drift_max_rel is None else f"drift {rec.drift_max_rel:.1e}"
     return (
-        f"recommend {rec['precision']} {rec['mode']}: {rec['runtime']} batch {rec['batch']}, "
-        f"{rec['images_per_s']:.1f} img/s, {drift}; {rec['settings']}; "
-        + (f"make it: {rec['command']}" if rec["command"] else f"the file: {rec['artifact']}")
-        + f"\n  why: {rec['why']}"
+        f"recommend {rec.precision} {rec.mode}: {rec.runtime} batch {rec.batch}, "
+        f"{rec.images_per_s:.1f} img/s, {drift}; {rec.settings}; "
+        + (f"make it: {rec.command}" if rec.command else f"the file: {rec.artifact}")
+        + f"\n  why: {rec.why}"
     )
 
 
-def ceiling_line(ceiling: Mapping[str, Any]) -> str:
+def ceiling_line(ceiling: Ceiling) -> str:
     """Where the ceiling column's rate comes from: measured now, cached, or not measured."""
-    if not ceiling.get("gemm_flops"):
-        return f"ceiling: not measured ({ceiling.get('reason', 'no probe')}), so no column."
+    if not ceiling.gemm_flops:
+        return f"ceiling: not measured ({ceiling.reason or 'no probe'}), so no column."
     when = (
         "measured now"
-        if ceiling["source"] == "measured"
-        else (f"cached, measured {ceiling['measured_at']}; --ceiling re-measures")
+        if ceiling.source == "measured"
+        else (f"cached, measured {ceiling.measured_at}; --ceiling re-measures")
     )
     return (
-        f"ceiling: {ceiling['gemm_flops'] / 1e9:.0f} GFLOP/s dense fp32 GEMM on this CPU, "
-        f"{ceiling['threads']} threads ({when}); a row's share = 2 × MACs/s ÷ that rate "
+        f"ceiling: {ceiling.gemm_flops / 1e9:.0f} GFLOP/s dense fp32 GEMM on this CPU, "
+        f"{ceiling.threads} threads ({when}); a row's share = 2 × MACs/s ÷ that rate "
         "(int8 and bf16 rows can pass 100 %: their arithmetic is faster than fp32's)."
     )
 
 
-def gate_line(comparison: Mapping[str, Any]) -> str:
+def gate_line(c: Comparison) -> str:
     """One compared row of `bench --baseline`, for stderr."""
-    c = comparison
-    mode = "" if c["mode"] == "latency" else f" {c['mode']}"
-    verdict = "ok" if c["passed"] else "SLOWER"
+    mode = "" if c.mode == "latency" else f" {c.mode}"
+    verdict = "ok" if c.passed else "SLOWER"
     return (
-        f"gate: {c['runtime']} {c['precision']}{mode} batch {c['batch']} threads "
-        f"{c['threads']}: p50 {c['latency_ms_p50']:.2f} ms vs "
-        f"{c['baseline_latency_ms_p50']:.2f} ms ({c['change_pct']:+.0f} %, allowed "
-        f"{c['allowed_pct']:g} %) {verdict}"
+        f"gate: {c.runtime} {c.precision}{mode} batch {c.batch} threads "
+        f"{c.threads}: p50 {c.latency_ms_p50:.2f} ms vs "
+        f"{c.baseline_latency_ms_p50:.2f} ms ({c.change_pct:+.0f} %, allowed "
+        f"{c.allowed_pct:g} %) {verdict}"
     )
 
 
-def bench_csv(rows: list[dict[str, Any]]) -> str:
-    return columns_csv(BENCH_TABLE, rows)
+def bench_csv(rows: Sequence[LatencyRow]) -> str:
+    return columns_csv(BENCH_TABLE, [row.to_json() for row in rows])
 
 
-def plot_bench(result: Mapping[str, Any], path: Any) -> None:
+def plot_bench(result: BenchResult, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,24 +209,24 @@ def plot_bench(result: Mapping[str, Any], path: Any) -> None:
 
     fig, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4.5))
     # One line per runtime and precision: an fp32 and a bf16 row at one batch are two points.
-    series = dict.fromkeys((row["runtime"], row["precision"]) for row in result["rows"])
+    series = dict.fromkeys((row.runtime, row.precision) for row in result.rows)
     for runtime, precision in series:
         rows = [
             r
-            for r in result["rows"]
-            if (r["runtime"], r["precision"]) == (runtime, precision) and not r.get("error")
+            for r in result.rows
+            if (r.runtime, r.precision) == (runtime, precision) and not r.error
         ]
         label = f"{runtime} {precision}"
-        batches = [r["batch"] for r in rows]
-        latency.plot(batches, [r["latency_ms_p50"] for r in rows], "o-", label=label)
-        throughput.plot(batches, [r["images_per_s"] for r in rows], "o-", label=label)
+        batches = [r.batch for r in rows]
+        latency.plot(batches, [r.latency_ms_p50 for r in rows], "o-", label=label)
+        throughput.plot(batches, [r.images_per_s for r in rows], "o-", label=label)
     for axis, label in ((latency, "p50 latency (ms)"), (throughput, "images / s")):
         axis.set_xscale("log", base=2)
         axis.set_xlabel("batch size")
         axis.set_ylabel(label)
         axis.grid(True, alpha=0.3)
         axis.legend()
-    fig.suptitle(f"{result['model']['name']}: inference by runtime")
+    fig.suptitle(f"{result.model['name']}: inference by runtime")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
