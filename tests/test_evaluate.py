@@ -212,27 +212,41 @@ def test_the_table_shows_accuracies_in_percent_and_the_drop_only_when_compared(
 def test_the_table_fits_and_matches_its_json(capsys, monkeypatch, width):
     """At 80, 100 and 120 columns (as tests/test_tables.py fakes a terminal): no cell cut, each
     equal to its JSON value through the view's columns, the top-1 accuracy and drop always."""
+    from dataclasses import replace
+
     from effnet_cli.output import sink
     from effnet_cli.output.views import evaluate as view
+    from effnet_cli.records.evaluate import AccuracyRow, EvaluateResult, TruthSummary
+    from effnet_cli.records.model import ModelIdentity
+    from effnet_cli.records.predict import RunSummary
 
     from .test_tables import _check
 
-    row = {"path": "lite0.onnx", "runtime": "onnx", "precision": "fp32",
-           "resolution": [224, 224], "images": 50000, "top1_correct": 37550,
-           "top5_correct": 46200, "top1_accuracy": 0.751, "top5_accuracy": 0.924,
-           "top1_drop_points": 0.0, "top5_drop_points": 0.0, "inference_s": 812.4}  # fmt: skip
-    int8 = {**row, "path": "lite0-int8.tflite", "runtime": "tflite",
-            "precision": "int8", "top1_correct": 37200, "top1_accuracy": 0.744,
-            "top1_drop_points": 0.7, "inference_s": 301.9}  # fmt: skip
-    truth = {"source": "folders", "path": "val", "naming": "synset", "images": 50000,
-             "classes": 1000}  # fmt: skip
-    result = {"truth": truth, "reference": row["path"], "rows": [row, int8]}
+    row = AccuracyRow(path="lite0.onnx", runtime="onnx", precision="fp32",
+                      resolution=(224, 224), images=50000, top1_correct=37550,
+                      top5_correct=46200, top1_accuracy=0.751, top5_accuracy=0.924,
+                      top1_drop_points=0.0, top5_drop_points=0.0, inference_s=812.4)  # fmt: skip
+    int8 = replace(row, path="lite0-int8.tflite", runtime="tflite", precision="int8",
+                   top1_correct=37200, top1_accuracy=0.744, top1_drop_points=0.7,
+                   inference_s=301.9)  # fmt: skip
+    truth = TruthSummary(source="folders", path="val", naming="synset", images=50000,
+                         classes=1000)  # fmt: skip
+    run = RunSummary(engine="local", where="this process", workers=2, images=50000, skipped=0,
+                     classified=50000, failed=0, first_error=None, wall_s=900.0,
+                     images_per_s=55.6, decode_s=80.0, inference_s=812.4)  # fmt: skip
+    result = EvaluateResult(
+        model=ModelIdentity(name="efficientnet-lite0", family="lite", resolution=(224, 224),
+                            classes=1000, preprocessing=True),
+        truth=truth, resize="crop", top_k=5, reference=row.path, rows=(row, int8), run=run,
+        output=None,
+    )  # fmt: skip
     monkeypatch.setattr(sink, "is_terminal", lambda stream: True)
     monkeypatch.setenv("COLUMNS", str(width))
     monkeypatch.setenv("NO_COLOR", "1")
     view.print_evaluate(result)
     text = capsys.readouterr().out
-    _check(text, view.EVALUATE_TABLE, result["rows"], width, title_line="50000 images")
+    rows = [r.to_json() for r in result.rows]
+    _check(text, view.EVALUATE_TABLE, rows, width, title_line="50000 images")
     assert "74.40" in text and "0.70" in text  # top-1 and its drop: main columns, always
 
 

@@ -38,11 +38,12 @@ def test_a_gate_is_reached_only_when_every_limit_is():
 
 
 def test_a_refused_file_names_every_recipe_it_tried():
+    from effnet_cli.records.export import RecipeAttempt, taken
     from effnet_cli.workflows.export import tried_recipes
 
     def tried(*names):
-        attempts = [{"recipe": name} for name in names]
-        return SimpleNamespace(recipe={"tried": attempts} if names else None)
+        attempts = tuple(RecipeAttempt(recipe=name) for name in names)
+        return SimpleNamespace(int8=taken(attempts[-1], attempts) if names else None)
 
     assert tried_recipes(tried()) == tried_recipes(tried("default")) == ""
     assert tried_recipes(tried("default", "percentile", "keep-float")) == (

@@ -86,7 +86,8 @@ def test_export_fails_a_file_that_answers_nan(monkeypatch):
     verification = E.verify(target, Path("x.onnx"), inputs, expected, "logits")
     assert verification.passed is False and verification.max_rel_diff is None
     assert verification.non_finite == "its outputs hold 20 NaN values of 20"
-    artifact = E.Artifact(target, 1, 0.0, verification, False)
+    artifact = E.Artifact(format="onnx", path=Path("x.onnx"), precision="fp32", bytes=1,
+                          time_s=0.0, kept=False, verification=verification)  # fmt: skip
     assert E.non_finite_note(artifact) == " (its outputs hold 20 NaN values of 20)"
 
 

@@ -240,14 +240,22 @@ def test_a_labels_file_names_the_classes_and_a_wrong_count_is_refused(cli, artif
 
 
 @pytest.mark.slow
-def test_export_verify_images_reports_real_image_agreement(cli, artifacts, tmp_path, capsys):
+def test_export_verify_images_reports_real_image_agreement(
+    cli, artifacts, tmp_path, capsys, monkeypatch
+):
     """The same numbers `predict --compare` gives for the file export writes and verifies."""
+    from effnet_cli.output.sink import Sink
+    from effnet_cli.output.views import export
+
     folder, name, images = artifacts
     keras_file = folder / f"{name}.keras"
+    view, shown = export.view, []  # the record export's view is given: its JSON is --json's
+    monkeypatch.setattr(export, "view", lambda sink, record: shown.append(record))
     result = cli("export", "--from", keras_file, "-f", "onnx", "-o", tmp_path,
-                 "--verify-images", images[0].parent, "--json")  # fmt: skip
+                 "--verify-images", images[0].parent)  # fmt: skip
     assert result.code == 0, result.stderr
-    document = json.loads(result.stdout)
+    (record,) = shown
+    document = record.to_json()
     (artifact,) = document["artifacts"]
     real = artifact["verification"]["accuracy"]
     assert real["judged_on"] == "--verify-images" and real["images"] == len(images)
@@ -259,10 +267,7 @@ def test_export_verify_images_reports_real_image_agreement(cli, artifacts, tmp_p
     # fp32: logits equal to ~1e-6, a measured figure (None: bit-equal logits, or none measured)
     assert real["sqnr_db"] is not None and real["sqnr_db"] > 60, real
     assert real["passed"] is None  # fp32 is gated on drift; its agreement is reported
-    from effnet_cli.output.sink import Sink
-    from effnet_cli.output.views import export
-
-    export.view(Sink(), document)  # the table export prints without --json
+    view(Sink(), record)  # the table export prints without --json
     out = " ".join("".join(capsys.readouterr()).split())
     assert f"on {len(images)} real images (--verify-images); reported" in out
 

@@ -575,7 +575,7 @@ def test_int8_calibrated_on_grey_images_with_one_recipe_is_refused(tmp_path):
     assert not artifact["kept"] and list(out.iterdir()) == []
 
 
-def test_int8_calibrated_on_noise_is_repaired_and_says_how(tmp_path, loaded, photos):
+def test_int8_calibrated_on_noise_is_repaired_and_says_how(tmp_path, loaded, photos, monkeypatch):
     """Ranges fitted to random noise cost the real Lite0 its top-1 (25-38 % of the photos in
     onnxruntime): export tries percentile ranges, then keeps the worst layers in float, and the
     file it keeps agrees with Keras on the photos, as onnxruntime run here confirms."""
@@ -587,17 +587,20 @@ def test_int8_calibrated_on_noise_is_repaired_and_says_how(tmp_path, loaded, pho
     rng = np.random.default_rng(0)
     np.save(noise, rng.uniform(0, 255, (16, 224, 224, 3)).astype(np.float32))
     out = tmp_path / "out"
+    shown = []  # the record export's view is given: its JSON is what --json prints
+    monkeypatch.setattr(export_view, "view", lambda sink, record: shown.append(record))
     result = run_cli("export", "--model", "lite0", "--weights", PTH, "--classifier-activation",
                      "none", "-f", "onnx", "--quantize", "int8", "--calibration", noise, "-o",
-                     out, "--json")  # fmt: skip
+                     out)  # fmt: skip
     assert result.code == 0, result.stderr
-    (artifact,) = json.loads(result.stdout)["artifacts"]
+    (record,) = shown
+    (artifact,) = record.to_json()["artifacts"]
     int8 = artifact["int8"]
     assert [t["recipe"] for t in int8["tried"]] == ["default", "percentile", "keep-float"]
     assert [t["passed"] for t in int8["tried"]] == [False, False, True]
     assert int8["recipe"] == "keep-float" and 0 < int8["float_layers"] <= int8["layers"] // 2
     assert artifact["kept"] and artifact["verification"]["accuracy"]["passed"]
-    (note,) = export_view.recipe_notes([artifact])  # the line under export's table
+    (note,) = export_view.recipe_notes(record.artifacts)  # the line under export's table
     assert note.startswith("efficientnet-lite0-int8.onnx: took int8 recipe keep-float (")
     assert "layers in float: top-1 " in note and ", after default (top-1 " in note
     session = ort.InferenceSession(artifact["path"], providers=["CPUExecutionProvider"])

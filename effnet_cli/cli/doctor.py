@@ -17,5 +17,5 @@ def doctor(wide: WideOpt = False, json_output: JsonOpt = False) -> None:
     with files.stdout_to_stderr(), files.silenced_stderr():
         report = diagnose()
     sink.result("doctor", report, views.view)
-    if not report["ok"]:
+    if not report.ok:
         raise typer.Exit(1)

@@ -133,8 +133,8 @@ def evaluate(
         outcome = E.execute(loaded, job, V.items(labelled), plan, made, tick, sink.note)
     for line in outcome.conversions:
         sink.note(f"note: {line}")
-    result = V.document(loaded, labelled, job, spec, classes, outcome, output)
-    sink.result("evaluate", result, lambda _, document: view.print_evaluate(document))
+    result = V.result(loaded, labelled, job, spec, classes, outcome, output)
+    sink.result("evaluate", result, lambda _, evaluated: view.print_evaluate(evaluated))
     if csv_path is not None:
         files.write_text(csv_path, view.evaluate_csv(result))
     sink.note(outcome.line())

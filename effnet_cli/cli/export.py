@@ -4,7 +4,7 @@
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -20,9 +20,10 @@ from effnet_cli.cli.common import (
 )
 from effnet_cli.cli.options import ModelOptions, choice_metavar, complete, model_command
 from effnet_cli.model import spec as S
-from effnet_cli.model.identity import model_identity
-from effnet_cli.output.documents import model_document
 from effnet_cli.output.views import export as views
+from effnet_cli.records.export import ExportResult
+from effnet_cli.records.model import ModelIdentity
+from effnet_cli.records.spec import spec_model
 from effnet_cli.util.errors import UsageError
 from effnet_cli.workflows import export as E
 
@@ -123,20 +124,20 @@ def export(
     if verify_images is not None:
         request = replace(request, verify_images=_verify_images(verify_images, verify, spec))
     identity = (
-        model_document(spec) if spec is not None else (model_identity(name, None, None, None, None))
+        spec_model(spec)
+        if spec is not None
+        else ModelIdentity(
+            name=name, family=None, resolution=None, classes=None, preprocessing=None
+        )
     )
     try:
         artifacts = E.run_export(
             spec, source, model.weights, model.seed, request, targets, sink.progress
         )
     except E.ExportFailed as failure:  # the table still says what was written, and what failed
-        sink.result("export", _document(identity, failure.artifacts), views.view)
+        sink.result("export", ExportResult(model=identity, artifacts=failure.artifacts), views.view)
         raise
-    sink.result("export", _document(identity, artifacts), views.view)
-
-
-def _document(identity: dict[str, Any], artifacts: list[E.Artifact]) -> dict[str, Any]:
-    return {"model": identity, "artifacts": views.export_documents(artifacts)}
+    sink.result("export", ExportResult(model=identity, artifacts=artifacts), views.view)
 
 
 def _model(model: ModelOptions, source: Optional[Path]) -> Optional[S.ModelSpec]:

@@ -9,6 +9,7 @@ import typer
 
 from effnet_cli.cli.common import JsonOpt, WideOpt, artifact_kinds, output_sink
 from effnet_cli.output.views import inspect as views
+from effnet_cli.records.inspect import inspection
 
 HELP = (
     "What a model holds: inputs, outputs, ops, params, size, effnet metadata.\n\n"
@@ -25,4 +26,4 @@ def inspect(path: PathArg, wide: WideOpt = False, json_output: JsonOpt = False) 
 
     is_weights = path.name.lower().endswith(".h5") and not path.is_dir()
     document = describe_weights(path) if is_weights else describe(path)
-    sink.result("inspect", document, views.view)
+    sink.result("inspect", inspection(document), views.view)

@@ -4,7 +4,7 @@
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -36,6 +36,7 @@ from effnet_cli.util import files
 from effnet_cli.util.errors import EXIT_PARTIAL, UsageError, require_choice
 
 if TYPE_CHECKING:
+    from effnet_cli.records.predict import CompareResult, PredictResult
     from effnet_cli.workflows.classify import Loaded
     from effnet_cli.workflows.engine import Outcome, Plan
 
@@ -113,10 +114,10 @@ def predict(
                 "--compare runs a few images in memory; --output and --engine "
                 "ray classify with one artifact"
             )
-        result = _compare(compared, [Path(p) for p in paths], resize, threads)
-        sink.result("predict-compare", result, views.compare_view)
+        agreed = _compare(compared, [Path(p) for p in paths], resize, threads)
+        sink.result("predict-compare", agreed, views.compare_view)
         if csv_path is not None:
-            files.write_text(csv_path, views.compare_csv(result))
+            files.write_text(csv_path, views.compare_csv(agreed))
         return
     if engine == "ray" and source is None:
         raise UsageError(
@@ -136,7 +137,7 @@ def predict(
 
 def _compare(
     compared: list[Path], paths: list[Path], resize: str, threads: Optional[int]
-) -> dict[str, Any]:
+) -> "CompareResult":
     """Every artifact on the same images, against the first."""
     from effnet_cli.workflows import predict as P
 
@@ -161,7 +162,7 @@ def _classify(
     threads: Optional[int],
     plan: "Plan",
     draft: bool,
-) -> "tuple[dict[str, Any], Outcome]":
+) -> "tuple[PredictResult, Outcome]":
     """Each image's top classes, from the model built from options or the --from artifact,
     streamed through the run's engine."""
     from effnet_cli.util import labels as L
@@ -193,7 +194,7 @@ def _classify(
         outcome = E.execute([item], job, items, plan, made, tick, sink.note)
     for line in outcome.conversions:
         sink.note(f"note: {line}")
-    return P.document(item, spec, classes, job, outcome, plan.output), outcome
+    return P.result(item, spec, classes, job, outcome, plan.output), outcome
 
 
 def _built(model: ModelOptions, spec: S.ModelSpec, note: Callable[[str], None]) -> "Loaded":

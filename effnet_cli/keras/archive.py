@@ -9,6 +9,7 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -16,7 +17,12 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 from effnet_cli.keras.builder import build_model, import_keras
-from effnet_cli.keras.weights import check_weight_values, check_weights_file, load_weights
+from effnet_cli.keras.weights import (
+    WeightsReport,
+    check_weight_values,
+    check_weights_file,
+    load_weights,
+)
 from effnet_cli.model import spec as S
 from effnet_cli.util.errors import UsageError
 from effnet_cli.util.weight_values import shown
@@ -55,6 +61,26 @@ def save_format(path: Path) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Saved:
+    """The file `build -o` wrote."""
+
+    path: Path
+    format: str  # "keras" (a full model) or "weights"
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Built:
+    """What `build_and_save` built: the Keras counts, the weights loaded, the file written."""
+
+    params: int
+    params_trainable: int
+    seconds: float  # the build alone, TensorFlow's import excluded
+    weights: WeightsReport | None  # None: random weights
+    saved: Saved | None  # None: no -o
+
+
 def build_and_save(
     spec: S.ModelSpec,
     weights: Path | None,
@@ -62,7 +88,7 @@ def build_and_save(
     output: Path | None,
     force: bool = False,
     progress: Callable[[str], None] = lambda message: None,
-) -> dict[str, Any]:
+) -> Built:
     """`effnet build`: check every input before TensorFlow loads, build, load, save atomically."""
     import time
 
@@ -80,24 +106,18 @@ def build_and_save(
         model = build_model(spec, seed=seed)
         build_seconds = time.perf_counter() - started
         loaded = load_weights(model, weights) if weights is not None else None
-        report: dict[str, Any] = {
-            "input": S.input_contract(spec),
-            "params": int(model.count_params()),
-            "params_trainable": int(sum(int(w.numpy().size) for w in model.trainable_weights)),
-            "seed": seed,
-            "weights": vars(loaded) if loaded else None,
-            "build_s": build_seconds,
-            "output": None,
-        }
+        saved = None
         if output is not None:
             with files.atomic_target(output) as tmp:
                 model.save(tmp) if fmt == "keras" else model.save_weights(tmp)
-            report["output"] = {
-                "path": str(output),
-                "format": fmt,
-                "bytes": files.size_bytes(output),
-            }
-    return report
+            saved = Saved(output, fmt, files.size_bytes(output))
+        return Built(
+            params=int(model.count_params()),
+            params_trainable=int(sum(int(w.numpy().size) for w in model.trainable_weights)),
+            seconds=build_seconds,
+            weights=loaded,
+            saved=saved,
+        )
 
 
 def load_or_build(

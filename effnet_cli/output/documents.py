@@ -8,28 +8,11 @@ from typing import Any
 from effnet_cli.model import costs as C
 from effnet_cli.model import roofline as R
 from effnet_cli.model import spec as S
-from effnet_cli.model.identity import model_identity
+from effnet_cli.records.spec import spec_model
 
 
 def model_document(spec: S.ModelSpec) -> dict[str, Any]:
-    return {
-        **model_identity(
-            spec.name,
-            spec.family.name,
-            [spec.resolution, spec.resolution],
-            spec.num_classes if spec.include_top else None,
-            spec.preprocessing,
-        ),
-        "base": spec.base,
-        "phi": spec.phi,
-        "width": spec.width,
-        "depth": spec.depth,
-        "dropout": spec.dropout,
-        "drop_connect": spec.drop_connect,
-        "include_top": spec.include_top,
-        "pooling": spec.pooling,
-        "classifier_activation": spec.classifier_activation,
-    }
+    return spec_model(spec).to_json()
 
 
 def totals_document(costs: C.Costs) -> dict[str, int]:

@@ -19,7 +19,7 @@ from effnet_cli.backends import runtimes
 from effnet_cli.backends.describe import unreadable
 from effnet_cli.backends.keras import keras_runner
 from effnet_cli.model import spec as S
-from effnet_cli.model.identity import model_identity
+from effnet_cli.records.model import ModelIdentity
 from effnet_cli.util.drift import agreement_on
 from effnet_cli.util.errors import UsageError, WorkError
 
@@ -287,7 +287,17 @@ def _quiet(_: str) -> None:
     return None
 
 
-def agreement(reference: Floats, other: Floats, k: int = 5) -> dict[str, float]:
+@dataclass(frozen=True)
+class Agreement:
+    """How one artifact's probabilities agree with the reference's on the same images."""
+
+    top1_agreement: float
+    top_k_overlap: float  # the mean share of the reference's top-k in the other's top-k
+    k: int  # 5, or the classes where the head has fewer
+    max_abs_diff_prob: float  # the largest |Δ probability| over every image and class
+
+
+def agreement(reference: Floats, other: Floats, k: int = 5) -> Agreement:
     """How `other`'s probabilities agree with `reference`'s on the same images: top-1
     agreement and the mean share of the reference's top-k in the other's top-k (as export
     judges files: drift.agreement_on), and the largest |Δ probability| over every image and
@@ -295,11 +305,12 @@ def agreement(reference: Floats, other: Floats, k: int = 5) -> dict[str, float]:
     import numpy as np
 
     ranking = agreement_on(other, reference, k)
-    return {
-        "top1_agreement": ranking["top1_agreement"],
-        f"top{min(k, reference.shape[1])}_overlap": ranking["top_k_overlap"],
-        "max_abs_diff_prob": float(np.max(np.abs(reference - other))),
-    }
+    return Agreement(
+        ranking["top1_agreement"],
+        ranking["top_k_overlap"],
+        min(k, reference.shape[1]),
+        float(np.max(np.abs(reference - other))),
+    )
 
 
 def built(spec: S.ModelSpec, weights: Path | None, seed: int | None) -> Loaded:
@@ -314,20 +325,25 @@ def built(spec: S.ModelSpec, weights: Path | None, seed: int | None) -> Loaded:
     return load_built(model, spec)
 
 
-def identity(item: Loaded, spec: S.ModelSpec | None, classes: int) -> dict[str, Any]:
+def identity(item: Loaded, spec: S.ModelSpec | None, classes: int) -> ModelIdentity:
     """The model object: the spec's, or what the artifact says about itself (the contract it
     was fed by where it is silent)."""
     from effnet_cli.backends import describe
 
     size = item.contract.resolution
     if spec is not None:
-        return model_identity(
-            spec.name, spec.family.name, [size, size], classes, spec.preprocessing
+        return ModelIdentity(
+            name=spec.name,
+            family=spec.family.name,
+            resolution=(size, size),
+            classes=classes,
+            preprocessing=spec.preprocessing,
         )
     said = describe.model_from_metadata(describe.typed_metadata(item.runner.metadata))
-    return {
-        **said,
-        "name": said["name"] or item.contract.name or item.label,
-        "resolution": [size, size],
-        "classes": classes,
-    }
+    return ModelIdentity(
+        name=said["name"] or item.contract.name or item.label,
+        family=said["family"],
+        resolution=(size, size),
+        classes=classes,
+        preprocessing=said["preprocessing"],
+    )

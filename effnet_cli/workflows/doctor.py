@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import platform
 from importlib import metadata
-from typing import Any
+
+from effnet_cli.records.doctor import BackendOffer, Diagnosis, Package
 
 # (distribution, required?, why) — required ones make doctor exit 1 when missing. Each backend's
 # own packages come from its record (backends/), so a new backend is diagnosed too.
@@ -70,43 +71,46 @@ def incompatibilities(versions: dict[str, str | None]) -> list[str]:
     return problems
 
 
-def diagnose(probe_devices: bool = True) -> dict[str, Any]:
+def diagnose(probe_devices: bool = True) -> Diagnosis:
     from effnet_cli import backends
 
     listed = packages()
     versions = {name: _version(name) for name, _, _ in listed}
-    missing = [name for name, required, _ in listed if required and versions[name] is None]
-    doc: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "packages": [
-            {"name": name, "version": versions[name], "required": required, "purpose": why}
-            for name, required, why in listed
-        ],
-        "missing": missing,
-        "incompatible": incompatibilities(versions),
-        "gpus": [],
-        "onnxruntime_providers": [],
-    }
+    missing = tuple(name for name, required, _ in listed if required and versions[name] is None)
+    incompatible = tuple(incompatibilities(versions))
+    cpu: str | None = None  # not probed without TensorFlow
+    gpus: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
     if probe_devices and versions["tensorflow"]:
         from effnet_cli.backends.keras import gpus_visible
         from effnet_cli.util.capabilities import cpu_name
 
-        doc["cpu"] = cpu_name()
-        doc["gpus"] = gpus_visible()
+        cpu, gpus = cpu_name(), tuple(gpus_visible())
     if probe_devices and versions["onnxruntime"]:
         import onnxruntime
 
-        doc["onnxruntime_providers"] = onnxruntime.get_available_providers()
-    doc["backends"] = [
-        {
-            "name": b.name,
-            "summary": b.summary,
-            "devices": list(b.devices),
-            "precisions": {p: way.how for p, way in b.precisions.items()},
-        }
-        for b in backends.BACKENDS.values()
-    ]
-    doc["ok"] = not missing and not doc["incompatible"]
-    return doc
+        providers = tuple(onnxruntime.get_available_providers())
+    return Diagnosis(
+        python=platform.python_version(),
+        platform=platform.platform(),
+        cpu_count=os.cpu_count(),
+        packages=tuple(
+            Package(name=name, version=versions[name], required=required, purpose=why)
+            for name, required, why in listed
+        ),
+        missing=missing,
+        incompatible=incompatible,
+        gpus=gpus,
+        onnxruntime_providers=providers,
+        cpu=cpu,
+        backends=tuple(
+            BackendOffer(
+                name=b.name,
+                summary=b.summary,
+                devices=tuple(b.devices),
+                precisions={p: way.how for p, way in b.precisions.items()},
+            )
+            for b in backends.BACKENDS.values()
+        ),
+        ok=not missing and not incompatible,
+    )

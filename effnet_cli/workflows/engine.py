@@ -9,9 +9,9 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from effnet_cli.backends.runtimes import usable_cores
+from effnet_cli.records.predict import FirstError, OutputFile, RunSummary
 from effnet_cli.util import files
 from effnet_cli.util.errors import UsageError, choices
 from effnet_cli.workflows import classify as C
@@ -75,7 +75,7 @@ class Outcome:
     decode_s: float | None  # the workers' decoding seconds (local engine)
     infer_s: float | None
     sums: dict[str, int] = field(default_factory=dict)  # evaluate's counts, every row's
-    rows: list[dict[str, Any]] | None = None  # kept when there is no --output
+    rows: list[stream.Row] | None = None  # kept when there is no --output
     dropped: str | None = None  # what a killed run left half-written
     conversions: list[str] = field(default_factory=list)  # what decoding converted, by kind
     infer_s_per_model: list[float] | None = None  # local engine: each model's seconds
@@ -91,23 +91,30 @@ class Outcome:
             said += f"; first: {self.first_error[0]}: {self.first_error[1]}"
         return said
 
-    def document(self) -> dict[str, Any]:
-        """The `run` object of predict's and evaluate's --json documents."""
+    def summary(self) -> RunSummary:
+        """The `run` object of predict's and evaluate's results."""
         first = self.first_error
-        return {
-            "engine": self.engine,
-            "where": self.where,
-            "workers": self.workers,
-            "images": self.images,
-            "skipped": self.skipped,
-            "classified": self.classified,
-            "failed": self.failed,
-            "first_error": {"path": first[0], "error": first[1]} if first else None,
-            "wall_s": self.wall_s,
-            "images_per_s": self.images_per_s,
-            "decode_s": self.decode_s,
-            "inference_s": self.infer_s,
-        }
+        return RunSummary(
+            engine=self.engine,
+            where=self.where,
+            workers=self.workers,
+            images=self.images,
+            skipped=self.skipped,
+            classified=self.classified,
+            failed=self.failed,
+            first_error=FirstError(path=first[0], error=first[1]) if first else None,
+            wall_s=self.wall_s,
+            images_per_s=self.images_per_s,
+            decode_s=self.decode_s,
+            inference_s=self.infer_s,
+        )
+
+
+def output_file(output: Path | None) -> OutputFile | None:
+    """Where a run's rows went (`--output`), and in what format."""
+    if output is None:
+        return None
+    return OutputFile(path=output, format=output.suffix.lstrip(".").lower())
 
 
 def producer(job: stream.Job, built: str | None = None) -> rowfiles.Producer:
@@ -172,10 +179,10 @@ def _locally(
 ) -> Outcome:
     workers = plan.workers or usable_cores()
     writer = rowfiles.Writer(plan.output, job.columns()) if plan.output is not None else None
-    kept: list[dict[str, Any]] = []  # the rows, when there is no file to hold them
+    kept: list[stream.Row] = []  # the rows, when there is no file to hold them
     done = 0
 
-    def emit(rows: list[dict[str, Any]]) -> None:
+    def emit(rows: list[stream.Row]) -> None:
         nonlocal done
         if writer is not None:
             writer.write(rows)

@@ -15,9 +15,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from effnet_cli.model import spec as S
+from effnet_cli.records.evaluate import AccuracyRow, EvaluateResult, TruthSummary
 from effnet_cli.util import images
 from effnet_cli.util import labels as L
 from effnet_cli.util.errors import UsageError
@@ -42,14 +43,14 @@ class Truth:
     naming: str  # "synset", "index" or "synset and index"
     named: Mapping[int, str] = field(default_factory=dict)  # class -> where it was named first
 
-    def document(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "path": self.location,
-            "naming": self.naming,
-            "images": len(self.paths),
-            "classes": len(set(self.classes)),
-        }
+    def summary(self) -> TruthSummary:
+        return TruthSummary(
+            source=self.source,
+            path=self.location,
+            naming=self.naming,
+            images=len(self.paths),
+            classes=len(set(self.classes)),
+        )
 
 
 # ------------------------------------------------------------------------------ the truth
@@ -366,42 +367,46 @@ def items(truth: Truth) -> list[stream.Item]:
     return [stream.Item(str(p), c) for p, c in zip(truth.paths, truth.classes, strict=True)]
 
 
-def accuracy_rows(loaded: Sequence[C.Loaded], outcome: engine.Outcome) -> list[dict[str, Any]]:
+def accuracy_rows(loaded: Sequence[C.Loaded], outcome: engine.Outcome) -> list[AccuracyRow]:
     """One row per artifact: correct counts over the images classified, accuracies (fractions)
     and the drop against the first in percentage points (positive: worse than the first)."""
     count = outcome.classified
-    rows: list[dict[str, Any]] = []
+
+    def correct(n: int) -> tuple[int, int]:
+        return outcome.sums.get(f"top1_correct_{n}", 0), outcome.sums.get(f"top5_correct_{n}", 0)
+
+    def share(part: int) -> float:
+        return part / count if count else 0.0
+
+    def points(drop: int) -> float:
+        return 100 * drop / count if count else 0.0
+
+    first1, first5 = correct(0)
+    rows: list[AccuracyRow] = []
     for n, item in enumerate(loaded):
-        top1, top5 = (
-            outcome.sums.get(f"top1_correct_{n}", 0),
-            outcome.sums.get(f"top5_correct_{n}", 0),
-        )
+        top1, top5 = correct(n)
         size = item.contract.resolution
-        seconds = outcome.infer_s_per_model[n] if outcome.infer_s_per_model else None
         rows.append(
-            {
-                "path": item.label,
-                "runtime": item.runner.runtime,
-                "precision": item.runner.precision,
-                "resolution": [size, size],
-                "images": count,
-                "top1_correct": top1,
-                "top5_correct": top5,
-                "top1_accuracy": top1 / count if count else 0.0,
-                "top5_accuracy": top5 / count if count else 0.0,
-                "inference_s": seconds,
-            }
+            AccuracyRow(
+                path=item.label,
+                runtime=item.runner.runtime,
+                precision=item.runner.precision,
+                resolution=(size, size),
+                images=count,
+                top1_correct=top1,
+                top5_correct=top5,
+                top1_accuracy=share(top1),
+                top5_accuracy=share(top5),
+                inference_s=outcome.infer_s_per_model[n] if outcome.infer_s_per_model else None,
+                # from the counts: equal counts give exactly 0.0, not a float's residue
+                top1_drop_points=points(first1 - top1),
+                top5_drop_points=points(first5 - top5),
+            )
         )
-    first = rows[0]
-    for row in rows:
-        for k in ("top1", "top5"):
-            # from the counts: equal counts give exactly 0.0, not a float's residue
-            drop = first[f"{k}_correct"] - row[f"{k}_correct"]
-            row[f"{k}_drop_points"] = 100 * drop / count if count else 0.0
     return rows
 
 
-def document(
+def result(
     loaded: Sequence[C.Loaded],
     truth: Truth,
     work: stream.Job,
@@ -409,17 +414,15 @@ def document(
     classes: int,
     outcome: engine.Outcome,
     output: Path | None,
-) -> dict[str, Any]:
-    """The `effnet.evaluate/1` document (less its schema)."""
-    return {
-        "model": C.identity(loaded[0], spec, classes),
-        "truth": truth.document(),
-        "resize": work.resize,
-        "top_k": min(TOP_K, classes),
-        "reference": loaded[0].label,
-        "rows": accuracy_rows(loaded, outcome),
-        "run": outcome.document(),
-        "output": {"path": str(output), "format": output.suffix.lstrip(".").lower()}
-        if output is not None
-        else None,
-    }
+) -> EvaluateResult:
+    """evaluate's result: a row per artifact, against the first."""
+    return EvaluateResult(
+        model=C.identity(loaded[0], spec, classes),
+        truth=truth.summary(),
+        resize=work.resize,
+        top_k=min(TOP_K, classes),
+        reference=loaded[0].label,
+        rows=tuple(accuracy_rows(loaded, outcome)),
+        run=outcome.summary(),
+        output=engine.output_file(output),
+    )

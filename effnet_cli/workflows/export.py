@@ -19,6 +19,16 @@ from effnet_cli.backends.artifact import metadata
 from effnet_cli.backends.record import Steer
 from effnet_cli.keras.calibration import check_calibration_array, load_calibration
 from effnet_cli.model import spec as S
+from effnet_cli.records.export import (
+    Accuracy,
+    Artifact,
+    Calibration,
+    Int8Recipe,
+    RecipeAttempt,
+    RecipeFigures,
+    Verification,
+    taken,
+)
 from effnet_cli.util import files
 from effnet_cli.util.drift import NonFinite, agreement_on, compare, non_finite
 from effnet_cli.util.errors import UsageError, WorkError, choices, split_list
@@ -35,51 +45,6 @@ class Target:
     backend: str
     precision: str  # converted into the file: fp32, or a --quantize mode
     path: Path
-
-
-@dataclass
-class Accuracy:
-    """Agreement with the float Keras model on real images (the gate of fp16, dynamic and
-    int8 files on a trained model; reported for the rest): `--verify-images`, else the
-    shipped photos. Not judged, with the reason, where the model has no accuracy to keep."""
-
-    judged_on: str  # what the images are: "the shipped photos", or "--verify-images"
-    images: int = 0
-    top1_agreement: float | None = None
-    top5_overlap: float | None = None
-    sqnr_db: float | None = None  # None: equal logits, or not measured
-    min_top1_agreement: float | None = None  # the gate's limits; None: reported, not gated
-    min_top5_overlap: float | None = None
-    min_sqnr_db: float | None = None
-    passed: bool | None = None  # None: reported, or not judged
-    not_judged: str | None = None  # why: "random weights", "no classifier head"
-
-
-@dataclass
-class Verification:
-    batches: list[int]
-    sizes: list[int]  # input heights (= widths) verified: the resolution, and one more if dynamic
-    compared: str  # "logits" (the tensor before a softmax head) or the model's "outputs"
-    max_rel_diff: float | None  # drift on seeded random images (the gate of fp32 and fp16
-    top1_agreement: float | None  # files) and agreement there; None where `non_finite`
-    tolerance: float | None
-    min_top1_agreement: float | None  # always None: kept for effnet.export/1 readers
-    passed: bool
-    drift_images: int = 0  # random images the drift was measured on
-    accuracy: Accuracy | None = None
-    non_finite: str | None = None  # "its outputs hold 1,000 NaN values of 1,000": failed
-
-
-@dataclass
-class Artifact:
-    target: Target
-    bytes: int
-    seconds: float
-    verification: Verification | None
-    kept: bool
-    calibration: dict[str, Any] | None = None  # int8: {"source", "images"} its ranges came from
-    # int8: the recipe it was written with, what that did, and every recipe tried (repair)
-    recipe: dict[str, Any] | None = None
 
 
 def parse_formats(values: list[str]) -> list[str]:
@@ -139,7 +104,7 @@ def verify(
         raise WorkError(f"cannot read the {compared} of {path.name} to verify it")
     fixed = runner.fixed_batch  # a pinned batch runs a case of several batches in chunks
     cases = [case for case in inputs if fixed is None or case[0] % fixed == 0]
-    batches, sizes = (list(dict.fromkeys(case[i] for case in cases)) for i in (0, 1))
+    batches, sizes = (tuple(dict.fromkeys(case[i] for case in cases)) for i in (0, 1))
     images = sum(batch for batch, _ in cases)
     limits = gate(target)
     try:
@@ -151,31 +116,29 @@ def verify(
         accuracy = judge_accuracy(limits, runner, real) if real is not None else None
     except NonFinite as exc:  # the file answers NaN or infinities: failed, never a figure
         return Verification(
-            batches,
-            sizes,
-            compared,
-            None,
-            None,
-            limits.max_rel_diff,
-            None,
-            False,
-            images,
+            batches=batches,
+            sizes=sizes,
+            compared=compared,
+            max_rel_diff=None,
+            top1_agreement=None,
+            tolerance=limits.max_rel_diff,
+            passed=False,
+            drift_images=images,
             non_finite=str(exc),
         )
     passed = (limits.max_rel_diff is None or worst <= limits.max_rel_diff) and (
         accuracy is None or accuracy.passed is not False
     )
     return Verification(
-        batches,
-        sizes,
-        compared,
-        worst,
-        agreeing / images,
-        limits.max_rel_diff,
-        None,
-        passed,
-        images,
-        accuracy,
+        batches=batches,
+        sizes=sizes,
+        compared=compared,
+        max_rel_diff=worst,
+        top1_agreement=agreeing / images,
+        tolerance=limits.max_rel_diff,
+        passed=passed,
+        drift_images=images,
+        accuracy=accuracy,
     )
 
 
@@ -186,14 +149,14 @@ def judge_accuracy(
     and the model has some to keep; reported otherwise (None: nothing to say)."""
     why = real.not_judged if limits.judges_accuracy else None
     if real.inputs is None:
-        return Accuracy(real.judged_on, not_judged=why) if why else None
+        return Accuracy(judged_on=real.judged_on, not_judged=why) if why else None
     figures = agreement_on(runner.comparable_all(real.inputs), real.expected)
     accuracy = Accuracy(
-        real.judged_on,
-        len(real.inputs),
-        figures["top1_agreement"],
-        figures["top_k_overlap"],
-        figures["sqnr_db"],
+        judged_on=real.judged_on,
+        images=len(real.inputs),
+        top1_agreement=figures["top1_agreement"],
+        top5_overlap=figures["top_k_overlap"],
+        sqnr_db=figures["sqnr_db"],
         not_judged=why,
     )
     if not limits.judges_accuracy or why:
@@ -365,7 +328,7 @@ def export_model(
     request: ExportRequest,
     targets: list[Target],
     progress: Callable[[str], None],
-) -> list[Artifact]:
+) -> tuple[Artifact, ...]:
     """Write every target from one model; verify each, repairing an int8 file that misses its
     gate where a recipe can; keep what verified (and, with --keep-failed, what did not)."""
     from effnet_cli.keras.builder import logits_function, with_input_size
@@ -418,7 +381,7 @@ def export_model(
             if request.verify:
                 run.real = real_images(model, spec, request.verify_images, fresh, progress)
             refuse_non_finite_model(run)
-            artifacts = []
+            written: list[Artifact] = []
             for n, (target, stage, recipe) in enumerate(zip(targets, staged, recipes, strict=True)):
                 write = writes[n]
                 if write is None:  # a steered --int8-recipe
@@ -433,39 +396,38 @@ def export_model(
                     )
                     verification = run.verify(target, stage.path)
                 took = write[0]
-                recipe_used = recipe_document(recipe, write[1], verification) if recipe else None
+                recipe_used = recipe_record(recipe, write[1], verification) if recipe else None
                 # (a repairable file has recipes, so it has a recipe document)
                 if recipe_used is not None and repairable(target, request, verification):
                     took, verification, recipe_used = repair(
                         run, target, stage.path, recipe_used, took, progress
                     )
                 calibrated = backends.get(target.backend).precisions[target.precision].calibration
-                used = (
-                    {"source": calibration.source, "images": calibration.count}
-                    if (calibration and calibrated)
-                    else None
-                )
-                artifacts.append(
+                written.append(
                     Artifact(
-                        target,
-                        files.size_bytes(stage.path),
-                        took,
-                        verification,
-                        False,
-                        used,
-                        recipe_used,
+                        format=target.backend,
+                        path=target.path,
+                        precision=target.precision,
+                        bytes=files.size_bytes(stage.path),
+                        time_s=took,
+                        kept=False,  # until its file is moved into place below
+                        calibration=(
+                            Calibration(source=calibration.source, images=calibration.count)
+                            if calibration and calibrated
+                            else None
+                        ),
+                        int8=recipe_used,
+                        verification=verification,
                     )
                 )
         # One failure never costs the files that passed; a failed one stays with --keep-failed.
-        for artifact, stage in zip(artifacts, staged, strict=True):
-            if passed(artifact) or request.keep_failed:
-                stage.commit()
-                artifact.kept = True
-        failed = [a for a in artifacts if not passed(a)]
+        artifacts = tuple(
+            keep(artifact, stage) if artifact.passed or request.keep_failed else artifact
+            for artifact, stage in zip(written, staged, strict=True)
+        )
+        failed = [a for a in artifacts if not a.passed]
         if failed:
-            names = ", ".join(
-                a.target.path.name + tried_recipes(a) + non_finite_note(a) for a in failed
-            )
+            names = ", ".join(a.path.name + tried_recipes(a) + non_finite_note(a) for a in failed)
             raise ExportFailed(f"verification failed for {names}", artifacts)
         return artifacts
     finally:
@@ -571,56 +533,66 @@ def repairable(target: Target, request: ExportRequest, verification: Verificatio
     )
 
 
-def recipe_document(
+def recipe_record(
     recipe: backends.Recipe, done: dict[str, Any] | None, verification: Verification | None
-) -> dict[str, Any]:
-    """The recipe an int8 file was written with and what it did ("float_layers"), with its
-    agreement on the real images, as the one entry of "tried"."""
-    attempt = {"recipe": recipe.name, **(done or {})}
+) -> Int8Recipe:
+    """The recipe an int8 file was written with and what it did (keep-float: `float_layers` of
+    `layers`), with its agreement on the real images, as the one entry of `tried`."""
+    did = dict(done or {})
+    attempt = RecipeAttempt(
+        recipe=recipe.name,
+        float_layers=did.pop("float_layers", None),
+        layers=did.pop("layers", None),
+    )
+    if did:  # a writer says something the record has no field for: a bug if reached
+        raise ValueError(f"{recipe.name} did what no record says: {sorted(did)}")
     accuracy = verification.accuracy if verification else None
     if accuracy is not None and accuracy.images:
-        attempt |= {
-            "top1_agreement": accuracy.top1_agreement,
-            "top5_overlap": accuracy.top5_overlap,
-            "sqnr_db": accuracy.sqnr_db,
-            "passed": accuracy.passed,
-        }
-    return {**attempt, "tried": [attempt]}
+        attempt = replace(
+            attempt,
+            figures=RecipeFigures(
+                top1_agreement=accuracy.top1_agreement,
+                top5_overlap=accuracy.top5_overlap,
+                sqnr_db=accuracy.sqnr_db,
+                passed=accuracy.passed,
+            ),
+        )
+    return taken(attempt, (attempt,))
 
 
 def repair(
     run: Run,
     target: Target,
     path: Path,
-    document: dict[str, Any],
+    recipe_used: Int8Recipe,
     took: float,
     progress: Callable[[str], None],
-) -> tuple[float, Verification, dict[str, Any]]:
+) -> tuple[float, Verification, Int8Recipe]:
     """Try the target's next recipes in order until one reaches the gate. The last one tried
     is kept, and refused by the caller if it missed too."""
     recipes = backends.get(target.backend).precisions[target.precision].recipes
-    tried = list(document["tried"])
+    tried = list(recipe_used.tried)
     for n, recipe in enumerate(recipes[1:], 2):
         progress(
-            f"{target.path.name} misses the accuracy gate with {tried[-1]['recipe']}; "
+            f"{target.path.name} misses the accuracy gate with {tried[-1].recipe}; "
             f"trying {recipe.name} ({n}/{len(recipes)}): {recipe.summary}"
         )
         seconds, done = run.write(target, path, recipe)
         took += seconds
         verification = run.verify(target, path)
-        document = recipe_document(recipe, done, verification)
-        tried.append(document["tried"][0])
+        recipe_used = recipe_record(recipe, done, verification)
+        tried.extend(recipe_used.tried)
         if verification.passed:
             break
-    return took, verification, {**document, "tried": tried}
+    return took, verification, replace(recipe_used, tried=tuple(tried))
 
 
 def tried_recipes(artifact: Artifact) -> str:
     """' (int8 recipes tried: default, percentile, keep-float)' after a refused repaired file."""
-    tried = (artifact.recipe or {}).get("tried", [])
+    tried = artifact.int8.tried if artifact.int8 is not None else ()
     if len(tried) < 2:
         return ""
-    return f" (int8 recipes tried: {', '.join(t['recipe'] for t in tried)})"
+    return f" (int8 recipes tried: {', '.join(t.recipe for t in tried)})"
 
 
 def non_finite_note(artifact: Artifact) -> str:
@@ -629,9 +601,10 @@ def non_finite_note(artifact: Artifact) -> str:
     return f" ({verification.non_finite})" if verification and verification.non_finite else ""
 
 
-def passed(artifact: Artifact) -> bool:
-    """Verified and passed, or written without verification (--no-verify)."""
-    return artifact.verification is None or artifact.verification.passed
+def keep(artifact: Artifact, stage: files.Staged) -> Artifact:
+    """The artifact's file moved into place: the record of it says it is kept."""
+    stage.commit()
+    return replace(artifact, kept=True)
 
 
 def verification_batches(request: ExportRequest) -> list[int]:
@@ -671,7 +644,9 @@ def reference_outputs(
 
 
 class ExportFailed(WorkError):
-    def __init__(self, message: str, artifacts: list[Artifact]) -> None:
+    """Some file missed its gate: the artifacts say what was written, kept and refused."""
+
+    def __init__(self, message: str, artifacts: tuple[Artifact, ...]) -> None:
         super().__init__(message, hint="--keep-failed keeps the files for inspection")
         self.artifacts = artifacts
 
@@ -684,7 +659,7 @@ def run_export(
     request: ExportRequest,
     targets: list[Target],
     progress: Callable[[str], None],
-) -> list[Artifact]:
+) -> tuple[Artifact, ...]:
     """`effnet export`: build (or load) the model once, then write and verify every target."""
     from effnet_cli.keras import archive
 

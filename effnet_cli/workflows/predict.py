@@ -7,9 +7,16 @@ it too); this module is predict's requests and results.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from effnet_cli.model import spec as S
+from effnet_cli.records.predict import (
+    CompareResult,
+    CompareRow,
+    Prediction,
+    PredictResult,
+    Ranked,
+)
 from effnet_cli.util import images
 from effnet_cli.util.drift import NonFinite, non_finite
 from effnet_cli.util.errors import UsageError
@@ -19,10 +26,14 @@ from effnet_cli.workflows.classify import (
     Note,
     agreement,
     head_classes,
+    identity,
     load_artifact,
     load_built,
     probabilities,
 )
+
+if TYPE_CHECKING:
+    from effnet_cli.util.arrays import Images
 
 __all__ = [
     "Loaded",
@@ -67,59 +78,52 @@ def job(
     )
 
 
-def image_document(row: dict[str, Any], top: int) -> dict[str, Any]:
-    """A row as the `images` entry of `effnet.predict/1`: its top classes, or its error."""
-    ranked = [
-        {
-            "rank": rank,
-            "class": row[f"class_{rank}"],
-            "label": row[f"label_{rank}"],
-            "probability": row[f"probability_{rank}"],
-        }
+def prediction(row: stream.Row, top: int) -> Prediction:
+    """A kept row as its image's prediction: its top classes, or its error."""
+    ranked = tuple(
+        Ranked(
+            rank=rank,
+            class_=row[f"class_{rank}"],
+            label=row[f"label_{rank}"],
+            probability=row[f"probability_{rank}"],
+        )
         for rank in range(1, top + 1)
         if row[f"class_{rank}"] is not None
-    ]
-    document: dict[str, Any] = {"path": row["path"], "top": ranked}
-    if row["error"] is not None:
-        document["error"] = row["error"]
-    return document
+    )
+    return Prediction(path=row["path"], top=ranked, error=row["error"])
 
 
-def document(
+def result(
     item: Loaded,
     spec: S.ModelSpec | None,
     classes: int,
     work: stream.Job,
     outcome: engine.Outcome,
     output: Path | None,
-) -> dict[str, Any]:
-    """The `effnet.predict/1` document: per image rows where they were kept (no --output), and
-    the run's counts."""
-    from effnet_cli.workflows.classify import identity
-
+) -> PredictResult:
+    """predict's result: per image predictions where the rows were kept (no --output), and the
+    run's counts."""
     runner = item.runner
-    return {
-        "model": identity(item, spec, classes),
-        "source": item.label,
-        "runtime": runner.runtime,
-        "provider": runner.provider,
-        "precision": runner.precision,
-        "resize": work.resize,
-        "images": [image_document(row, work.top) for row in outcome.rows or []],
-        "run": outcome.document(),
-        "output": {"path": str(output), "format": output.suffix.lstrip(".").lower()}
-        if output is not None
-        else None,
-    }
+    return PredictResult(
+        model=identity(item, spec, classes),
+        source=item.label,
+        runtime=runner.runtime,
+        provider=runner.provider,
+        precision=runner.precision,
+        resize=work.resize,
+        images=tuple(prediction(row, work.top) for row in outcome.rows or ()),
+        run=outcome.summary(),
+        output=engine.output_file(output),
+    )
 
 
-def compare(loaded: list[Loaded], paths: list[Path], resize: str, note: Note) -> dict[str, Any]:
+def compare(loaded: list[Loaded], paths: list[Path], resize: str, note: Note) -> CompareResult:
     """Every artifact on the same images (each at its own resolution), against the first."""
     if len(loaded) < 2:
         raise UsageError("--compare needs at least two artifacts; the first is the reference")
-    results = []
+    rows: list[CompareRow] = []
     reference = None
-    batches: dict[int, Any] = {}  # decoded once per resolution, not once per artifact
+    batches: dict[int, Images] = {}  # decoded once per resolution, not once per artifact
     for item in loaded:
         size = item.contract.resolution
         if size not in batches:
@@ -135,16 +139,20 @@ def compare(loaded: list[Loaded], paths: list[Path], resize: str, note: Note) ->
                 f"{item.label} has {probs.shape[1]} classes and {loaded[0].label} "
                 f"{reference.shape[1]}: they cannot be compared"
             )
-        results.append(
-            {
-                "path": item.label,
-                "runtime": item.runner.runtime,
-                "precision": item.runner.precision,
-                "resolution": [size, size],
-                **agreement(reference, probs),
-            }
+        agreed = agreement(reference, probs)
+        rows.append(
+            CompareRow(
+                path=item.label,
+                runtime=item.runner.runtime,
+                precision=item.runner.precision,
+                resolution=(size, size),
+                top1_agreement=agreed.top1_agreement,
+                top_k_overlap=agreed.top_k_overlap,
+                max_abs_diff_prob=agreed.max_abs_diff_prob,
+                k=agreed.k,
+            )
         )
-    return {"images": len(paths), "reference": loaded[0].label, "rows": results}
+    return CompareResult(images=len(paths), reference=loaded[0].label, rows=tuple(rows))
 
 
 def describe_run(loaded: Loaded, count: int, resize: str) -> str:

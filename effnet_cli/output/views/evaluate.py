@@ -3,11 +3,9 @@ columns. Accuracies are fractions in JSON and CSV, percentages in the table."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from effnet_cli.output.sink import current
 from effnet_cli.output.table import Column, columns_csv, print_columns
+from effnet_cli.records.evaluate import EvaluateResult
 
 
 def _percent(key: str) -> Column:
@@ -37,25 +35,26 @@ EVALUATE_TABLE = (
 )
 
 
-def title(result: Mapping[str, Any]) -> str:
-    truth = result["truth"]
+def title(result: EvaluateResult) -> str:
+    truth = result.truth
     labelled = (
-        f"{truth['naming']} folders in {truth['path']}"
-        if truth["source"] == "folders"
-        else f"labels from {truth['path']}"
+        f"{truth.naming} folders in {truth.path}"
+        if truth.source == "folders"
+        else f"labels from {truth.path}"
     )
-    line = f"{truth['images']} images of {truth['classes']} classes ({labelled})"
-    if len(result["rows"]) > 1:
-        line += f" · drop against {result['reference']}"
+    line = f"{truth.images} images of {truth.classes} classes ({labelled})"
+    if len(result.rows) > 1:
+        line += f" · drop against {result.reference}"
     return line
 
 
-def print_evaluate(result: Mapping[str, Any]) -> None:
-    """The table; one artifact alone has no drop to show (its JSON and CSV say 0.0)."""
-    rows = result["rows"]
+def print_evaluate(result: EvaluateResult) -> None:
+    """The table (its rows: the rows' JSON documents, whose keys are the columns'); one
+    artifact alone has no drop to show (its JSON and CSV say 0.0)."""
+    rows = result.rows
     columns = [c for c in EVALUATE_TABLE if len(rows) > 1 or not c.key.endswith("_drop_points")]
-    print_columns(current().out(), title(result), columns, rows)
+    print_columns(current().out(), title(result), columns, [row.to_json() for row in rows])
 
 
-def evaluate_csv(result: Mapping[str, Any]) -> str:
-    return columns_csv(EVALUATE_TABLE, result["rows"])
+def evaluate_csv(result: EvaluateResult) -> str:
+    return columns_csv(EVALUATE_TABLE, [row.to_json() for row in result.rows])

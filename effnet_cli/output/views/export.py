@@ -4,30 +4,12 @@ images, and agreement with Keras on real images (the accuracy gate of reduced pr
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from effnet_cli import samples
 from effnet_cli.output.sink import Sink
 from effnet_cli.output.table import Column, print_columns
-
-
-def export_documents(artifacts: Sequence[Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "format": a.target.backend,
-            "path": str(a.target.path),
-            "precision": a.target.precision,
-            "bytes": a.bytes,
-            "time_s": a.seconds,
-            "kept": a.kept,
-            "calibration": a.calibration,
-            "int8": a.recipe,
-            "verification": None if a.verification is None else asdict(a.verification),
-        }
-        for a in artifacts
-    ]
+from effnet_cli.records.export import Artifact, ExportResult, RecipeAttempt, Verification
 
 
 def _checked(text: Callable[[Mapping[str, Any]], str]) -> Callable[[Mapping[str, Any]], str]:
@@ -79,79 +61,80 @@ EXPORT_TABLE = (
 )  # fmt: skip
 
 
-def view(sink: Sink, document: Mapping[str, Any]) -> None:
+def view(sink: Sink, result: ExportResult) -> None:
     """The artifacts' table, and what each gate was judged on."""
-    documents = document["artifacts"]
-    print_columns(sink.out(), document["model"]["name"], EXPORT_TABLE, documents)
-    verified = [d["verification"] for d in documents if d["verification"]]
+    rows = [artifact.to_json() for artifact in result.artifacts]  # the columns read JSON keys
+    print_columns(sink.out(), result.model.name, EXPORT_TABLE, rows)
+    verified = [a.verification for a in result.artifacts if a.verification]
     if verified:
         first = verified[0]
-        sizes = sorted({n for v in verified for n in v["sizes"]})
+        sizes = sorted({n for v in verified for n in v.sizes})
         at = f" at {' and '.join(f'{n}×{n}' for n in sizes)}" if len(sizes) > 1 else ""
         sink.note(
-            f"drift: max |Δ| / max |Keras| of the {first['compared']}, on "
-            f"{first['drift_images']} seeded random images{at}"
+            f"drift: max |Δ| / max |Keras| of the {first.compared}, on "
+            f"{first.drift_images} seeded random images{at}"
         )
     for line in accuracy_notes(verified):
         sink.note(line)
-    calibrated = next((d["calibration"] for d in documents if d["calibration"]), None)
+    calibrated = next((a.calibration for a in result.artifacts if a.calibration), None)
     if calibrated:
         sink.note(
-            f"int8 calibrated on {calibrated['images']} images: {calibrated['source']}"
+            f"int8 calibrated on {calibrated.images} images: {calibrated.source}"
             + (
                 " (your own images calibrate better: --calibration DIR)"
-                if calibrated["source"] == samples.CALIBRATION_VIEWS
+                if calibrated.source == samples.CALIBRATION_VIEWS
                 else ""
             )
         )
-    for line in recipe_notes(documents):
+    for line in recipe_notes(result.artifacts):
         sink.note(line)
 
 
-def recipe_notes(documents: Sequence[Mapping[str, Any]]) -> list[str]:
+def recipe_notes(artifacts: Sequence[Artifact]) -> list[str]:
     """For each int8 file that was repaired, or written with another recipe than the default:
     which recipe it took, what that did, and what each recipe tried before reached."""
     lines = []
-    for doc in documents:
-        int8 = doc.get("int8")
-        if not int8 or (int8["recipe"] == "default" and len(int8["tried"]) == 1):
+    for artifact in artifacts:
+        int8 = artifact.int8
+        if int8 is None or (int8.recipe == "default" and len(int8.tried) == 1):
             continue
-        earlier = [_attempt(t) for t in int8["tried"][:-1]]
-        taken = "took" if int8.get("passed") is not False else "ended with"
+        earlier = [_attempt(t) for t in int8.tried[:-1]]
+        passed = int8.figures.passed if int8.figures else None
+        taken = "took" if passed is not False else "ended with"
         lines.append(
-            f"{Path(doc['path']).name}: {taken} int8 recipe {_attempt(int8)}"
+            f"{artifact.path.name}: {taken} int8 recipe {_attempt(int8)}"
             + (f", after {'; '.join(earlier)}" if earlier else "")
         )
     return lines
 
 
-def _attempt(attempt: Mapping[str, Any]) -> str:
+def _attempt(attempt: RecipeAttempt) -> str:
     """'keep-float (24 of 66 layers in float: top-1 88%, top-5 93%, 14.2 dB)'."""
     figures = []
-    if "float_layers" in attempt:
-        figures.append(f"{attempt['float_layers']} of {attempt['layers']} layers in float")
-    if "top1_agreement" in attempt:
-        sqnr = "equal" if attempt["sqnr_db"] is None else f"{attempt['sqnr_db']:.1f} dB"
+    if attempt.float_layers is not None:
+        figures.append(f"{attempt.float_layers} of {attempt.layers} layers in float")
+    measured = attempt.figures
+    if measured is not None:
+        sqnr = "equal" if measured.sqnr_db is None else f"{measured.sqnr_db:.1f} dB"
         figures.append(
-            f"top-1 {attempt['top1_agreement']:.0%}, top-5 {attempt['top5_overlap']:.0%}, {sqnr}"
+            f"top-1 {measured.top1_agreement:.0%}, top-5 {measured.top5_overlap:.0%}, {sqnr}"
         )
-    name: str = attempt["recipe"]
-    return name + (f" ({': '.join(figures)})" if figures else "")
+    return attempt.recipe + (f" ({': '.join(figures)})" if figures else "")
 
 
-def accuracy_notes(verified: Sequence[Mapping[str, Any]]) -> list[str]:
+def accuracy_notes(verified: Sequence[Verification]) -> list[str]:
     """What top-1, top-5 and SQNR were measured on, and why some were not judged."""
-    accuracies = [v["accuracy"] for v in verified if v.get("accuracy")]
+    accuracies = [v.accuracy for v in verified if v.accuracy]
     lines = []
-    measured = next((a for a in accuracies if a["images"]), None)
+    measured = next((a for a in accuracies if a.images), None)
     if measured:
-        gated = any(a["passed"] is not None for a in accuracies)
+        gated = any(a.passed is not None for a in accuracies)
         verdict = "gated where a limit is shown" if gated else "reported"
         lines.append(
-            f"top-1, top-5, SQNR: agreement with Keras fp32 on {measured['images']} "
-            f"real images ({measured['judged_on']}); {verdict}"
+            f"top-1, top-5, SQNR: agreement with Keras fp32 on {measured.images} "
+            f"real images ({measured.judged_on}); {verdict}"
         )
-    reasons = sorted({a["not_judged"] for a in accuracies if a["not_judged"]})
+    reasons = sorted({a.not_judged for a in accuracies if a.not_judged})
     for reason in reasons:
         lines.append(
             f"accuracy not judged: {reason}"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from effnet_cli.output.sink import Sink
 from effnet_cli.output.table import Column, pairs, print_columns, size
+from effnet_cli.records.inspect import Inspection, MetadataValue
 
 TENSOR_TABLE = (
     Column("", "role", left=True),
@@ -26,8 +24,8 @@ FITS_TABLE = (
 )  # fmt: skip
 
 
-def _meta(value: Any) -> str:
-    if isinstance(value, list):
+def _meta(value: MetadataValue) -> str:
+    if isinstance(value, tuple):
         return "×".join(str(v) for v in value)
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -36,22 +34,26 @@ def _meta(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def view(sink: Sink, doc: Mapping[str, Any]) -> None:
+def view(sink: Sink, doc: Inspection) -> None:
     console = sink.out()
-    keras = doc.get("metadata", {}).get("keras_params")
+    keras = doc.metadata.get("keras_params")
     beside = f"; Keras count_params: {keras:,}" if isinstance(keras, int) else ""
     shown = [
-        ("file", f"{doc['path']} ({doc['format']}, {size(doc['bytes'])})"),
-        ("params", f"{doc['params']:,} ({doc['params_counted']}{beside})"),
+        ("file", f"{doc.path} ({doc.format}, {size(doc.bytes)})"),
+        ("params", f"{doc.params:,} ({doc.params_counted}{beside})"),
     ]
-    shown += [(key, _meta(value)) for key, value in doc.get("metadata", {}).items()]
+    shown += [(key, _meta(value)) for key, value in doc.metadata.items()]
     pairs(console, shown)
-    if "fits" in doc:  # a weights file: what it fits instead of tensors and ops
-        print_columns(console, "fits", FITS_TABLE, doc["fits"])
-        if not doc["fits"]:
+    if doc.fits is not None:  # a weights file: what it fits instead of tensors and ops
+        print_columns(console, "fits", FITS_TABLE, [fit.to_json() for fit in doc.fits])
+        if not doc.fits:
             console.print("fits no effnet variant (any head, any class count)", markup=False)
         return
-    tensors = [{"role": role[:-1], **t} for role in ("inputs", "outputs") for t in doc[role]]
+    tensors = [
+        {"role": role, **t.to_json()}
+        for role, group in (("input", doc.inputs), ("output", doc.outputs))
+        for t in group
+    ]
     print_columns(console, None, TENSOR_TABLE, tensors)
-    ops = [{"op": op, "count": number} for op, number in doc["ops"].items()]
+    ops = [{"op": op, "count": number} for op, number in doc.ops.items()]
     print_columns(console, "ops", OPS_TABLE, ops)
