@@ -17,6 +17,38 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["EFFNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="effnet-test-cache-")
 
 
+# The order the files run in. `make test` hands whole files to two workers (--dist loadfile) in
+# collection order (--no-loadscope-reorder: xdist's own order is by number of tests, which put
+# files of a few slow tests last): the slowest first, so that what runs last, and decides when
+# the run ends, is short. test_fuzz.py makes the shared `b0_r64` while test_v2.py, which needs
+# no shared export, keeps the other worker busy. Files not named run between the two lists.
+SLOWEST_FIRST = (
+    "test_fuzz.py", "test_v2.py", "test_docs.py", "test_export.py", "test_openvino_int8.py",
+    "test_int8_recipes.py", "test_bench.py", "test_torch_weights.py", "test_predict.py",
+    "test_backends.py", "test_scale.py", "test_build_cli.py", "test_bad_inputs.py",
+    "test_openvino.py", "test_families.py", "test_layout.py", "test_schemas.py",
+    "test_bench_modes.py", "test_hostile_artifacts.py", "test_builder.py",
+)  # fmt: skip
+QUICKEST_LAST = (
+    "test_hostile_weights.py", "test_evaluate.py", "test_types.py", "test_tables.py",
+    "test_progress.py", "test_cli.py", "test_layers.py", "test_scale_table.py",
+    "test_non_finite.py", "test_spec.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each file's tests stay together and in their order; the files go as SLOWEST_FIRST and
+    QUICKEST_LAST say (tests never depend on another's order: run alone, each passes)."""
+    first = {name: rank for rank, name in enumerate(SLOWEST_FIRST)}
+    last = {name: rank for rank, name in enumerate(QUICKEST_LAST, len(SLOWEST_FIRST) + 1)}
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return first.get(name, last.get(name, len(SLOWEST_FIRST)))
+
+    items.sort(key=rank)  # stable: the rest keep pytest's order
+
+
 @dataclass
 class Result:
     code: int
@@ -269,3 +301,72 @@ def lite0_onnx(tmp_path_factory) -> Path:
 
     folder, _ = once_per_run(tmp_path_factory, "lite0-onnx", make)
     return folder / "efficientnet-lite0.onnx"
+
+
+# ---------------------------------------------------------------------------- bench's ceilings
+# The probes and the machine's load faked (workflows/bench/ceilings.py), so that every branch
+# runs on every machine in no time: tests/test_ceilings.py and tests/test_bench.py.
+
+GEMM_RATES = {"fp32": (98e9, 100e9, 97e9), "bf16": (190e9, 200e9), "int8": (390e9, 400e9)}
+TRIAD_RATES = (19e9, 20e9, 19.5e9)
+
+
+@dataclass
+class Load:
+    """The machine as the probes see it: 1-minute load, this process's part of it, and the CPU
+    time other processes take while a probe runs (CPU-seconds)."""
+
+    load: float | None = 0.1
+    own: float | None = 0.0
+    other_cpu_s: float = 0.0
+    machine: float = 1000.0
+
+    def machine_cpu_seconds(self) -> float:  # advances by other_cpu_s between two readings
+        value = self.machine
+        self.machine += self.other_cpu_s
+        return value
+
+
+def fake_load(patch: pytest.MonkeyPatch) -> Load:
+    """The machine's load as the probes read it, faked: idle until a test sets a field."""
+    from effnet_cli.workflows.bench import ceilings
+
+    state = Load()
+    patch.setattr(ceilings, "machine_cores", lambda: 2)
+    patch.setattr(ceilings, "load_average", lambda: state.load)
+    patch.setattr(ceilings, "own_load", lambda: state.own)
+    patch.setattr(ceilings, "own_cpu_seconds", lambda: 5.0)
+    patch.setattr(ceilings, "machine_cpu_seconds", state.machine_cpu_seconds)
+    return state
+
+
+def fake_probes(patch: pytest.MonkeyPatch) -> list[str]:
+    """The GEMM and triad probes replaced by fixed windows; returns what was probed, in order."""
+    from effnet_cli.workflows.bench import ceilings
+    from effnet_cli.workflows.bench.ceilings import Windows
+
+    calls: list[str] = []
+
+    def gemm(precision, threads, *args, **kwargs):
+        calls.append(precision)
+        return Windows(GEMM_RATES[precision], f"fake {precision} GEMM on {threads} threads")
+
+    def triad(threads, *args, **kwargs):
+        calls.append("triad")
+        return Windows(TRIAD_RATES, f"fake triad on {threads} threads", array_bytes=128 * 2**20)
+
+    patch.setattr(ceilings, "openvino_gemm_windows", gemm)
+    patch.setattr(ceilings, "triad_windows", triad)
+    return calls
+
+
+@pytest.fixture
+def load(monkeypatch) -> Load:
+    """An idle two-core machine, faked; a test makes it busy by setting a field."""
+    return fake_load(monkeypatch)
+
+
+@pytest.fixture
+def probes(monkeypatch) -> list[str]:
+    """The GEMM and triad probes replaced by fixed windows; returns the precisions probed."""
+    return fake_probes(monkeypatch)

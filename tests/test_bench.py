@@ -12,11 +12,14 @@ import pytest
 from effnet_cli.output import sink
 from effnet_cli.output.views import bench as bench_view
 from effnet_cli.records.bench import (
+    Bandwidth,
     BenchResult,
-    Ceiling,
+    Ceilings,
     Comparison,
+    Conditions,
     Environment,
     Gate,
+    GemmCeiling,
     LatencyRow,
     NoRecommendation,
     Recommendation,
@@ -26,8 +29,7 @@ from effnet_cli.records.bench import (
 )
 from effnet_cli.util import capabilities
 from effnet_cli.util.errors import UsageError
-from effnet_cli.workflows.bench import cache as bench_cache
-from effnet_cli.workflows.bench import gate, machine, timing
+from effnet_cli.workflows.bench import ceilings, gate, timing
 
 STATS = ("latency_ms_mean", "latency_ms_std", "latency_ms_min", "latency_ms_p50",
          "latency_ms_p90", "latency_ms_p99", "images_per_s", "macs_per_s", "ceiling_fraction",
@@ -51,16 +53,10 @@ def cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def probe(monkeypatch):
-    """The GEMM probe replaced by a counter that reports 100 GFLOP/s."""
-    calls: list[int] = []
-
-    def fake() -> float:
-        calls.append(1)
-        return 100e9
-
-    monkeypatch.setattr(machine, "measure_gemm_flops", fake)
-    return calls
+def probe(load, probes):
+    """The ceiling probes faked on an idle faked machine (tests/test_ceilings.py): fp32 GEMM at
+    100 G MACs/s, the triad at 20 GB/s. Returns what was probed, in order."""
+    return probes
 
 
 @pytest.fixture
@@ -84,7 +80,7 @@ def untimed(monkeypatch):
 
 def test_every_statistic_is_positive_and_ordered(short_run):
     _, result, _ = short_run
-    assert result["schema"] == "effnet.bench/1"
+    assert result["schema"] == "effnet.bench/2"
     rows = result["rows"]
     assert {(r["runtime"], r["batch"]) for r in rows} == {
         (runtime, batch) for runtime in ("keras", "onnx", "tflite", "openvino") for batch in (1, 4)
@@ -114,21 +110,30 @@ def test_environment_is_in_every_result(short_run):
     assert result["model"]["macs"] > 0
 
 
-def test_the_ceiling_is_measured_on_this_machine(short_run):
+def test_the_ceilings_are_measured_on_this_machine(short_run):
+    """The real probes: fp32 and the memory bandwidth always; each row's share of its own
+    precision's ceiling and of the roofline limit; a busy probe is flagged and not cached."""
     folder, result, _ = short_run
-    ceiling = result["ceiling"]
-    assert ceiling["source"] == "measured" and ceiling["threads"] == 2
-    assert ceiling["cpu"] == result["environment"]["cpu"] and ceiling["measured_at"]
-    # a 2-core machine of this project does 40-600 GFLOP/s: a wrong unit would be 1e3 off
-    assert 1e10 < ceiling["gemm_flops"] < 1e13
-    (cached,) = (folder / "cache").glob("gemm-ceiling-2t-*.json")
-    assert json.loads(cached.read_text())["gemm_flops"] == ceiling["gemm_flops"]
+    ceilings = result["ceilings"]
+    fp32, band = ceilings["gemm"][0], ceilings["bandwidth"]
+    assert fp32["precision"] == "fp32" and fp32["source"] == "measured" and fp32["threads"] == 2
+    assert fp32["cpu"] == result["environment"]["cpu"] and fp32["measured_at"]
+    # a 2-core machine of this project multiplies 20-300 G MACs/s: a wrong unit is 1e3 off
+    assert 5e9 < fp32["macs_per_s"] < 1e12 and 1e9 < band["bytes_per_s"] < 1e12
+    cached = list((folder / "cache").glob("*.json"))
+    probes = [*ceilings["gemm"], band]
+    assert len(cached) == sum(p["source"] == "measured" and not p["busy"] for p in probes)
+    assert all(p["busy_reason"] for p in probes if p["busy"])
     assert len(result["rows"]) == 8  # four runtimes at batch 1 and 4
     for row in result["rows"]:
-        assert row["ceiling_fraction"] == pytest.approx(
-            2 * row["macs_per_s"] / ceiling["gemm_flops"]
+        assert row["limit_images_per_s"] > 0
+        if row.get("measurement_problem"):  # faster than the probe's figure: no share
+            assert "ceiling_fraction" not in row and "limit_fraction" not in row
+            continue
+        assert row["ceiling_fraction"] == pytest.approx(row["macs_per_s"] / fp32["macs_per_s"])
+        assert row["limit_fraction"] == pytest.approx(
+            row["images_per_s"] / row["limit_images_per_s"]
         )
-        assert row["mode"] == "latency" and row["threads"] == 2
 
 
 def test_csv_and_plot(short_run):
@@ -253,14 +258,25 @@ def _bench_result(rows, name="efficientnet-b0"):
     return bench_result(tuple(_timed_row(*row) for row in rows), name)
 
 
+def no_ceilings() -> Ceilings:
+    """Ceilings of a machine where none was measured."""
+    none = {"source": "unavailable", "method": "none", "threads": 2, "cpu": "Some CPU",
+            "reason": "not measured"}  # fmt: skip
+    gemm = tuple(
+        GemmCeiling(precision=p, macs_per_s=None, **none) for p in ("fp32", "bf16", "int8")
+    )
+    return Ceilings(
+        threads=2, device="cpu", gemm=gemm, bandwidth=Bandwidth(bytes_per_s=None, **none)
+    )
+
+
 def bench_result(rows: tuple, name: str = "efficientnet-b0") -> BenchResult:
     """A bench result of these rows on a made-up 2-thread CPU (shared with test_bench_modes)."""
     return BenchResult(
         model={"name": name},
         settings=Settings(device="cpu", batches=(1, 8), warmup=1, iterations=5, duration_s=None,
                           threads=2, seed=0, xla=False, modes=("latency",)),
-        ceiling=Ceiling(gemm_flops=None, source="unavailable", measured_at=None, threads=2,
-                        cpu="Some CPU", method="none"),
+        ceilings=no_ceilings(),
         environment=Environment(effnet="0", python="3", platform="p", cpu="Some CPU",
                                 cpu_count=2, gpus=(), threads=2, versions={}),
         rows=rows,
@@ -368,125 +384,109 @@ def test_fastest_rows_marks_the_fastest_per_precision_and_batch():
 # ---------------------------------------------------------------------------- the ceiling
 
 
-def test_the_ceiling_is_cached_per_machine_and_thread_count(cache, probe, monkeypatch):
-    notes: list[str] = []
-    first = machine.gemm_ceiling(2, "cpu", False, notes.append)
-    assert (first.source, first.gemm_flops, first.threads, len(probe)) == (
-        "measured", 100e9, 2, 1)  # fmt: skip
-    (path,) = cache.glob("*.json")
-    stored = json.loads(path.read_text())
-    assert stored["gemm_flops"] == 100e9 and stored["cpu"] == capabilities.cpu_name()
-    assert stored["measured_at"] == first.measured_at and stored["threads"] == 2
-    second = machine.gemm_ceiling(2, "cpu", False, notes.append)
-    assert second.source == "cached" and len(probe) == 1  # the probe did not run again
-    assert second.gemm_flops == 100e9 and second.measured_at == first.measured_at
-    refreshed = machine.gemm_ceiling(2, "cpu", True, notes.append)  # --ceiling
-    assert refreshed.source == "measured" and len(probe) == 2
-    other_threads = machine.gemm_ceiling(1, "cpu", False, notes.append)
-    assert other_threads.source == "measured" and len(probe) == 3
-    monkeypatch.setattr(capabilities, "cpu_flags", lambda: frozenset({"avx2", "fake_flag"}))
-    other_flags = machine.gemm_ceiling(2, "cpu", False, notes.append)
-    assert other_flags.source == "measured" and len(probe) == 4
-    assert len(list(cache.glob("*.json"))) == 3  # (2 threads, 1 thread, other flags)
-    assert sum("measuring this CPU's GEMM ceiling" in note for note in notes) == 4
-
-
-def test_an_unreadable_cache_entry_is_measured_again(cache, probe):
-    machine.gemm_ceiling(2, "cpu", False, print)
-    (path,) = cache.glob("*.json")
-    path.write_text("{not json")
-    assert machine.gemm_ceiling(2, "cpu", False, print).source == "measured" and len(probe) == 2
-
-
-def test_the_cache_follows_xdg_unless_effnet_cache_dir_is_set(monkeypatch, tmp_path):
-    monkeypatch.delenv("EFFNET_CACHE_DIR")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert bench_cache.cache_dir() == tmp_path / "xdg" / "effnet"
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert bench_cache.cache_dir() == tmp_path / "home" / ".cache" / "effnet"
-
-
 def _printed_bench(result, capsys) -> str:
     bench_view.print_bench(result)
     return capsys.readouterr().out
 
 
-def _result(ceiling: Ceiling) -> BenchResult:
+def _result(ceilings: Ceilings) -> BenchResult:
+    from effnet_cli.model import costs as C
+    from effnet_cli.model import spec as S
+    from effnet_cli.workflows.bench.limits import Limits, with_limits
+
+    spec = S.get_spec("b0")
     row = LatencyRow(runtime="onnx", device="cpu", provider="CPUExecutionProvider",
                      precision="fp32", batch=1, threads=2, settings=None, settings_source=None,
                      latency_ms_mean=10.0, latency_ms_std=0.5, latency_ms_min=9.0,
                      latency_ms_p50=10.0, latency_ms_p90=11.0, latency_ms_p99=12.0,
-                     images_per_s=100.0, macs_per_s=38.6e9, drift_max_rel=3e-6,
-                     top1_agreement=1.0, first_inference_ms=15.0, setup_s=8.0,
-                     ceiling_fraction=2 * 38.6e9 / ceiling.gemm_flops if ceiling.gemm_flops
-                     else None)  # fmt: skip
+                     images_per_s=100.0, drift_max_rel=3e-6, top1_agreement=1.0,
+                     first_inference_ms=15.0, setup_s=8.0)  # fmt: skip
+    costs = C.count(spec)
+    rows = with_limits([row], costs.macs, Limits(costs, ceilings))
     environment = Environment(effnet="0", python="3", platform="linux", cpu="Some CPU",
                               cpu_count=2, gpus=(), threads=2, versions={})  # fmt: skip
     settings = Settings(device="cpu", batches=(1,), warmup=1, iterations=20, duration_s=None,
                         threads=2, seed=0, xla=False, modes=("latency",))  # fmt: skip
     return BenchResult(model={"name": "efficientnet-b0", "resolution": [224, 224]},
-                       settings=settings, ceiling=ceiling, environment=environment,
-                       rows=(row,))  # fmt: skip
+                       settings=settings, ceilings=ceilings, environment=environment,
+                       rows=rows)  # fmt: skip
 
 
-def test_the_table_shows_the_ceiling_only_where_it_was_measured(capsys, probe, monkeypatch):
-    measured = _printed_bench(_result(machine.gemm_ceiling(2, "cpu", False, print)), capsys)
-    header = next(line for line in measured.splitlines() if "runtime" in line)
-    assert "ceiling" in header and " 77%" in measured  # 2 × 38.6 GMAC/s ÷ 100 GFLOP/s
-    assert "100 GFLOP/s dense fp32 GEMM on this CPU, 2 threads (measured now" in measured
-    cached = _printed_bench(_result(machine.gemm_ceiling(2, "cpu", False, print)), capsys)
-    assert "(cached, measured 20" in cached and "--ceiling re-measures" in cached
-
-    def broken() -> float:
-        raise RuntimeError("no TensorFlow here")
-
-    monkeypatch.setattr(machine, "measure_gemm_flops", broken)
-    failed = machine.gemm_ceiling(2, "cpu", True, print)
-    assert failed.gemm_flops is None and failed.source == "unavailable"
-    assert failed.reason is not None and "no TensorFlow here" in failed.reason
-    absent = _printed_bench(_result(failed), capsys)
+def test_the_table_shows_each_share_only_where_its_ceiling_was_measured(capsys, probe):
+    measured = ceilings.measure_ceilings(2, "cpu", False, print)
+    shown = _printed_bench(_result(measured), capsys)
+    header = next(line for line in shown.splitlines() if "runtime" in line)
+    assert "ceiling" in header and "limit" in header
+    assert " 39%" in shown  # 100 img/s × 385.8 M MACs ÷ 100 G MACs/s
+    assert "fp32 200 GFLOP/s" in shown and "memory 20.0 GB/s" in shown
+    assert "(measured now)" in shown
+    cached = _printed_bench(_result(ceilings.measure_ceilings(2, "cpu", False, print)), capsys)
+    assert "cached, measured 20" in cached and "--ceiling measures again" in cached
+    on_gpu = ceilings.measure_ceilings(2, "gpu", False, print)
+    absent = _printed_bench(_result(on_gpu), capsys)
     header = next(line for line in absent.splitlines() if "runtime" in line)
-    assert "ceiling" not in header and "77%" not in absent
-    assert "ceiling: not measured (the GEMM probe failed: no TensorFlow here)" in absent
-    on_gpu = machine.gemm_ceiling(2, "gpu", False, print)
-    assert on_gpu.gemm_flops is None and on_gpu.reason and "--device gpu" in on_gpu.reason
+    assert "ceiling" not in header and "limit" not in header and "39%" not in absent
+    assert "ceilings: not measured (" in absent
 
 
-def test_bench_caches_the_ceiling_and_ceiling_measures_again(cli, probe, b0_r64):
+def test_a_row_faster_than_its_ceiling_is_a_measurement_problem_not_a_share(capsys, probe):
+    """A probe disturbed into reading 1 G MACs/s: a row of 38.6 G MACs/s would show 3860 %."""
+    slow = ceilings.measure_ceilings(2, "cpu", False, print)
+    gemm = tuple(
+        dataclasses.replace(g, macs_per_s=1e9) if g.precision == "fp32" else g for g in slow.gemm
+    )
+    result = _result(dataclasses.replace(slow, gemm=gemm))
+    (row,) = result.rows
+    assert row.ceiling_fraction is None and row.limit_fraction is None
+    assert row.measurement_problem and row.measurement_problem.startswith("3858% of its fp32")
+    shown = _printed_bench(result, capsys)
+    assert "3858%" not in shown.split("measurement problem")[0]  # not in the table
+    assert "measurement problem: onnx fp32 at batch 1 ran at 3858% of its fp32" in shown
+
+
+def test_a_busy_probe_is_said_and_never_cached(cli, probe, load, b0_r64, cache):
+    """Another process burning both cores while the probes run (faked: 2 CPU-s a second of
+    others' time): bench says so, uses the figure, and caches nothing."""
+    load.other_cpu_s, load.load = 2.0, 3.0
+    args = ["bench", "--from", b0_r64.path("keras"), "--runtime", "keras", "--batch", "1",
+            "--iterations", "2", "--warmup", "1", "--threads", "2"]  # fmt: skip
+    done = cli(*args, "--json")
+    assert done.code == 0, done.stderr
+    document = json.loads(done.stdout)
+    fp32 = document["ceilings"]["gemm"][0]
+    assert fp32["busy"] and "load average 3.0" in fp32["busy_reason"]
+    assert list(cache.glob("*.json")) == []
+    table = cli(*args)
+    assert "busy: the fp32 probe ran on a busy machine (load average 3.0" in table.stdout
+    assert "not cached" in table.stdout
+
+
+def test_bench_caches_the_ceilings_and_ceiling_measures_again(cli, probe, b0_r64):
     args = ["bench", "--from", b0_r64.path("keras"), "--runtime", "keras", "--batch", "1",
             "--iterations", "2", "--warmup", "1", "--threads", "2"]  # fmt: skip
     first = cli(*args, "--json")
     assert first.code == 0, first.stderr
     document = json.loads(first.stdout)
-    assert document["ceiling"]["source"] == "measured" and len(probe) == 1
+    assert document["ceilings"]["gemm"][0]["source"] == "measured" and probe.count("fp32") == 1
+    from effnet_cli.model import costs as C
+    from effnet_cli.model import spec as S
+
+    assert document["model"]["macs"] == C.count(S.get_spec("b0", resolution=64)).macs
     (row,) = document["rows"]
-    assert row["ceiling_fraction"] == pytest.approx(2 * row["macs_per_s"] / 100e9)
+    assert row["macs_per_s"] == pytest.approx(document["model"]["macs"] * row["images_per_s"])
+    assert row["ceiling_fraction"] == pytest.approx(row["macs_per_s"] / 100e9)
     second = cli(*args)  # the table this time
     assert second.code == 0, second.stderr
-    assert len(probe) == 1 and "(cached, measured" in second.stdout
+    assert probe.count("fp32") == 1 and "(cached, measured" in second.stdout
     third = cli(*args, "--ceiling", "--json")
-    assert json.loads(third.stdout)["ceiling"]["source"] == "measured" and len(probe) == 2
+    assert json.loads(third.stdout)["ceilings"]["gemm"][0]["source"] == "measured"
+    assert probe.count("fp32") == 2
 
 
 @pytest.fixture(scope="module")
 def b0_keras_file(b0_r64):
     """A B0 .keras at 64 px: the session's (tests/conftest.py `b0_r64`), read-only."""
     return b0_r64.path("keras")
-
-
-def test_bench_from_a_keras_file_reports_macs_and_the_ceiling(cli, b0_keras_file, probe):
-    from effnet_cli.model import costs as C
-    from effnet_cli.model import spec as S
-
-    result = cli("bench", "--from", b0_keras_file, "--runtime", "keras", "--batch", "1",
-                 "--iterations", "2", "--warmup", "1", "--threads", "2", "--json")  # fmt: skip
-    assert result.code == 0, result.stderr
-    document = json.loads(result.stdout)
-    assert document["model"]["macs"] == C.count(S.get_spec("b0", resolution=64)).macs
-    (row,) = document["rows"]
-    assert row["macs_per_s"] == pytest.approx(document["model"]["macs"] * row["images_per_s"])
-    assert row["ceiling_fraction"] == pytest.approx(2 * row["macs_per_s"] / 100e9)
 
 
 def test_bench_from_refuses_a_baseline_of_another_model_before_loading(
@@ -535,7 +535,10 @@ def _schema_properties(*path: str) -> set[str]:
         ((LatencyRow,), ("rows", "[]")),
         ((ThroughputRow,), ("throughput_rows", "[]")),
         ((Settings,), ("settings",)),
-        ((Ceiling,), ("ceiling",)),
+        ((Ceilings,), ("ceilings",)),
+        ((GemmCeiling,), ("ceilings", "gemm", "[]")),
+        ((Bandwidth,), ("ceilings", "bandwidth")),
+        ((Conditions,), ("ceilings", "gemm", "[]", "conditions")),
         ((Environment,), ("environment",)),
         ((Skipped,), ("skipped", "[]")),
         ((Gate,), ("gate",)),

@@ -112,7 +112,8 @@ def test_every_runtime_keeps_requests_in_flight_and_reports_them_apart(both_mode
         assert 0 < row["load_latency_ms_p50"] <= row["load_latency_ms_p99"]
         assert "latency_ms_p50" not in row  # never mixed with single-stream latency
         assert row["settings"] and row["settings_source"].startswith("default")
-        assert row["drift_max_rel"] < 1e-4 and row["top1_agreement"] == 1.0
+        assert row["drift_max_rel"] < 1e-4 and row["top1_agreement"] is None
+        assert row["not_judged"] == "random weights"  # accuracy is judged on real photos only
     by_runtime = {r["runtime"]: r for r in loaded}
     assert "AsyncInferQueue" in by_runtime["openvino"]["settings"]
     for row in latency + loaded:
@@ -141,8 +142,14 @@ def _row(runtime, precision, images_per_s, error=None, batch=1, pinned=False, dr
     return LatencyRow(runtime=runtime, device="cpu", provider=None, precision=precision,
                       batch=batch, threads=2, error=error, settings="s", settings_source=None,
                       setup_s=1.0, images_per_s=images_per_s, drift_max_rel=drift,
-                      top1_agreement=None if drift is None else 0.5,  # on noise: judges nothing
                       batch_pinned=pinned)  # fmt: skip
+
+
+def _judged(rows, agreement):
+    """A result whose rows carry their runtime × precision's agreement, as bench makes it."""
+    from effnet_cli.workflows.bench.workflow import judged
+
+    return replace(bench_result(tuple(judged(list(rows), list(agreement)))), agreement=agreement)
 
 
 def _agreement(runtime, precision, top1, top5=1.0, sqnr=20.0, not_judged=None):
@@ -168,7 +175,7 @@ def test_recommend_weighs_speed_against_agreement_on_real_images_and_says_why():
     agreement = (_agreement("tflite", "fp32", 1.0, sqnr=None), _agreement("openvino", "fp32", 1.0),
                  _agreement("tflite", "int8", 0.25, 0.88, 12.0),
                  _agreement("openvino", "int8", 0.75, 0.9, 11.3))  # fmt: skip
-    result = replace(bench_result(rows), agreement=agreement)
+    result = _judged(rows, agreement)
     answers = {a.precision: a.to_json() for a in recommend(result, ["--phi", "0"], None)}
     assert answers["fp32"]["runtime"] == "tflite"
     assert answers["fp32"]["command"] == "effnet export --phi 0 -f tflite -o deploy"
@@ -182,9 +189,10 @@ def test_recommend_weighs_speed_against_agreement_on_real_images_and_says_why():
     assert "--quantize int8" in answers["int8"]["command"]
     assert "--batch 8" in answers["int8"]["command"]  # timed compiled for batch 8: exported so
     assert "top-1 75%, top-5 90%, 11.3 dB" in answers["int8"]["why"]
+    assert answers["int8"]["top1_agreement"] == 0.75  # the row's: one accuracy everywhere
     assert "at export's gate (60%, 75%, 6 dB)" in answers["int8"]["why"]
     # nothing fit: every reason is said, the real-image one with its figures
-    alone = replace(result, rows=rows[4:6] + rows[7:])
+    alone = replace(result, rows=result.rows[4:6] + result.rows[7:])
     (none,) = [a.to_json() for a in recommend(alone, ["--phi", "0"], None)]
     assert none["none"] == ("onnx: drift unmeasured; tflite int8: top-1 25%, top-5 88%, 12.0 dB "
                             "against fp32 Keras on 8 real images (the shipped photos), under "
@@ -195,7 +203,7 @@ def test_random_weights_are_recommended_on_speed_and_the_answer_says_so():
     rows = (_row("tflite", "int8", 160.0), _row("onnx", "int8", 150.0))
     agreement = tuple(_agreement(r, "int8", 0.0, 0.0, -3.0, not_judged="random weights")
                       for r in ("tflite", "onnx"))  # fmt: skip
-    result = replace(bench_result(rows), agreement=agreement)
+    result = _judged(rows, agreement)
     (answer,) = [a.to_json() for a in recommend(result, ["--phi", "0"], None)]
     assert answer["runtime"] == "tflite"
     assert answer["why"] == ("the fastest of 2 fit rows; accuracy not judged (random weights): "

@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SharedB0, run_cli
+from effnet_cli.workflows.bench import ceilings
+from tests.conftest import SharedB0, fake_load, fake_probes, run_cli
 
 RECORDED = Path(__file__).parent / "data" / "json"
 RECORD = os.environ.get("EFFNET_RECORD_JSON") == "1"
@@ -96,7 +97,10 @@ NAMES = [
 def documents(b0_r64, lite0_onnx, tmp_path_factory) -> Iterator[Callable[[str], tuple[Any, str]]]:
     out = tmp_path_factory.mktemp("json-documents")
     patch = pytest.MonkeyPatch()
-    patch.setenv("EFFNET_CACHE_DIR", str(out / "cache"))  # bench measures its ceiling: "measured"
+    patch.setenv("EFFNET_CACHE_DIR", str(out / "cache"))  # bench measures its ceilings: "measured"
+    # … with fixed figures, every precision native, on an idle machine: the same on every CPU
+    fake_load(patch), fake_probes(patch)
+    patch.setattr(ceilings, "gemm_unavailable_reason", lambda precision: None)
     commands = _commands(b0_r64, lite0_onnx, out)
     assert sorted(commands) == sorted(NAMES)
     tmp_roots = os.path.commonpath([str(out), str(b0_r64.folder), str(lite0_onnx)])

@@ -76,7 +76,7 @@ def validate(document: dict) -> None:
     """`document` against its kind's schema (from its `schema` field), and the whole schema."""
     root = sink.json_schema()
     kind = document["schema"].removeprefix("effnet.").split("/")[0]
-    assert document["schema"].endswith(f"/{sink.SCHEMA_VERSION}")
+    assert document["schema"] == sink.schema_name(kind)
     assert problems(document, root["$defs"][kind], root) == []
     assert problems(document, root, root) == []
     try:

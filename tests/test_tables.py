@@ -110,23 +110,36 @@ def _environment() -> R.Environment:
                        gpus=(), threads=2, versions={})  # fmt: skip
 
 
-def _bench_result(**changes) -> R.BenchResult:
+def ceilings(fp32_macs_per_s: float | None = 6e9, source: R.Source = "measured") -> R.Ceilings:
+    """A machine's ceilings as bench reports them: fp32 measured, bf16 and int8 not (an AVX2
+    CPU), the memory bandwidth measured."""
+    common = {"source": source, "method": "probe", "threads": 2, "cpu": "Some CPU",
+              "measured_at": "2026-12-07T03:00:00+00:00"}  # fmt: skip
+    gemm = (
+        R.GemmCeiling(precision="fp32", macs_per_s=fp32_macs_per_s, **common),
+        *(R.GemmCeiling(precision=p, macs_per_s=None, **{**common, "source": "unavailable"},
+                        reason="this CPU has no native support") for p in ("bf16", "int8")),
+    )  # fmt: skip
+    bandwidth = R.Bandwidth(bytes_per_s=20e9, **common)
+    return R.Ceilings(threads=2, device="cpu", gemm=gemm, bandwidth=bandwidth)
+
+
+def _bench_result() -> R.BenchResult:
     row = R.LatencyRow(runtime="openvino", device="cpu", provider="CPUExecutionProvider",
                      precision="fp32", batch=8, threads=2, settings=None, settings_source=None,
                      latency_ms_mean=1234.5678, latency_ms_std=12.3456, latency_ms_min=1200.01,
                      latency_ms_p50=1230.25, latency_ms_p90=1250.75, latency_ms_p99=1299.99,
                      images_per_s=6.48, macs_per_s=2.5e9, ceiling_fraction=0.42,
+                     limit_images_per_s=10.2, limit_fraction=0.64,
                      drift_max_rel=3.2e-6, top1_agreement=1.0, first_inference_ms=2345.6,
-                     setup_s=12.3, iterations=20, **changes)  # fmt: skip
+                     setup_s=12.3, iterations=20)  # fmt: skip
     failed = R.LatencyRow(runtime="tflite", device="cpu", provider="XNNPACK", precision="fp32",
                         batch=8, threads=2, settings=None, settings_source=None, setup_s=0.0,
                         error="out of memory")  # fmt: skip
     settings = R.Settings(device="cpu", batches=(8,), warmup=1, iterations=20, duration_s=None,
                         threads=2, seed=0, xla=False, modes=("latency",))  # fmt: skip
-    ceiling = R.Ceiling(gemm_flops=1.2e10, source="measured", measured_at=None, threads=2,
-                      cpu="Some CPU", method="probe")  # fmt: skip
     return R.BenchResult(model={"name": "efficientnet-b0", "resolution": [224, 224]},
-                       settings=settings, ceiling=ceiling, environment=_environment(),
+                       settings=settings, ceilings=ceilings(), environment=_environment(),
                        rows=(row, replace(row, runtime="onnx", batch=1), failed))  # fmt: skip
 
 

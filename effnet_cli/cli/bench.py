@@ -65,6 +65,13 @@ CalibrationOpt = Annotated[
         "shipped photos, flipped and cropped)."
     ),
 ]
+VerifyImagesOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--verify-images",
+        help="Judge each row's accuracy on these images (default: the shipped photos).",
+    ),
+]
 DeviceOpt = Annotated[
     str,
     typer.Option(
@@ -121,7 +128,10 @@ MaxRegressionOpt = Annotated[
 ]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Also write rows as CSV.")]
 PlotOpt = Annotated[
-    Optional[Path], typer.Option(help="Also draw latency and throughput against batch.")
+    Optional[Path],
+    typer.Option(
+        help="Also draw latency and images/s against batch, with the roofline limit (a PNG)."
+    ),
 ]
 
 
@@ -133,6 +143,7 @@ def bench(
     runtime: RuntimeOpt = "all",
     precision: PrecisionOpt = "fp32",
     calibration: CalibrationOpt = None,
+    verify_images: VerifyImagesOpt = None,
     device: DeviceOpt = "cpu",
     batch: BatchOpt = "1,8",
     warmup: WarmupOpt = 3,
@@ -164,6 +175,7 @@ def bench(
         runtime=runtime,
         precision=precision,
         calibration=calibration,
+        verify_images=verify_images,
         device=device,
         batch=batch,
         warmup=warmup,
@@ -197,6 +209,7 @@ def plan_bench(
     runtime: str,
     precision: str,
     calibration: Optional[Path],
+    verify_images: Optional[Path],
     device: str,
     batch: str,
     warmup: int,
@@ -234,6 +247,7 @@ def plan_bench(
         xla=xla,
         measure_ceiling=ceiling,
         calibration=calibration,
+        verify_images=_verify_images(verify_images),
         mode=mode,
         streams=streams,
         tune=tune,
@@ -307,3 +321,10 @@ def show_bench(result: BenchResult, csv_path: Optional[Path], plot: Optional[Pat
         files.write_plot(plot, lambda target: bench_view.plot_bench(result, target))
     for comparison in result.gate.compared if result.gate else ():
         sink.note(bench_view.gate_line(comparison))
+
+
+def _verify_images(folder: Optional[Path]) -> Optional[tuple[Path, ...]]:
+    """`bench --verify-images`: the images, checked before anything is built."""
+    from effnet_cli.util import images as I
+
+    return None if folder is None else tuple(I.collect([folder]))

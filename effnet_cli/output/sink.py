@@ -27,7 +27,11 @@ from rich.console import Console
 
 from effnet_cli.records.base import Document
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the schema file's: effnet_cli/schemas/effnet-1.schema.json
+# A kind whose document changed in a way a reader must notice (a field's meaning, a key gone)
+# takes the next version; the others stay at SCHEMA_VERSION. bench/2: per-precision ceilings
+# (`ceilings`), the roofline limit, and top-1 judged on real images instead of noise.
+KIND_VERSIONS = {"bench": 2}
 WIDE = 240  # columns for a non-terminal (CI logs) and for --wide, or a table's whole width
 BAR = 12  # characters of the bar where a step says which of how many it is
 Format = Literal["table", "json", "csv", "markdown"]
@@ -148,7 +152,7 @@ class Sink:
     def emit_json(self, kind: str, document: Mapping[str, Any]) -> None:
         """One JSON document on stdout, tagged with its schema."""
         self.end_progress()
-        payload = {"schema": f"effnet.{kind}/{SCHEMA_VERSION}", **document}
+        payload = {"schema": schema_name(kind), **document}
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         sys.stdout.flush()
         self._emitted = True
@@ -226,6 +230,11 @@ def current() -> Sink:
         return _CURRENT.get()
     except LookupError:
         return Sink()
+
+
+def schema_name(kind: str) -> str:
+    """A document's `schema` field: `effnet.bench/2`, `effnet.summary/1`."""
+    return f"effnet.{kind}/{KIND_VERSIONS.get(kind, SCHEMA_VERSION)}"
 
 
 def json_schema() -> dict[str, Any]:

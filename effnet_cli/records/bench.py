@@ -34,14 +34,21 @@ class LatencyRow(Record):
     latency_ms_p99: float | None = field(default=None, metadata=OMIT_NONE)
     images_per_s: float | None = field(default=None, metadata=OMIT_NONE)
     iterations: int | None = field(default=None, metadata=OMIT_NONE)
-    drift_max_rel: float | None = field(default=None, metadata=OMIT_ON_ERROR)
-    top1_agreement: float | None = field(default=None, metadata=OMIT_ON_ERROR)
+    drift_max_rel: float | None = field(default=None, metadata=OMIT_ON_ERROR)  # seeded images
     drift: str | None = field(
         default=None, metadata=OMIT_NONE
     )  # "unmeasured": an artifact with no reference
+    # agreement with fp32 Keras on real images (`Agreement`): None where not judged (why)
+    top1_agreement: float | None = field(default=None, metadata=OMIT_ON_ERROR)
+    top5_overlap: float | None = field(default=None, metadata=OMIT_ON_ERROR)
+    sqnr_db: float | None = field(default=None, metadata=OMIT_ON_ERROR)
+    not_judged: str | None = field(default=None, metadata=OMIT_NONE)
     macs_per_s: float | None = field(default=None, metadata=OMIT_NONE)
     batch_pinned: bool = False  # timed on its artifact compiled for this batch
-    ceiling_fraction: float | None = field(default=None, metadata=OMIT_NONE)
+    ceiling_fraction: float | None = field(default=None, metadata=OMIT_NONE)  # its precision's
+    limit_images_per_s: float | None = field(default=None, metadata=OMIT_NONE)  # the roofline's
+    limit_fraction: float | None = field(default=None, metadata=OMIT_NONE)
+    measurement_problem: str | None = field(default=None, metadata=OMIT_NONE)  # above 100 %
     regression_pct: float | None = field(
         default=None, metadata=OMIT_NONE
     )  # against --baseline's row
@@ -74,12 +81,18 @@ class ThroughputRow(Record):
     load_latency_ms_p90: float | None = field(default=None, metadata=OMIT_NONE)
     load_latency_ms_p99: float | None = field(default=None, metadata=OMIT_NONE)
     drift_max_rel: float | None = field(default=None, metadata=OMIT_ON_ERROR)
-    top1_agreement: float | None = field(default=None, metadata=OMIT_ON_ERROR)
     drift: str | None = field(default=None, metadata=OMIT_NONE)
+    top1_agreement: float | None = field(default=None, metadata=OMIT_ON_ERROR)
+    top5_overlap: float | None = field(default=None, metadata=OMIT_ON_ERROR)
+    sqnr_db: float | None = field(default=None, metadata=OMIT_ON_ERROR)
+    not_judged: str | None = field(default=None, metadata=OMIT_NONE)
     setup_s: float
     batch_pinned: bool = False
     macs_per_s: float | None = field(default=None, metadata=OMIT_NONE)
     ceiling_fraction: float | None = field(default=None, metadata=OMIT_NONE)
+    limit_images_per_s: float | None = field(default=None, metadata=OMIT_NONE)
+    limit_fraction: float | None = field(default=None, metadata=OMIT_NONE)
+    measurement_problem: str | None = field(default=None, metadata=OMIT_NONE)
 
 
 Row = LatencyRow | ThroughputRow
@@ -107,18 +120,78 @@ class Settings(Record):
     modes: tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Ceiling(Record):
-    """This CPU's dense-GEMM rate, or why there is none (`gemm_flops` None, `reason` said)."""
+Precision = Literal["fp32", "bf16", "int8"]  # the GEMM ceilings measured
+Source = Literal["measured", "cached", "unavailable"]
 
-    gemm_flops: float | None
-    source: Literal["measured", "cached", "unavailable"]
-    measured_at: str | None
+
+@dataclass(frozen=True, kw_only=True)
+class Conditions(Record):
+    """How the machine looked while one probe ran, and whether that makes it busy."""
+
+    busy: bool
+    reason: str | None = field(default=None, metadata=OMIT_NONE)
+    windows: int
+    worst_over_best: float  # the slowest window's rate over the fastest's
+    seconds: float  # the probe's wall time, setup included
+    cores: int  # the machine's (what the load average and /proc/stat count)
+    load_average: float | None = field(default=None, metadata=OMIT_NONE)  # 1 minute
+    own_load: float | None = field(default=None, metadata=OMIT_NONE)  # this process's share
+    other_cpu_s: float | None = field(default=None, metadata=OMIT_NONE)  # during the probe
+
+
+@dataclass(frozen=True, kw_only=True)
+class GemmCeiling(Record):
+    """One precision's dense-GEMM rate in MACs/s (a GEMM's FLOP/s is twice it), or why none."""
+
+    precision: Precision
+    macs_per_s: float | None
+    source: Source
+    method: str
     threads: int
     cpu: str
-    method: str
-    reason: str | None = field(default=None, metadata=OMIT_NONE)
+    measured_at: str | None = None
+    busy: bool = False
+    busy_reason: str | None = field(default=None, metadata=OMIT_NONE)
+    conditions: Conditions | None = field(default=None, metadata=OMIT_NONE)
+    reason: str | None = field(default=None, metadata=OMIT_NONE)  # why macs_per_s is None
     cache: str | None = field(default=None, metadata=OMIT_NONE)  # the cache file's path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bandwidth(Record):
+    """The machine's streaming memory bandwidth (triad), or why none.
+
+    `bytes_per_s` counts the three arrays a triad names (STREAM's convention): `b` and `c` read,
+    `a` written. The store of `a` first reads each cache line it writes (write-allocate): that
+    read is not counted, so the bus carries about 4/3 of the figure."""
+
+    bytes_per_s: float | None
+    source: Source
+    method: str
+    threads: int
+    cpu: str
+    array_bytes: int | None = None  # each of the three
+    arrays_counted: int = 3
+    write_allocate_counted: bool = False
+    measured_at: str | None = None
+    busy: bool = False
+    busy_reason: str | None = field(default=None, metadata=OMIT_NONE)
+    conditions: Conditions | None = field(default=None, metadata=OMIT_NONE)
+    reason: str | None = field(default=None, metadata=OMIT_NONE)
+    cache: str | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ceilings(Record):
+    """Every ceiling of one machine and thread count: a GEMM rate per precision, the bandwidth."""
+
+    threads: int
+    device: str
+    gemm: tuple[GemmCeiling, ...]  # in PRECISIONS' order
+    bandwidth: Bandwidth
+
+    def for_precision(self, precision: str) -> GemmCeiling | None:
+        return next((c for c in self.gemm if c.precision == precision), None)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,7 +279,7 @@ class BenchResult(Record):
 
     model: Mapping[str, Any]
     settings: Settings
-    ceiling: Ceiling
+    ceilings: Ceilings
     environment: Environment
     rows: tuple[LatencyRow, ...]
     skipped: tuple[Skipped, ...] = ()

@@ -16,9 +16,11 @@ from rich.console import Console
 from effnet_cli.output.sink import current
 from effnet_cli.output.table import Column, cell, columns_csv, print_columns
 from effnet_cli.records.bench import (
+    Bandwidth,
     BenchResult,
-    Ceiling,
+    Ceilings,
     Comparison,
+    GemmCeiling,
     LatencyRow,
     NoRecommendation,
     Recommendation,
@@ -62,10 +64,15 @@ BENCH_TABLE = (
     _bench_column("img/s", "images_per_s", "f1"),
     Column("GMAC/s", "macs_per_s", priority=3, show=lambda r: "–" if r.get("error") or not
            r.get("macs_per_s") else f"{r['macs_per_s'] / 1e9:.1f}"),
-    Column("ceiling", "ceiling_fraction", priority=3, show=lambda r: "–" if r.get("error") or not
-           r.get("ceiling_fraction") else f"{r['ceiling_fraction']:.0%}"),
-    Column("drift", "drift_max_rel", priority=2, show=lambda r: _drift_cells(r)[0]),
-    Column("top-1", "top1_agreement", priority=2, show=lambda r: _drift_cells(r)[1]),
+    Column("ceiling", "ceiling_fraction", priority=3, show=lambda r: _share(r, "ceiling_fraction")),
+    Column("limit", "limit_fraction", priority=2, show=lambda r: _share(r, "limit_fraction")),
+    Column("limit img/s", "limit_images_per_s", "f1", in_table=False),
+    Column("drift", "drift_max_rel", priority=2, show=lambda r: _drift_cell(r)),
+    Column("top-1", "top1_agreement", priority=2, show=lambda r: _accuracy_cell(r)),
+    Column("top-5", "top5_overlap", in_table=False),
+    Column("SQNR dB", "sqnr_db", in_table=False),
+    Column("not judged", "not_judged", in_table=False),
+    Column("measurement problem", "measurement_problem", in_table=False),
     _bench_column("first", "first_inference_ms", "f0", "ms", priority=5),
     _bench_column("setup", "setup_s", "f1", "s", priority=5),
     Column("iterations", "iterations", in_table=False),
@@ -95,17 +102,29 @@ def print_bench(result: BenchResult) -> None:
     )
     console = current().out()
     print_columns(console, title, (*BENCH_TABLE, STAR), starred(result.rows))
-    console.print(
-        ceiling_line(result.ceiling) + " drift: max |Δ logits| ÷ max |fp32 Keras logit| on "
-        "the same images; top-1: agreement with fp32 Keras.",
-        markup=False,
-    )
+    for line in ceiling_lines(result.ceilings):
+        console.print(line, markup=False)
+    console.print(_legend(result), markup=False)
+    timed: tuple[LatencyRow | ThroughputRow, ...] = (*result.rows, *(result.throughput_rows or ()))
+    for problem in timed:
+        if problem.measurement_problem:
+            console.print(
+                f"measurement problem: {problem.runtime} {problem.precision} at batch "
+                f"{problem.batch} ran at {problem.measurement_problem}",
+                markup=False,
+            )
+    if any((row.limit_fraction or 0) > 1 for row in timed):
+        console.print(
+            "limit >100%: faster than the roofline allows from memory; its tensors stayed in the "
+            "caches, which the roofline does not count (docs/bench.md).",
+            markup=False,
+        )
     if result.throughput_rows:
         print_throughput(result.throughput_rows, console)
     for skip in result.skipped:
         console.print(f"skipped {skip.runtime} {skip.precision}: {skip.reason}", markup=False)
-    for line in result.recommendations or ():
-        console.print(recommend_line(line), markup=False)
+    for recommendation in result.recommendations or ():
+        console.print(recommend_line(recommendation), markup=False)
 
 
 STAR = Column("", "fastest", show=lambda r: "★" if r["fastest"] else "")
@@ -118,13 +137,48 @@ def starred(rows: Sequence[LatencyRow | ThroughputRow]) -> list[dict[str, Any]]:
     return [{**document, "fastest": i in best} for i, document in enumerate(documents)]
 
 
-def _drift_cells(row: Mapping[str, Any]) -> list[str]:
-    """(drift, top-1) cells: none for a failed row, "unmeasured" for a file with no reference."""
+def _share(row: Mapping[str, Any], key: str) -> str:
+    """A share of a limit; "?" where the row ran faster than the limit (a measurement problem)."""
     if row.get("error"):
-        return ["–", "–"]
+        return "–"
+    if row.get("measurement_problem"):
+        return "?"
+    value = row.get(key)
+    return "–" if value is None else ">100%" if value > 1 else f"{value:.0%}"
+
+
+def _drift_cell(row: Mapping[str, Any]) -> str:
+    """Drift on seeded images: none for a failed row, "unmeasured" for a file with no reference."""
+    if row.get("error"):
+        return "–"
     if row.get("drift_max_rel") is None:
-        return [(row.get("drift") or "unmeasured").split(":")[0], "–"]
-    return [f"{row['drift_max_rel']:.1e}", f"{row['top1_agreement']:.0%}"]
+        return (row.get("drift") or "unmeasured").split(":")[0]
+    return f"{row['drift_max_rel']:.1e}"
+
+
+def _accuracy_cell(row: Mapping[str, Any]) -> str:
+    """Top-1 agreement on real images, or "not judged" (random weights, no reference)."""
+    if row.get("error"):
+        return "–"
+    if row.get("top1_agreement") is None:
+        return "not judged" if row.get("not_judged") else "–"
+    return f"{row['top1_agreement']:.0%}"
+
+
+def _legend(result: BenchResult) -> str:
+    judged = next((a for a in result.agreement or () if a.images), None)
+    on = (
+        f"top-1: agreement with fp32 Keras on {judged.images} real images ({judged.judged_on})"
+        if judged is not None
+        else "top-1: agreement with fp32 Keras on real images"
+    )
+    why = next((a.not_judged for a in result.agreement or () if a.not_judged), None)
+    return (
+        "drift: max |Δ logits| ÷ max |fp32 Keras logit| on seeded images; "
+        + on
+        + (f"; not judged: {why}" if why else "")
+        + "; limit: share of the roofline limit (docs/bench.md)."
+    )
 
 
 THROUGHPUT_TABLE = (
@@ -137,8 +191,9 @@ THROUGHPUT_TABLE = (
     _bench_column("load p50", "load_latency_ms_p50", "f2", "ms", priority=2),
     _bench_column("load p90", "load_latency_ms_p90", "f2", "ms", priority=3),
     _bench_column("load p99", "load_latency_ms_p99", "f2", "ms", priority=3),
-    Column("drift", "drift_max_rel", priority=2, show=lambda r: _drift_cells(r)[0]),
-    Column("top-1", "top1_agreement", priority=2, show=lambda r: _drift_cells(r)[1]),
+    Column("limit", "limit_fraction", priority=3, show=lambda r: _share(r, "limit_fraction")),
+    Column("drift", "drift_max_rel", priority=2, show=lambda r: _drift_cell(r)),
+    Column("top-1", "top1_agreement", priority=2, show=lambda r: _accuracy_cell(r)),
     Column("settings", "settings", left=True, wrap=True, priority=4, show=_settings_cell),
     Column("error", "error", left=True, wrap=True, show=lambda r: r.get("error") or "–"),
 )  # fmt: skip
@@ -169,20 +224,40 @@ def recommend_line(rec: Recommendation | NoRecommendation) -> str:
     )
 
 
-def ceiling_line(ceiling: Ceiling) -> str:
-    """Where the ceiling column's rate comes from: measured now, cached, or not measured."""
-    if not ceiling.gemm_flops:
-        return f"ceiling: not measured ({ceiling.reason or 'no probe'}), so no column."
+def ceiling_lines(ceilings: Ceilings) -> list[str]:
+    """What each row is held to: a GEMM rate per precision and the memory bandwidth, each
+    measured now or cached (and when), or why there is none; a busy probe says so."""
+    if not any(g.macs_per_s for g in ceilings.gemm) and not ceilings.bandwidth.bytes_per_s:
+        reasons = {g.reason for g in ceilings.gemm if g.reason} | {ceilings.bandwidth.reason}
+        return [f"ceilings: not measured ({'; '.join(sorted(r for r in reasons if r))})."]
+    figures = [
+        f"{g.precision} {2 * g.macs_per_s / 1e9:.0f} GFLOP/s" if g.macs_per_s
+        else f"{g.precision} none ({g.reason})"
+        for g in ceilings.gemm
+    ]  # fmt: skip
+    band = ceilings.bandwidth
+    probes: tuple[GemmCeiling | Bandwidth, ...] = (*ceilings.gemm, band)
+    figures.append(
+        f"memory {band.bytes_per_s / 1e9:.1f} GB/s" if band.bytes_per_s
+        else f"memory none ({band.reason})"
+    )  # fmt: skip
+    sources = {g.source for g in probes if g.source != "unavailable"}
+    dates = sorted({g.measured_at for g in probes if g.measured_at})
     when = (
-        "measured now"
-        if ceiling.source == "measured"
-        else (f"cached, measured {ceiling.measured_at}; --ceiling re-measures")
-    )
-    return (
-        f"ceiling: {ceiling.gemm_flops / 1e9:.0f} GFLOP/s dense fp32 GEMM on this CPU, "
-        f"{ceiling.threads} threads ({when}); a row's share = 2 × MACs/s ÷ that rate "
-        "(int8 and bf16 rows can pass 100 %: their arithmetic is faster than fp32's)."
-    )
+        "measured now" if sources == {"measured"}
+        else f"cached, measured {dates[0] if dates else '?'}; --ceiling measures again"
+    )  # fmt: skip
+    lines = [
+        f"ceilings on {ceilings.threads} threads ({when}): " + ", ".join(figures) + "; a row's "
+        "ceiling = its MACs/s ÷ its precision's GEMM MACs/s (fp16 rows: fp32's, dynamic: int8's)."
+    ]
+    lines += [
+        f"busy: the {g.precision if isinstance(g, GemmCeiling) else 'memory'} probe ran on a busy "
+        f"machine ({g.busy_reason}): not cached, shares may read high"
+        for g in probes
+        if g.busy
+    ]
+    return lines
 
 
 def gate_line(c: Comparison) -> str:
@@ -220,6 +295,16 @@ def plot_bench(result: BenchResult, path: Path) -> None:
         batches = [r.batch for r in rows]
         latency.plot(batches, [r.latency_ms_p50 for r in rows], "o-", label=label)
         throughput.plot(batches, [r.images_per_s for r in rows], "o-", label=label)
+    # The roofline limit per precision: what the machine allows at each batch (docs/bench.md).
+    limits: dict[str, dict[int, float]] = {}
+    for row in result.rows:
+        if row.limit_images_per_s:
+            limits.setdefault(row.precision, {})[row.batch] = row.limit_images_per_s
+    for precision, by_batch in limits.items():
+        batches = sorted(by_batch)
+        throughput.plot(
+            batches, [by_batch[b] for b in batches], "--", label=f"roofline limit {precision}"
+        )
     for axis, label in ((latency, "p50 latency (ms)"), (throughput, "images / s")):
         axis.set_xscale("log", base=2)
         axis.set_xlabel("batch size")

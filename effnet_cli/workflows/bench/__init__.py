@@ -1,10 +1,11 @@
 """`effnet bench`: time inference per runtime, precision and batch size.
 
 Split along its seams: `request` (what to time, validated), `timing` (the loops and their
-statistics), `tuning` (--tune's search and its cache), `machine` (threads, device, environment,
-GEMM ceiling; `cache` keeps per-machine measurements), `artifacts` (what each row runs), `rows`
-(one runner's rows), `gate` (--baseline), `recommend` (--recommend), `workflow` (a whole run)
-and `records` (the frozen results, turned into JSON only by `to_json`).
+statistics), `tuning` (--tune's search and its cache), `machine` (threads, device, environment),
+`ceilings` (the GEMM rate per precision and the memory bandwidth; `cache` keeps per-machine
+measurements), `limits` (each row's share of its ceiling and of the roofline limit),
+`artifacts` (what each row runs), `rows` (one runner's rows), `gate` (--baseline), `recommend`
+(--recommend) and `workflow` (a whole run). The results are effnet_cli/records/bench.py's.
 """
 
 from effnet_cli.records.bench import BenchResult

@@ -32,6 +32,7 @@ class BenchRequest:
     xla: bool = False
     measure_ceiling: bool = False
     calibration: Path | None = None  # images for precisions calibrated into the file (int8)
+    verify_images: tuple[Path, ...] | None = None  # accuracy judged on these, not the photos
     modes: tuple[str, ...] = ("latency",)
     streams: int | None = None  # requests in flight in throughput mode (None: tuned/default)
     tune: bool = False  # search threads and requests in flight again (else the cached search)
@@ -59,6 +60,7 @@ def build_request(
     xla: bool,
     measure_ceiling: bool,
     calibration: Path | None,
+    verify_images: tuple[Path, ...] | None,
     mode: str,
     streams: int | None,
     tune: bool,
@@ -77,6 +79,7 @@ def build_request(
         xla=xla,
         measure_ceiling=measure_ceiling,
         calibration=calibration,
+        verify_images=verify_images,
         modes=parse_modes(mode),
         streams=streams,
         tune=tune,

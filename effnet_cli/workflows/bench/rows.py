@@ -1,15 +1,16 @@
 """One runner's rows: at every batch size, in each requested mode, with its drift against fp32
-Keras on the same images."""
+Keras on the same seeded images (numerical drift only: accuracy is judged on real images,
+workflow.agreement_of)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from effnet_cli.backends import runtimes
-from effnet_cli.records.bench import Ceiling, LatencyRow, ThroughputRow
+from effnet_cli.records.bench import LatencyRow, ThroughputRow
 from effnet_cli.util.errors import WorkError, runtime_reason
 from effnet_cli.workflows.bench import timing, tuning
 from effnet_cli.workflows.bench.request import BenchRequest
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from effnet_cli.util.arrays import Floats, Images
 
 THROUGHPUT_DEFAULT_S = 2.0  # a throughput row's run, when --duration does not say
-AnyRow = TypeVar("AnyRow", LatencyRow, ThroughputRow)
 
 
 @dataclass
@@ -35,10 +35,9 @@ class RowCount:
 
 @dataclass(frozen=True)
 class Drift:
-    """Drift and top-1 agreement against fp32 Keras; None (said unmeasured) without a reference."""
+    """Drift against fp32 Keras on seeded images; None (said unmeasured) without a reference."""
 
     drift_max_rel: float | None
-    top1_agreement: float | None
     drift: str | None = None
 
 
@@ -55,13 +54,13 @@ def drift(runner: runtimes.Runner, images: Images, reference: Floats | None) -> 
     outputs = np.asarray(runner.comparable(images), dtype="float32")
     found = non_finite(outputs)
     if found:
-        return Drift(None, None, f"{NOT_FINITE}: its outputs hold {found} of {outputs.size:,}")
+        return Drift(None, f"{NOT_FINITE}: its outputs hold {found} of {outputs.size:,}")
     if reference is None:
-        return Drift(None, None, "unmeasured")
+        return Drift(None, "unmeasured")
     try:
-        return Drift(*compare(outputs, reference))
+        return Drift(compare(outputs, reference)[0])
     except NonFinite as exc:  # the reference's side
-        return Drift(None, None, f"{NOT_FINITE}: {exc}")
+        return Drift(None, f"{NOT_FINITE}: {exc}")
 
 
 def refuse_not_finite(rows: Sequence[LatencyRow | ThroughputRow]) -> None:
@@ -209,20 +208,6 @@ def throughput_row(
         in_flight_observed=stats.in_flight_observed,
         **load,
     )
-
-
-def with_macs(rows: list[AnyRow], macs: int | None, ceiling: Ceiling) -> tuple[AnyRow, ...]:
-    """Each timed row's MACs/s, and its share of the ceiling: achieved FLOP/s (2 per MAC) ÷
-    GEMM FLOP/s."""
-    gemm = ceiling.gemm_flops
-    done = []
-    for row in rows:
-        if macs and row.error is None and row.images_per_s is not None:
-            macs_per_s = macs * row.images_per_s
-            fraction = 2 * macs_per_s / gemm if gemm else None
-            row = replace(row, macs_per_s=macs_per_s, ceiling_fraction=fraction)
-        done.append(row)
-    return tuple(done)
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from effnet_cli import backends
 from effnet_cli.backends import runtimes
 from effnet_cli.backends.keras import keras_runner
+from effnet_cli.model import costs as C
 from effnet_cli.model import spec as S
 from effnet_cli.records.bench import (
     Agreement,
@@ -23,15 +24,17 @@ from effnet_cli.records.bench import (
 )
 from effnet_cli.workflows.accuracy import RealImages, real_images
 from effnet_cli.workflows.bench import artifacts as A
+from effnet_cli.workflows.bench.ceilings import measure_ceilings
 from effnet_cli.workflows.bench.gate import (
     DEFAULT_MAX_REGRESSION_PCT,
     Baseline,
     compare_baseline,
 )
-from effnet_cli.workflows.bench.machine import environment, gemm_ceiling
+from effnet_cli.workflows.bench.limits import AnyRow, Limits, with_limits
+from effnet_cli.workflows.bench.machine import environment
 from effnet_cli.workflows.bench.recommend import recommend
 from effnet_cli.workflows.bench.request import BenchRequest
-from effnet_cli.workflows.bench.rows import RowCount, time_modes, with_macs
+from effnet_cli.workflows.bench.rows import RowCount, time_modes
 
 Progress = Callable[[str], None]
 
@@ -65,19 +68,17 @@ def run(plan: BenchPlan, progress: Progress) -> BenchResult:
     if plan.artifact:
         assert plan.source is not None
         keras = archive.load_keras_file(plan.reference) if plan.reference is not None else None
-        result = run_artifact_bench(
-            plan.source, keras, plan.resolution, plan.request, progress, judge=plan.recommend
-        )
+        result = run_artifact_bench(plan.source, keras, plan.resolution, plan.request, progress)
         args = None
     else:
         from effnet_cli.keras.macs import keras_macs
-        from effnet_cli.model import costs as C
 
         spec = plan.spec
         progress(f"loading {plan.source}" if spec is None else f"building {spec.name}")
         built = archive.load_or_build(spec, plan.source, plan.weights, plan.seed)
-        macs = C.count(spec).macs if spec is not None else keras_macs(built)
-        result = run_bench(built, spec, macs, plan.request, progress, judge=plan.recommend)
+        costs = C.count(spec) if spec is not None else None
+        macs = costs.macs if costs is not None else keras_macs(built)
+        result = run_bench(built, spec, costs, macs, plan.request, progress)
         if plan.baseline is not None:
             result = compare_baseline(result, plan.baseline, plan.max_regression_pct)
         args = plan.model_args
@@ -90,16 +91,19 @@ def run(plan: BenchPlan, progress: Progress) -> BenchResult:
 def run_bench(
     model: Any,
     spec: S.ModelSpec | None,
+    costs: C.Costs | None,
     macs: int | None,
     request: BenchRequest,
     progress: Progress,
-    judge: bool = False,
 ) -> BenchResult:
-    """Every runtime × precision × batch row, the environment, and the ceiling.
+    """Every runtime × precision × batch row, the environment, and the ceilings.
 
     `request.device` is already resolved to cpu or gpu (`resolve_device`). Each row also
-    carries its drift against the fp32 Keras model on the same images; with `judge`
-    (--recommend), each runtime × precision its agreement with it on real images.
+    carries its drift against the fp32 Keras model on the same seeded images, and each runtime
+    × precision its agreement with it on real images (the shipped photos, or
+    --verify-images), the accuracy export's gate and --recommend judge: not judged where the
+    model has none to keep (random weights). `costs` (a model built from a spec) gives each
+    row its roofline limit.
     """
     from effnet_cli.keras.calibration import calibrate_batchnorm, fresh_batchnorm
     from effnet_cli.util import files
@@ -114,7 +118,7 @@ def run_bench(
     fresh = fresh_batchnorm(model)
     if fresh:  # random weights: drift and agreement would compare noise
         calibrate_batchnorm(model, seed=request.seed)
-    real = real_images(model, spec, None, fresh, progress) if judge else None
+    real = real_images(model, spec, request.verify_images, fresh, progress)
     agreements: list[Agreement] = []
     rows: list[LatencyRow] = []
     loaded: list[ThroughputRow] = []  # throughput rows: a shape of their own (docs/bench.md)
@@ -136,8 +140,7 @@ def run_bench(
                     )
                     count.done += per_pair  # its rows will not come: the bar moves past them
                     continue
-                if real is not None:
-                    agreements.append(agreement_of(runner, precision, real))
+                agreements.append(agreement_of(runner, precision, real))
                 converted = artifacts.get(A.artifact_key(runtime, precision), (None, 0.0))[1]
                 setup_s = time.perf_counter() - started + converted
                 latency, throughput = time_modes(
@@ -145,7 +148,8 @@ def run_bench(
                 )
                 rows += latency
                 loaded += throughput
-    ceiling = gemm_ceiling(request.threads, request.device, request.measure_ceiling, progress)
+    ceilings = measure_ceilings(request.threads, request.device, request.measure_ceiling, progress)
+    limits = Limits(costs, ceilings)
     height, width = model.input.shape[1:3]
     identity = {
         "name": model.name,
@@ -159,12 +163,16 @@ def run_bench(
     return BenchResult(
         model=identity,
         settings=settings(request),
-        ceiling=ceiling,
+        ceilings=ceilings,
         environment=environment(request.threads),
-        rows=with_macs(rows, macs, ceiling),
+        rows=with_limits(judged(rows, agreements), macs, limits),
         skipped=tuple(skipped),
-        throughput_rows=with_macs(loaded, macs, ceiling) if "throughput" in request.modes else None,
-        agreement=tuple(agreements) if judge else None,
+        throughput_rows=(
+            with_limits(judged(loaded, agreements), macs, limits)
+            if "throughput" in request.modes
+            else None
+        ),
+        agreement=tuple(agreements),
     )
 
 
@@ -180,6 +188,25 @@ def settings(request: BenchRequest, xla: bool | None = None) -> Settings:
         xla=request.xla if xla is None else xla,
         modes=request.modes,
     )
+
+
+def judged(rows: list[AnyRow], agreements: list[Agreement]) -> list[AnyRow]:
+    """Each row with its runtime × precision's agreement on real images: one accuracy per
+    row, the same in the table, in --json and in --recommend."""
+    of = {(a.runtime, a.precision): a for a in agreements}
+    done = []
+    for row in rows:
+        agreement = of.get((row.runtime, row.precision))
+        if agreement is not None and row.error is None:
+            row = replace(
+                row,
+                top1_agreement=agreement.top1_agreement,
+                top5_overlap=agreement.top5_overlap,
+                sqnr_db=agreement.sqnr_db,
+                not_judged=agreement.not_judged,
+            )
+        done.append(row)
+    return done
 
 
 def agreement_of(runner: runtimes.Runner, precision: str, real: RealImages) -> Agreement:
@@ -235,12 +262,10 @@ def run_artifact_bench(
     resolution: int | None,
     request: BenchRequest,
     progress: Progress,
-    judge: bool = False,
 ) -> BenchResult:
     """`bench --from FILE` for any backend's artifact: that file timed with its own runtime,
-    labelled with the precision read from it; drift against `reference` (a Keras model) when
-    given, else said to be unmeasured; with `judge`, its agreement with the reference on real
-    images."""
+    labelled with the precision read from it; drift against `reference` (a Keras model) and
+    agreement with it on real images when given, else said to be unmeasured and not judged."""
     import numpy as np
 
     from effnet_cli.backends import describe
@@ -264,7 +289,11 @@ def run_artifact_bench(
     setup_s = time.perf_counter() - started
     inputs = A.seeded_inputs(request, size)
     expected = None
-    agreements: tuple[Agreement, ...] = ()
+    agreements = [
+        Agreement(runtime=backend.name, precision=precision, judged_on="", images=0,
+                  top1_agreement=None, top5_overlap=None, sqnr_db=None, passed=None,
+                  not_judged="no reference: give --reference")
+    ]  # fmt: skip
     if reference is not None:
         from effnet_cli.keras.calibration import fresh_batchnorm
 
@@ -275,12 +304,13 @@ def run_artifact_bench(
             )
         keras = keras_runner(reference, request.device)
         expected = {b: np.asarray(keras.comparable(x)) for b, x in inputs.items()}
-        if judge:
-            real = real_images(reference, None, None, fresh_batchnorm(reference), progress)
-            agreements = (agreement_of(runner, precision, real),)
+        fresh = fresh_batchnorm(reference)
+        real = real_images(reference, None, request.verify_images, fresh, progress)
+        agreements = [agreement_of(runner, precision, real)]
     name = document.get("metadata", {}).get("model") or path.stem
     latency, throughput = time_modes(runner, inputs, expected, setup_s, request, name, progress)
-    ceiling = gemm_ceiling(request.threads, request.device, request.measure_ceiling, progress)
+    ceilings = measure_ceilings(request.threads, request.device, request.measure_ceiling, progress)
+    limits = Limits(None, ceilings)  # a file's layers are not counted: no roofline
     return BenchResult(
         # the one model object (docs/output.md), from what the file says
         model={
@@ -292,10 +322,14 @@ def run_artifact_bench(
             "precision": precision,
         },
         settings=settings(request, xla=False),
-        ceiling=ceiling,
+        ceilings=ceilings,
         environment=environment(request.threads),
-        rows=tuple(latency),
+        rows=with_limits(judged(latency, agreements), None, limits),
         skipped=(),
-        throughput_rows=tuple(throughput) if "throughput" in request.modes else None,
-        agreement=agreements if judge else None,
+        throughput_rows=(
+            with_limits(judged(throughput, agreements), None, limits)
+            if "throughput" in request.modes
+            else None
+        ),
+        agreement=tuple(agreements),
     )
