@@ -251,12 +251,13 @@ def ceiling_lines(ceilings: Ceilings) -> list[str]:
         f"ceilings on {ceilings.threads} threads ({when}): " + ", ".join(figures) + "; a row's "
         "ceiling = its MACs/s ÷ its precision's GEMM MACs/s (fp16 rows: fp32's, dynamic: int8's)."
     ]
-    lines += [
-        f"busy: the {g.precision if isinstance(g, GemmCeiling) else 'memory'} probe ran on a busy "
-        f"machine ({g.busy_reason}): not cached, shares may read high"
-        for g in probes
-        if g.busy
-    ]
+    busy = [g for g in probes if g.busy]
+    if busy:
+        names = [g.precision if isinstance(g, GemmCeiling) else "memory" for g in busy]
+        lines.append(
+            f"busy: the {', '.join(names)} probe{'s' * (len(busy) > 1)} ran on a busy machine "
+            f"({busy[0].busy_reason}): not cached, shares may read high."
+        )
     return lines
 
 

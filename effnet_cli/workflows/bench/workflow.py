@@ -215,12 +215,12 @@ def agreement_of(runner: runtimes.Runner, precision: str, real: RealImages) -> A
     from effnet_cli.util.drift import NonFinite, agreement_on
 
     name = runner.runtime
-    if real.inputs is None:
+    if real.inputs is None or real.not_judged:  # no number for a model with none to keep
         return Agreement(
             runtime=name,
             precision=precision,
             judged_on=real.judged_on,
-            images=0,
+            images=0 if real.inputs is None else len(real.inputs),
             top1_agreement=None,
             top5_overlap=None,
             sqnr_db=None,
@@ -242,7 +242,7 @@ def agreement_of(runner: runtimes.Runner, precision: str, real: RealImages) -> A
             not_judged=None,
         )
     top1, top5, sqnr = figures["top1_agreement"], figures["top_k_overlap"], figures["sqnr_db"]
-    passed = None if real.not_judged else backends.QUANTIZED_GATE.reached(top1, top5, sqnr)
+    passed = backends.QUANTIZED_GATE.reached(top1, top5, sqnr)
     return Agreement(
         runtime=name,
         precision=precision,
