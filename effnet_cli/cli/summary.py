@@ -9,8 +9,8 @@ import typer
 from effnet_cli.cli.common import JsonOpt, WideOpt, output_sink
 from effnet_cli.cli.options import ModelOptions, model_command
 from effnet_cli.model import costs as C
-from effnet_cli.output.documents import summary_document
 from effnet_cli.output.views import summary as views
+from effnet_cli.records.summary import summarize
 
 LayersOpt = Annotated[bool, typer.Option("--layers", help="Add the per-layer view.")]
 
@@ -29,5 +29,5 @@ def summary(
         "changes nothing in summary: its counts come from the architecture alone, not from weights",
     )
     costs = C.count(model.spec())
-    document = summary_document(costs, layers)
-    sink.result("summary", document, lambda sink, doc: views.view(sink, costs, doc))
+    summary = summarize(costs, layers)
+    sink.result("summary", summary, lambda sink, result: views.view(sink, costs, result))

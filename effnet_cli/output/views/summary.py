@@ -9,9 +9,9 @@ from rich.console import Console
 
 from effnet_cli.model import costs as C
 from effnet_cli.model import spec as S
-from effnet_cli.output.documents import published_document
 from effnet_cli.output.sink import Sink
 from effnet_cli.output.table import Column, cell, count, pairs, print_columns, size
+from effnet_cli.records.summary import Published, Summary
 
 
 def _contract_line(spec: S.ModelSpec) -> str:
@@ -65,44 +65,42 @@ LAYER_TABLE = (
 )  # fmt: skip
 
 
-def view(sink: Sink, costs: C.Costs, document: Mapping[str, Any]) -> None:
-    """The stage table, the layer table where the document holds layers, the totals."""
+def view(sink: Sink, costs: C.Costs, summary: Summary) -> None:
+    """The stage table, the layer table where the summary holds layers, the totals."""
     spec, console = costs.spec, sink.out()
     title = (
         f"{spec.name}  (width {spec.width:g}, depth {spec.depth:g}, resolution {spec.resolution})"
     )
-    print_columns(console, title, STAGE_TABLE, document["stages"])
-    if "layers" in document:
+    print_columns(console, title, STAGE_TABLE, [vars(stage) for stage in summary.stages])
+    if summary.layers is not None:
         console.print()
-        print_columns(console, "layers", LAYER_TABLE, document["layers"])
+        print_columns(console, "layers", LAYER_TABLE, [row.to_json() for row in summary.layers])
     console.print()
-    _totals_table(console, costs)
+    _totals_table(console, costs, summary.published)
     console.print(_contract_line(spec), markup=False)
     for deviation in spec.family.deviations:
         console.print(f"deviation from the paper: {deviation}", markup=False)
 
 
-def _totals_table(console: Console, costs: C.Costs) -> None:
-    paper = published_document(costs.spec) or {}
-
-    def beside(value: str, published: Any, kind: str = "count") -> str:
+def _totals_table(console: Console, costs: C.Costs, paper: Published | None) -> None:
+    def beside(value: str, published: float | None, kind: str = "count") -> str:
         return value if published is None else f"{value}  (published: {cell(published, kind)})"
 
     rows = [
         ("params (Keras count_params)", f"{costs.params:,}"),
         (
             "  trainable (the paper's count)",
-            beside(f"{costs.params_trainable:,}", paper.get("params")),
+            beside(f"{costs.params_trainable:,}", paper.params if paper else None),
         ),
         ("  BatchNorm moving statistics", f"{costs.params_bn_moving:,}"),
         ("  preprocessing (Normalization)", f"{costs.params_preprocessing:,}"),
         (
             "MACs (multiply-adds)",
-            beside(f"{costs.macs:,} ({count(costs.macs)})", paper.get("macs")),
+            beside(f"{costs.macs:,} ({count(costs.macs)})", paper.macs if paper else None),
         ),
         ("parameter bytes (float32)", size(costs.param_bytes)),
         ("peak activation memory (batch 1)", size(costs.peak_activation_bytes)),
     ]
-    if paper.get("top1") is not None:
-        rows.append(("ImageNet top-1 %", f"{paper['top1']} ({paper['source']})"))
+    if paper is not None and paper.top1 is not None:
+        rows.append(("ImageNet top-1 %", f"{paper.top1} ({paper.source})"))
     pairs(console, rows, title="totals")
