@@ -161,6 +161,8 @@ BENCH = [
     (["bench", "--max-regression", "x"], "--max-regression"),
     (["bench", "--from", "missing.keras"], "does not exist"),
     (["bench", "--plot", "out.jpg"], "ending in .png"),
+    (["bench", "--verify-images", "missing"], "does not exist"),
+    (["bench", "--verify-images", "noimages"], "holds no images"),
 ]
 INSPECT = [
     (["inspect", "missing.onnx"], "does not exist"),
@@ -452,7 +454,7 @@ def test_predict_converts_grey_alpha_and_16_bit_images_and_says_so_once(cli, tmp
     however many images it touched; a 16-bit image is scaled, not clipped to white."""
     from PIL import Image
 
-    from effnet_cli.util import images
+    from effnet_cli.data import images
 
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 256, (40, 30), dtype=np.uint8)

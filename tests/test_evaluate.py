@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from effnet_cli import samples
-from effnet_cli.util import images, labels
+from effnet_cli.data import images, labels
 
 from .test_schemas import validate
 

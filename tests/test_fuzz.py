@@ -1344,18 +1344,19 @@ def _note(_: str) -> None:
 
 
 def _checked_checkpoint(path: Path) -> str | None:
-    from effnet_cli.keras import checkpoints
+    from effnet_cli.keras.checkpoints import torch_layouts as checkpoints
 
     checkpoints.check_file(path)  # build's and export's check, before TensorFlow loads
     return None
 
 
 def _checkpoint_tensors(path: Path) -> str | None:
-    """The loader's read (keras/checkpoints.py `load_into`): float32, finite, as declared."""
+    """The loader's read (keras/checkpoints/torch_layouts.py `load_into`): float32, finite, as
+    declared."""
     import numpy as np
 
-    from effnet_cli.keras import checkpoints
-    from effnet_cli.util import torch_files
+    from effnet_cli.keras.checkpoints import torch_files
+    from effnet_cli.keras.checkpoints import torch_layouts as checkpoints
 
     read = torch_files.read(path)
     checkpoints.check_values(read, path)
@@ -1395,7 +1396,7 @@ def _image(draft: bool) -> Step:
     def step(path: Path) -> str | None:
         import numpy as np
 
-        from effnet_cli.util import images
+        from effnet_cli.data import images
 
         image = images.decode(path, images.Conversions(), RESOLUTION if draft else None)
         pixels = images.prepare(image, RESOLUTION)
@@ -1434,7 +1435,7 @@ def _truth(path: Path) -> str | None:
 
 
 def _labels(path: Path) -> str | None:
-    from effnet_cli.util import labels
+    from effnet_cli.data import labels
 
     names = labels.read_file(path)
     labels.for_head(len(names), path)
@@ -1472,7 +1473,7 @@ def _listing(folder: Path) -> set[str]:
 def _reader_state() -> list[str]:
     """The allow-list's functions, classes and stand-ins, as a pickle's BUILD would change them:
     their attributes and defaults."""
-    from effnet_cli.util import torch_files
+    from effnet_cli.keras.checkpoints import torch_files
 
     objects = [*vars(torch_files).values(), *torch_files._TORCH_UTILS.values()]
     objects += [getattr(obj, "function", None) for obj in objects]
@@ -1624,7 +1625,7 @@ def sources(b0_r64, tmp_path_factory) -> dict[str, Path]:
     """The valid files every case starts from: b0_r64's artifacts, the shipped photos and truth,
     the trained Lite0, and small checkpoints and weights files written here."""
     from effnet_cli import samples
-    from effnet_cli.util import labels
+    from effnet_cli.data import labels
 
     folder = tmp_path_factory.mktemp("fuzz-sources")
     made = {"small-legacy.pth": legacy_file(base_tensors()),

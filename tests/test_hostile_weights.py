@@ -22,10 +22,10 @@ import h5py
 import numpy as np
 import pytest
 
-from effnet_cli.keras import checkpoints
-from effnet_cli.util import torch_files
+from effnet_cli.keras.checkpoints import torch_files
+from effnet_cli.keras.checkpoints import torch_layouts as checkpoints
+from effnet_cli.keras.checkpoints.values import refuse_unfit
 from effnet_cli.util.errors import UsageError
-from effnet_cli.util.weight_values import refuse_unfit
 
 from .conftest import run_cli
 from .test_torch_weights import PTH, fake_torch, write_legacy
@@ -379,7 +379,7 @@ def test_a_hostile_tensor_in_a_keras_archive_is_refused_naming_it(
 def test_the_keras_files_as_saved_pass(keras_files):
     """Their int64 Normalization count is a counter, not a weight."""
     from effnet_cli.keras import archive
-    from effnet_cli.keras import weights as keras_weights
+    from effnet_cli.keras.checkpoints import keras_files as keras_weights
 
     for layout in ("lite0.weights.h5", "lite0.h5"):
         keras_weights.check_weights_file(keras_files / layout)

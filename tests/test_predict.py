@@ -52,7 +52,7 @@ def pillow_reference(path: Path, size: int, plain: bool = False) -> np.ndarray:
 )  # fmt: skip
 @pytest.mark.parametrize("resize", ["crop", "plain"])
 def test_prepared_tensor_equals_an_independent_pillow_implementation(tmp_path, shape, size, resize):
-    from effnet_cli.util import images
+    from effnet_cli.data import images
 
     rng = np.random.default_rng(1)
     path = tmp_path / "picture.png"
@@ -67,7 +67,7 @@ def test_prepared_tensor_equals_an_independent_pillow_implementation(tmp_path, s
 
 
 def test_the_crop_is_the_reference_fraction_of_the_shorter_side():
-    from effnet_cli.util.images import center_crop
+    from effnet_cli.data.images import center_crop
 
     crop = center_crop(320, 240, 224)
     assert crop.side == int(224 / 256 * 240) == 210
@@ -75,7 +75,7 @@ def test_the_crop_is_the_reference_fraction_of_the_shorter_side():
 
 
 def test_the_imagenet_labels_ship_in_index_order():
-    from effnet_cli.util import labels
+    from effnet_cli.data import labels
 
     names = labels.imagenet()
     assert len(names) == 1000 and all(names)
@@ -144,7 +144,7 @@ def test_onnx_predictions_are_onnxruntime_on_the_pillow_tensor(cli, artifacts, t
     """Top-k, probabilities, labels, JSON and CSV against onnxruntime run here directly."""
     import onnxruntime as ort
 
-    from effnet_cli.util import labels
+    from effnet_cli.data import labels
 
     folder, name, images = artifacts
     onnx_path = folder / f"{name}.onnx"

@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 
 from effnet_cli import backends, samples
+from effnet_cli.data import images, labels
 from effnet_cli.keras import builder
-from effnet_cli.keras import weights as keras_weights
+from effnet_cli.keras.checkpoints import keras_files as keras_weights
+from effnet_cli.keras.checkpoints import torch_files
 from effnet_cli.model import spec as S
-from effnet_cli.util import images, labels, torch_files
 from effnet_cli.util.errors import UsageError
 
 from .conftest import relative_diff, run_cli
@@ -302,7 +303,8 @@ def test_the_shipped_photos_and_their_manifest():
 def test_samples_import_nothing_heavy():
     import subprocess
 
-    code = ("import sys, effnet_cli.samples as s, effnet_cli.util.torch_files; s.paths(); "
+    code = ("import sys, effnet_cli.samples as s, effnet_cli.keras.checkpoints.torch_files; "
+            "s.paths(); "
             "print(sorted(m for m in ('numpy', 'PIL', 'tensorflow', 'safetensors') "
             "if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -422,7 +424,7 @@ def test_a_cut_file_is_refused_before_any_build(tmp_path):
 
 
 def test_families_without_a_mapping_are_refused_by_name(variants):
-    from effnet_cli.keras import checkpoints
+    from effnet_cli.keras.checkpoints import torch_layouts as checkpoints
 
     for name in ("efficientnet-v2-b0", "efficientnet-seed-b0"):
         with pytest.raises(UsageError, match="not mapped yet"):

@@ -137,7 +137,7 @@ def weights_fits(params: int) -> list[dict[str, Any]]:
 
 def describe_weights(path: Path) -> dict[str, Any]:
     """`inspect FILE.weights.h5 | FILE.h5`: which variants and heads the weights fit."""
-    from effnet_cli.keras import weights as keras_weights
+    from effnet_cli.keras.checkpoints import keras_files as keras_weights
 
     keras_weights.check_weights_file(path)
     layout = keras_weights.weights_layout(path)

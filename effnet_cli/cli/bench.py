@@ -231,7 +231,7 @@ def plan_bench(
     """The options checked and turned into a plan, every refusal before anything is built,
     loaded or timed (a refused baseline included); the device is resolved here."""
     from effnet_cli.keras import archive
-    from effnet_cli.keras import weights as keras_weights
+    from effnet_cli.keras.checkpoints import keras_files as keras_weights
     from effnet_cli.workflows import bench as B
 
     request = B.build_request(
@@ -325,6 +325,6 @@ def show_bench(result: BenchResult, csv_path: Optional[Path], plot: Optional[Pat
 
 def _verify_images(folder: Optional[Path]) -> Optional[tuple[Path, ...]]:
     """`bench --verify-images`: the images, checked before anything is built."""
-    from effnet_cli.util import images as I
+    from effnet_cli.data import images as I
 
     return None if folder is None else tuple(I.collect([folder]))

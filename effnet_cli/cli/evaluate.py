@@ -91,7 +91,7 @@ def evaluate(
     while the models infer; --output streams a row per image (its top-5 per artifact), --resume
     continues one. An unreadable image is a row with an error, left out of the accuracies
     (exit 4)."""
-    from effnet_cli.util import images as I
+    from effnet_cli.data import images as I
     from effnet_cli.workflows import engine as E
     from effnet_cli.workflows import evaluate as V
     from effnet_cli.workflows import predict as P

@@ -143,7 +143,7 @@ def export(
 def _model(model: ModelOptions, source: Optional[Path]) -> Optional[S.ModelSpec]:
     """The spec to build, or None for --from a .keras file (checked before anything loads)."""
     from effnet_cli.keras import archive
-    from effnet_cli.keras import weights as keras_weights
+    from effnet_cli.keras.checkpoints import keras_files as keras_weights
 
     if source is not None:
         refuse_model_options(model)
@@ -158,7 +158,7 @@ def _model(model: ModelOptions, source: Optional[Path]) -> Optional[S.ModelSpec]
 
 def _verify_images(folder: Path, verify: bool, spec: Optional[S.ModelSpec]) -> tuple[Path, ...]:
     """`export --verify-images`: the images, checked before anything is built."""
-    from effnet_cli.util import images as I
+    from effnet_cli.data import images as I
 
     if not verify:
         raise UsageError("--verify-images is part of verification; drop --no-verify")

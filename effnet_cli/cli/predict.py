@@ -89,9 +89,9 @@ def predict(
     Images are decoded in parallel while the model infers; with --output, rows stream to the
     file as they finish and --resume continues an interrupted run. An image that cannot be
     read is a row with an error and the run goes on (exit 4 when any failed)."""
-    from effnet_cli.util import images as I
-    from effnet_cli.util import inputs as IN
-    from effnet_cli.util import labels as L
+    from effnet_cli.data import images as I
+    from effnet_cli.data import inputs as IN
+    from effnet_cli.data import labels as L
     from effnet_cli.workflows import predict as P
 
     sink = output_sink(json_output=json_output)
@@ -165,7 +165,7 @@ def _classify(
 ) -> "tuple[PredictResult, Outcome]":
     """Each image's top classes, from the model built from options or the --from artifact,
     streamed through the run's engine."""
-    from effnet_cli.util import labels as L
+    from effnet_cli.data import labels as L
     from effnet_cli.workflows import engine as E
     from effnet_cli.workflows import predict as P
     from effnet_cli.workflows import stream

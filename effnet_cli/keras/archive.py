@@ -17,15 +17,15 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 from effnet_cli.keras.builder import build_model, import_keras
-from effnet_cli.keras.weights import (
+from effnet_cli.keras.checkpoints.keras_files import (
     WeightsReport,
     check_weight_values,
     check_weights_file,
     load_weights,
 )
+from effnet_cli.keras.checkpoints.values import shown
 from effnet_cli.model import spec as S
 from effnet_cli.util.errors import UsageError
-from effnet_cli.util.weight_values import shown
 
 
 def _first_line(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from effnet_cli.keras.weights import load_weights
+from effnet_cli.keras.checkpoints.keras_files import load_weights
 from effnet_cli.model import graph as G
 from effnet_cli.model import spec as S
 
@@ -83,7 +83,7 @@ def build_model(
 
     `options` are `get_spec`'s (phi, resolution, num_classes, include_top, …). `seed` makes the
     random initial weights reproducible; `weights` loads a `.weights.h5` or legacy `.h5` file,
-    or a PyTorch checkpoint (keras/checkpoints.py).
+    or a PyTorch checkpoint (keras/checkpoints/torch_layouts.py).
     """
     spec = resolve_spec(name_or_spec, **options)
     keras = import_keras()

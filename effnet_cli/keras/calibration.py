@@ -37,7 +37,7 @@ def load_calibration(source: Path | None, resolution: int, limit: int = 200) -> 
     import numpy as np
 
     from effnet_cli import samples
-    from effnet_cli.util import images
+    from effnet_cli.data import images
 
     if source is None:
         views = [

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from effnet_cli.data import labels
 from effnet_cli.model import spec as S
-from effnet_cli.util import labels
 from effnet_cli.util.drift import top_k
 from effnet_cli.workflows import classify
 
@@ -76,7 +76,7 @@ def real_images(
 
 def _fed(paths: list[Path], contract: classify.Contract, progress: Callable[[str], None]) -> Any:
     """Images prepared as `predict` prepares them and normalized as the model is fed."""
-    from effnet_cli.util import images
+    from effnet_cli.data import images
 
     batch = images.load_batch(paths, contract.resolution, "crop", progress)
     return classify.normalize(batch, contract.normalization)

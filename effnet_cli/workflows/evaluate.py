@@ -4,7 +4,7 @@ of each against the first (issue #21 item 6: the number a deployer checks before
 The truth is a folder of class subfolders, each named by an ImageNet synset id (`n02123045/`)
 or a class index (`281/`), as ImageNet's own validation folders are laid out; or a CSV of
 `file,class` rows (`--truth`). Every artifact runs through predict's loaders and runners, fed the
-images as predict prepares them (util/images.py); the images stream through in chunks, so a
+images as predict prepares them (data/images.py); the images stream through in chunks, so a
 50,000-image folder never sits in memory whole, and only each image's top classes are kept.
 """
 
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from effnet_cli.data import images
+from effnet_cli.data import labels as L
 from effnet_cli.model import spec as S
 from effnet_cli.records.evaluate import AccuracyRow, EvaluateResult, TruthSummary
-from effnet_cli.util import images
-from effnet_cli.util import labels as L
 from effnet_cli.util.errors import UsageError
 from effnet_cli.workflows import classify as C
 from effnet_cli.workflows import engine, stream

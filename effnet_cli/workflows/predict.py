@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from effnet_cli.data import images
 from effnet_cli.model import spec as S
 from effnet_cli.records.predict import (
     CompareResult,
@@ -17,7 +18,6 @@ from effnet_cli.records.predict import (
     PredictResult,
     Ranked,
 )
-from effnet_cli.util import images
 from effnet_cli.util.drift import NonFinite, non_finite
 from effnet_cli.util.errors import UsageError
 from effnet_cli.workflows import engine, stream

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from effnet_cli.util import images
+from effnet_cli.data import images
 from effnet_cli.util.drift import top_k
 from effnet_cli.workflows import classify as C
 

@@ -17,8 +17,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from effnet_cli.data.images import IMAGE_SUFFIXES
 from effnet_cli.util.errors import UsageError, choices
-from effnet_cli.util.images import IMAGE_SUFFIXES
 
 LIST_SUFFIXES = (".txt", ".csv", ".parquet")
 GLOB_CHARACTERS = frozenset("*?[")

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from effnet_cli.util import torch_files
+from effnet_cli.keras.checkpoints import torch_files
+from effnet_cli.keras.checkpoints.values import refuse_unfit, shown
 from effnet_cli.util.errors import UsageError
-from effnet_cli.util.weight_values import refuse_unfit, shown
 
 Kind = str  # "conv", "depthwise", "dense", "bn", "bias"
 BN_SUFFIXES = ("weight", "bias", "running_mean", "running_var")

@@ -1,6 +1,6 @@
 """Weights files into a built model: Keras 3 `.weights.h5`, keras.applications' legacy `.h5`
 (matched by layer order, the published std-for-variance slip mended) and PyTorch checkpoints
-(keras/checkpoints.py). All or nothing: a file that does not fit is refused, never half-loaded.
+(torch_layouts.py). All or nothing: a file that does not fit is refused, never half-loaded.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from effnet_cli.keras.checkpoints import torch_files
+from effnet_cli.keras.checkpoints.values import refuse_unfit, shown
 from effnet_cli.model import spec as S
-from effnet_cli.util import torch_files
 from effnet_cli.util.errors import UsageError
-from effnet_cli.util.weight_values import refuse_unfit, shown
 
 # The most a compressed dataset may inflate to, against the bytes it stores: deflate's own limit
 # (1,032 to 1). A dataset is read whole: what it declares is never believed past what it holds.
@@ -35,7 +35,7 @@ def weights_layout(path: Path) -> str:
     if name.endswith((".h5", ".hdf5")):
         return "legacy-h5"
     if torch_files.is_checkpoint_name(path):
-        return "pytorch"  # read and mapped by keras/checkpoints.py
+        return "pytorch"  # read and mapped by keras/checkpoints/torch_layouts.py
     raise UsageError(
         f"cannot tell the layout of weights file {path.name!r}; valid endings: "
         ".weights.h5 (Keras 3), .h5 (legacy, as keras.applications distributes), "
@@ -184,7 +184,7 @@ def check_weights_file(path: Path) -> None:
         raise UsageError(f"weights file {str(path)!r} does not exist")
     layout = weights_layout(path)
     if layout == "pytorch":
-        from effnet_cli.keras import checkpoints
+        from effnet_cli.keras.checkpoints import torch_layouts as checkpoints
 
         checkpoints.check_file(path)  # the allow-list and the naming rules, before any build
         return
@@ -198,7 +198,7 @@ def load_weights(model: Any, path: str | Path) -> WeightsReport:
     check_weights_file(path)
     layout = weights_layout(path)
     if layout == "pytorch":
-        from effnet_cli.keras import checkpoints
+        from effnet_cli.keras.checkpoints import torch_layouts as checkpoints
 
         loaded = checkpoints.load_into(model, path)
         return WeightsReport(str(path), loaded.layout, loaded.tensors_loaded, False)

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from effnet_cli.keras.checkpoints.values import shown
 from effnet_cli.util.errors import UsageError
-from effnet_cli.util.weight_values import shown
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 SAFETENSORS_SUFFIXES = (".safetensors",)
