@@ -224,29 +224,28 @@ def recommend_line(rec: Recommendation | NoRecommendation) -> str:
     )
 
 
+def _gemm_figure(gemm: GemmCeiling) -> str:
+    """'fp32 195 GFLOP/s' (a GEMM's FLOP/s: two per MAC), or why there is none."""
+    if gemm.macs_per_s is None:
+        return f"{gemm.precision} none ({gemm.reason})"
+    return f"{gemm.precision} {2 * gemm.macs_per_s / 1e9:.0f} GFLOP/s"
+
+
 def ceiling_lines(ceilings: Ceilings) -> list[str]:
     """What each row is held to: a GEMM rate per precision and the memory bandwidth, each
     measured now or cached (and when), or why there is none; a busy probe says so."""
     if not any(g.macs_per_s for g in ceilings.gemm) and not ceilings.bandwidth.bytes_per_s:
         reasons = {g.reason for g in ceilings.gemm if g.reason} | {ceilings.bandwidth.reason}
         return [f"ceilings: not measured ({'; '.join(sorted(r for r in reasons if r))})."]
-    figures = [
-        f"{g.precision} {2 * g.macs_per_s / 1e9:.0f} GFLOP/s" if g.macs_per_s
-        else f"{g.precision} none ({g.reason})"
-        for g in ceilings.gemm
-    ]  # fmt: skip
+    figures = [_gemm_figure(g) for g in ceilings.gemm]
     band = ceilings.bandwidth
     probes: tuple[GemmCeiling | Bandwidth, ...] = (*ceilings.gemm, band)
-    figures.append(
-        f"memory {band.bytes_per_s / 1e9:.1f} GB/s" if band.bytes_per_s
-        else f"memory none ({band.reason})"
-    )  # fmt: skip
+    memory = f"{band.bytes_per_s / 1e9:.1f} GB/s" if band.bytes_per_s else f"none ({band.reason})"
+    figures.append(f"memory {memory}")
     sources = {g.source for g in probes if g.source != "unavailable"}
     dates = sorted({g.measured_at for g in probes if g.measured_at})
-    when = (
-        "measured now" if sources == {"measured"}
-        else f"cached, measured {dates[0] if dates else '?'}; --ceiling measures again"
-    )  # fmt: skip
+    cached = f"cached, measured {dates[0] if dates else '?'}; --ceiling measures again"
+    when = "measured now" if sources == {"measured"} else cached
     lines = [
         f"ceilings on {ceilings.threads} threads ({when}): " + ", ".join(figures) + "; a row's "
         "ceiling = its MACs/s ÷ its precision's GEMM MACs/s (fp16 rows: fp32's, dynamic: int8's)."

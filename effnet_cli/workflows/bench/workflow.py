@@ -289,11 +289,18 @@ def run_artifact_bench(
     setup_s = time.perf_counter() - started
     inputs = A.seeded_inputs(request, size)
     expected = None
-    agreements = [
-        Agreement(runtime=backend.name, precision=precision, judged_on="", images=0,
-                  top1_agreement=None, top5_overlap=None, sqnr_db=None, passed=None,
-                  not_judged="no reference: give --reference")
-    ]  # fmt: skip
+    unjudged = Agreement(
+        runtime=backend.name,
+        precision=precision,
+        judged_on="",
+        images=0,
+        top1_agreement=None,
+        top5_overlap=None,
+        sqnr_db=None,
+        passed=None,
+        not_judged="no reference: give --reference",
+    )
+    agreements = [unjudged]
     if reference is not None:
         from effnet_cli.keras.calibration import fresh_batchnorm
 
