@@ -28,6 +28,7 @@ from sections import (
     precisions,
     predict,
     repair,
+    roofline,
     runtimes,
     scale,
     startup,
@@ -48,6 +49,7 @@ SECTIONS: dict[str, Callable[[Options], str]] = {
     "v2": v2.report,
     "b7-memory": b7_memory.report,
     "scale": scale.report,
+    "roofline": roofline.report,
 }
 
 
@@ -67,7 +69,10 @@ def main() -> None:
                         "its peak memory, minutes and ~10 GB), scale (off by default: "
                         "`effnet predict` on 1,000-16,000 photos beside a by-hand script, "
                         "bench, Ray, draft decode, int8 and knobs, ~25 minutes; "
-                        "--quick: ~4)")  # fmt: skip
+                        "--quick: ~4), roofline (off by default: B0 and the trained Lite0 on "
+                        "every runtime and precision against the GEMM ceilings and the "
+                        "per-layer roofline, and the fastest rows' layers from the runtimes' "
+                        "profilers, ~15 minutes)")  # fmt: skip
     parser.add_argument("--b7-export", action="store_true",
                         help="also export B7 (minutes, ~10 GB)")  # fmt: skip
     args = parser.parse_args()
