@@ -12,6 +12,7 @@ from effnet_cli.cli.options import choice_metavar, complete
 from effnet_cli.model import costs as C
 from effnet_cli.model import spec as S
 from effnet_cli.output.views import scale as views
+from effnet_cli.records import scale as records
 from effnet_cli.util import files
 from effnet_cli.util.errors import UsageError, require_choice, split_list
 
@@ -62,19 +63,20 @@ def scale_table(
         files.check_plot_target(plot, force)
     phis = _phi_list(phi) if phi is not None else None
     families = list(S.FAMILIES) if family == "all" else [family]
-    documents = {
-        name: views.scale_documents(
-            C.scale_rows(name, phis, phi_max, alpha, beta, gamma), C.family_origin(name)
-        )
+    by_family = {
+        name: [
+            records.scale_row(row, C.family_origin(name))
+            for row in C.scale_rows(name, phis, phi_max, alpha, beta, gamma)
+        ]
         for name in families
     }
-    rows = [doc for name in families for doc in documents[name]]
-    rule = views.rule_document(alpha, beta, gamma)
-    sink.result("scale-table", {**rule, "notes": views.scale_notes(rows), "rows": rows}, views.view)
+    rows = [row for name in families for row in by_family[name]]
+    table = records.scale_table(alpha, beta, gamma, views.scale_notes(rows), rows)
+    sink.result("scale-table", table, views.view)
     if plot is not None:
         from effnet_cli.output.plot import plot_scale
 
-        files.write_plot(plot, lambda target: plot_scale(documents, target))
+        files.write_plot(plot, lambda target: plot_scale(by_family, target))
         sink.note(f"plot written to {plot}")
 
 

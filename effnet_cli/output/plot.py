@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from effnet_cli.records.scale import ScaleRow
 
 
-def plot_scale(families: Mapping[str, list[dict[str, Any]]], path: Any) -> None:
+def plot_scale(families: Mapping[str, Sequence[ScaleRow]], path: Path) -> None:
     """Params and MACs against φ (log scale): released members and the compound rule per family,
     in the spirit of the paper's Figure 1, labelled with the published top-1."""
     import matplotlib
@@ -16,7 +18,8 @@ def plot_scale(families: Mapping[str, list[dict[str, Any]]], path: Any) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for axis, key, label in ((axes[0], "params", "parameters"), (axes[1], "macs", "MACs")):
-        for family, documents in families.items():
+        for family, rows in families.items():
+            documents = [row.to_json() for row in rows]
             released = [d for d in documents if d[key] is not None and d["phi"] is not None]
             axis.plot(
                 [d["phi"] for d in released],

@@ -36,9 +36,8 @@ WIDE = 240  # columns for a non-terminal (CI logs) and for --wide, or a table's 
 BAR = 12  # characters of the bar where a step says which of how many it is
 Format = Literal["table", "json", "csv", "markdown"]
 
-# A command's result: a record (its `to_json()` is the document); a mapping while a command's
-# result is still a plain document.
-R = TypeVar("R", bound=Document | Mapping[str, Any])
+# A command's result: a record, whose `to_json()` is the command's document.
+R = TypeVar("R", bound=Document)
 
 
 def is_terminal(stream: Any) -> bool:
@@ -145,7 +144,7 @@ class Sink:
     def result(self, kind: str, record: R, view: Callable[[Sink, R], None]) -> None:
         """A command's result: its record's JSON document, or the view a person reads."""
         if self.as_json:
-            self.emit_json(kind, record.to_json() if isinstance(record, Document) else record)
+            self.emit_json(kind, record.to_json())
         else:
             view(self, record)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from pathlib import PurePath
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol
 
 Omit = Literal["none", "error", "streams"]
 
@@ -57,7 +57,6 @@ class Record:
         return document
 
 
-@runtime_checkable
 class Document(Protocol):
     """What `Sink.result` prints: a command's result record."""
 

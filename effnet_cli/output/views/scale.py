@@ -2,65 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Sequence
 
-from effnet_cli.model import costs as C
-from effnet_cli.model import spec as S
 from effnet_cli.output.sink import Sink
 from effnet_cli.output.table import Column, columns_csv, columns_markdown, print_columns
-
-
-def scale_documents(rows: list[C.ScaleRow], origin: C.Costs) -> list[dict[str, Any]]:
-    """Flat rows of raw numbers (CSV-ready); ratios are to `origin`, the family's φ = 0 member."""
-    documents = []
-    for row in rows:
-        spec, costs = row.released, row.released_costs
-        published = S.PUBLISHED.get(spec.base) if spec else None
-        doc: dict[str, Any] = dict.fromkeys(SCALE_COLUMNS)
-        doc.update(name=spec.name if spec else None, phi=row.phi)
-        if spec is not None and costs is not None:
-            doc.update(
-                width=spec.width,
-                depth=spec.depth,
-                resolution=spec.resolution,
-                dropout=spec.dropout,
-                params=costs.params,
-                params_trainable=costs.params_trainable,
-                macs=costs.macs,
-                peak_activation_bytes=costs.peak_activation_bytes,
-            )
-            doc.update(
-                params_ratio=costs.params / origin.params, macs_ratio=costs.macs / origin.macs
-            )
-        if published is not None:
-            doc.update(
-                published_params=published.params and int(published.params),
-                published_macs=published.macs and int(published.macs),
-                published_top1=published.top1,
-                published_train_resolution=published.train_resolution,
-                published_dropout=published.dropout,
-            )
-        if row.rule is not None and row.rule_costs is not None:
-            doc.update(
-                rule_width=row.rule.width,
-                rule_depth=row.rule.depth,
-                rule_resolution=row.rule.resolution,
-                rule_params=row.rule_costs.params,
-                rule_macs=row.rule_costs.macs,
-            )
-        documents.append(doc)
-    return documents
-
-
-def rule_document(alpha: float, beta: float, gamma: float) -> dict[str, float | str]:
-    return {
-        "alpha": alpha,
-        "beta": beta,
-        "gamma": gamma,
-        "alpha_beta2_gamma2": alpha * beta**2 * gamma**2,
-        "resolution_rounding": "224 * gamma**phi to the nearest integer",
-    }
+from effnet_cli.records.scale import ScaleRow, ScaleTable
 
 
 def rule_footer(alpha: float, beta: float, gamma: float) -> str:
@@ -72,22 +18,22 @@ def rule_footer(alpha: float, beta: float, gamma: float) -> str:
     )
 
 
-def scale_notes(documents: list[dict[str, Any]]) -> list[str]:
+def scale_notes(rows: Sequence[ScaleRow]) -> list[str]:
     """What the rows need said beside them: members off the rule, V2's two resolutions and two
     dropouts. Only the notes that the rows shown need."""
     notes = []
-    off_rule = [d["name"] for d in documents if d["name"] and d["rule_params"] is None]
+    off_rule = [r.name for r in rows if r.name and r.rule_params is None]
     if off_rule:
         notes.append(
             f"{', '.join(off_rule)}: no compound rule (scaled by hand, not from a φ = 0 member), "
             "so no rule columns; ratios are to the family's first member."
         )
-    if any(d["published_train_resolution"] for d in documents):
+    if any(r.published_train_resolution for r in rows):
         notes.append(
             "res: the default input size, which is the official evaluation size; train res: the "
             "size official training ended at (EfficientNetV2's progressive learning)."
         )
-    if any(d["published_dropout"] not in (None, d["dropout"]) for d in documents):
+    if any(r.published_dropout not in (None, r.dropout) for r in rows):
         notes.append(
             "dropout: the rate the model is built with (keras.applications builds every V2 with "
             "0.2; --dropout changes it); official dropout: automl's training configuration."
@@ -122,11 +68,10 @@ SCALE_TABLE = (
 SCALE_COLUMNS = tuple(c.key for c in SCALE_TABLE)  # the CSV's and the JSON rows' fields
 
 
-def view(sink: Sink, document: Mapping[str, Any]) -> None:
+def view(sink: Sink, table: ScaleTable) -> None:
     """The rows as the sink's format asks (a table, CSV or markdown), then the rule and notes."""
-    rows, fmt = document["rows"], sink.settings.format
-    rule = rule_footer(document["alpha"], document["beta"], document["gamma"])
-    footer = "\n".join([rule, *document["notes"]])
+    rows, fmt = [row.to_json() for row in table.rows], sink.settings.format
+    footer = "\n".join([rule_footer(table.alpha, table.beta, table.gamma), *table.notes])
     if fmt == "csv":
         sink.write(columns_csv(SCALE_TABLE, rows))
     elif fmt == "markdown":
