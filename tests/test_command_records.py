@@ -118,3 +118,37 @@ def test_inspection_refuses_a_key_it_has_no_field_for():
     assert typed.to_json() == document and typed.metadata["resolution"] == (4, 4)
     with pytest.raises(ValueError, match="no field for"):
         I.inspection({**document, "novel": 1})
+
+
+def test_bench_options_are_declared_once_and_reach_the_command_as_one_record(monkeypatch):
+    """Every BenchOptions field is an option of `effnet bench` (the record generates the Typer
+    signature), and the command receives the values given as one frozen record."""
+    import dataclasses
+
+    import click
+    import typer
+
+    from effnet_cli.cli import bench as bench_cli
+    from effnet_cli.cli.app import app
+
+    command = typer.main.get_command(app)
+    assert isinstance(command, click.Group)
+    params = {p.name for p in command.commands["bench"].params}
+    assert {f.name for f in dataclasses.fields(bench_cli.BenchOptions)} <= params
+    seen: list[bench_cli.BenchOptions] = []
+
+    def planned(model, options):
+        seen.append(options)
+        raise UsageError("planned, not run")
+
+    monkeypatch.setattr(bench_cli, "plan_bench", planned)
+    from effnet_cli.util.errors import UsageError
+    from tests.conftest import run_cli
+
+    stopped = run_cli("bench", "--runtime", "onnx", "--batch", "2", "--ceiling", "--phi", "1")
+    assert stopped.code == 2 and "planned, not run" in stopped.stderr
+    (options,) = seen
+    assert (options.runtime, options.batch, options.ceiling) == ("onnx", "2", True)
+    assert options.precision == "fp32"  # a default, from the same declaration
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.runtime = "keras"  # type: ignore[misc]

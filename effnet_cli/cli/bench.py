@@ -3,7 +3,7 @@ workflow, show the result."""
 
 # No `from __future__ import annotations`: Typer reads the Annotated options at run time.
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -20,7 +20,14 @@ from effnet_cli.cli.common import (
     refuse_model_options,
     warn_if_huge,
 )
-from effnet_cli.cli.options import ModelOptions, choice_metavar, complete, model_args, model_command
+from effnet_cli.cli.options import (
+    ModelOptions,
+    choice_metavar,
+    complete,
+    model_args,
+    model_command,
+    options_command,
+)
 from effnet_cli.output.sink import current
 from effnet_cli.output.views import bench as bench_view
 from effnet_cli.records.bench import BenchResult
@@ -135,32 +142,41 @@ PlotOpt = Annotated[
 ]
 
 
+@dataclass(frozen=True, kw_only=True)
+class BenchOptions:
+    """bench's own options, declared once: each field is an option of the command (its
+    Annotated type says how it is given), and the command receives them as one record."""
+
+    source: SourceOpt = None
+    reference: ReferenceOpt = None
+    runtime: RuntimeOpt = "all"
+    precision: PrecisionOpt = "fp32"
+    calibration: CalibrationOpt = None
+    verify_images: VerifyImagesOpt = None
+    device: DeviceOpt = "cpu"
+    batch: BatchOpt = "1,8"
+    warmup: WarmupOpt = 3
+    iterations: IterationsOpt = None
+    duration: DurationOpt = None
+    threads: ThreadsOpt = None
+    xla: XlaOpt = False
+    mode: ModeOpt = "latency"
+    streams: StreamsOpt = None
+    tune: TuneOpt = False
+    recommend: RecommendOpt = False
+    ceiling: CeilingOpt = False
+    baseline: BaselineOpt = None
+    max_regression: MaxRegressionOpt = None
+    csv_path: CsvOpt = None
+    plot: PlotOpt = None
+    force: ForceOpt = False
+
+
 @model_command
+@options_command(BenchOptions)
 def bench(
     model: ModelOptions,
-    source: SourceOpt = None,
-    reference: ReferenceOpt = None,
-    runtime: RuntimeOpt = "all",
-    precision: PrecisionOpt = "fp32",
-    calibration: CalibrationOpt = None,
-    verify_images: VerifyImagesOpt = None,
-    device: DeviceOpt = "cpu",
-    batch: BatchOpt = "1,8",
-    warmup: WarmupOpt = 3,
-    iterations: IterationsOpt = None,
-    duration: DurationOpt = None,
-    threads: ThreadsOpt = None,
-    xla: XlaOpt = False,
-    mode: ModeOpt = "latency",
-    streams: StreamsOpt = None,
-    tune: TuneOpt = False,
-    recommend: RecommendOpt = False,
-    ceiling: CeilingOpt = False,
-    baseline: BaselineOpt = None,
-    max_regression: MaxRegressionOpt = None,
-    csv_path: CsvOpt = None,
-    plot: PlotOpt = None,
-    force: ForceOpt = False,
+    options: BenchOptions,
     wide: WideOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -168,145 +184,95 @@ def bench(
     from effnet_cli.workflows import bench as B
 
     sink = output_sink(wide=wide, json_output=json_output)
-    plan = plan_bench(
-        model,
-        source=source,
-        reference=reference,
-        runtime=runtime,
-        precision=precision,
-        calibration=calibration,
-        verify_images=verify_images,
-        device=device,
-        batch=batch,
-        warmup=warmup,
-        iterations=iterations,
-        duration=duration,
-        threads=threads,
-        xla=xla,
-        mode=mode,
-        streams=streams,
-        tune=tune,
-        recommend=recommend,
-        ceiling=ceiling,
-        baseline=baseline,
-        max_regression=max_regression,
-        csv_path=csv_path,
-        plot=plot,
-        force=force,
-    )
+    plan = plan_bench(model, options)
     result = B.run(plan, sink.note if plan.artifact else sink.progress)
-    show_bench(result, csv_path, plot)
+    show_bench(result, options.csv_path, options.plot)
     B.refuse_not_finite([*result.rows, *(result.throughput_rows or ())])
     if result.gate is not None:
         B.enforce_gate(result.gate)
 
 
-def plan_bench(
-    model: ModelOptions,
-    *,
-    source: Optional[Path],
-    reference: Optional[Path],
-    runtime: str,
-    precision: str,
-    calibration: Optional[Path],
-    verify_images: Optional[Path],
-    device: str,
-    batch: str,
-    warmup: int,
-    iterations: Optional[int],
-    duration: Optional[float],
-    threads: Optional[int],
-    xla: bool,
-    mode: str,
-    streams: Optional[int],
-    tune: bool,
-    recommend: bool,
-    ceiling: bool,
-    baseline: Optional[Path],
-    max_regression: Optional[float],
-    csv_path: Optional[Path],
-    plot: Optional[Path],
-    force: bool,
-) -> "BenchPlan":
+def plan_bench(model: ModelOptions, options: BenchOptions) -> "BenchPlan":
     """The options checked and turned into a plan, every refusal before anything is built,
     loaded or timed (a refused baseline included); the device is resolved here."""
     from effnet_cli.keras import archive
     from effnet_cli.keras.checkpoints import keras_files as keras_weights
     from effnet_cli.workflows import bench as B
 
+    o = options
     request = B.build_request(
-        runtime=runtime,
-        precision=precision,
-        device=device,
-        batch=batch,
-        warmup=warmup,
-        iterations=iterations,
-        duration_s=duration,
-        threads=threads,
+        runtime=o.runtime,
+        precision=o.precision,
+        device=o.device,
+        batch=o.batch,
+        warmup=o.warmup,
+        iterations=o.iterations,
+        duration_s=o.duration,
+        threads=o.threads,
         seed=model.seed or 0,
-        xla=xla,
-        measure_ceiling=ceiling,
-        calibration=calibration,
-        verify_images=_verify_images(verify_images),
-        mode=mode,
-        streams=streams,
-        tune=tune,
+        xla=o.xla,
+        measure_ceiling=o.ceiling,
+        calibration=o.calibration,
+        verify_images=_verify_images(o.verify_images),
+        mode=o.mode,
+        streams=o.streams,
+        tune=o.tune,
     )
-    allowed_pct = B.gate_threshold(baseline, max_regression)
-    if baseline is not None and "latency" not in request.modes:
+    allowed_pct = B.gate_threshold(o.baseline, o.max_regression)
+    if o.baseline is not None and "latency" not in request.modes:
         raise UsageError("--baseline compares latency rows: use --mode latency or both")
-    if reference is not None:
-        if source is None or source.suffix == ".keras":
+    if o.reference is not None:
+        if o.source is None or o.source.suffix == ".keras":
             raise UsageError("--reference applies with --from an artifact (.onnx, .tflite, …)")
-        archive.check_keras_file(reference)
-    artifact = source is not None and source.suffix != ".keras"
+        archive.check_keras_file(o.reference)
+    artifact = o.source is not None and o.source.suffix != ".keras"
     if artifact:
-        if baseline is not None or csv_path is not None or plot is not None:
+        if o.baseline is not None or o.csv_path is not None or o.plot is not None:
             raise UsageError("--baseline, --csv and --plot apply to models, not --from an artifact")
         # --resolution sizes a file that takes any input size
         refuse_model_options(model, besides=("seed", "resolution"))
         for option, value, default in (
-            ("--runtime", runtime, "all"),
-            ("--precision", precision, "fp32"),
+            ("--runtime", o.runtime, "all"),
+            ("--precision", o.precision, "fp32"),
         ):
             if value != default:
                 raise UsageError(
                     f"{option} does not apply with --from an artifact: its own "
                     "runtime runs it, at the precision it holds"
                 )
-    elif source is not None:
+    elif o.source is not None:
         refuse_model_options(model)
-        archive.check_keras_file(source)
+        archive.check_keras_file(o.source)
     elif model.weights is not None:
         keras_weights.check_weights_file(model.weights)
-    before = B.load_baseline(baseline) if baseline is not None else None
-    for target in (csv_path, plot):
+    before = B.load_baseline(o.baseline) if o.baseline is not None else None
+    for target in (o.csv_path, o.plot):
         if target is not None:
-            files.check_target(target, force)
-    if plot is not None:
-        files.check_plot_target(plot, force)
-    B.configure_threads(threads)
-    spec = None if source is not None else model.spec()
+            files.check_target(target, o.force)
+    if o.plot is not None:
+        files.check_plot_target(o.plot, o.force)
+    B.configure_threads(o.threads)
+    spec = None if o.source is not None else model.spec()
     # before minutes of building
     request = replace(
         request,
         device=B.resolve_device(request.device, current().note if artifact else current().progress),
     )
-    if before is not None:  # a baseline it cannot use is refused before anything is timed
-        B.check_baseline(before, B.expected_model_name(spec, source), request)
+    if before is not None:  # a o.baseline it cannot use is refused before anything is timed
+        B.check_baseline(before, B.expected_model_name(spec, o.source), request)
     warn_if_huge(spec)
-    rebuild = ("--from", str(source)) if source is not None else tuple(model_args(model))
+    rebuild = ("--from", str(o.source)) if o.source is not None else tuple(model_args(model))
     return B.BenchPlan(
         request=request,
         spec=spec,
-        source=source,
+        source=o.source,
         weights=model.weights,
         seed=model.seed,
         resolution=model.resolution,
-        reference=reference,
+        reference=o.reference,
         baseline=before,
         max_regression_pct=allowed_pct,
-        recommend=recommend,
+        recommend=o.recommend,
         model_args=None if artifact else rebuild,
     )
 

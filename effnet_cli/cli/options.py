@@ -16,7 +16,15 @@ import typer
 
 from effnet_cli.model.options import PANEL, ModelOptions, flag
 
-__all__ = ["PANEL", "ModelOptions", "choice_metavar", "complete", "model_args", "model_command"]
+__all__ = [
+    "PANEL",
+    "ModelOptions",
+    "choice_metavar",
+    "complete",
+    "model_args",
+    "model_command",
+    "options_command",
+]
 
 
 def choice_metavar(values: Sequence[str], listed: bool = False) -> str:
@@ -76,6 +84,44 @@ def model_command(func: Callable[..., Any]) -> Callable[..., Any]:
     # Typer reads the signature inspect finds; typeshed declares no __signature__ on functions
     wrapper.__signature__ = inspect.Signature(own + extra)  # type: ignore[attr-defined]
     return wrapper
+
+
+def options_command(
+    record: type[Any], name: str = "options"
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command a frozen options record: each field of `record` (declared once, as
+    `field: Annotated[type, typer.Option(...)] = default`) becomes an option of the command's
+    signature, and the command receives them together as `name: record`."""
+    hints = get_type_hints(record, include_extras=True)
+    declared = fields(record)
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        own = [  # Typer passes every value by keyword
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in inspect.signature(func).parameters.values()
+            if p.name != name
+        ]
+        extra = [
+            inspect.Parameter(
+                item.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=item.default,
+                annotation=hints[item.name],
+            )
+            for item in declared
+        ]
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            options = record(**{item.name: kwargs.pop(item.name) for item in declared})
+            return func(**{name: options}, **kwargs)
+
+        # the record's options first, as the command declares them (--help lists them so);
+        # typeshed declares no __signature__ on functions, and Typer reads it
+        wrapper.__signature__ = inspect.Signature(extra + own)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
 
 
 def model_args(model: ModelOptions) -> list[str]:
