@@ -49,8 +49,8 @@ from effnet_cli.workflows.bench.cache import (
     write_cache_entry,
 )
 
-# Part of every cache key: changing a probe's method re-measures. (machine.py's single fp32
-# ceiling is version 1 under another file prefix; these are 2.)
+# Part of every cache key: changing a probe's method re-measures. (The single TensorFlow fp32
+# ceiling these replace was version 1, under another file prefix.)
 PROBE_VERSION = 2
 
 PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "int8")
@@ -350,13 +350,18 @@ def openvino_gemm_windows(
     GEMM, and a ceiling that counted them would sit below the kernel a row's convolutions run
     on. fp32 has nothing beside its MatMul: there the profiled and the wall-clock rates agree.
 
-    Why OpenVINO for fp32 too, rather than TensorFlow's matmul as `machine.gemm_ceiling` does:
-    one engine, one graph and one kernel family (oneDNN brgemm: `brgemm_avx512_f32`, `_bf16`,
-    `_I8` on AVX-512) for all three precisions, so their ratios compare kernels and not engines;
-    the thread count is a compile setting here, where TensorFlow's pool is sized once, when it
-    loads (`configure_threads`), and a probe in a process that loaded it earlier would silently
-    run on other threads; and OpenVINO imports in 0.14 s where TensorFlow takes 2.4 s and
-    0.5 GB. Both engines' oneDNN fp32 GEMMs reach the same rate on this kind of machine."""
+    Why OpenVINO for fp32 too, rather than TensorFlow's matmul (the single ceiling before
+    this one): one engine, one graph and one kernel family (oneDNN brgemm:
+    `brgemm_avx512_f32`, `_bf16`, `_I8` on AVX-512) for all three precisions, so their ratios
+    compare kernels and not engines; the thread count is a compile setting here, where
+    TensorFlow's pool is sized once, when it loads (`configure_threads`), and a probe in a
+    process that loaded it earlier would silently run on other threads; the runtime graph
+    says what ran; and OpenVINO imports in 0.14 s where TensorFlow takes 2.4 s and 0.5 GB.
+    TensorFlow runs oneDNN's older `gemm_api` (sgemm) kernel on its own thread pool. Measured
+    in one process, alternately, on a busy 2-core AVX-512 EPYC (load average 3, 2026-12), it
+    read 82–91 GFLOP/s where this probe read 62–65: under contention the two pools differ.
+    No idle comparison could be made then; where the two differ idle, TensorFlow's keras rows
+    may pass the fp32 ceiling, and that is the place to look."""
     import numpy as np
     import openvino as ov
 
