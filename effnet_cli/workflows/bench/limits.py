@@ -30,7 +30,8 @@ def base_precision(precision: str) -> str:
 def gemm_for(ceilings: Ceilings, precision: str) -> GemmCeiling | None:
     """The ceiling a row of `precision` is held to, where one was measured."""
     wanted = CEILING_OF.get(base_precision(precision))
-    return next((g for g in ceilings.gemm if g.precision == wanted and g.macs_per_s), None)
+    found = ceilings.for_precision(wanted) if wanted is not None else None
+    return found if found is not None and found.macs_per_s else None
 
 
 class Limits:
