@@ -38,10 +38,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix effnet_cli tests benchmarks
 
 # Two workers (one a core on the 2-core CI machine), a test file each at a time, so that a
-# module's fixtures are made once; the session's shared exports are made once for both.
+# module's fixtures are made once; the session's shared exports are made once for both. The
+# files go in tests/conftest.py's order, the slowest first (SLOWEST_FIRST), not xdist's.
 TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

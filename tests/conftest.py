@@ -239,6 +239,26 @@ def b0_r64(tmp_path_factory) -> SharedB0:
 
 
 @pytest.fixture(scope="session")
+def b0_r64_onnx_fp16(tmp_path_factory, b0_r64: SharedB0) -> tuple[Path, dict]:
+    """`b0_r64`'s .keras as an fp16 ONNX file, from one `effnet export --quantize fp16 --json`
+    (verified there): shared by tests/test_backends.py, which checks the file and export's
+    report, and tests/test_bench_modes.py, whose bench runs it in place of a conversion.
+
+    Returns (the file, export's JSON report); read-only, as `b0_r64`.
+    """
+    import json
+
+    def make(folder: Path) -> str:
+        return run_ok("export", "--from", b0_r64.path("keras"), "-f", "onnx", "--keep-failed",
+                      "--json", "--quantize", "fp16", "-o", folder).stdout  # fmt: skip
+
+    _, stdout = once_per_run(tmp_path_factory, "b0-r64-onnx-fp16", make)
+    report = json.loads(stdout)
+    (artifact,) = report["artifacts"]
+    return Path(artifact["path"]), report
+
+
+@pytest.fixture(scope="session")
 def bench_every_runtime(tmp_path_factory):
     """One `effnet bench` of B0 at 64 px on every runtime at batches 1 and 4, in both modes
     (latency rows: 5 iterations; throughput rows: 0.4 s each instead of the 2 s default, the
@@ -370,3 +390,12 @@ def load(monkeypatch) -> Load:
 def probes(monkeypatch) -> list[str]:
     """The GEMM and triad probes replaced by fixed windows; returns the precisions probed."""
     return fake_probes(monkeypatch)
+
+
+@pytest.fixture
+def idle_probes(load, probes) -> list[str]:
+    """`load` and `probes`, for a test that runs bench for what it is not about: its ceilings.
+    The real probes take about 5 CPU-seconds a run and, on the machine `make test` keeps busy,
+    are never cached (tests/test_ceilings.py, and tests/test_bench.py on `bench_every_runtime`,
+    run them). Returns what was probed."""
+    return probes

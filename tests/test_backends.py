@@ -23,7 +23,9 @@ def fake(monkeypatch):
     monkeypatch.setitem(backends.BACKENDS, "fake", fake_backend.RECORD)
 
 
-def test_export_bench_inspect_and_doctor_know_a_registered_backend(cli, fake, tmp_path):
+def test_export_bench_inspect_and_doctor_know_a_registered_backend(
+    cli, fake, tmp_path, idle_probes
+):
     exported = cli("export", "--resolution", "64", "--seed", "0", "-f", "fake", "-o", tmp_path,
                    "--json")  # fmt: skip
     assert exported.code == 0, exported.stderr
@@ -144,7 +146,7 @@ def test_onnx_export_is_optimized_by_default(cli, tmp_path, b0_r64):
 
 @pytest.mark.slow
 def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(
-    cli, tmp_path, b0_r64, prewritten
+    cli, tmp_path, b0_r64, b0_r64_onnx_fp16, prewritten, idle_probes
 ):
     import numpy as np
     import onnx
@@ -156,11 +158,12 @@ def test_onnx_fp16_and_int8_are_files_of_their_own_verified_and_benched(
     # the session's B0 at 64 (seed 0, calibrated): no build here
     options = ["--from", b0_r64.path("keras"), "-f", "onnx", "--keep-failed", "--json"]
 
-    fp16 = cli("export", *options, "--quantize", "fp16", "-o", tmp_path / "fp16")
-    assert fp16.code == 0, fp16.stderr
-    (artifact,) = json.loads(fp16.stdout)["artifacts"]
+    # fp16: the session's `export *options --quantize fp16` (tests/conftest.py
+    # `b0_r64_onnx_fp16`; it exited 0), its file and its report
+    fp16_path, fp16_report = b0_r64_onnx_fp16
+    (artifact,) = fp16_report["artifacts"]
+    assert artifact["path"] == str(fp16_path)
     assert artifact["path"].endswith("-fp16.onnx") and artifact["precision"] == "fp16"
-    fp16_path = Path(artifact["path"])
     assert artifact["verification"]["passed"] and artifact["verification"]["max_rel_diff"] <= 5e-2
     model = onnx.shape_inference.infer_shapes(onnx.load(artifact["path"]))
     elem = {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info}

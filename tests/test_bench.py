@@ -150,7 +150,7 @@ GATE = ["bench", "--resolution", "64", "--runtime", "onnx", "--batch", "1,4", "-
         "--warmup", "1", "--threads", "2", "--baseline"]  # fmt: skip
 
 
-def test_regression_gate(short_run, cli, tmp_path, prewritten, b0_r64):
+def test_regression_gate(short_run, cli, tmp_path, prewritten, b0_r64, probe):
     _, _, stdout = short_run
     # the gate is under test, not the converter: bench runs the session's .onnx of the weights
     # `--seed 0` builds again (tests/conftest.py `prewritten`)

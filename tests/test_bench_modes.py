@@ -30,6 +30,13 @@ def cache(tmp_path, monkeypatch):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def ceilings(idle_probes):
+    """No test here is about bench's ceilings: their probes faked (tests/conftest.py
+    `idle_probes`; the session's `bench_every_runtime`, made before, ran the real ones)."""
+    return idle_probes
+
+
 # ---------------------------------------------------------------------------- in flight
 
 
@@ -211,11 +218,21 @@ def test_random_weights_are_recommended_on_speed_and_the_answer_says_so():
 
 
 @pytest.mark.slow
-def test_the_recommended_export_command_writes_that_precision(cli, tmp_path, monkeypatch):
-    result = cli("bench", "--resolution", "64", "--seed", "1", "--runtime", "onnx",
+def test_the_recommended_export_command_writes_that_precision(
+    cli, tmp_path, monkeypatch, prewritten, b0_r64, b0_r64_onnx_fp16
+):
+    """bench's two files are the session's fp32 and fp16 ONNX of the weights `--seed 0` builds
+    again (copied in place of its conversions: tests/conftest.py `prewritten`); the command it
+    recommends then runs with the real writer, as printed."""
+    from effnet_cli import backends
+
+    writer = backends.get("onnx")
+    prewritten({("onnx", "fp32"): b0_r64.path("onnx"), ("onnx", "fp16"): b0_r64_onnx_fp16[0]})
+    result = cli("bench", "--resolution", "64", "--seed", "0", "--runtime", "onnx",
                  "--precision", "fp32,fp16", "--batch", "1", "--iterations", "3",
                  "--threads", "2", "--recommend", "--json")  # fmt: skip
     assert result.code == 0, result.stderr
+    monkeypatch.setitem(backends.BACKENDS, "onnx", writer)  # the command converts for real
     answers = json.loads(result.stdout)["recommendations"]
     assert {(a["precision"], a["mode"]) for a in answers} == {("fp32", "latency"),
                                                               ("fp16", "latency")}  # fmt: skip

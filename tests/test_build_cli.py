@@ -105,33 +105,48 @@ def test_mismatched_weights_are_refused(cli, tmp_path, reference_b0, tensors, ar
         assert not target.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_existing_output_is_kept_without_force(cli, tmp_path):
-    target = tmp_path / "b0.weights.h5"
-    assert cli("build", "--resolution", "64", "--seed", "1", "-o", target).code == 0
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    """B0 weights files at 64 px from `effnet build --seed`, three builds for both tests below:
+    a.weights.h5 and b.weights.h5 with seed 5; then, over a copy of a (`target`), seed 6 without
+    --force (refused: its result and the bytes it left) and with --force (c, seed 6)."""
+    from .conftest import run_cli
+
+    folder = tmp_path_factory.mktemp("seeded")
+    for name in ("a", "b"):
+        assert run_cli("build", "--resolution", "64", "--seed", "5",
+                       "-o", folder / f"{name}.weights.h5").code == 0  # fmt: skip
+    existing = tmp_path_factory.mktemp("existing")
+    target = existing / "b0.weights.h5"
+    target.write_bytes((folder / "a.weights.h5").read_bytes())
     before = target.read_bytes()
-    result = cli("build", "--resolution", "64", "--seed", "2", "-o", target)
-    assert result.code == 2 and "already exists" in result.stderr and "--force" in result.stderr
-    assert target.read_bytes() == before
-    assert cli("build", "--resolution", "64", "--seed", "2", "-o", target, "--force").code == 0
-    assert target.read_bytes() != before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["b0.weights.h5"]  # no temp left
+    refused = run_cli("build", "--resolution", "64", "--seed", "6", "-o", target)
+    kept = target.read_bytes()
+    forced = run_cli("build", "--resolution", "64", "--seed", "6", "-o", target, "--force")
+    return {"folder": folder, "target": target, "before": before, "refused": refused,
+            "kept": kept, "forced": forced}  # fmt: skip
 
 
-def test_same_seed_same_weights_file(cli, tmp_path):
-    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
-        assert (
-            cli(
-                "build", "--resolution", "64", "--seed", seed, "-o", tmp_path / f"{name}.weights.h5"
-            ).code
-            == 0
-        )
+def test_existing_output_is_kept_without_force(seeded):
+    refused, target = seeded["refused"], seeded["target"]
+    assert refused.code == 2 and "already exists" in refused.stderr and "--force" in refused.stderr
+    assert seeded["kept"] == seeded["before"]
+    assert seeded["forced"].code == 0
+    assert target.read_bytes() != seeded["before"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["b0.weights.h5"]  # no temp left
 
-    def arrays(name):
-        model = keras.applications.EfficientNetB0(weights=None, input_shape=(64, 64, 3))
-        model.load_weights(tmp_path / f"{name}.weights.h5")
+
+def test_same_seed_same_weights_file(seeded):
+    assert seeded["forced"].code == 0, seeded["forced"].stderr
+    model = keras.applications.EfficientNetB0(weights=None, input_shape=(64, 64, 3))
+
+    def arrays(path):
+        model.load_weights(path)
         return model.get_weights()
 
-    a, b, c = arrays("a"), arrays("b"), arrays("c")
+    folder = seeded["folder"]
+    a, b = arrays(folder / "a.weights.h5"), arrays(folder / "b.weights.h5")
+    c = arrays(seeded["target"])  # seed 6, written with --force
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
 

@@ -223,10 +223,13 @@ def test_odd_feature_maps_at_every_stride_2_export_to_onnx_and_tflite(cli, tmp_p
 
 
 def test_a_failed_file_exits_1_and_is_removed_while_the_passing_one_stays(
-    cli, tmp_path, monkeypatch, b0_r64
+    cli, tmp_path, monkeypatch, b0_r64, prewritten
 ):
+    # the gate and the clean-up are under test, not the converter: the .onnx is a copy of the
+    # session's, of the same weights (tests/conftest.py `prewritten`)
+    prewritten({("onnx", "fp32"): b0_r64.path("onnx")})
     strict = backends.Precision("file", backends.Gate(0.0))  # no drift passes zero
-    record = backends.get("onnx")
+    record = backends.get("onnx")  # the copying record: its gate made strict below
     precisions = {**record.precisions, "fp32": strict}
     monkeypatch.setitem(backends.BACKENDS, "onnx", replace(record, precisions=precisions))
     source = b0_r64.path("keras")  # the session's B0 at 64: no build, no calibration here
@@ -250,53 +253,55 @@ def test_comparable_all_fills_the_last_batch_of_a_fixed_batch_file_and_drops_the
     assert fixed.comparable_all(images).ravel().tolist() == list(range(8))
 
 
-def _corrupting(monkeypatch, fmt: str, change) -> None:
-    """Make `fmt`'s writer write a model whose classifier weights `change` altered in place."""
-    record = backends.get(fmt)
-    writer = record.write
-
-    def write(model, path, **options):
-        layer = model.get_layer("predictions")
-        original = layer.get_weights()
-        kernel, bias = (w.copy() for w in original)
-        change(kernel, bias)
-        layer.set_weights([kernel, bias])
-        try:
-            writer(model, path, **options)
-        finally:
-            layer.set_weights(original)
-
-    monkeypatch.setitem(
-        backends.BACKENDS, fmt, replace(record, format=replace(record.format, write=write))
-    )
+def _with_changed_head(source: Path, target: Path, change):
+    """The .keras at `source` saved to `target` with its classifier's bias `change`d in place;
+    returns the changed model."""
+    model = keras.saving.load_model(source, safe_mode=True)
+    layer = model.get_layer("predictions")
+    kernel, bias = layer.get_weights()
+    change(bias)
+    layer.set_weights([kernel, bias])
+    target.parent.mkdir(parents=True)
+    model.save(target)
+    return model
 
 
 @pytest.mark.slow
 def test_an_artifact_with_changed_weights_fails_verification_on_its_logits(
-    cli, tmp_path, monkeypatch, b0_r64
+    cli, tmp_path, prewritten, b0_r64
 ):
-    """Every format's writer writes the model with one class's bias moved by 1 (the largest
-    logit is a few units): each artifact, verified by its own runtime, fails. One export of all
-    formats from the session's B0 (one load, one tf2onnx conversion) instead of one export of a
-    new build per format.
+    """Each format's file holds the session's weights (tests/conftest.py `b0_r64`: written by
+    the real writers, each verified there), while the model export verifies it against has one
+    class's bias moved by 1 (the largest logit is a few units): each artifact, verified by its
+    own runtime, fails. What is under test is verification, not the writers: the files are
+    copied in place of conversions (`prewritten`), and one export of every format but ONNX
+    runs them all.
 
-    The ONNX file instead has 3 added to every class's logit, which leaves a softmax's output
-    exactly as it was: a check on probabilities would pass it, the check on logits must not."""
+    The ONNX file is checked against a model with 3 added to every class's logit, which leaves
+    a softmax's output exactly as it was: a check on probabilities would pass it, the check on
+    logits must not."""
 
-    def one_weight(kernel, bias):
+    def one_weight(bias):
         bias[7] += 1.0
 
-    def shift_all(kernel, bias):
+    def shift_all(bias):
         bias += 3.0
 
     formats = backends.formats()
-    for fmt in formats:
-        _corrupting(monkeypatch, fmt, shift_all if fmt == "onnx" else one_weight)
-    result = cli("export", "--from", b0_r64.path("keras"), "-f", ",".join(formats),
-                 "-o", tmp_path / "out", "--keep-failed", "--json")  # fmt: skip
-    assert result.code == 1, result.stderr
-    artifacts = json.loads(result.stdout)["artifacts"]
-    assert [a["format"] for a in artifacts] == list(formats)
+    prewritten({(fmt, "fp32"): b0_r64.path(fmt) for fmt in formats})
+    name = f"{b0_r64.name}.keras"  # the artifacts' names, as export takes them from the file
+    artifacts, models = [], {}
+    for group, change in ((tuple(f for f in formats if f != "onnx"), one_weight),
+                          (("onnx",), shift_all)):  # fmt: skip
+        source = tmp_path / change.__name__ / name
+        models[group] = _with_changed_head(b0_r64.path("keras"), source, change)
+        out = tmp_path / f"out-{change.__name__}"  # export makes the folder, not its parent
+        result = cli("export", "--from", source, "-f", ",".join(group), "-o", out,
+                     "--keep-failed", "--json")  # fmt: skip
+        assert result.code == 1, result.stderr
+        artifacts += json.loads(result.stdout)["artifacts"]
+        assert [a["format"] for a in artifacts[-len(group) :]] == list(group)
+    assert sorted(a["format"] for a in artifacts) == sorted(formats)
     for artifact in artifacts:
         check = artifact["verification"]
         assert check["compared"] == "logits" and not check["passed"], artifact["format"]
@@ -308,10 +313,10 @@ def test_an_artifact_with_changed_weights_fails_verification_on_its_logits(
     import onnxruntime as ort
 
     session = ort.InferenceSession(artifact["path"], providers=["CPUExecutionProvider"])
-    model = keras.saving.load_model(b0_r64.path("keras"), safe_mode=True)  # softmax, calibrated
+    shifted = models[("onnx",)]  # a softmax head: the logits 3 higher, the outputs the same
     images = _images(2, 64)
     (probabilities,) = session.run(None, {"input": images})
-    assert relative_diff(probabilities, model(images).numpy()) < 1e-4  # the outputs agree
+    assert relative_diff(probabilities, shifted(images).numpy()) < 1e-4  # the outputs agree
 
 
 def test_keras_file_with_a_lambda_is_refused_in_safe_mode(cli, tmp_path):

@@ -57,8 +57,9 @@ def masked(value: Any, tmp: str, key: str = "", floats: bool = True) -> Any:
         return "<timing>"
     if isinstance(value, float) and floats:
         return "<float>"
-    if isinstance(value, str):
-        return value.replace(tmp, "<tmp>").replace(str(REPO), "<repo>")
+    if isinstance(value, str):  # xdist gives each worker its own folder below the run's
+        masked_path = value.replace(tmp, "<tmp>").replace(str(REPO), "<repo>")
+        return re.sub(r"<tmp>/popen-gw\d+/", "<tmp>/", masked_path)
     return value
 
 

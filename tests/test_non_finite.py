@@ -114,7 +114,7 @@ def test_predict_compare_refuses_an_artifact_that_answers_nan(b0_r64, nan_onnx):
     )
 
 
-def test_bench_marks_a_row_whose_outputs_are_nan_and_exits_1(nan_onnx):
+def test_bench_marks_a_row_whose_outputs_are_nan_and_exits_1(nan_onnx, idle_probes):
     """The row is printed, marked "not finite" in place of a drift, and bench exits 1: a
     broken file's speed is no result a CI job may read as one."""
     args = ["bench", "--from", nan_onnx, "--batch", "1", "--warmup", "1", "--iterations", "2",

@@ -71,10 +71,11 @@ BENCH = ("bench", "--resolution", "64", "--seed", "0", "--runtime", "openvino", 
 
 
 @pytest.fixture
-def ir_of_b0_r64(prewritten, b0_r64):
+def ir_of_b0_r64(prewritten, b0_r64, idle_probes):
     """bench's OpenVINO conversion replaced by a copy of the session's IR of the same weights:
     the tests below are about the label a CPU earns, not the converter (tests/test_bench.py's
-    run converts). The fp32 row's drift against Keras still shows the weights are the same."""
+    run converts). The fp32 row's drift against Keras still shows the weights are the same.
+    Nor are they about bench's ceilings: the probes are faked (tests/conftest.py)."""
     prewritten({("openvino", "fp32"): b0_r64.path("openvino")})
 
 
@@ -94,7 +95,7 @@ def test_a_cpu_without_bf16_or_fp16_refuses_them_with_the_reason(cli, monkeypatc
     document = json.loads(result.stdout)
     assert {row["precision"] for row in document["rows"]} == {"fp32"}
     fp32 = document["rows"][0]
-    assert fp32["drift_max_rel"] <= 1e-4 and fp32["top1_agreement"] == 1.0
+    assert fp32["drift_max_rel"] <= 1e-4 and fp32["not_judged"] == "random weights"
     skipped = {s["precision"]: s["reason"] for s in document["skipped"]}
     assert set(skipped) == {"bf16", "fp16"}
     assert all("not native on this CPU" in reason for reason in skipped.values())

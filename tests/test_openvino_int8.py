@@ -108,7 +108,9 @@ def test_int8_that_the_cpu_would_not_run_in_int8_is_refused(int8_export, monkeyp
         backends.load_runner("openvino", Path(artifact["path"]), precision="int8")
 
 
-def test_bench_gives_fp32_and_int8_rows_from_two_irs(cli, int8_export, b0_r64, prewritten):
+def test_bench_gives_fp32_and_int8_rows_from_two_irs(
+    cli, int8_export, b0_r64, prewritten, idle_probes
+):
     """Bench's two IRs are the session's fp32 IR and int8_export's (copied in place of its
     conversions: the int8 writer is what int8_export and the pinned-batch test run), of the
     weights `--seed 0` builds again here. Without --calibration the int8 row is not skipped:
@@ -123,20 +125,20 @@ def test_bench_gives_fp32_and_int8_rows_from_two_irs(cli, int8_export, b0_r64, p
     document = json.loads(result.stdout)
     rows = {row["precision"]: row for row in document["rows"]}
     assert set(rows) == {"fp32", "int8"} and document["skipped"] == []
-    assert rows["fp32"]["drift_max_rel"] <= 1e-4 and rows["fp32"]["top1_agreement"] == 1.0
+    assert rows["fp32"]["drift_max_rel"] <= 1e-4  # random weights: accuracy is not judged
+    assert all(row["not_judged"] == "random weights" for row in rows.values())
     assert rows["int8"]["drift_max_rel"] > rows["fp32"]["drift_max_rel"]  # integer weights
     assert all(row["runtime"] == "openvino" and row["threads"] for row in rows.values())
     # Seeded, bench's model is `export --seed 0`'s (the session's b0_r64 .keras holds it): the
-    # int8 row's drift and agreement are the int8 IR's against Keras on bench's one image, the
-    # first of rng(0), computed here without bench.
+    # int8 row's drift is the int8 IR's against Keras on bench's one image, the first of rng(0),
+    # computed here without bench.
     from effnet_cli import backends
     from effnet_cli.workflows.export import compare
 
     image = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
     keras_logits = backends.load_runner("keras", b0_r64.path("keras")).comparable(image)
     int8 = backends.load_runner("openvino", Path(artifact["path"]), precision="int8")
-    drift, agreement = compare(np.asarray(int8.comparable(image), "float32"), keras_logits)
-    assert rows["int8"]["top1_agreement"] == agreement
+    drift, _ = compare(np.asarray(int8.comparable(image), "float32"), keras_logits)
     assert rows["int8"]["drift_max_rel"] == pytest.approx(drift, rel=1e-3)
 
 

@@ -241,14 +241,17 @@ def test_a_labels_file_names_the_classes_and_a_wrong_count_is_refused(cli, artif
 
 @pytest.mark.slow
 def test_export_verify_images_reports_real_image_agreement(
-    cli, artifacts, tmp_path, capsys, monkeypatch
+    cli, artifacts, tmp_path, capsys, monkeypatch, prewritten
 ):
-    """The same numbers `predict --compare` gives for the file export writes and verifies."""
+    """The same numbers `predict --compare` gives for the file export writes and verifies.
+    Verification is under test, not the converter: the file written is a copy of the session's
+    .onnx of the same weights (tests/conftest.py `prewritten`)."""
     from effnet_cli.output.sink import Sink
     from effnet_cli.output.views import export
 
     folder, name, images = artifacts
     keras_file = folder / f"{name}.keras"
+    prewritten({("onnx", "fp32"): folder / f"{name}.onnx"})
     view, shown = export.view, []  # the record export's view is given: its JSON is --json's
     monkeypatch.setattr(export, "view", lambda sink, record: shown.append(record))
     result = cli("export", "--from", keras_file, "-f", "onnx", "-o", tmp_path,

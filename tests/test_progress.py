@@ -69,7 +69,7 @@ def test_a_counted_step_draws_a_bar_of_the_steps_done():
 
 
 @pytest.mark.slow
-def test_bench_counts_its_rows_and_moves_past_a_skipped_pair(cli):
+def test_bench_counts_its_rows_and_moves_past_a_skipped_pair(cli, idle_probes):
     """Each timed row says "(n/N)" (the live status draws its bar from it); keras int8, which
     is skipped, counts as done rather than leaving the bar short."""
     result = cli("bench", "--model", "seed-b0", "--resolution", "64", "--runtime", "keras",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -337,7 +338,7 @@ def test_other_variants_refuse_v2_b0_weights(cli, tmp_path, keras_weights, args,
 
 def test_v2_normalization_holds_constants_that_are_never_fixed():
     from effnet_cli.keras.builder import build_model
-    from effnet_cli.keras.weights import _fix_published_stddev
+    from effnet_cli.keras.checkpoints.keras_files import _fix_published_stddev
 
     model = build_model("v2-b0", resolution=SMALL)
     normalization = model.get_layer("normalization")
@@ -349,12 +350,22 @@ def test_v2_normalization_holds_constants_that_are_never_fixed():
     assert np.allclose(s(np.array([[0.0, 128.0, 255.0]])), [[-1.0, 0.0, 127 / 128]])
 
 
-@pytest.mark.slow
-def test_v2_b0_exports_to_every_runtime_and_verifies(cli, tmp_path):
-    result = cli("export", "--model", "v2-b0", "--resolution", SMALL, "-f", "onnx,tflite,openvino",
-                 "-o", tmp_path, "--json")  # fmt: skip
+@pytest.fixture(scope="module")
+def v2_b0_export(tmp_path_factory):
+    """V2-B0 at 64 px (seed 0) exported to every runtime's file by one `effnet export --json`:
+    (folder, the artifacts). The bench test below runs its .onnx."""
+    from .conftest import run_cli
+
+    folder = tmp_path_factory.mktemp("v2-b0")
+    result = run_cli("export", "--model", "v2-b0", "--resolution", SMALL, "--seed", "0",
+                     "-f", "onnx,tflite,openvino", "-o", folder, "--json")  # fmt: skip
     assert result.code == 0, result.stderr
-    artifacts = json.loads(result.stdout)["artifacts"]
+    return folder, json.loads(result.stdout)["artifacts"]
+
+
+@pytest.mark.slow
+def test_v2_b0_exports_to_every_runtime_and_verifies(cli, v2_b0_export):
+    _, artifacts = v2_b0_export
     assert [a["format"] for a in artifacts] == ["onnx", "tflite", "openvino"]
     assert all(a["verification"]["passed"] for a in artifacts)
     onnx = next(a["path"] for a in artifacts if a["format"] == "onnx")
@@ -364,11 +375,20 @@ def test_v2_b0_exports_to_every_runtime_and_verifies(cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_v2_benches_through_the_spec(cli):
-    result = cli("bench", "--model", "v2-b0", "--resolution", SMALL, "--runtime", "keras,onnx",
-                 "--batch", "1", "--iterations", "2", "--warmup", "1", "--json")  # fmt: skip
+def test_v2_benches_through_the_spec(cli, v2_b0_export, prewritten, idle_probes):
+    """bench builds V2-B0 from the spec (seed 0); its ONNX conversion is a copy of the export
+    above, of the same weights (tests/conftest.py `prewritten`: the converter is the export
+    test's), and the row's drift against the built Keras model shows they are the same."""
+    _, artifacts = v2_b0_export
+    onnx = next(a["path"] for a in artifacts if a["format"] == "onnx")
+    prewritten({("onnx", "fp32"): Path(onnx)})
+    result = cli("bench", "--model", "v2-b0", "--resolution", SMALL, "--seed", "0", "--runtime",
+                 "keras,onnx", "--batch", "1", "--iterations", "2", "--warmup", "1",
+                 "--json")  # fmt: skip
     assert result.code == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["model"]["family"] == "v2"
     assert document["model"]["macs"] == C.count(S.get_spec("v2-b0", resolution=SMALL)).macs
-    assert {row["runtime"] for row in document["rows"] if not row.get("error")} == {"keras", "onnx"}
+    rows = {row["runtime"]: row for row in document["rows"] if not row.get("error")}
+    assert set(rows) == {"keras", "onnx"}
+    assert rows["onnx"]["drift_max_rel"] <= 1e-4  # the copied file holds the built weights
