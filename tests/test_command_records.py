@@ -120,35 +120,49 @@ def test_inspection_refuses_a_key_it_has_no_field_for():
         I.inspection({**document, "novel": 1})
 
 
-def test_bench_options_are_declared_once_and_reach_the_command_as_one_record(monkeypatch):
-    """Every BenchOptions field is an option of `effnet bench` (the record generates the Typer
-    signature), and the command receives the values given as one frozen record."""
-    import dataclasses
+@pytest.mark.parametrize(
+    ("command", "record", "planner", "args", "given"),
+    [
+        ("bench", "BenchOptions", "plan_bench",
+         ("--runtime", "onnx", "--batch", "2", "--ceiling", "--phi", "1"),
+         {"runtime": "onnx", "batch": "2", "ceiling": True, "precision": "fp32"}),
+        ("export", "ExportOptions", "plan_export",
+         ("-f", "onnx,tflite", "--quantize", "int8", "--no-verify", "--phi", "1"),
+         {"fmt": ["onnx,tflite"], "quantize": "int8", "verify": False, "opset": 17,
+          "output": Path(".")}),
+    ],
+)  # fmt: skip
+def test_options_are_declared_once_and_reach_the_command_as_one_record(
+    monkeypatch, command, record, planner, args, given
+):
+    """Every field of a command's options record is an option of the command (the record
+    generates the Typer signature), and the command receives the values given, and the
+    defaults from the same declaration, as one frozen record."""
+    import importlib
 
     import click
     import typer
 
-    from effnet_cli.cli import bench as bench_cli
     from effnet_cli.cli.app import app
-
-    command = typer.main.get_command(app)
-    assert isinstance(command, click.Group)
-    params = {p.name for p in command.commands["bench"].params}
-    assert {f.name for f in dataclasses.fields(bench_cli.BenchOptions)} <= params
-    seen: list[bench_cli.BenchOptions] = []
-
-    def planned(model, options):
-        seen.append(options)
-        raise UsageError("planned, not run")
-
-    monkeypatch.setattr(bench_cli, "plan_bench", planned)
     from effnet_cli.util.errors import UsageError
     from tests.conftest import run_cli
 
-    stopped = run_cli("bench", "--runtime", "onnx", "--batch", "2", "--ceiling", "--phi", "1")
+    module = importlib.import_module(f"effnet_cli.cli.{command}")
+    declared = {f.name for f in dataclasses.fields(getattr(module, record))}
+    group = typer.main.get_command(app)
+    assert isinstance(group, click.Group)
+    assert declared <= {p.name for p in group.commands[command].params}
+    seen = []
+
+    def planned(model, options):
+        seen.append((model, options))
+        raise UsageError("planned, not run")
+
+    monkeypatch.setattr(module, planner, planned)
+    stopped = run_cli(command, *args)
     assert stopped.code == 2 and "planned, not run" in stopped.stderr
-    (options,) = seen
-    assert (options.runtime, options.batch, options.ceiling) == ("onnx", "2", True)
-    assert options.precision == "fp32"  # a default, from the same declaration
+    ((model, options),) = seen
+    assert type(options).__name__ == record and model.phi == 1
+    assert {name: getattr(options, name) for name in given} == given
     with pytest.raises(dataclasses.FrozenInstanceError):
-        options.runtime = "keras"  # type: ignore[misc]
+        options.force = True

@@ -35,7 +35,7 @@ from effnet_cli.util import files
 from effnet_cli.util.errors import UsageError
 
 if TYPE_CHECKING:
-    from effnet_cli.workflows.bench import BenchPlan
+    from effnet_cli.workflows.bench import BenchPlan, BenchRequest
 
 SourceOpt = Annotated[
     Optional[Path],
@@ -195,12 +195,47 @@ def bench(
 def plan_bench(model: ModelOptions, options: BenchOptions) -> "BenchPlan":
     """The options checked and turned into a plan, every refusal before anything is built,
     loaded or timed (a refused baseline included); the device is resolved here."""
-    from effnet_cli.keras import archive
-    from effnet_cli.keras.checkpoints import keras_files as keras_weights
     from effnet_cli.workflows import bench as B
 
     o = options
-    request = B.build_request(
+    request = _request(model, o)
+    allowed_pct = B.gate_threshold(o.baseline, o.max_regression)
+    if o.baseline is not None and "latency" not in request.modes:
+        raise UsageError("--baseline compares latency rows: use --mode latency or both")
+    artifact = _check_source(model, o)
+    before = B.load_baseline(o.baseline) if o.baseline is not None else None
+    _check_targets(o)
+    B.configure_threads(o.threads)
+    spec = None if o.source is not None else model.spec()
+    # before minutes of building
+    sink = current()
+    request = replace(
+        request, device=B.resolve_device(request.device, sink.note if artifact else sink.progress)
+    )
+    if before is not None:  # a baseline it cannot use is refused before anything is timed
+        B.check_baseline(before, B.expected_model_name(spec, o.source), request)
+    warn_if_huge(spec)
+    rebuild = ("--from", str(o.source)) if o.source is not None else tuple(model_args(model))
+    return B.BenchPlan(
+        request=request,
+        spec=spec,
+        source=o.source,
+        weights=model.weights,
+        seed=model.seed,
+        resolution=model.resolution,
+        reference=o.reference,
+        baseline=before,
+        max_regression_pct=allowed_pct,
+        recommend=o.recommend,
+        model_args=None if artifact else rebuild,
+    )
+
+
+def _request(model: ModelOptions, o: BenchOptions) -> "BenchRequest":
+    """What is timed, each value checked: runtimes, precisions, batches, modes, threads."""
+    from effnet_cli.workflows import bench as B
+
+    return B.build_request(
         runtime=o.runtime,
         precision=o.precision,
         device=o.device,
@@ -218,9 +253,14 @@ def plan_bench(model: ModelOptions, options: BenchOptions) -> "BenchPlan":
         streams=o.streams,
         tune=o.tune,
     )
-    allowed_pct = B.gate_threshold(o.baseline, o.max_regression)
-    if o.baseline is not None and "latency" not in request.modes:
-        raise UsageError("--baseline compares latency rows: use --mode latency or both")
+
+
+def _check_source(model: ModelOptions, o: BenchOptions) -> bool:
+    """The model timed, checked without loading it: --from a .keras file, --weights, or --from
+    an artifact, which takes none of a model's options. Whether it is an artifact."""
+    from effnet_cli.keras import archive
+    from effnet_cli.keras.checkpoints import keras_files as keras_weights
+
     if o.reference is not None:
         if o.source is None or o.source.suffix == ".keras":
             raise UsageError("--reference applies with --from an artifact (.onnx, .tflite, …)")
@@ -245,36 +285,16 @@ def plan_bench(model: ModelOptions, options: BenchOptions) -> "BenchPlan":
         archive.check_keras_file(o.source)
     elif model.weights is not None:
         keras_weights.check_weights_file(model.weights)
-    before = B.load_baseline(o.baseline) if o.baseline is not None else None
+    return artifact
+
+
+def _check_targets(o: BenchOptions) -> None:
+    """--csv and --plot: writable, and not replacing a file without --force."""
     for target in (o.csv_path, o.plot):
         if target is not None:
             files.check_target(target, o.force)
     if o.plot is not None:
         files.check_plot_target(o.plot, o.force)
-    B.configure_threads(o.threads)
-    spec = None if o.source is not None else model.spec()
-    # before minutes of building
-    request = replace(
-        request,
-        device=B.resolve_device(request.device, current().note if artifact else current().progress),
-    )
-    if before is not None:  # a o.baseline it cannot use is refused before anything is timed
-        B.check_baseline(before, B.expected_model_name(spec, o.source), request)
-    warn_if_huge(spec)
-    rebuild = ("--from", str(o.source)) if o.source is not None else tuple(model_args(model))
-    return B.BenchPlan(
-        request=request,
-        spec=spec,
-        source=o.source,
-        weights=model.weights,
-        seed=model.seed,
-        resolution=model.resolution,
-        reference=o.reference,
-        baseline=before,
-        max_regression_pct=allowed_pct,
-        recommend=o.recommend,
-        model_args=None if artifact else rebuild,
-    )
 
 
 def show_bench(result: BenchResult, csv_path: Optional[Path], plot: Optional[Path]) -> None:

@@ -2,7 +2,7 @@
 
 # No `from __future__ import annotations`: Typer reads the Annotated options at run time.
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,7 +18,13 @@ from effnet_cli.cli.common import (
     refuse_model_options,
     warn_if_huge,
 )
-from effnet_cli.cli.options import ModelOptions, choice_metavar, complete, model_command
+from effnet_cli.cli.options import (
+    ModelOptions,
+    choice_metavar,
+    complete,
+    model_command,
+    options_command,
+)
 from effnet_cli.model import spec as S
 from effnet_cli.output.views import export as views
 from effnet_cli.records.export import ExportResult
@@ -66,78 +72,104 @@ VerifyImagesOpt = Annotated[Optional[Path], typer.Option("--verify-images", help
 # fmt: on
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExportOptions:
+    """export's own options, declared once: each field is an option of the command (its
+    Annotated type says how it is given), and the command receives them as one record."""
+
+    fmt: FormatOpt = None
+    output: OutputOpt = Path(".")
+    source: FromOpt = None
+    opset: OpsetOpt = DEFAULT_OPSET
+    batch: BatchOpt = None
+    quantize: QuantizeOpt = "none"
+    calibration: CalibrationOpt = None
+    int8_recipe: Int8RecipeOpt = None
+    optimize: OptimizeOpt = True
+    verify: VerifyOpt = True
+    keep_failed: KeepFailedOpt = False
+    nchw: NchwOpt = False
+    dynamic_size: DynamicSizeOpt = False
+    allow_odd_padding: OddPaddingOpt = False
+    verify_images: VerifyImagesOpt = None
+    force: ForceOpt = False
+
+
 @model_command
+@options_command(ExportOptions)
 def export(
     model: ModelOptions,
-    fmt: FormatOpt = None,
-    output: OutputOpt = Path("."),
-    source: FromOpt = None,
-    opset: OpsetOpt = DEFAULT_OPSET,
-    batch: BatchOpt = None,
-    quantize: QuantizeOpt = "none",
-    calibration: CalibrationOpt = None,
-    int8_recipe: Int8RecipeOpt = None,
-    optimize: OptimizeOpt = True,
-    verify: VerifyOpt = True,
-    keep_failed: KeepFailedOpt = False,
-    nchw: NchwOpt = False,
-    dynamic_size: DynamicSizeOpt = False,
-    allow_odd_padding: OddPaddingOpt = False,
-    verify_images: VerifyImagesOpt = None,
-    force: ForceOpt = False,
+    options: ExportOptions,
     wide: WideOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Write SavedModel, ONNX, TFLite, .keras and OpenVINO files from one model, each verified."""
     sink = output_sink(wide, json_output)
-    formats = E.parse_formats(fmt or [])
-    spec = _model(model, source)
-    if spec is not None:
-        name = spec.name
-    elif source is not None:
-        name = source.stem
-    else:  # _model gives a spec wherever there is no --from: a bug if reached
-        raise ValueError("export needs a spec or a source")
+    plan = plan_export(model, options)
+    try:
+        artifacts = E.run_export(plan, sink.progress)
+    except E.ExportFailed as failure:  # the table still says what was written, and what failed
+        sink.result(
+            "export", ExportResult(model=plan.identity, artifacts=failure.artifacts), views.view
+        )
+        raise
+    sink.result("export", ExportResult(model=plan.identity, artifacts=artifacts), views.view)
+
+
+def plan_export(model: ModelOptions, options: ExportOptions) -> E.ExportPlan:
+    """The options checked and turned into a plan, every refusal before anything is built."""
+    formats = E.parse_formats(options.fmt or [])
+    spec = _model(model, options.source)
     request = E.ExportRequest(
         formats=tuple(formats),
-        directory=output,
-        opset=opset,
-        batch=batch,
-        quantize=quantize,
-        calibration=calibration,
-        optimize=optimize,
-        verify=verify,
-        keep_failed=keep_failed,
-        force=force,
+        directory=options.output,
+        opset=options.opset,
+        batch=options.batch,
+        quantize=options.quantize,
+        calibration=options.calibration,
+        optimize=options.optimize,
+        verify=options.verify,
+        keep_failed=options.keep_failed,
+        force=options.force,
         seed=model.seed if model.seed is not None else 0,
-        nchw=nchw,
-        dynamic_size=dynamic_size,
-        allow_odd_padding=allow_odd_padding,
-        int8_recipe=int8_recipe,
+        nchw=options.nchw,
+        dynamic_size=options.dynamic_size,
+        allow_odd_padding=options.allow_odd_padding,
+        int8_recipe=options.int8_recipe,
     )
+    name, identity = _identity(spec, options.source)
     targets = E.check_request(
         request,
         name,
         spec.resolution if spec is not None else None,
-        dynamic_size and E.pads_explicitly(spec, source),
+        options.dynamic_size and E.pads_explicitly(spec, options.source),
     )
-    if verify_images is not None:
-        request = replace(request, verify_images=_verify_images(verify_images, verify, spec))
-    identity = (
-        spec_model(spec)
-        if spec is not None
-        else ModelIdentity(
-            name=name, family=None, resolution=None, classes=None, preprocessing=None
+    if options.verify_images is not None:
+        request = replace(
+            request, verify_images=_verify_images(options.verify_images, options.verify, spec)
         )
+    return E.ExportPlan(
+        request=request,
+        targets=tuple(targets),
+        identity=identity,
+        spec=spec,
+        source=options.source,
+        weights=model.weights,
+        seed=model.seed,
     )
-    try:
-        artifacts = E.run_export(
-            spec, source, model.weights, model.seed, request, targets, sink.progress
-        )
-    except E.ExportFailed as failure:  # the table still says what was written, and what failed
-        sink.result("export", ExportResult(model=identity, artifacts=failure.artifacts), views.view)
-        raise
-    sink.result("export", ExportResult(model=identity, artifacts=artifacts), views.view)
+
+
+def _identity(spec: Optional[S.ModelSpec], source: Optional[Path]) -> tuple[str, ModelIdentity]:
+    """The model's name, for its files, and the model the document names: the spec's, or a
+    `--from` file's stem."""
+    if spec is not None:
+        return spec.name, spec_model(spec)
+    if source is None:  # _model gives a spec wherever there is no --from: a bug if reached
+        raise ValueError("export needs a spec or a source")
+    identity = ModelIdentity(
+        name=source.stem, family=None, resolution=None, classes=None, preprocessing=None
+    )
+    return source.stem, identity
 
 
 def _model(model: ModelOptions, source: Optional[Path]) -> Optional[S.ModelSpec]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from effnet_cli.records.export import (
     Verification,
     taken,
 )
+from effnet_cli.records.model import ModelIdentity
 from effnet_cli.util import files
 from effnet_cli.util.drift import NonFinite, agreement_on, compare, non_finite
 from effnet_cli.util.errors import UsageError, WorkError, choices, split_list
@@ -322,143 +323,234 @@ def check_recipe(request: ExportRequest) -> None:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExportPlan:
+    """What `effnet export` does, every option checked: the request, the files it writes, and
+    the model they come from (a spec to build, or a `--from` file)."""
+
+    request: ExportRequest
+    targets: tuple[Target, ...]
+    identity: ModelIdentity
+    spec: S.ModelSpec | None
+    source: Path | None
+    weights: Path | None
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One target's file: where it is staged, the recipe it is written with first (int8), and
+    its place in the run ('2/3') for the progress lines."""
+
+    target: Target
+    stage: files.Staged
+    recipe: backends.Recipe | None
+    place: str
+
+
 def export_model(
     model: Any,
     spec: S.ModelSpec | None,
     request: ExportRequest,
-    targets: list[Target],
+    targets: Sequence[Target],
     progress: Callable[[str], None],
 ) -> tuple[Artifact, ...]:
     """Write every target from one model; verify each, repairing an int8 file that misses its
     gate where a recipe can; keep what verified (and, with --keep-failed, what did not)."""
-    from effnet_cli.keras.builder import logits_function, with_input_size
+    fresh = settle_batchnorm(model, request, progress)
+    converter = prepare_converter(model, spec, request, targets, progress)
+    request.directory.mkdir(exist_ok=True)
+    jobs = [
+        Job(target, files.Staged(target.path), first_recipe(target, request), f"{n}/{len(targets)}")
+        for n, target in enumerate(targets, 1)
+    ]
+    try:
+        with backends.reusing_conversions():
+            # Convert first: tf2onnx needs far more memory in a process that already ran the
+            # model forward (B7: 17 GB instead of 9 GB), so the reference runs come after.
+            early = write_unsteered(converter, jobs, progress)
+            references = answer_references(model, spec, request, fresh, progress)
+            refuse_non_finite_model(references)
+            written = [
+                finish(converter, references, job, early.get(job.target.path), request, progress)
+                for job in jobs
+            ]
+        return keep_passed(written, jobs, request)
+    finally:
+        for job in jobs:  # failed or interrupted: nothing half-written stays behind
+            job.stage.discard()
+
+
+def settle_batchnorm(model: Any, request: ExportRequest, progress: Callable[[str], None]) -> bool:
+    """Whether the model has random weights (fresh BatchNorm statistics); to be verified, it
+    gets real statistics first: parity on fresh statistics compares outputs near zero and
+    proves nothing (DESIGN §1.1)."""
     from effnet_cli.keras.calibration import calibrate_batchnorm, fresh_batchnorm
 
     fresh = fresh_batchnorm(model)
     if request.verify and fresh:
-        # Parity on fresh statistics compares outputs near zero and proves nothing (DESIGN §1.1).
         progress("random weights: giving BatchNorm real statistics first (one training-mode pass)")
         calibrate_batchnorm(model, seed=request.seed)
+    return fresh
+
+
+def prepare_converter(
+    model: Any,
+    spec: S.ModelSpec | None,
+    request: ExportRequest,
+    targets: Sequence[Target],
+    progress: Callable[[str], None],
+) -> Converter:
+    """What every file is written from: the model (on a (None, None, 3) input with
+    --dynamic-size: a model built at its resolution refuses any other size), its metadata, the
+    writers' options and, where a target calibrates, the calibration images."""
+    from effnet_cli.keras.builder import with_input_size
+
     calibration = None
     if any(backends.get(t.backend).precisions[t.precision].calibration for t in targets):
         calibration = load_calibration(request.calibration, model.input.shape[1])
         progress(f"calibrating on {calibration.count} images: {calibration.source}")
-    request.directory.mkdir(exist_ok=True)
     layout = "NCHW" if request.nchw else "NHWC"
-    run = Run(
-        # --dynamic-size: the same layers and (calibrated) weights on a (None, None, 3) input;
-        # a model built at its resolution refuses any other size.
-        with_input_size(model, None) if request.dynamic_size else model,
-        metadata(spec, model, layout, request.dynamic_size),
-        backends.WriterOptions(
+    return Converter(
+        model=with_input_size(model, None) if request.dynamic_size else model,
+        meta=metadata(spec, model, layout, request.dynamic_size),
+        options=backends.WriterOptions(
             opset=request.opset,
             batch=request.batch,
             optimize=request.optimize,
             calibration=calibration.images if calibration else None,
             nchw=request.nchw,
         ),
+        calibration=(
+            Calibration(source=calibration.source, images=calibration.count)
+            if calibration
+            else None
+        ),
     )
-    staged = [files.Staged(target.path) for target in targets]
-    recipes = [first_recipe(target, request) for target in targets]
-    count = len(targets)
-    try:
-        with backends.reusing_conversions():
-            # Convert everything first: tf2onnx needs far more memory in a process that already
-            # ran the model forward (B7: 17 GB instead of 9 GB), so the reference runs come
-            # after. A steered recipe needs those runs' real images: it is written after them.
-            writes: list[Write | None] = [None] * count
-            for n, (target, stage, recipe) in enumerate(zip(targets, staged, recipes, strict=True)):
-                if recipe is None or not recipe.steered:
-                    progress(f"writing {target.path.name} ({n + 1}/{count})")
-                    writes[n] = run.write(target, stage.path, recipe)
-            run.inputs, run.expected = reference_outputs(
-                model,
-                request.seed,
-                verification_batches(request),
-                verification_sizes(request, model.input.shape[1]),
-            )
-            run.compared = "logits" if logits_function(model) else "outputs"
-            if request.verify:
-                run.real = real_images(model, spec, request.verify_images, fresh, progress)
-            refuse_non_finite_model(run)
-            written: list[Artifact] = []
-            for n, (target, stage, recipe) in enumerate(zip(targets, staged, recipes, strict=True)):
-                write = writes[n]
-                if write is None:  # a steered --int8-recipe
-                    assert recipe is not None  # only a recipe is left unwritten above
-                    progress(f"writing {target.path.name} ({n + 1}/{count}), {recipe.name}")
-                    write = run.write(target, stage.path, recipe)
-                verification = None
-                if request.verify:
-                    progress(
-                        f"verifying {target.path.name} with its own runtime "
-                        f"({run.compared}) ({n + 1}/{count})"
-                    )
-                    verification = run.verify(target, stage.path)
-                took = write[0]
-                recipe_used = recipe_record(recipe, write[1], verification) if recipe else None
-                # (a repairable file has recipes, so it has a recipe document)
-                if recipe_used is not None and repairable(target, request, verification):
-                    took, verification, recipe_used = repair(
-                        run, target, stage.path, recipe_used, took, progress
-                    )
-                calibrated = backends.get(target.backend).precisions[target.precision].calibration
-                written.append(
-                    Artifact(
-                        format=target.backend,
-                        path=target.path,
-                        precision=target.precision,
-                        bytes=files.size_bytes(stage.path),
-                        time_s=took,
-                        kept=False,  # until its file is moved into place below
-                        calibration=(
-                            Calibration(source=calibration.source, images=calibration.count)
-                            if calibration and calibrated
-                            else None
-                        ),
-                        int8=recipe_used,
-                        verification=verification,
-                    )
-                )
-        # One failure never costs the files that passed; a failed one stays with --keep-failed.
-        artifacts = tuple(
-            keep(artifact, stage) if artifact.passed or request.keep_failed else artifact
-            for artifact, stage in zip(written, staged, strict=True)
+
+
+def write_unsteered(
+    converter: Converter, jobs: Sequence[Job], progress: Callable[[str], None]
+) -> dict[Path, Write]:
+    """Every file that needs no real images, by its target's path: a steered recipe searches
+    with the reference runs' real images, so it is written after them (`finish`)."""
+    early = {}
+    for job in jobs:
+        if job.recipe is None or not job.recipe.steered:
+            progress(f"writing {job.target.path.name} ({job.place})")
+            early[job.target.path] = converter.write(job.target, job.stage.path, job.recipe)
+    return early
+
+
+def answer_references(
+    model: Any,
+    spec: S.ModelSpec | None,
+    request: ExportRequest,
+    fresh: bool,
+    progress: Callable[[str], None],
+) -> References:
+    """The Keras model's answers every file is verified against: on seeded random images
+    (drift) and, when verifying, on real images (accuracy)."""
+    from effnet_cli.keras.builder import logits_function
+
+    inputs, expected = reference_outputs(
+        model,
+        request.seed,
+        verification_batches(request),
+        verification_sizes(request, model.input.shape[1]),
+    )
+    return References(
+        inputs=inputs,
+        expected=expected,
+        compared="logits" if logits_function(model) else "outputs",
+        real=(
+            real_images(model, spec, request.verify_images, fresh, progress)
+            if request.verify
+            else None
+        ),
+    )
+
+
+def finish(
+    converter: Converter,
+    references: References,
+    job: Job,
+    early: Write | None,
+    request: ExportRequest,
+    progress: Callable[[str], None],
+) -> Artifact:
+    """One target written (if it was not before), verified, and repaired where a recipe can."""
+    target, path, recipe = job.target, job.stage.path, job.recipe
+    if early is None:  # a steered --int8-recipe
+        assert recipe is not None  # only a recipe is left unwritten by write_unsteered
+        progress(f"writing {target.path.name} ({job.place}), {recipe.name}")
+        early = converter.write(target, path, recipe, references.steer(target, recipe))
+    took, done = early
+    verification = None
+    if request.verify:
+        progress(
+            f"verifying {target.path.name} with its own runtime "
+            f"({references.compared}) ({job.place})"
         )
-        failed = [a for a in artifacts if not a.passed]
-        if failed:
-            names = ", ".join(a.path.name + tried_recipes(a) + non_finite_note(a) for a in failed)
-            raise ExportFailed(f"verification failed for {names}", artifacts)
-        return artifacts
-    finally:
-        for stage in staged:  # failed or interrupted: nothing half-written stays behind
-            stage.discard()
+        verification = references.verify(target, path)
+    recipe_used = recipe_record(recipe, done, verification) if recipe else None
+    # (a repairable file has recipes, so it has a recipe document)
+    if recipe_used is not None and repairable(target, request, verification):
+        took, verification, recipe_used = repair(
+            converter, references, target, path, recipe_used, took, progress
+        )
+    calibrated = backends.get(target.backend).precisions[target.precision].calibration
+    return Artifact(
+        format=target.backend,
+        path=target.path,
+        precision=target.precision,
+        bytes=files.size_bytes(path),
+        time_s=took,
+        kept=False,  # until its file is moved into place (keep_passed)
+        calibration=converter.calibration if calibrated else None,
+        int8=recipe_used,
+        verification=verification,
+    )
+
+
+def keep_passed(
+    written: Sequence[Artifact], jobs: Sequence[Job], request: ExportRequest
+) -> tuple[Artifact, ...]:
+    """The files that passed moved into place, and a failed one with --keep-failed: one failure
+    never costs the files that passed; any failure is raised with every artifact's record."""
+    artifacts = tuple(
+        keep(artifact, job.stage) if artifact.passed or request.keep_failed else artifact
+        for artifact, job in zip(written, jobs, strict=True)
+    )
+    failed = [a for a in artifacts if not a.passed]
+    if failed:
+        names = ", ".join(a.path.name + tried_recipes(a) + non_finite_note(a) for a in failed)
+        raise ExportFailed(f"verification failed for {names}", artifacts)
+    return artifacts
 
 
 Write = tuple[float, dict[str, Any] | None]  # seconds it took, and what its recipe did
 
 
-@dataclass
-class Run:
-    """One export's model, and what each of its targets is written and verified with: the
-    model's answers on seeded random images (drift) and on real images (accuracy)."""
+@dataclass(frozen=True, kw_only=True)
+class Converter:
+    """What every target of one export is written from."""
 
     model: Any  # what the writers convert (the --dynamic-size clone, if asked)
     meta: dict[str, str]
     options: backends.WriterOptions  # the writers' options from the request
-    inputs: dict[Case, Any] = field(default_factory=dict)
-    expected: dict[Case, Any] = field(default_factory=dict)
-    compared: str = "outputs"
-    real: RealImages | None = None
+    calibration: Calibration | None  # the int8 calibration images, for the records
 
-    def write(self, target: Target, path: Path, recipe: backends.Recipe | None = None) -> Write:
-        """Write `target` to `path`, replacing an earlier attempt, with `recipe` (int8)."""
+    def write(
+        self, target: Target, path: Path, recipe: backends.Recipe | None, steer: Steer | None = None
+    ) -> Write:
+        """Write `target` to `path`, replacing an earlier attempt, with `recipe` (int8; `steer`:
+        the real images a steered recipe searches with)."""
         files.remove(path)
         write = backends.get(target.backend).write
         if write is None:  # the plan offers only formats that write: a bug if reached
             raise ValueError(f"{target.backend} writes no files")
         meta = {**self.meta, "precision": target.precision}
-        steer = None if recipe is None else self.steer(target, recipe)
         started = time.perf_counter()
         with files.stdout_to_stderr(), files.silenced_stderr():
             if recipe is None:  # the writer's own default recipe
@@ -476,6 +568,17 @@ class Run:
                     **self.options,
                 )
         return time.perf_counter() - started, done
+
+
+@dataclass(frozen=True, kw_only=True)
+class References:
+    """The Keras model's answers each file is verified against: on seeded random images per
+    (batch, size) for drift, and on real images for accuracy (None: not verified)."""
+
+    inputs: dict[Case, Any]
+    expected: dict[Case, Any]
+    compared: str  # "logits" or "outputs"
+    real: RealImages | None
 
     def verify(self, target: Target, path: Path) -> Verification:
         with files.stdout_to_stderr(), files.silenced_stderr():
@@ -496,17 +599,18 @@ class Run:
         return Steer(real.inputs, real.expected, gate(target))
 
 
-def refuse_non_finite_model(run: Run) -> None:
+def refuse_non_finite_model(references: References) -> None:
     """The model itself answers NaN or infinities (finite weights can overflow): no file of it
     can be verified, and none is worth writing."""
-    answers = [*run.expected.values()]
-    if run.real is not None and run.real.expected is not None:
-        answers.append(run.real.expected)
+    answers = [*references.expected.values()]
+    real = references.real
+    if real is not None and real.expected is not None:
+        answers.append(real.expected)
     for answer in answers:
         found = non_finite(answer)
         if found:
             raise WorkError(
-                f"the model's own {run.compared} hold {found} of {answer.size:,}: nothing "
+                f"the model's own {references.compared} hold {found} of {answer.size:,}: nothing "
                 "written, since no file of it can be verified",
                 hint="its weights overflow or are damaged; export a sound model",
             )
@@ -561,7 +665,8 @@ def recipe_record(
 
 
 def repair(
-    run: Run,
+    converter: Converter,
+    references: References,
     target: Target,
     path: Path,
     recipe_used: Int8Recipe,
@@ -577,9 +682,9 @@ def repair(
             f"{target.path.name} misses the accuracy gate with {tried[-1].recipe}; "
             f"trying {recipe.name} ({n}/{len(recipes)}): {recipe.summary}"
         )
-        seconds, done = run.write(target, path, recipe)
+        seconds, done = converter.write(target, path, recipe, references.steer(target, recipe))
         took += seconds
-        verification = run.verify(target, path)
+        verification = references.verify(target, path)
         recipe_used = recipe_record(recipe, done, verification)
         tried.extend(recipe_used.tried)
         if verification.passed:
@@ -651,26 +756,19 @@ class ExportFailed(WorkError):
         self.artifacts = artifacts
 
 
-def run_export(
-    spec: S.ModelSpec | None,
-    source: Path | None,
-    weights: Path | None,
-    seed: int | None,
-    request: ExportRequest,
-    targets: list[Target],
-    progress: Callable[[str], None],
-) -> tuple[Artifact, ...]:
+def run_export(plan: ExportPlan, progress: Callable[[str], None]) -> tuple[Artifact, ...]:
     """`effnet export`: build (or load) the model once, then write and verify every target."""
     from effnet_cli.keras import archive
 
-    if request.quantize == "int8" and (spec is None or spec.family.name != "lite"):
+    spec, source = plan.spec, plan.source
+    if plan.request.quantize == "int8" and (spec is None or spec.family.name != "lite"):
         progress(
             "warning: post-training int8 costs EfficientNet-B much of its accuracy (SE and swish "
             "quantize badly); the Lite family (--model lite0..lite4) is built for int8"
         )
     if source is not None:
         progress(f"loading {source}")
-    elif spec is not None:  # (the command gives one or the other)
+    elif spec is not None:  # (the plan holds one or the other)
         progress(f"building {spec.name}")
-    model = archive.load_or_build(spec, source, weights, seed)
-    return export_model(model, spec, request, targets, progress)
+    model = archive.load_or_build(spec, source, plan.weights, plan.seed)
+    return export_model(model, spec, plan.request, plan.targets, progress)
