@@ -9,10 +9,12 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 install: $(STAMP)
 
+# --no-compile: Python compiles the modules it imports when it first imports them, not the
+# thousands of TensorFlow's it never does (62 s -> 44 s here).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
 	touch $(STAMP)
 
 # The main job, end to end on B0: summarise, build, export (each artifact verified), benchmark;

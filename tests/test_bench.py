@@ -306,6 +306,30 @@ def test_rows_of_different_precisions_never_compare(tmp_path):
     assert refused.value.exit_code == 2
 
 
+def test_a_baseline_of_keras_rows_on_a_pool_the_user_sized_is_comparable(tmp_path, monkeypatch):
+    """TF_NUM_INTRAOP_THREADS=1 sizes TensorFlow's pool: keras rows say 1 thread where the
+    run's default is every core (2 here); the same run again may use them as its baseline."""
+    from effnet_cli.backends import runtimes
+    from effnet_cli.workflows.bench import build_request
+
+    monkeypatch.setattr(runtimes, "usable_cores", lambda: 2)
+    document = _document([{**_row("keras", "fp32", 1, 10.0), "threads": 1}])
+    baseline = gate.Baseline.from_json(document, tmp_path / "b.json")
+    request = build_request(runtime="keras", precision="fp32", device="cpu", batch="1",
+                            warmup=1, iterations=2, duration_s=None, threads=None, seed=0,
+                            xla=False, measure_ceiling=False, calibration=None,
+                            verify_images=None, mode="latency", streams=None,
+                            tune=False)  # fmt: skip
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    with pytest.raises(UsageError, match=r"threads 1 \(this run: 2\)"):
+        gate.check_baseline(baseline, "efficientnet-b0", request)
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    gate.check_baseline(baseline, "efficientnet-b0", request)  # comparable: no refusal
+    onnx = dataclasses.replace(request, runtimes=("onnx",))  # onnx's rows run on the run's threads
+    with pytest.raises(UsageError, match="no row this run could match"):
+        gate.check_baseline(baseline, "efficientnet-b0", onnx)
+
+
 def test_a_run_whose_label_differs_from_the_baseline_exits_2_after_timing(
     short_run, cli, tmp_path, monkeypatch, probe
 ):

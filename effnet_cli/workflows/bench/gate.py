@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from effnet_cli.backends.keras import tensorflow_threads
 from effnet_cli.model import spec as S
 from effnet_cli.records.bench import BenchResult, Comparison, Gate, LatencyRow
 from effnet_cli.util.errors import RegressionError, UsageError
@@ -149,6 +150,8 @@ def check_baseline(baseline: Baseline, name: str, request: BenchRequest) -> None
         "batch": set(request.batches),
         "threads": {request.threads_or_default},
     }
+    if "keras" in request.runtimes:  # its rows say TensorFlow's pool, which the user may size
+        ours["threads"].add(tensorflow_threads())
 
     def comparable(key: GateKey) -> tuple[Any, ...]:
         return (key[0], key[1].split("-")[0], *key[2:])
