@@ -51,6 +51,10 @@ class Runner:
     fixed_batch: int | None = None  # a batch size the artifact is pinned to, else None
     # The pre-softmax tensor, where the output is a softmax; None: the output itself is compared.
     run_logits: Run | None = None
+    # What `comparable` calls, where the runtime answers a single call more cheaply another way
+    # than the timed `run` does (Keras: eagerly, since a trace costs several calls); None: it
+    # calls `run_logits`, else `run`. The same answers: verification and drift compare these.
+    run_once: Run | None = None
     threads: int | None = None  # the intra-op threads it was given (recorded in every row)
     # effnet's metadata read with the file (ONNX metadata_props, TFLite's metadata table), for
     # callers that would otherwise parse the file again (predict)
@@ -73,7 +77,7 @@ class Runner:
         return "logits" if self.run_logits else "outputs"
 
     def comparable(self, images: Images) -> Floats:
-        return (self.run_logits or self.run)(images)
+        return (self.run_once or self.run_logits or self.run)(images)
 
     def comparable_all(self, images: Images) -> Floats:
         """`comparable` for any number of images: a file pinned to a batch size answers them
