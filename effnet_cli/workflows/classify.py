@@ -40,7 +40,8 @@ class Contract:
     normalization: S.InputNormalization | None
     precision: str = "fp32"
     name: str = ""
-    num_classes: int | None = None  # the head's, where the metadata says it
+    # the head's, where the metadata or the model says it (else `head_classes` runs one image)
+    num_classes: int | None = None
 
 
 @dataclass
@@ -141,7 +142,7 @@ def keras_contract(model: Any, note: Note) -> Contract:
     inside = any(type(layer).__name__ in ("Rescaling", "Normalization") for layer in model.layers)
     if not inside:
         note(f"note: {model.name} has no preprocessing layer; fed pixels in [0, 255]")
-    return Contract(int(height), None, "fp32", model.name)
+    return Contract(int(height), None, "fp32", model.name, int(model.output.shape[-1]))
 
 
 def declared_contract(backend: backends.Backend, path: Path, note: Note) -> Contract:
@@ -195,7 +196,7 @@ def model_contract(model: Any, spec: S.ModelSpec | None, note: Note) -> Contract
     if spec is None:
         return keras_contract(model, note)
     normalization = S.PREPROCESSING[spec.family.preprocessing] if not spec.preprocessing else None
-    return Contract(spec.resolution, normalization, "fp32", spec.name)
+    return Contract(spec.resolution, normalization, "fp32", spec.name, int(model.output.shape[-1]))
 
 
 # ------------------------------------------------------------------------------ running
