@@ -158,8 +158,8 @@ def run(
     workers: int,
     cluster: Cluster,
 ) -> Totals:
-    """Classify `items` on Ray; Ray's Parquet writer adds their rows to `folder`, and Ray counts
-    every row the folder holds (a resumed run's earlier rows too)."""
+    """Classify `items` on Ray; Ray's Parquet writer adds their rows to `folder`, and every row
+    the folder holds is counted (a resumed run's earlier rows too)."""
     ray = import_ray()
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
@@ -190,26 +190,23 @@ def run(
             first = text.splitlines()[-1] if text else type(exc).__name__
             raise WorkError(f"the Ray job failed: {first}") from None
     wall_s = time.perf_counter() - began
-    return _totals(ray.data.read_parquet(str(folder)), job, wall_s)
+    return _totals(folder, job, wall_s)
 
 
-def _totals(rows: Any, job: stream.Job, wall_s: float) -> Totals:
-    """Rows, failures and evaluate's counts in one aggregation over the folder."""
-    from ray.data.aggregate import Count, Sum
-    from ray.data.expressions import col
-
-    counted = [name for name in job.columns() if "_correct_" in name]
-    totals = rows.aggregate(
-        Count(),
-        Count("error", ignore_nulls=True, alias_name="failed"),
-        *[Sum(name) for name in counted],
-    )
-    failed = int(totals.get("failed") or 0)
-    first = rows.filter(expr=col("error").is_not_null()).take(1) if failed else []
+def _totals(folder: Path, job: stream.Job, wall_s: float) -> Totals:
+    """Rows, failures and evaluate's counts over the whole output folder, read in this process
+    part by part and only the columns counted, as --resume reads it. Not a Ray aggregation:
+    Ray Data runs one as a hash shuffle whose aggregator actors are new worker processes, each
+    importing Ray Data (seconds of CPU apiece) to sum columns Arrow reads here at once."""
+    counted_columns = ["path", "error", *(c for c in job.columns() if "_correct_" in c)]
+    found = rowfiles.parquet_rows(folder, counted_columns) if folder.exists() else iter(())
+    counted = stream.Stats()
+    for row in found:
+        counted.count([row])
     return Totals(
-        rows=int(totals.get("count()", 0)),
-        failed=failed,
-        first_error=(first[0]["path"], first[0]["error"]) if first else None,
-        sums={name: int(totals.get(f"sum({name})") or 0) for name in counted},
+        rows=counted.classified + counted.failed,
+        failed=counted.failed,
+        first_error=counted.first_error,
+        sums=counted.sums,
         wall_s=wall_s,
     )

@@ -252,12 +252,13 @@ def _drop_broken_parts(folder: Path) -> str | None:
     return f"{len(dropped)} half-written part file(s)" if dropped else None
 
 
-def parquet_rows(folder: Path) -> Iterator[dict[str, Any]]:
-    """The rows of a Parquet folder, part by part (never the whole table in memory)."""
+def parquet_rows(folder: Path, columns: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The rows of a Parquet folder (only `columns`, where given), part by part (never the
+    whole table in memory)."""
     import pyarrow.parquet as pq
 
     for part in _parts(folder):
-        yield from pq.read_table(part).to_pylist()
+        yield from pq.read_table(part, columns=columns).to_pylist()
 
 
 # ------------------------------------------------------------------------------ writing
