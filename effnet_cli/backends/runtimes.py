@@ -53,7 +53,9 @@ class Runner:
     run_logits: Run | None = None
     # What `comparable` calls, where the runtime answers a single call more cheaply another way
     # than the timed `run` does (Keras: eagerly, since a trace costs several calls); None: it
-    # calls `run_logits`, else `run`. The same answers: verification and drift compare these.
+    # calls `run_logits`, else `run`. The same tensor (the logits, where there are any), equal
+    # to float rounding (Keras eager and traced: ~3e-6 relative on B0): what verification and
+    # drift compare.
     run_once: Run | None = None
     threads: int | None = None  # the intra-op threads it was given (recorded in every row)
     # effnet's metadata read with the file (ONNX metadata_props, TFLite's metadata table), for
