@@ -386,6 +386,48 @@ def test_the_keras_files_as_saved_pass(keras_files):
     archive.check_keras_file(keras_files / "lite0.keras")
 
 
+def test_an_unchanged_file_is_checked_once_and_a_changed_one_again(
+    keras_files, tmp_path, out, monkeypatch
+):
+    """A command checks its input before the slow part and its loader checks it again: the
+    second reading of an unchanged file is skipped (util/files.py once_per_file_state), never
+    that of a file rewritten in place, with the same size, nor that of one written just now
+    (its time stamp could stay the same through the next write)."""
+    from effnet_cli.keras.checkpoints import keras_files as keras_weights
+    from effnet_cli.util import files
+
+    read: list[str] = []
+    values = keras_weights.check_weight_values
+    monkeypatch.setattr(
+        keras_weights, "check_weight_values", lambda *a: read.append(a[1]) or values(*a)
+    )
+    fresh = tmp_path / "fresh.weights.h5"
+    fresh.write_bytes((keras_files / "lite0.weights.h5").read_bytes())
+    keras_weights.check_weights_file(fresh)
+    keras_weights.check_weights_file(fresh)
+    assert read == ["fresh.weights.h5"] * 2  # written just now: not taken as settled
+
+    monkeypatch.setattr(files, "SETTLED_NS", 0)  # as if written minutes ago
+    path = tmp_path / "lite0.weights.h5"
+    path.write_bytes((keras_files / "lite0.weights.h5").read_bytes())
+    size = path.stat().st_size
+    read.clear()
+    keras_weights.check_weights_file(path)
+    keras_weights.check_weights_file(path)
+    assert read == ["lite0.weights.h5"]
+    link = tmp_path / "same.h5"  # the same file under another name: another layout, refused
+    link.symlink_to(path)
+    with pytest.raises(UsageError, match="holds no Keras weights"):
+        keras_weights.check_weights_file(link)
+
+    name, wrong = alter_h5(path, to_nan)
+    assert path.stat().st_size == size
+    for _ in range(2):  # a refusal is never remembered
+        with pytest.raises(UsageError, match="NaN"):
+            keras_weights.check_weights_file(path)
+    assert_refused(build(path, out), out, f"{path.name}: {name} {wrong}")
+
+
 # -------------------------------------------------------------------------------- the line
 
 

@@ -26,6 +26,7 @@ from effnet_cli.keras.checkpoints.keras_files import (
 from effnet_cli.keras.checkpoints.values import shown
 from effnet_cli.model import spec as S
 from effnet_cli.util.errors import UsageError
+from effnet_cli.util.files import once_per_file_state
 
 
 def _first_line(exc: BaseException) -> str:
@@ -137,6 +138,7 @@ def load_or_build(
         return model
 
 
+@once_per_file_state
 def check_keras_file(path: Path) -> None:
     """Checks of a `.keras` file before TensorFlow loads: a zip, whose weights hold finite
     floats (Keras' safe mode guards against code, not against NaN or an int64 kernel)."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -42,6 +44,42 @@ def check_writable_dir(folder: Path) -> None:
 # Staged artifacts and scratch folders not yet committed or removed: an interrupt removes them.
 _PENDING: set[Path] = set()
 _REAL_STDERR: list[int] = []  # the user's stderr, saved while silenced_stderr discards fd 2
+
+
+SETTLED_NS = 3_000_000_000  # longer than any file system's time stamp step (FAT's is 2 s)
+
+
+def once_per_file_state(check: Callable[[Path], None]) -> Callable[[Path], None]:
+    """`check`, a pure check of a file's contents that passes or raises, run once for each
+    state of the file in this process: commands check their inputs before the slow part begins
+    and their loaders check again, and reading a large model's every weight twice is waste.
+
+    A state is the file's name, identity, size and times: any write moves its ctime, which no
+    one can set back, so changed contents are checked again. The kernel stamps files with a
+    coarse clock, so a file changed in the last seconds may be changed again under the same
+    stamp: such a file is checked each time. A check that raised is never remembered."""
+
+    passed: dict[tuple[object, ...], None] = {}  # in insertion order: the oldest go first
+
+    @functools.wraps(check)
+    def run(path: Path) -> None:
+        try:
+            found = path.stat()
+        except OSError:
+            check(path)  # what is missing or unreadable, said by the check itself
+            return
+        # the name too: what a check accepts can depend on it (a suffix, a layout)
+        stamps = (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+        state = (path, *stamps)
+        if state in passed:
+            return
+        check(path)
+        if time.time_ns() - found.st_ctime_ns > SETTLED_NS:
+            passed[state] = None
+        if len(passed) > 256:
+            del passed[next(iter(passed))]
+
+    return run
 
 
 def remove_pending() -> None:

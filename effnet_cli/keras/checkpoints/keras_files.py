@@ -14,6 +14,7 @@ from effnet_cli.keras.checkpoints import torch_files
 from effnet_cli.keras.checkpoints.values import refuse_unfit, shown
 from effnet_cli.model import spec as S
 from effnet_cli.util.errors import UsageError
+from effnet_cli.util.files import once_per_file_state
 
 # The most a compressed dataset may inflate to, against the bytes it stores: deflate's own limit
 # (1,032 to 1). A dataset is read whole: what it declares is never believed past what it holds.
@@ -173,6 +174,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+@once_per_file_state
 def check_weights_file(path: Path) -> None:
     """Cheap checks of a `--weights` file before TensorFlow loads."""
     if path.is_dir():
