@@ -184,24 +184,28 @@ def test_bench_times_each_batch_on_the_ir_compiled_for_that_batch(b0_openvino):
 def test_onnx_and_openvino_of_one_export_share_one_tf2onnx_conversion(
     cli, tmp_path, monkeypatch, b0_r64
 ):
-    """The IR is made from the same tf2onnx graph as the .onnx (converted once, ~7 s saved a
-    model); both still verify against Keras, and nothing is kept past the command."""
+    """The IR is made from the same tf2onnx graph as the .onnx, slimmed once (converted once,
+    ~7 s saved a model); both still verify against Keras, and nothing is kept past the
+    command."""
+    import onnxslim
     import tf2onnx
 
     from effnet_cli.backends import onnx as onnx_backend
 
     calls: list[str] = []
-    real = tf2onnx.convert.from_keras
+    real, slim = tf2onnx.convert.from_keras, onnxslim.slim
 
     def counted(model, *args, **kwargs):
         calls.append(model.name)
         return real(model, *args, **kwargs)
 
     monkeypatch.setattr(tf2onnx.convert, "from_keras", counted)
+    monkeypatch.setattr(onnxslim, "slim", lambda proto: calls.append("slim") or slim(proto))
     result = cli("export", "--from", b0_r64.path("keras"), "-f", "onnx,openvino", "-o",
                  tmp_path, "--json")  # fmt: skip
     assert result.code == 0, result.stderr
     artifacts = json.loads(result.stdout)["artifacts"]
-    assert [a["format"] for a in artifacts] == ["onnx", "openvino"] and len(calls) == 1
+    assert [a["format"] for a in artifacts] == ["onnx", "openvino"]
+    assert calls == [calls[0], "slim"]  # one conversion, slimmed once
     assert all(a["verification"]["max_rel_diff"] <= 1e-4 for a in artifacts)
     assert onnx_backend._conversions is None

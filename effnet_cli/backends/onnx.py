@@ -84,11 +84,7 @@ def write_onnx(
     """
     import onnx
 
-    proto = _tf2onnx(model, opset, batch, nchw)
-    if optimize:
-        import onnxslim
-
-        proto = onnxslim.slim(proto)
+    proto = _converted(model, opset, batch, nchw, optimize)
     done = None
     if precision == "fp16":
         proto = _onnx_fp16(proto)
@@ -102,17 +98,18 @@ def write_onnx(
     return done
 
 
-# tf2onnx's graphs of the command at hand, serialized, by (model, opset, batch, layout); None
-# outside `reusing_conversions`.
-_conversions: dict[tuple[int, int, int | None, bool], bytes] | None = None
+# tf2onnx's graphs of the command at hand, serialized, by (model, opset, batch, layout, slimmed);
+# None outside `reusing_conversions`.
+_conversions: dict[tuple[int, int, int | None, bool, bool], bytes] | None = None
 
 
 @contextlib.contextmanager
 def reusing_conversions() -> Iterator[None]:
-    """Within it, each model is converted by tf2onnx once: every artifact made from that graph
-    (ONNX fp32, fp16 and int8, the OpenVINO IR and its int8) starts from the first conversion
-    (~7 s for B0, a minute for B7, each time saved). The models' weights must not change
-    within it: export and bench write every artifact of one model in a row."""
+    """Within it, each model is converted by tf2onnx and slimmed by onnxslim once: every
+    artifact made from that graph (ONNX fp32, fp16 and int8, the OpenVINO IR and its int8)
+    starts from the first conversion (~7 s for B0, a minute for B7, each time saved). The
+    models' weights must not change within it: export and bench write every artifact of one
+    model in a row."""
     global _conversions
     _conversions = {}
     try:
@@ -121,16 +118,29 @@ def reusing_conversions() -> Iterator[None]:
         _conversions = None
 
 
+def _converted(model: Any, opset: int, batch: int | None, nchw: bool, slimmed: bool) -> Any:
+    """tf2onnx's graph of `model`, slimmed or not, or a copy of this command's earlier one."""
+    import onnx
+
+    key = (id(model), opset, batch, nchw, slimmed)
+    if _conversions is not None and key in _conversions:
+        return onnx.ModelProto.FromString(_conversions[key])
+    proto = _tf2onnx(model, opset, batch, nchw)
+    if slimmed:  # a command's artifacts are all slimmed or none: only what they start from is kept
+        import onnxslim
+
+        proto = onnxslim.slim(proto)
+    if _conversions is not None:
+        _conversions[key] = proto.SerializeToString()
+    return proto
+
+
 def _tf2onnx(model: Any, opset: int, batch: int | None, nchw: bool) -> Any:
     """tf2onnx's graph of `model` with an explicit input signature (Keras 3 needs one) and the
-    output named by `output_name`, or a copy of this command's earlier conversion of it."""
-    import onnx
+    output named by `output_name`."""
     import tensorflow as tf
     import tf2onnx
 
-    key = (id(model), opset, batch, nchw)
-    if _conversions is not None and key in _conversions:
-        return onnx.ModelProto.FromString(_conversions[key])
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     height, width = model.input.shape[1:3]
     signature = (tf.TensorSpec((batch, height, width, 3), tf.float32, name=INPUT_NAME),)
@@ -143,8 +153,6 @@ def _tf2onnx(model: Any, opset: int, batch: int | None, nchw: bool) -> Any:
             inputs_as_nchw=[INPUT_NAME] if nchw else None,
         )
     proto.graph.output[0].name = _rename_output(proto, output_name(model))
-    if _conversions is not None:
-        _conversions[key] = proto.SerializeToString()
     return proto
 
 
