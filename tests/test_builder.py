@@ -26,8 +26,7 @@ def _trainable(model) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("index", range(8))
-def test_same_network_as_keras_applications(index, zero_weights):
-    keras.backend.clear_session()  # so keras' automatic layer names start from scratch
+def test_same_network_as_keras_applications(index, no_weights):
     reference = getattr(keras.applications, f"EfficientNetB{index}")(weights=None)
     ours = build_model(f"b{index}")
     # The tables the TensorFlow-free suites pin are keras.applications' own counts.

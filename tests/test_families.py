@@ -60,11 +60,9 @@ def _notebook_namespace():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("phi", range(8))
-def test_seed_model_matches_the_notebook_layer_by_layer(phi, zero_weights):
-    from effnet_cli.keras.builder import build_model, import_keras
+def test_seed_model_matches_the_notebook_layer_by_layer(phi, no_weights):
+    from effnet_cli.keras.builder import build_model
 
-    keras = import_keras()
-    keras.backend.clear_session()
     notebook = _notebook_namespace()["EfficientNet"](compound_coefficient=phi)
     ours = build_model(f"seed-b{phi}")
 
@@ -81,13 +79,11 @@ def test_seed_model_matches_the_notebook_layer_by_layer(phi, zero_weights):
 
 
 @pytest.mark.slow
-def test_b8_equals_keras_reference_builder(zero_weights):
+def test_b8_equals_keras_reference_builder(no_weights):
     from keras.src.applications.efficientnet import EfficientNet
 
-    from effnet_cli.keras.builder import build_model, import_keras
+    from effnet_cli.keras.builder import build_model
 
-    keras = import_keras()
-    keras.backend.clear_session()
     reference = EfficientNet(2.2, 3.6, 672, 0.5, weights=None)
     ours = build_model("b8")
     assert [(layer.name, layer.count_params()) for layer in ours.layers] == [
@@ -97,19 +93,17 @@ def test_b8_equals_keras_reference_builder(zero_weights):
 
 
 @pytest.mark.slow
-def test_l2_equals_keras_reference_builder(zero_weights):
+def test_l2_equals_keras_reference_builder(no_weights):
     """keras.applications' builder scaled to L2, at 32 px (weights do not depend on the size).
 
-    About 18 s and 3 GB here with zero weights (35 s drawing 481 M random ones); the counter
-    is compared, not our builder (test_builder.py shows the builder and the counter agree layer
+    Its 481 M weights only declared (`no_weights`), about a second, where making them took 18 s
+    and 3 GB (35 s drawing random ones); the counter is compared, not our builder (test_builder.py shows the builder and the counter agree layer
     by layer).
     """
     from keras.src.applications.efficientnet import EfficientNet
 
-    from effnet_cli.keras.builder import deep_recursion, import_keras
+    from effnet_cli.keras.builder import deep_recursion
 
-    keras = import_keras()
-    keras.backend.clear_session()
     with deep_recursion():  # Keras recurses once per layer: L2 passes the default 1,000 frames
         reference = EfficientNet(4.3, 5.3, 800, 0.5, weights=None, input_shape=(32, 32, 3))
     costs = C.count(S.get_spec("l2"))

@@ -207,9 +207,12 @@ def _keras():
 
 
 def _reference(name: str, **options):
-    keras = _keras()
-    keras.backend.clear_session()  # keras' automatic names ('rescaling', …) restart from scratch
-    builder = getattr(keras.applications, KERAS_BUILDERS[name])
+    _keras().backend.clear_session()  # keras' automatic names ('rescaling', …) restart from scratch
+    return _keras_applications(name, **options)
+
+
+def _keras_applications(name: str, **options):
+    builder = getattr(_keras().applications, KERAS_BUILDERS[name])
     return builder(weights=None, input_shape=(SMALL, SMALL, 3), **options)
 
 
@@ -232,10 +235,10 @@ def _configs(model):
 
 
 @pytest.mark.parametrize("name", _each(KERAS_COUNTS))
-def test_same_network_as_keras_applications(name, zero_weights):
+def test_same_network_as_keras_applications(name, no_weights):
     from effnet_cli.keras.builder import build_model
 
-    reference = _reference(name)
+    reference = _keras_applications(name)  # no_weights cleared the session
     params, trainable, layers = KERAS_COUNTS[name]
     # The pinned table is keras.applications' own.
     assert (reference.count_params(), _size(reference.trainable_weights)) == (params, trainable)
@@ -252,11 +255,10 @@ def test_same_network_as_keras_applications(name, zero_weights):
     del reference, ours
 
 
-def test_width_and_depth_overrides_equal_keras_builder(zero_weights):
+def test_width_and_depth_overrides_equal_keras_builder(no_weights):
     """--width/--depth on V2-B0 against keras.applications' own EfficientNetV2 function."""
     from keras.src.applications.efficientnet_v2 import EfficientNetV2
 
-    _keras().backend.clear_session()
     reference = EfficientNetV2(1.3, 1.5, SMALL, name="efficientnetv2-b0", weights=None,
                                input_shape=(SMALL, SMALL, 3))  # fmt: skip
     costs = C.count(S.get_spec("v2-b0", width=1.3, depth=1.5, resolution=SMALL))
