@@ -529,7 +529,7 @@ def test_bench_from_refuses_a_baseline_of_another_model_before_loading(
     ("name", "options"),
     [("b0", {}), ("lite0", {}), ("seed-b0", {}), ("b1", {"include_top": False, "pooling": "avg"})],
 )
-def test_keras_macs_equal_the_spec_count(name, options):
+def test_keras_macs_equal_the_spec_count(name, options, no_weights):
     """Counted from a built Keras model's layers (what `bench --from` does) and from the spec
     (what summary does), the same number; B0's is the one keras.applications' layers give."""
     from effnet_cli import build_model

@@ -64,8 +64,7 @@ def _keras_macs(model) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("index", [0, 3])
-def test_macs_equal_a_count_over_keras_applications_layers(index):
-    keras.backend.clear_session()
+def test_macs_equal_a_count_over_keras_applications_layers(index, no_weights):
     reference = _keras_macs(getattr(keras.applications, f"EfficientNetB{index}")(weights=None))
     costs = C.count(S.get_spec(f"b{index}"))
     assert {c.name: c.macs for c in costs.layers if c.macs} == reference
@@ -74,7 +73,7 @@ def test_macs_equal_a_count_over_keras_applications_layers(index):
         assert sum(reference.values()) == B0_MACS  # the figure test_spec.py pins
 
 
-def test_output_shapes_match_the_graph():
+def test_output_shapes_match_the_graph(no_weights):
     spec = S.get_spec("b0", resolution=97)  # odd sizes: the explicit stride-2 padding matters
     model = build_model(spec)
     shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in model.layers}

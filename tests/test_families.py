@@ -97,8 +97,8 @@ def test_l2_equals_keras_reference_builder(no_weights):
     """keras.applications' builder scaled to L2, at 32 px (weights do not depend on the size).
 
     Its 481 M weights only declared (`no_weights`), about a second, where making them took 18 s
-    and 3 GB (35 s drawing random ones); the counter is compared, not our builder (test_builder.py shows the builder and the counter agree layer
-    by layer).
+    and 3 GB (35 s drawing random ones); the counter is compared, not our builder
+    (test_builder.py shows the builder and the counter agree layer by layer).
     """
     from keras.src.applications.efficientnet import EfficientNet
 
