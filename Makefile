@@ -42,9 +42,13 @@ format: $(STAMP)
 # Two workers (one a core on the 2-core CI machine), a test file each at a time, so that a
 # module's fixtures are made once; the session's shared exports are made once for both. The
 # files go in tests/conftest.py's order, the slowest first (SLOWEST_FIRST), not xdist's.
+# Bytecode is written even where the environment says not to (PYTHONDONTWRITEBYTECODE, as some
+# sandboxes set): each Python process the suite starts (its workers, Ray's, the commands it runs
+# as subprocesses) would compile TensorFlow's modules again (22 CPU-s to import
+# TensorFlow, Keras, tf2onnx, onnxruntime and Ray Data uncompiled, 9 compiled).
 TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
