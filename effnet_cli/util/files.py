@@ -76,8 +76,8 @@ def once_per_file_state(check: Callable[[Path], None]) -> Callable[[Path], None]
         check(path)
         if time.time_ns() - found.st_ctime_ns > SETTLED_NS:
             passed[state] = None
-        if len(passed) > 256:
-            del passed[next(iter(passed))]
+            if len(passed) > 256:
+                del passed[next(iter(passed))]
 
     return run
 
