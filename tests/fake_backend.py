@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ from effnet_cli import backends
 from effnet_cli.backends import keras, runtimes
 
 
-def _as_keras(path: Path) -> Path:
-    copy = Path(tempfile.mkdtemp(prefix="fake-backend-")) / "model.keras"
-    shutil.copyfile(path, copy)
-    return copy
+def _as_keras(path: Path, use: Callable[[Path], Any]) -> Any:
+    """`use` of a `.keras` copy of the file, removed once used (Keras reads it whole)."""
+    with tempfile.TemporaryDirectory(prefix="fake-backend-") as folder:
+        copy = Path(folder) / "model.keras"
+        shutil.copyfile(path, copy)
+        return use(copy)
 
 
 def write(model: Any, path: Path, **_: Any) -> None:
@@ -29,11 +32,12 @@ def write(model: Any, path: Path, **_: Any) -> None:
 
 def load(path: Path, device: str = "cpu", threads: int | None = None,
          precision: str = "fp32") -> runtimes.Runner:  # fmt: skip
-    return replace(keras.keras_file_runner(_as_keras(path), device), runtime="fake")
+    runner = _as_keras(path, lambda copy: keras.keras_file_runner(copy, device))
+    return replace(runner, runtime="fake")
 
 
 FORMAT = backends.Format(
-    name="fake", suffix=".fake", read=lambda path: keras.read_keras(_as_keras(path)), write=write
+    name="fake", suffix=".fake", read=lambda path: _as_keras(path, keras.read_keras), write=write
 )
 RECORD = backends.Backend(
     name="fake",
